@@ -1,0 +1,100 @@
+"""The manifest: one row per face crop, the only thing training and evaluation read.
+
+Columns (fake = 1 is the positive class):
+
+============== =========================================================================
+crop_path      crop image, relative to the manifest's folder
+dataset        adapter name (``ffpp``, ``celebdf`` ...)
+video_id       the video's id within the dataset
+video_path     the video file as prepare saw it
+label          1 fake, 0 real
+method         manipulation method (fakes) or real source (reals)
+source_id      the person or source clip the video is of (its first source id)
+source_ids     all people/source clips it involves, ``|``-joined (FF++ fake: ``A|B``)
+frame_index    frame number in display order
+time_s         presentation time in seconds
+track_id       face track within the video (0 when only the largest face is kept)
+det_score      the detector's confidence
+x1 y1 x2 y2    detection box in frame pixels
+official_split the dataset's own split of the video, where it has one
+split_paper    ``train``/``val``/``test`` under each protocol (see :mod:`unmask.data.splits`)
+split_video
+split_official
+============== =========================================================================
+
+The Parquet file's metadata holds how it was made (``unmask`` key, JSON).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from unmask.data.splits import PROTOCOLS, split_column
+from unmask.errors import ManifestError, unknown_name
+from unmask.utils.atomic import atomic_path
+
+MANIFEST_NAME = "manifest.parquet"
+CROP_COLUMNS = [
+    "crop_path", "dataset", "video_id", "video_path", "label", "method", "source_id", "source_ids",
+    "frame_index", "time_s", "track_id", "det_score", "x1", "y1", "x2", "y2", "official_split",
+]
+SPLIT_COLUMNS = [split_column(p) for p in PROTOCOLS]
+
+
+def write_manifest(df: pd.DataFrame, path: str | Path, metadata: dict) -> Path:
+    """Write ``df`` to ``path`` atomically, with ``metadata`` in the file's key-value metadata."""
+    path = Path(path)
+    table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"unmask": json.dumps(metadata).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
+def read_manifest(path: str | Path, *, need_splits: bool = True) -> tuple[pd.DataFrame, dict]:
+    """Read a manifest (a file, or the folder holding ``manifest.parquet``) and its metadata.
+
+    Raises:
+        ManifestError: missing or unreadable file, missing columns, or (with ``need_splits``) a
+            shard manifest that has not been merged yet.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / MANIFEST_NAME
+    if not path.is_file():
+        raise ManifestError(f"No manifest at {path}; run `unmask prepare` first")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise ManifestError(f"{path} is not a readable manifest ({exc}); run `unmask prepare` again") from exc
+    metadata = json.loads((table.schema.metadata or {}).get(b"unmask", b"{}"))
+    df = table.to_pandas()
+    check_manifest(df, path, need_splits=need_splits)
+    return df, metadata
+
+
+def check_manifest(df: pd.DataFrame, path: Path | str = "manifest", *, need_splits: bool = True) -> None:
+    """Raise :class:`ManifestError` if ``df`` lacks a column a later stage reads."""
+    missing = [c for c in CROP_COLUMNS if c not in df.columns]
+    if missing:
+        raise ManifestError(f"{path} lacks columns {', '.join(missing)}; prepare it again with this unmask")
+    if need_splits and any(c not in df.columns for c in SPLIT_COLUMNS):
+        raise ManifestError(f"{path} is one shard of a sharded run; combine the shards with `unmask merge` first")
+
+
+def select_split(df: pd.DataFrame, protocol: str, split: str) -> pd.DataFrame:
+    """Rows of ``df`` in ``split`` (``train``/``val``/``test``) under ``protocol``."""
+    if protocol not in PROTOCOLS:
+        raise unknown_name("split protocol", protocol, PROTOCOLS)
+    column = split_column(protocol)
+    if column not in df.columns:
+        raise ManifestError(f"The manifest has no {protocol!r} split; prepare it again with this unmask")
+    rows = df[df[column] == split]
+    if rows.empty:
+        raise ManifestError(f"The manifest's {protocol!r} protocol has no {split!r} videos; choose another --protocol")
+    return rows

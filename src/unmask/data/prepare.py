@@ -1,0 +1,336 @@
+"""``unmask prepare``: dataset on disk -> face crops + manifest, resumable, in worker processes.
+
+Each video is one task: sample frames, detect, track and crop faces, write the crops into a
+temporary folder, move it into place, then record the video as done in ``DIR/.unmask/done/``.
+A video counts as finished only once that record exists, so an interrupted run (Ctrl-C, kill,
+power cut) never mistakes half-written crops for complete ones; started again, it skips the
+finished videos. The manifest is written last, atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import time
+import zlib
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import cv2
+import pandas as pd
+
+from unmask import __version__
+from unmask.data.manifest import MANIFEST_NAME, read_manifest, write_manifest
+from unmask.data.sources import VideoItem, list_videos
+from unmask.data.splits import add_splits
+from unmask.errors import UnmaskError
+from unmask.faces.detectors import DEFAULT_DETECTOR, create_detector
+from unmask.faces.extract import FaceExtractor
+from unmask.utils.atomic import write_atomic
+from unmask.video.sampling import FrameSampler, sample_frames
+
+logger = logging.getLogger(__name__)
+
+STATE_DIR = ".unmask"
+FAILURES_NAME = "failures.csv"
+IMAGE_FORMATS = ("png", "jpg")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """How to turn videos into face crops. Every field but ``workers`` and ``shard`` is recorded
+    with the output, and a resumed run must use the same values.
+
+    Attributes:
+        dataset: adapter name (see :data:`unmask.data.sources.DATASETS`).
+        sampler: which frames to take.
+        detector: face detector name; ``device`` for the torch backend.
+        margin: crop side over the face box's longer side.
+        size_px: saved crop side.
+        keep: ``largest`` face per frame or ``all`` faces in tracks.
+        image_format: ``png`` (lossless, default) or ``jpg`` (quality 95; smaller, but adds its
+            own compression traces to what a detector sees).
+        dataset_options: adapter options, e.g. ``{"compression": "c23"}`` for ``ffpp``.
+        workers: worker processes (1: in this process).
+        shard: ``(k, n)``: process only the k-th of n deterministic parts (1-based).
+        seed: seed of the split protocols.
+    """
+
+    dataset: str
+    sampler: FrameSampler = field(default_factory=FrameSampler)
+    detector: str = DEFAULT_DETECTOR
+    margin: float = 1.3
+    size_px: int = 224
+    keep: str = "largest"
+    image_format: str = "png"
+    dataset_options: dict = field(default_factory=dict)
+    min_score: float = 0.9
+    max_side_px: int = 640
+    device: str | None = None
+    workers: int = 1
+    shard: tuple[int, int] | None = None
+    seed: int = 42
+
+    def __post_init__(self):
+        if self.image_format not in IMAGE_FORMATS:
+            raise UnmaskError(f"--image-format must be one of {', '.join(IMAGE_FORMATS)}, not {self.image_format!r}")
+        if self.workers < 1:
+            raise UnmaskError(f"--workers must be at least 1, not {self.workers}")
+        if self.shard is not None:
+            k, n = self.shard
+            if not 1 <= k <= n:
+                raise UnmaskError(f"--shard must be K/N with 1 <= K <= N, not {k}/{n}")
+
+    def recorded(self) -> dict:
+        """The settings that decide what the crops look like (compared when a run is resumed)."""
+        d = asdict(self)
+        for volatile in ("workers", "shard", "device"):
+            d.pop(volatile)
+        return d
+
+
+@dataclass
+class PrepareProgress:
+    """Counts so far, handed to the progress callback after each video."""
+
+    total: int
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    crops: int = 0
+
+
+@dataclass(frozen=True)
+class PrepareSummary:
+    """What a prepare run did."""
+
+    out_dir: Path
+    videos: int
+    processed: int
+    skipped: int
+    failed: int
+    crops: int
+    seconds: float
+    manifest: Path | None
+    failures: Path | None
+
+
+def shard_items(items: list[VideoItem], shard: tuple[int, int] | None) -> list[VideoItem]:
+    """The items of shard ``(k, n)``: decided by a hash of the video id, so every machine agrees."""
+    if shard is None:
+        return items
+    k, n = shard
+    return [item for item in items if zlib.crc32(item.video_id.encode()) % n == k - 1]
+
+
+def _key(video_id: str) -> str:
+    return video_id.replace("/", "__")
+
+
+# --- work on one video (runs in a worker process) -------------------------------------------------
+
+_EXTRACTOR: FaceExtractor | None = None
+
+
+def _init_worker(config: PrepareConfig, single_thread: bool) -> None:
+    global _EXTRACTOR
+    if single_thread:  # one process per core: keep OpenCV and torch from fighting over cores
+        cv2.setNumThreads(1)
+        try:
+            import torch
+
+            torch.set_num_threads(1)
+        except ImportError:
+            pass
+    detector = create_detector(config.detector, min_score=config.min_score, max_side_px=config.max_side_px,
+                               device=config.device)
+    _EXTRACTOR = FaceExtractor(detector, margin=config.margin, size_px=config.size_px, keep=config.keep)
+
+
+def _process_video(item: VideoItem, out_dir: Path, config: PrepareConfig) -> tuple[str, list[dict] | None, str | None]:
+    """Crop the faces of one video; returns ``(video_id, rows, None)`` or ``(video_id, None, reason)``."""
+    try:
+        frames = sample_frames(item.path, config.sampler)
+        crops = _EXTRACTOR(frames)
+        if not crops:
+            return item.video_id, None, f"no face found in {len(frames)} sampled frames"
+        final = out_dir / "crops" / item.video_id
+        partial = out_dir / STATE_DIR / "partial" / _key(item.video_id)
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        rows = []
+        params = [cv2.IMWRITE_JPEG_QUALITY, 95] if config.image_format == "jpg" else []
+        for crop in crops:
+            name = f"{crop.frame_index:06d}_{crop.track_id:02d}.{config.image_format}"
+            if not cv2.imwrite(str(partial / name), cv2.cvtColor(crop.image, cv2.COLOR_RGB2BGR), params):
+                raise OSError(f"could not write {partial / name}")
+            x1, y1, x2, y2 = crop.box
+            rows.append({
+                "crop_path": (Path("crops") / item.video_id / name).as_posix(),
+                "dataset": config.dataset,
+                "video_id": item.video_id,
+                "video_path": str(item.path.resolve()),
+                "label": item.label,
+                "method": item.method,
+                "source_id": item.source_ids[0],
+                "source_ids": "|".join(item.source_ids),
+                "frame_index": crop.frame_index,
+                "time_s": crop.time_s,
+                "track_id": crop.track_id,
+                "det_score": crop.score,
+                "x1": x1, "y1": y1, "x2": x2, "y2": y2,
+                "official_split": item.official_split,
+            })
+        if final.exists():
+            shutil.rmtree(final)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(partial, final)
+        with write_atomic(out_dir / STATE_DIR / "done" / f"{_key(item.video_id)}.json", "w") as fh:
+            json.dump(rows, fh)
+        return item.video_id, rows, None
+    except UnmaskError as exc:
+        return item.video_id, None, str(exc)
+    except Exception as exc:  # one odd file must not end a long run: record it and go on
+        logger.exception("unexpected error on %s", item.path)
+        return item.video_id, None, f"unexpected {type(exc).__name__}: {exc}"
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def _check_resumable(out_dir: Path, root: Path, config: PrepareConfig) -> None:
+    """Refuse to mix crops made with other settings into ``out_dir``; record ours."""
+    record_path = out_dir / STATE_DIR / "config.json"
+    ours = {"root": str(root.resolve()), **config.recorded(), "sampler": asdict(config.sampler)}
+    ours = json.loads(json.dumps(ours))
+    if record_path.is_file():
+        theirs = json.loads(record_path.read_text())
+        changed = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+        if changed:
+            raise UnmaskError(
+                f"{out_dir} holds crops prepared with other settings ({', '.join(changed)}); "
+                "use another --out, or delete it to start over"
+            )
+    else:
+        with write_atomic(record_path, "w") as fh:
+            json.dump(ours, fh, indent=1)
+
+
+def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
+            progress: Callable[[PrepareProgress], None] | None = None) -> PrepareSummary:
+    """Turn the dataset at ``root`` into face crops and ``out_dir/manifest.parquet``.
+
+    Finished videos of an earlier run into the same ``out_dir`` are kept and skipped. Videos that
+    fail (unreadable, no frame, no face) are listed with the reason in ``out_dir/failures.csv``
+    and the run goes on.
+
+    Args:
+        root: dataset folder (for ``csv``: the CSV file).
+        out_dir: where crops, manifest and failures go.
+        config: see :class:`PrepareConfig`.
+        progress: called with a :class:`PrepareProgress` after every video.
+
+    Returns:
+        A :class:`PrepareSummary`; ``manifest`` is None when no video gave a face.
+
+    Raises:
+        DatasetLayoutError: ``root`` is missing, empty or not laid out as ``config.dataset``.
+    """
+    started = time.perf_counter()
+    root, out_dir = Path(root), Path(out_dir)
+    items = shard_items(list_videos(root, config.dataset, **config.dataset_options), config.shard)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _check_resumable(out_dir, root, config)
+    shutil.rmtree(out_dir / STATE_DIR / "partial", ignore_errors=True)  # leftovers of a killed run
+    done_dir = out_dir / STATE_DIR / "done"
+    done_dir.mkdir(parents=True, exist_ok=True)
+
+    state = PrepareProgress(total=len(items))
+    rows_by_video: dict[str, list[dict]] = {}
+    todo = []
+    for item in items:
+        record = done_dir / f"{_key(item.video_id)}.json"
+        if record.is_file():
+            rows_by_video[item.video_id] = json.loads(record.read_text())
+            state.skipped += 1
+            state.crops += len(rows_by_video[item.video_id])
+        else:
+            todo.append(item)
+    if progress and state.skipped:
+        progress(state)
+
+    failures: list[dict] = []
+    by_id = {item.video_id: item for item in items}
+
+    def record(video_id, rows, reason):
+        state.done += 1
+        if rows is None:
+            state.failed += 1
+            failures.append({"video_id": video_id, "path": str(by_id[video_id].path), "reason": reason})
+            logger.info("%s failed: %s", video_id, reason)
+        else:
+            rows_by_video[video_id] = rows
+            state.crops += len(rows)
+        if progress:
+            progress(state)
+
+    workers = min(config.workers, max(1, len(todo)))
+    if workers == 1:
+        _init_worker(config, single_thread=False)
+        for item in todo:
+            record(*_process_video(item, out_dir, config))
+    else:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+                                 initargs=(config, True)) as pool:
+            pending = {pool.submit(_process_video, item, out_dir, config) for item in todo}
+            try:
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        record(*future.result())
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+    failures_path = out_dir / FAILURES_NAME
+    with write_atomic(failures_path, "w") as fh:
+        pd.DataFrame(failures, columns=["video_id", "path", "reason"]).to_csv(fh, index=False)
+
+    manifest_path = None
+    rows = [row for item in items for row in rows_by_video.get(item.video_id, [])]
+    if rows:
+        metadata = {"unmask_version": __version__, "root": str(root.resolve()), **config.recorded(),
+                    "shard": list(config.shard) if config.shard else None}
+        metadata = json.loads(json.dumps(metadata, default=str))
+        df = pd.DataFrame(rows)
+        if config.shard is None:
+            df = add_splits(df, seed=config.seed)
+        manifest_path = write_manifest(df, out_dir / MANIFEST_NAME, metadata)
+    return PrepareSummary(out_dir, len(items), state.done - state.failed, state.skipped, state.failed,
+                          state.crops, time.perf_counter() - started, manifest_path,
+                          failures_path if failures else None)
+
+
+def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, seed: int = 42) -> Path:
+    """Combine the manifests of ``prepare --shard`` runs into one, with splits over all of them.
+
+    Crops stay where they are; their paths are rewritten relative to ``out_dir``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    frames, metadata = [], {}
+    for shard_dir in map(Path, shard_dirs):
+        df, meta = read_manifest(shard_dir, need_splits=False)
+        rel = os.path.relpath(shard_dir.resolve(), out_dir.resolve())
+        df["crop_path"] = [Path(os.path.normpath(Path(rel) / p)).as_posix() for p in df["crop_path"]]
+        frames.append(df.drop(columns=[c for c in df.columns if c.startswith("split_")]))
+        metadata = {**meta, "shard": None, "merged_from": [str(d) for d in shard_dirs]}
+    merged = pd.concat(frames, ignore_index=True)
+    if merged.duplicated(["video_id", "frame_index", "track_id"]).any():
+        raise UnmaskError("The shards overlap (a video appears twice); merge each shard once")
+    return write_manifest(add_splits(merged, seed=seed), out_dir / MANIFEST_NAME, metadata)

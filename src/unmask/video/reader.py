@@ -1,0 +1,122 @@
+"""Open videos with PyAV and decode them in order, in display orientation, as RGB frames."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from unmask.errors import VideoReadError
+
+logger = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One decoded frame.
+
+    Attributes:
+        index: position of the frame in display order, from 0.
+        time_s: presentation time in seconds (from the stream's timestamps, so VFR is exact).
+        image: ``(H, W, 3) uint8`` RGB in display orientation (rotation metadata applied).
+    """
+
+    index: int
+    time_s: float
+    image: np.ndarray
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a video is, without decoding it."""
+
+    path: Path
+    num_frames: int
+    fps: float
+    duration_s: float
+    width: int
+    height: int
+    codec: str
+
+
+def open_video(path: str | Path) -> av.container.InputContainer:
+    """Open ``path`` for reading, or raise :class:`VideoReadError` saying why not."""
+    path = Path(path)
+    if not path.is_file():
+        raise VideoReadError(f"No such video file: {path}")
+    if path.stat().st_size == 0:
+        raise VideoReadError(f"{path.name} is empty (0 bytes); re-copy or remove it")
+    try:
+        container = av.open(str(path), mode="r")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise VideoReadError(f"{path.name} is not a readable video ({_reason(exc)})") from exc
+    if not container.streams.video:
+        container.close()
+        raise VideoReadError(f"{path.name} has no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return container
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+def count_frames(container: av.container.InputContainer) -> int:
+    """Number of frames in the first video stream: the header's count, else a demux pass (no decoding)."""
+    stream = container.streams.video[0]
+    if stream.frames and stream.frames > 0:
+        return int(stream.frames)
+    n = sum(1 for packet in container.demux(stream) if packet.size)
+    container.seek(0)
+    return n
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Describe a video from its headers (and a demux pass where the header has no frame count)."""
+    with open_video(path) as container:
+        stream = container.streams.video[0]
+        fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+        n = count_frames(container)
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        else:
+            duration = n / fps if fps else 0.0
+        return VideoInfo(Path(path), n, fps, duration, stream.width, stream.height, stream.codec_context.name)
+
+
+def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """Convert a decoded frame to ``(H, W, 3) uint8`` RGB, turned upright by its rotation metadata."""
+    image = frame.to_ndarray(format="rgb24")
+    quarter_turns = (int(round(frame.rotation or 0)) // 90) % 4
+    if quarter_turns:
+        image = np.ascontiguousarray(np.rot90(image, k=quarter_turns))
+    return image
+
+
+def frame_time(frame: av.VideoFrame, index: int, fps: float) -> float:
+    """Presentation time of ``frame`` in seconds; falls back on ``index / fps`` without timestamps."""
+    if frame.time is not None:
+        return float(frame.time)
+    return index / fps if fps else 0.0
+
+
+def iter_decoded(container: av.container.InputContainer, path: Path) -> Iterator[av.VideoFrame]:
+    """Decode the first video stream in display order; a broken tail ends the stream with a warning.
+
+    Truncated files are common in scraped datasets: the frames before the damage are still good.
+    """
+    stream = container.streams.video[0]
+    try:
+        yield from container.decode(stream)
+    except (av.FFmpegError, EOFError) as exc:
+        logger.warning("%s: decoding stopped early (%s)", path.name, _reason(exc))
