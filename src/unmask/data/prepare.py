@@ -15,7 +15,7 @@ import multiprocessing as mp
 import os
 import shutil
 import time
-import zlib
+import hashlib
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,9 +28,9 @@ from unmask import __version__
 from unmask.data.manifest import MANIFEST_NAME, read_manifest, write_manifest
 from unmask.data.sources import VideoItem, list_videos
 from unmask.data.splits import add_splits
-from unmask.errors import UnmaskError
-from unmask.faces.detectors import DEFAULT_DETECTOR, create_detector
-from unmask.faces.extract import FaceExtractor
+from unmask.errors import UnmaskError, unknown_name
+from unmask.faces.detectors import DEFAULT_DETECTOR, DETECTORS, create_detector
+from unmask.faces.extract import KEEP_MODES, FaceExtractor
 from unmask.utils.atomic import write_atomic
 from unmask.video.sampling import FrameSampler, sample_frames
 
@@ -77,6 +77,10 @@ class PrepareConfig:
     seed: int = 42
 
     def __post_init__(self):
+        if self.detector not in DETECTORS:
+            raise unknown_name("face detector", self.detector, DETECTORS)
+        if self.keep not in KEEP_MODES:
+            raise UnmaskError(f"--keep must be one of {', '.join(KEEP_MODES)}, not {self.keep!r}")
         if self.image_format not in IMAGE_FORMATS:
             raise UnmaskError(f"--image-format must be one of {', '.join(IMAGE_FORMATS)}, not {self.image_format!r}")
         if self.workers < 1:
@@ -125,7 +129,8 @@ def shard_items(items: list[VideoItem], shard: tuple[int, int] | None) -> list[V
     if shard is None:
         return items
     k, n = shard
-    return [item for item in items if zlib.crc32(item.video_id.encode()) % n == k - 1]
+    # sha1, not crc32: CRC is linear, so ids of one pattern can all land in one shard.
+    return [item for item in items if int(hashlib.sha1(item.video_id.encode()).hexdigest(), 16) % n == k - 1]
 
 
 def _key(video_id: str) -> str:
@@ -244,6 +249,8 @@ def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
     started = time.perf_counter()
     root, out_dir = Path(root), Path(out_dir)
     items = shard_items(list_videos(root, config.dataset, **config.dataset_options), config.shard)
+    if not items:
+        raise UnmaskError(f"Shard {config.shard[0]}/{config.shard[1]} holds none of the videos; use fewer shards")
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_resumable(out_dir, root, config)
     shutil.rmtree(out_dir / STATE_DIR / "partial", ignore_errors=True)  # leftovers of a killed run

@@ -3,9 +3,10 @@
 - ``paper``: crops split at random, stratified by label, seed 42: 10% test, then 10% of the rest
   for validation, exactly as the paper (``train_test_split`` twice). Frames of one video land on
   both sides, so its test scores are inflated: kept to reproduce the paper, not to trust.
-- ``video``: whole videos, grouped so that videos sharing a person or source clip (FF++ ``A`` and
-  ``A_B``; Celeb-DF ``idX``) stay on one side; groups are drawn at random (seed 42) until test and
-  validation hold their share of each label.
+- ``video``: whole videos, grouped so that videos sharing a person or source clip (FF++ ``A``,
+  ``B``, ``A_B`` and ``B_A``; Celeb-DF ``idX``) stay on one side; groups are drawn at random
+  (seed 42) until test and validation hold their share of each label (see :func:`video_groups`
+  for the Celeb-DF caveat).
 - ``official``: the dataset's own lists (FF++ 720/140/140, Celeb-DF's test list, DFDC's field, a
   CSV's ``split`` column). Where the lists name no validation set, one is carved out of the
   official training videos the way ``video`` does it.
@@ -73,6 +74,22 @@ def group_videos(source_ids: Sequence[Sequence[str]]) -> list[str]:
     return [find(ids[0]) for ids in source_ids]
 
 
+def video_groups(source_ids: Sequence[Sequence[str]], *, max_share: float = 0.5) -> list[str]:
+    """Groups for the ``video`` split: shared sources joined, unless that joins too much.
+
+    Face swaps link two people, and in Celeb-DF-v2 the links chain nearly every celebrity into one
+    group, which leaves nothing to hold out. When one group would hold more than ``max_share`` of
+    the videos, videos are grouped by their own person or source clip (the first source id)
+    instead: no clip and no filmed person is then on two sides, but a swapped-in face can be.
+    """
+    groups = group_videos(source_ids)
+    if groups and Counter(groups).most_common(1)[0][1] > max_share * len(groups):
+        logger.warning("shared sources join %d of %d videos into one group; grouping the video split by "
+                       "each video's own source instead", Counter(groups).most_common(1)[0][1], len(groups))
+        groups = [ids[0] for ids in source_ids]
+    return groups
+
+
 def split_groups(labels: Sequence[int], groups: Sequence[str], *, seed: int = SEED, test_size: float = TEST_SIZE,
                  val_size: float = VAL_SIZE, splits: Sequence[str] = ("test", "val")) -> np.ndarray:
     """Split videos so that no group is on two sides, each side holding its share of each label.
@@ -117,7 +134,7 @@ def add_splits(crops: pd.DataFrame, *, seed: int = SEED) -> pd.DataFrame:
     df[split_column("paper")] = split_paper(df["label"].to_numpy(), seed=seed)
 
     videos = df.drop_duplicates("video_id")[["video_id", "label", "source_ids", "official_split"]]
-    groups = group_videos([s.split("|") for s in videos["source_ids"]])
+    groups = video_groups([s.split("|") for s in videos["source_ids"]])
     video_split = split_groups(videos["label"].to_numpy(), groups, seed=seed)
     df[split_column("video")] = df["video_id"].map(dict(zip(videos["video_id"], video_split)))
 

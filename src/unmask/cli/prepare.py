@@ -1,0 +1,107 @@
+"""``unmask prepare`` and ``unmask merge``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from tqdm import tqdm
+
+from unmask.cli import app
+from unmask.data.prepare import PrepareConfig, merge_manifests, prepare
+from unmask.errors import UnmaskError
+from unmask.video.sampling import FrameSampler
+
+EXIT_SOME_FAILED = 3
+
+
+def parse_shard(text: Optional[str]) -> tuple[int, int] | None:
+    """``"2/8"`` -> ``(2, 8)``."""
+    if not text:
+        return None
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise UnmaskError(f"--shard must look like K/N (e.g. 2/8), not {text!r}") from None
+    return k, n
+
+
+@app.command("prepare")
+def prepare_command(
+    root: Path = typer.Argument(..., help="Dataset folder (for --dataset csv: the CSV file)."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Layout: celebdf, ffpp, dfdc, folder or csv."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder for crops and manifest.parquet."),
+    sampler: str = typer.Option("uniform", help="Frames: uniform, stride, codec_keyframes, content_keyframes."),
+    num_frames: int = typer.Option(32, help="Frames per video (uniform), or the most kept (others; 0 = all)."),
+    every_n: int = typer.Option(10, help="Stride of --sampler stride."),
+    detector: str = typer.Option("mtcnn", help="Face detector: mtcnn, facenet or haar."),
+    margin: float = typer.Option(1.3, help="Crop side over the face box's longer side."),
+    size: int = typer.Option(224, help="Crop side in pixels."),
+    keep: str = typer.Option("largest", help="largest face per frame, or all faces linked into tracks."),
+    image_format: str = typer.Option("png", help="png (lossless) or jpg."),
+    compression: str = typer.Option("c23", help="FF++ only: raw, c23 or c40."),
+    methods: Optional[str] = typer.Option(None, help="FF++ only: comma-separated methods (default: all found)."),
+    workers: int = typer.Option(1, help="Worker processes (one per core is a good start)."),
+    shard: Optional[str] = typer.Option(None, help="K/N: do only the K-th of N parts; combine with `unmask merge`."),
+    device: Optional[str] = typer.Option(None, help="Torch device for --detector facenet (default: cuda if there is one)."),
+):
+    """Turn a video dataset into face crops and a manifest with train/val/test splits.
+
+    Example: unmask prepare /data/FaceForensics++ --dataset ffpp --out runs/ffpp --workers 2
+    """
+    options = {}
+    if dataset == "ffpp":
+        options["compression"] = compression
+        if methods:
+            options["methods"] = tuple(m.strip() for m in methods.split(",") if m.strip())
+    config = PrepareConfig(
+        dataset=dataset,
+        sampler=FrameSampler(sampler, num_frames, every_n),
+        detector=detector,
+        margin=margin,
+        size_px=size,
+        keep=keep,
+        image_format=image_format,
+        dataset_options=options,
+        workers=workers,
+        shard=parse_shard(shard),
+        device=device,
+    )
+    bar = None
+
+    def progress(state):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=state.total, unit="video", desc="prepare", disable=None)
+        bar.n = state.done + state.skipped
+        bar.set_postfix(faces=state.crops, failed=state.failed, refresh=False)
+        bar.refresh()
+
+    try:
+        summary = prepare(root, out, config, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    typer.echo(
+        f"{summary.videos} videos: {summary.processed} prepared, {summary.skipped} already done, "
+        f"{summary.failed} failed; {summary.crops} face crops in {summary.seconds:.1f} s"
+    )
+    if summary.manifest:
+        typer.echo(f"manifest: {summary.manifest}")
+    if summary.failures:
+        typer.secho(f"{summary.failed} videos failed; reasons in {summary.failures}", fg="yellow", err=True)
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+@app.command("merge")
+def merge_command(
+    shards: list[Path] = typer.Argument(..., help="Output folders of `unmask prepare --shard K/N` runs."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the combined manifest.parquet."),
+):
+    """Combine the manifests of sharded prepare runs into one, with splits over all videos.
+
+    Example: unmask merge runs/part1 runs/part2 --out runs/all
+    """
+    path = merge_manifests(shards, out)
+    typer.echo(f"manifest: {path}")

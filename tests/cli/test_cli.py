@@ -1,0 +1,52 @@
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+
+def unmask(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "unmask", *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("command", [[], ["prepare"], ["merge"], ["demo-clips"]])
+def test_help_shows_an_example(command):
+    result = unmask(*command, "--help")
+    assert result.returncode == 0
+    assert "Example: unmask" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["prepare", "/no/such/dir", "--dataset", "ffpp", "--out", "x"], "error: Dataset root /no/such/dir does not exist"),
+    (["prepare", ".", "--dataset", "ffp", "--out", "x"], "error: Unknown dataset 'ffp'; choose one of celebdf, csv, dfdc, ffpp, folder. Did you mean 'ffpp'?"),
+    (["prepare", ".", "--dataset", "folder", "--out", "x", "--shard", "3"], "error: --shard must look like K/N"),
+    (["prepare", ".", "--dataset", "folder", "--out", "x", "--sampler", "keyframe"], "error: Unknown frame sampler 'keyframe'"),
+    (["prepare", ".", "--dataset", "folder", "--out", "x", "--detector", "retina"], "error: Unknown face detector 'retina'"),
+])
+def test_user_errors_are_one_line_and_exit_1(args, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "unmask", *args], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith(message), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not (tmp_path / "x" / "manifest.parquet").exists()
+
+
+def test_demo_clips_then_prepare_with_a_failure_exits_3(tmp_path):
+    assert unmask("demo-clips", tmp_path / "clips", "--clips", "1", "--seconds", "1").returncode == 0
+    (tmp_path / "clips" / "fake" / "broken.mp4").write_bytes(b"\0" * 100)
+    result = unmask("prepare", tmp_path / "clips", "--dataset", "folder", "--out", tmp_path / "out", "--num-frames", "4")
+    assert result.returncode == 3, result.stderr
+    assert "3 videos: 2 prepared, 0 already done, 1 failed; 8 face crops" in result.stdout
+    assert "1 videos failed; reasons in" in result.stderr
+    df = pd.read_parquet(tmp_path / "out" / "manifest.parquet")
+    assert sorted(df["video_id"].unique()) == ["fake/fake_astronaut_00", "real/real_astronaut_00"]
+
+
+def test_shard_and_merge_from_the_command_line(demo_clips, tmp_path):
+    for k in (1, 2):
+        result = unmask("prepare", demo_clips, "--dataset", "folder", "--out", tmp_path / f"s{k}", "--shard", f"{k}/2",
+                        "--num-frames", "2", "--size", "32")
+        assert result.returncode == 0, result.stderr
+    result = unmask("merge", tmp_path / "s1", tmp_path / "s2", "--out", tmp_path / "all")
+    assert result.returncode == 0, result.stderr
+    assert pd.read_parquet(tmp_path / "all" / "manifest.parquet")["video_id"].nunique() == 4

@@ -1,0 +1,124 @@
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from unmask.data.manifest import CROP_COLUMNS, read_manifest
+from unmask.data.prepare import PrepareConfig, merge_manifests, prepare
+from unmask.demo import make_demo_dataset, write_video
+from unmask.errors import ManifestError, UnmaskError
+from unmask.video import FrameSampler
+
+SMALL = dict(sampler=FrameSampler("uniform", 4), size_px=64)
+
+
+@pytest.fixture
+def dataset_with_bad_files(demo_clips, tmp_path):
+    root = tmp_path / "data"
+    shutil.copytree(demo_clips, root)
+    (root / "fake" / "zero.mp4").write_bytes(b"")
+    (root / "fake" / "notes.mp4").write_text("not a video at all\n" * 20)
+    whole = (root / "real" / "real_astronaut_00.mp4").read_bytes()
+    (root / "real" / "header_only.mp4").write_bytes(whole[:200])
+    write_video(root / "real" / "no_face.mp4", [np.full((120, 160, 3), v, np.uint8) for v in range(60, 140, 10)])
+    return root
+
+
+def test_prepare_writes_crops_manifest_and_failures(dataset_with_bad_files, tmp_path):
+    out = tmp_path / "out"
+    seen = []
+    summary = prepare(dataset_with_bad_files, out, PrepareConfig("folder", **SMALL), progress=lambda s: seen.append(s.done))
+    assert (summary.videos, summary.processed, summary.failed) == (8, 4, 4)
+    assert summary.crops == 16 and seen[-1] == 8
+    failures = pd.read_csv(out / "failures.csv").set_index("video_id")["reason"]
+    assert set(failures.index) == {"fake/zero", "fake/notes", "real/header_only", "real/no_face"}
+    assert "is empty" in failures["fake/zero"]
+    assert "not a readable video" in failures["fake/notes"]
+    assert "no face found in 4 sampled frames" in failures["real/no_face"]
+
+    df, meta = read_manifest(out)
+    assert set(CROP_COLUMNS) <= set(df.columns) and len(df) == 16
+    assert meta["dataset"] == "folder" and meta["size_px"] == 64
+    assert df.groupby("video_id")["label"].first().to_dict() == {
+        "fake/fake_astronaut_00": 1, "fake/fake_hopper_01": 1, "real/real_astronaut_00": 0, "real/real_hopper_01": 0}
+    for path in df["crop_path"]:
+        image = cv2.imread(str(out / path))
+        assert image is not None and image.shape == (64, 64, 3)
+    assert set(df["split_paper"]) <= {"train", "val", "test"}
+    assert df.groupby("video_id")["split_video"].nunique().eq(1).all()
+    assert df["split_official"].isna().all()  # the folder layout has no official lists
+
+
+def test_a_second_run_skips_finished_videos_and_refuses_other_settings(demo_clips, tmp_path):
+    out = tmp_path / "out"
+    first = prepare(demo_clips, out, PrepareConfig("folder", **SMALL))
+    before = pd.read_parquet(out / "manifest.parquet")
+    second = prepare(demo_clips, out, PrepareConfig("folder", **SMALL))
+    assert (second.skipped, second.processed, second.crops) == (4, 0, first.crops)
+    pd.testing.assert_frame_equal(before, pd.read_parquet(out / "manifest.parquet"))
+    with pytest.raises(UnmaskError, match="prepared with other settings \\(size_px\\)"):
+        prepare(demo_clips, out, PrepareConfig("folder", sampler=SMALL["sampler"], size_px=96))
+
+
+def test_workers_give_the_same_manifest_as_one_process(demo_clips, tmp_path):
+    one = prepare(demo_clips, tmp_path / "one", PrepareConfig("folder", **SMALL))
+    two = prepare(demo_clips, tmp_path / "two", PrepareConfig("folder", workers=2, **SMALL))
+    a, b = (pd.read_parquet(s.manifest).drop(columns=["det_score", "x1", "y1", "x2", "y2"]) for s in (one, two))
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_shards_merge_into_the_unsharded_manifest(demo_clips, tmp_path):
+    whole = pd.read_parquet(prepare(demo_clips, tmp_path / "whole", PrepareConfig("folder", **SMALL)).manifest)
+    parts = [tmp_path / f"part{k}" for k in (1, 2)]
+    sizes = [prepare(demo_clips, p, PrepareConfig("folder", shard=(k, 2), **SMALL)).videos for k, p in zip((1, 2), parts)]
+    assert sum(sizes) == 4
+    with pytest.raises(ManifestError, match="one shard of a sharded run; combine the shards with `unmask merge`"):
+        read_manifest(parts[0])
+    merged = pd.read_parquet(merge_manifests(parts, tmp_path / "all"))
+    assert all((tmp_path / "all" / p).is_file() for p in merged["crop_path"])
+    keep = ["video_id", "frame_index", "label", "split_paper", "split_video"]
+    pd.testing.assert_frame_equal(whole[keep], merged[keep])
+    with pytest.raises(UnmaskError, match="shards overlap"):
+        merge_manifests([parts[0], parts[0]], tmp_path / "twice")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_run_keeps_finished_videos_and_resumes(tmp_path, sig):
+    root = make_demo_dataset(tmp_path / "clips", clips_per_class=6, seconds=2.0, fps=10)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "unmask", "prepare", str(root), "--dataset", "folder", "--out", str(out),
+               "--num-frames", "6", "--size", "64"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = out / ".unmask" / "done"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(done.glob("*.json"))) < 2:
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    finished = len(list(done.glob("*.json")))
+    assert 2 <= finished < 12, "the run ended before it could be interrupted"
+    assert not (out / "manifest.parquet").exists()
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{finished} already done" in resumed.stdout
+    df = pd.read_parquet(out / "manifest.parquet")
+    assert df["video_id"].nunique() == 12
+    assert all(cv2.imread(str(out / p)) is not None for p in df["crop_path"])
+    assert not (out / ".unmask" / "partial").exists() or not any((out / ".unmask" / "partial").iterdir())
+
+
+def test_prepare_on_an_empty_root_says_so(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UnmaskError, match="is empty"):
+        prepare(tmp_path / "empty", tmp_path / "out", PrepareConfig("folder"))
+    assert not (tmp_path / "out").exists()

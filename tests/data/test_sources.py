@@ -1,0 +1,125 @@
+import json
+
+import pytest
+
+from unmask.data.sources import FAKE, REAL, list_videos
+from unmask.errors import DatasetLayoutError, UnknownNameError
+
+
+def touch(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\0")
+    return path
+
+
+def test_ffpp_gives_labels_methods_source_ids_and_official_splits(tmp_path):
+    touch(tmp_path / "original_sequences/youtube/c23/videos/004.mp4")
+    touch(tmp_path / "original_sequences/youtube/c23/videos/519.mp4")
+    touch(tmp_path / "original_sequences/youtube/c40/videos/004.mp4")
+    touch(tmp_path / "manipulated_sequences/Deepfakes/c23/videos/519_515.mp4")
+    touch(tmp_path / "manipulated_sequences/NeuralTextures/c23/videos/004_982.mp4")
+    items = {i.video_id: i for i in list_videos(tmp_path, "ffpp")}
+    assert sorted(items) == ["Deepfakes/c23/519_515", "NeuralTextures/c23/004_982", "original/c23/004", "original/c23/519"]
+    fake = items["NeuralTextures/c23/004_982"]
+    assert (fake.label, fake.method, fake.source_ids, fake.official_split) == (FAKE, "NeuralTextures", ("004", "982"), "val")
+    real = items["original/c23/519"]
+    assert (real.label, real.method, real.source_ids, real.official_split) == (REAL, "original", ("519",), "train")
+    assert len(list_videos(tmp_path, "ffpp", compression="c40")) == 1
+    only = list_videos(tmp_path, "ffpp", methods=("Deepfakes",))
+    assert {i.method for i in only} == {"original", "Deepfakes"}
+
+
+def test_ffpp_official_split_is_the_shipped_720_140_140():
+    from unmask.data.sources.ffpp import official_splits
+
+    counts = {}
+    for split in official_splits().values():
+        counts[split] = counts.get(split, 0) + 1
+    assert counts == {"train": 720, "val": 140, "test": 140}
+
+
+def test_ffpp_errors_name_what_was_expected(tmp_path):
+    touch(tmp_path / "something/else.mp4")
+    with pytest.raises(DatasetLayoutError, match="not a FaceForensics\\+\\+ folder: expected original_sequences"):
+        list_videos(tmp_path, "ffpp")
+    touch(tmp_path / "original_sequences/youtube/c40/videos/001.mp4")
+    with pytest.raises(DatasetLayoutError, match="compression 'c23'.*found: c40"):
+        list_videos(tmp_path, "ffpp")
+    with pytest.raises(DatasetLayoutError, match="method 'FaceSwap' not found"):
+        list_videos(tmp_path, "ffpp", compression="c40", methods=("FaceSwap",))
+
+
+def test_celebdf_uses_the_official_test_list(tmp_path):
+    touch(tmp_path / "Celeb-real/id0_0000.mp4")
+    touch(tmp_path / "Celeb-real/id1_0001.mp4")
+    touch(tmp_path / "YouTube-real/00170.mp4")
+    touch(tmp_path / "Celeb-synthesis/id0_id16_0000.mp4")
+    (tmp_path / "List_of_testing_videos.txt").write_text("1 YouTube-real/00170.mp4\n0 Celeb-synthesis/id0_id16_0000.mp4\n")
+    items = {i.video_id: i for i in list_videos(tmp_path, "celebdf")}
+    fake = items["Celeb-synthesis/id0_id16_0000"]
+    assert (fake.label, fake.method, fake.source_ids, fake.official_split) == (FAKE, "Celeb-synthesis", ("id0", "id16"), "test")
+    assert items["Celeb-real/id1_0001"].source_ids == ("id1",)
+    assert items["Celeb-real/id1_0001"].official_split == "train"
+    assert items["YouTube-real/00170"].official_split == "test"
+
+
+def test_celebdf_without_its_folders_is_refused(tmp_path):
+    touch(tmp_path / "real/a.mp4")
+    with pytest.raises(DatasetLayoutError, match="expected Celeb-real/, YouTube-real/, Celeb-synthesis/"):
+        list_videos(tmp_path, "celebdf")
+
+
+def test_dfdc_reads_metadata_json(tmp_path):
+    part = tmp_path / "dfdc_train_part_0"
+    touch(part / "aaa.mp4")
+    touch(part / "bbb.mp4")
+    (part / "metadata.json").write_text(json.dumps({
+        "aaa.mp4": {"label": "REAL", "split": "train", "original": None},
+        "bbb.mp4": {"label": "FAKE", "split": "train", "original": "aaa.mp4"},
+        "ccc.mp4": {"label": "FAKE", "split": "train", "original": "aaa.mp4"},  # not downloaded
+    }))
+    items = list_videos(tmp_path, "dfdc")
+    assert [(i.video_id, i.label, i.source_ids, i.official_split) for i in items] == [
+        ("dfdc_train_part_0/aaa", REAL, ("aaa",), "train"),
+        ("dfdc_train_part_0/bbb", FAKE, ("aaa",), "train"),
+    ]
+    (part / "metadata.json").write_text("{not json")
+    with pytest.raises(DatasetLayoutError, match="metadata.json is not valid JSON"):
+        list_videos(tmp_path, "dfdc")
+
+
+def test_folder_layout_and_method_subfolders(tmp_path):
+    touch(tmp_path / "real/a.mp4")
+    touch(tmp_path / "fake/FaceSwap/b.MOV")
+    touch(tmp_path / "fake/c.webm")
+    touch(tmp_path / "fake/notes.txt")
+    items = {i.video_id: (i.label, i.method) for i in list_videos(tmp_path, "folder")}
+    assert items == {"real/a": (REAL, "real"), "fake/FaceSwap/b": (FAKE, "FaceSwap"), "fake/c": (FAKE, "fake")}
+
+
+def test_csv_list_with_optional_columns(tmp_path):
+    touch(tmp_path / "v/one.mp4")
+    touch(tmp_path / "v/two.mp4")
+    (tmp_path / "list.csv").write_text("path,label,split,source_id\nv/one.mp4,real,train,p1\nv/two.mp4,1,test,p1\n")
+    items = list_videos(tmp_path / "list.csv", "csv")
+    assert [(i.video_id, i.label, i.official_split, i.source_ids) for i in items] == [
+        ("v/one", REAL, "train", ("p1",)), ("v/two", FAKE, "test", ("p1",))]
+    (tmp_path / "bad.csv").write_text("file,label\nv/one.mp4,real\n")
+    with pytest.raises(DatasetLayoutError, match="columns path,label"):
+        list_videos(tmp_path / "bad.csv", "csv")
+    (tmp_path / "bad2.csv").write_text("path,label\nv/one.mp4,maybe\n")
+    with pytest.raises(DatasetLayoutError, match="bad2.csv:2: label 'maybe'"):
+        list_videos(tmp_path / "bad2.csv", "csv")
+
+
+def test_missing_empty_and_unknown(tmp_path):
+    with pytest.raises(DatasetLayoutError, match="does not exist"):
+        list_videos(tmp_path / "nope", "folder")
+    with pytest.raises(DatasetLayoutError, match="is empty"):
+        list_videos(tmp_path, "folder")
+    with pytest.raises(UnknownNameError, match="Unknown dataset 'celeb-df'.*'celebdf'"):
+        list_videos(tmp_path, "celeb-df")
+    (tmp_path / "real").mkdir()
+    (tmp_path / "fake").mkdir()
+    with pytest.raises(DatasetLayoutError, match="No videos found"):
+        list_videos(tmp_path, "folder")
