@@ -2,7 +2,13 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from unmask.data.splits import add_splits, group_videos, split_groups, split_paper, video_groups
+from unmask.data.splits import (
+    add_splits,
+    group_videos,
+    split_groups,
+    split_paper,
+    video_groups,
+)
 
 
 def test_paper_split_is_sklearns_two_stratified_splits_with_seed_42():

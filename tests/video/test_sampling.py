@@ -6,8 +6,7 @@ import pytest
 
 from unmask.demo import write_video
 from unmask.errors import UnmaskError, VideoReadError
-from unmask.video import FrameSampler, probe_video, sample_frames
-from unmask.video import sampling
+from unmask.video import FrameSampler, probe_video, sample_frames, sampling
 from unmask.video.sampling import evenly_spaced
 
 

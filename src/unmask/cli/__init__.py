@@ -36,7 +36,7 @@ def _root(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-from unmask.cli import demo as _demo  # noqa: E402  (registers its commands)
+from unmask.cli import demo as _demo  # noqa: E402,F401  (importing registers the commands)
 from unmask.cli import prepare as _prepare  # noqa: E402,F401
 
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 1, 130

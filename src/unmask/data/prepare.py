@@ -9,93 +9,37 @@ finished videos. The manifest is written last, atomically.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import multiprocessing as mp
 import os
 import shutil
 import time
-import hashlib
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import pandas as pd
 
 from unmask import __version__
+from unmask.data.crop_video import (
+    STATE_DIR,
+    PrepareConfig,
+    crop_video,
+    init_worker,
+    video_key,
+)
 from unmask.data.manifest import MANIFEST_NAME, read_manifest, write_manifest
 from unmask.data.sources import VideoItem, list_videos
 from unmask.data.splits import add_splits
-from unmask.errors import UnmaskError, unknown_name
-from unmask.faces.detectors import DEFAULT_DETECTOR, DETECTORS, create_detector
-from unmask.faces.extract import KEEP_MODES, FaceExtractor
+from unmask.errors import UnmaskError
 from unmask.utils.atomic import write_atomic
-from unmask.video.sampling import FrameSampler, sample_frames
 
 logger = logging.getLogger(__name__)
 
-STATE_DIR = ".unmask"
 FAILURES_NAME = "failures.csv"
-IMAGE_FORMATS = ("png", "jpg")
-
-
-@dataclass(frozen=True)
-class PrepareConfig:
-    """How to turn videos into face crops. Every field but ``workers`` and ``shard`` is recorded
-    with the output, and a resumed run must use the same values.
-
-    Attributes:
-        dataset: adapter name (see :data:`unmask.data.sources.DATASETS`).
-        sampler: which frames to take.
-        detector: face detector name; ``device`` for the torch backend.
-        margin: crop side over the face box's longer side.
-        size_px: saved crop side.
-        keep: ``largest`` face per frame or ``all`` faces in tracks.
-        image_format: ``png`` (lossless, default) or ``jpg`` (quality 95; smaller, but adds its
-            own compression traces to what a detector sees).
-        dataset_options: adapter options, e.g. ``{"compression": "c23"}`` for ``ffpp``.
-        workers: worker processes (1: in this process).
-        shard: ``(k, n)``: process only the k-th of n deterministic parts (1-based).
-        seed: seed of the split protocols.
-    """
-
-    dataset: str
-    sampler: FrameSampler = field(default_factory=FrameSampler)
-    detector: str = DEFAULT_DETECTOR
-    margin: float = 1.3
-    size_px: int = 224
-    keep: str = "largest"
-    image_format: str = "png"
-    dataset_options: dict = field(default_factory=dict)
-    min_score: float = 0.9
-    max_side_px: int = 640
-    device: str | None = None
-    workers: int = 1
-    shard: tuple[int, int] | None = None
-    seed: int = 42
-
-    def __post_init__(self):
-        if self.detector not in DETECTORS:
-            raise unknown_name("face detector", self.detector, DETECTORS)
-        if self.keep not in KEEP_MODES:
-            raise UnmaskError(f"--keep must be one of {', '.join(KEEP_MODES)}, not {self.keep!r}")
-        if self.image_format not in IMAGE_FORMATS:
-            raise UnmaskError(f"--image-format must be one of {', '.join(IMAGE_FORMATS)}, not {self.image_format!r}")
-        if self.workers < 1:
-            raise UnmaskError(f"--workers must be at least 1, not {self.workers}")
-        if self.shard is not None:
-            k, n = self.shard
-            if not 1 <= k <= n:
-                raise UnmaskError(f"--shard must be K/N with 1 <= K <= N, not {k}/{n}")
-
-    def recorded(self) -> dict:
-        """The settings that decide what the crops look like (compared when a run is resumed)."""
-        d = asdict(self)
-        for volatile in ("workers", "shard", "device"):
-            d.pop(volatile)
-        return d
 
 
 @dataclass
@@ -131,78 +75,6 @@ def shard_items(items: list[VideoItem], shard: tuple[int, int] | None) -> list[V
     k, n = shard
     # sha1, not crc32: CRC is linear, so ids of one pattern can all land in one shard.
     return [item for item in items if int(hashlib.sha1(item.video_id.encode()).hexdigest(), 16) % n == k - 1]
-
-
-def _key(video_id: str) -> str:
-    return video_id.replace("/", "__")
-
-
-# --- work on one video (runs in a worker process) -------------------------------------------------
-
-_EXTRACTOR: FaceExtractor | None = None
-
-
-def _init_worker(config: PrepareConfig, single_thread: bool) -> None:
-    global _EXTRACTOR
-    if single_thread:  # one process per core: keep OpenCV and torch from fighting over cores
-        cv2.setNumThreads(1)
-        try:
-            import torch
-
-            torch.set_num_threads(1)
-        except ImportError:
-            pass
-    detector = create_detector(config.detector, min_score=config.min_score, max_side_px=config.max_side_px,
-                               device=config.device)
-    _EXTRACTOR = FaceExtractor(detector, margin=config.margin, size_px=config.size_px, keep=config.keep)
-
-
-def _process_video(item: VideoItem, out_dir: Path, config: PrepareConfig) -> tuple[str, list[dict] | None, str | None]:
-    """Crop the faces of one video; returns ``(video_id, rows, None)`` or ``(video_id, None, reason)``."""
-    try:
-        frames = sample_frames(item.path, config.sampler)
-        crops = _EXTRACTOR(frames)
-        if not crops:
-            return item.video_id, None, f"no face found in {len(frames)} sampled frames"
-        final = out_dir / "crops" / item.video_id
-        partial = out_dir / STATE_DIR / "partial" / _key(item.video_id)
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        rows = []
-        params = [cv2.IMWRITE_JPEG_QUALITY, 95] if config.image_format == "jpg" else []
-        for crop in crops:
-            name = f"{crop.frame_index:06d}_{crop.track_id:02d}.{config.image_format}"
-            if not cv2.imwrite(str(partial / name), cv2.cvtColor(crop.image, cv2.COLOR_RGB2BGR), params):
-                raise OSError(f"could not write {partial / name}")
-            x1, y1, x2, y2 = crop.box
-            rows.append({
-                "crop_path": (Path("crops") / item.video_id / name).as_posix(),
-                "dataset": config.dataset,
-                "video_id": item.video_id,
-                "video_path": str(item.path.resolve()),
-                "label": item.label,
-                "method": item.method,
-                "source_id": item.source_ids[0],
-                "source_ids": "|".join(item.source_ids),
-                "frame_index": crop.frame_index,
-                "time_s": crop.time_s,
-                "track_id": crop.track_id,
-                "det_score": crop.score,
-                "x1": x1, "y1": y1, "x2": x2, "y2": y2,
-                "official_split": item.official_split,
-            })
-        if final.exists():
-            shutil.rmtree(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(partial, final)
-        with write_atomic(out_dir / STATE_DIR / "done" / f"{_key(item.video_id)}.json", "w") as fh:
-            json.dump(rows, fh)
-        return item.video_id, rows, None
-    except UnmaskError as exc:
-        return item.video_id, None, str(exc)
-    except Exception as exc:  # one odd file must not end a long run: record it and go on
-        logger.exception("unexpected error on %s", item.path)
-        return item.video_id, None, f"unexpected {type(exc).__name__}: {exc}"
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -261,7 +133,7 @@ def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
     rows_by_video: dict[str, list[dict]] = {}
     todo = []
     for item in items:
-        record = done_dir / f"{_key(item.video_id)}.json"
+        record = done_dir / f"{video_key(item.video_id)}.json"
         if record.is_file():
             rows_by_video[item.video_id] = json.loads(record.read_text())
             state.skipped += 1
@@ -288,13 +160,13 @@ def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
 
     workers = min(config.workers, max(1, len(todo)))
     if workers == 1:
-        _init_worker(config, single_thread=False)
+        init_worker(config, single_thread=False)
         for item in todo:
-            record(*_process_video(item, out_dir, config))
+            record(*crop_video(item, out_dir, config))
     else:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker,
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=init_worker,
                                  initargs=(config, True)) as pool:
-            pending = {pool.submit(_process_video, item, out_dir, config) for item in todo}
+            pending = {pool.submit(crop_video, item, out_dir, config) for item in todo}
             try:
                 while pending:
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -20,7 +20,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +47,10 @@ def split_paper(labels: Sequence[int], *, seed: int = SEED, test_size: float = T
 
 
 def _stratified(index, labels, size, seed):
+    from sklearn.model_selection import (
+        train_test_split,  # here: worker processes never need it
+    )
+
     try:
         return train_test_split(index, test_size=size, random_state=seed, stratify=labels)
     except ValueError:  # a class too small to stratify: fall back to a plain random split

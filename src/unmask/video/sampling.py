@@ -19,11 +19,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 
 from unmask.errors import UnmaskError, VideoReadError, unknown_name
-from unmask.video.reader import Frame, count_frames, frame_time, iter_decoded, open_video, to_rgb
+from unmask.video.reader import (
+    Frame,
+    count_frames,
+    frame_time,
+    iter_decoded,
+    open_video,
+    to_rgb,
+)
 
 SAMPLERS = ("uniform", "stride", "codec_keyframes", "content_keyframes")
 

@@ -1,0 +1,115 @@
+"""How close ``unmask prepare`` comes to its bare parts, measured on the same clips in one run.
+
+Three timings, each with ``--workers`` processes (both cores busy on a 2-core machine):
+
+1. bare decoding: ``sample_frames`` on every video, frames dropped;
+2. bare decoding + detection: the same, plus the face detector on the frames;
+3. ``prepare`` end to end: listing, decoding, detection, tracking, cropping, writing PNGs, the
+   done-records and the manifest with its splits, worker start-up included.
+
+The ratio (2) / (3) is the share of prepare's time that is the real work; the goal is >= 0.9.
+
+    python benchmarks/prepare_speed.py                 # the FF++ samples in ../shared, else demo clips
+    python benchmarks/prepare_speed.py --clips DIR     # any folder-layout dataset (real/, fake/)
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+from unmask.data.prepare import PrepareConfig, prepare
+from unmask.data.sources import list_videos
+from unmask.demo import make_demo_dataset
+from unmask.faces import create_detector
+from unmask.video import FrameSampler, sample_frames
+
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "ffpp"
+_DETECTOR = None
+
+
+def _init(detector: str):
+    import cv2
+
+    global _DETECTOR
+    cv2.setNumThreads(1)
+    _DETECTOR = create_detector(detector)
+
+
+def _decode(path: str) -> int:
+    return len(sample_frames(path, FrameSampler()))
+
+
+def _decode_detect(path: str) -> int:
+    frames = sample_frames(path, FrameSampler())
+    found = 0
+    for start in range(0, len(frames), 16):
+        found += sum(bool(d) for d in _DETECTOR.detect([f.image for f in frames[start:start + 16]]))
+    return found
+
+
+def _folder_of_copies(source: Path, dataset: str, repeat: int, into: Path) -> Path:
+    """A folder-layout dataset holding each video of ``source`` ``repeat`` times (as links)."""
+    for item in list_videos(source, dataset):
+        for r in range(repeat):
+            label = "fake" if item.label else "real"
+            link = into / label / f"{item.video_id.replace('/', '_')}_{r}{item.path.suffix}"
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to(item.path.resolve())
+    return into
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=Path, help="folder-layout dataset (default: FF++ samples, else demo clips)")
+    parser.add_argument("--repeat", type=int, default=3, help="use each video this many times")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--detector", default="mtcnn")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if args.clips:
+            source, dataset, what = args.clips, "folder", str(args.clips)
+        elif SAMPLES.is_dir():
+            source, dataset, what = SAMPLES, "ffpp", "the 4 FF++ c23 sample clips (640x480 and 1280x720)"
+        else:
+            source, dataset = make_demo_dataset(tmp / "demo", clips_per_class=4, seconds=10, size=(640, 480)), "folder"
+            what = "8 synthetic 640x480 10 s demo clips"
+        root = _folder_of_copies(source, dataset, args.repeat, tmp / "clips")
+        paths = [str(i.path) for i in list_videos(root, "folder")]
+
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(args.workers, initializer=_init, initargs=(args.detector,)) as pool:
+            pool.map(_decode, paths[: args.workers])  # warm up: workers started, libraries loaded
+            t0 = time.perf_counter()
+            frames = sum(pool.map(_decode, paths, chunksize=1))
+            t_decode = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            faces = sum(pool.map(_decode_detect, paths, chunksize=1))
+            t_both = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        summary = prepare(root, tmp / "out", PrepareConfig("folder", detector=args.detector, workers=args.workers))
+        t_prepare = time.perf_counter() - t0
+
+    n = len(paths)
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    print(f"clips: {what}, each x{args.repeat} = {n} videos, {frames} sampled frames (32 per video)")
+    print(f"machine: {os.cpu_count()} cores, {cpu}; workers: {args.workers}; detector: {args.detector}\n")
+    print("| stage | seconds | videos/s | frames or faces/s |")
+    print("|---|---|---|---|")
+    print(f"| bare decoding | {t_decode:.1f} | {n / t_decode:.2f} | {frames / t_decode:.0f} frames/s |")
+    print(f"| bare decoding + detection | {t_both:.1f} | {n / t_both:.2f} | {faces / t_both:.1f} faces/s |")
+    print(f"| `prepare` end to end | {t_prepare:.1f} | {n / t_prepare:.2f} | {summary.crops / t_prepare:.1f} faces/s |")
+    print(f"\ndetection alone: ~{(t_both - t_decode) / frames * 1000 * args.workers:.0f} ms per frame per process")
+    print(f"ratio prepare / (decode + detect) throughput: {t_both / t_prepare:.2f} (goal >= 0.9)")
+
+
+if __name__ == "__main__":
+    main()
