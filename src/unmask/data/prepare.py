@@ -166,7 +166,9 @@ def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
     else:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=init_worker,
                                  initargs=(config, True)) as pool:
-            pending = {pool.submit(crop_video, item, out_dir, config) for item in todo}
+            # Largest files first, so that no long video is left running alone at the end.
+            largest_first = sorted(todo, key=lambda item: -item.path.stat().st_size)
+            pending = {pool.submit(crop_video, item, out_dir, config) for item in largest_first}
             try:
                 while pending:
                     finished, pending = wait(pending, return_when=FIRST_COMPLETED)
