@@ -1,0 +1,122 @@
+"""Backbones by name, each with everything the rest of unmask needs to know about it.
+
+Input size, mean, std and interpolation come from timm's own config for the weights (Xception,
+InceptionResNetV2 and EfficientNetV2 were trained on inputs scaled to [-1, 1], not with ImageNet's
+mean and std: the paper fed them raw [0, 255] pixels). The paper's head sits on the pooled
+features: Linear(128) -> ReLU -> Dropout(0.5) -> Linear(2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from unmask.errors import UnmaskError, unknown_name
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What unmask knows about a backbone.
+
+    Attributes:
+        name: unmask's name (``xception`` ...).
+        timm_id: the timm model it builds.
+        paper_name: the name in the paper, or ``""`` for additions.
+        cam_layer: the last spatial layer of the backbone, where explanations look.
+        default_size_px: the input side timm's weights were trained at (the paper used 224).
+        mean, std, interpolation: the input normalisation of the weights.
+    """
+
+    name: str
+    timm_id: str
+    paper_name: str
+    cam_layer: str
+    default_size_px: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    interpolation: str = "bicubic"
+
+
+_INCEPTION = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+_IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+BACKBONES: dict[str, BackboneSpec] = {
+    spec.name: spec
+    for spec in (
+        BackboneSpec("xception", "legacy_xception", "Xception", "act4", 299, *_INCEPTION),
+        BackboneSpec("inception_resnet_v2", "inception_resnet_v2", "InceptionResNetV2", "conv2d_7b", 299, *_INCEPTION),
+        BackboneSpec("efficientnetv2_s", "tf_efficientnetv2_s", "EfficientNetV2-S", "conv_head", 300, *_INCEPTION),
+        BackboneSpec("efficientnetv2_m", "tf_efficientnetv2_m", "EfficientNetV2-M", "conv_head", 384, *_INCEPTION),
+        # Small and fast, for CPU work and tests; conv_head of MobileNetV3 comes after the pool.
+        BackboneSpec("mobilenetv3_small", "mobilenetv3_small_100", "", "blocks.5", 224, *_IMAGENET),
+    )
+}
+PAPER_BACKBONES = tuple(name for name, spec in BACKBONES.items() if spec.paper_name)
+
+
+def get_spec(name: str) -> BackboneSpec:
+    """The :class:`BackboneSpec` registered as ``name``."""
+    if name not in BACKBONES:
+        raise unknown_name("model", name, BACKBONES)
+    return BACKBONES[name]
+
+
+class DeepfakeClassifier(nn.Module):
+    """A timm backbone with the paper's head; ``forward`` returns ``(N, 2)`` logits (index 1 = fake)."""
+
+    def __init__(self, spec: BackboneSpec, backbone: nn.Module, hidden: int = 128, dropout: float = 0.5):
+        super().__init__()
+        self.spec = spec
+        self.backbone = backbone
+        # MobileNetV3's own conv head widens the pooled features: timm calls that head_hidden_size.
+        width = getattr(backbone, "head_hidden_size", None) or backbone.num_features
+        self.head = nn.Sequential(
+            nn.Linear(width, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, 2)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Args: x: ``(N, 3, H, W) float32`` normalised as ``spec`` says."""
+        return self.head(self.backbone(x))
+
+    @property
+    def cam_layer(self) -> nn.Module:
+        """The backbone layer explanations hook into."""
+        return self.backbone.get_submodule(self.spec.cam_layer)
+
+
+def create_model(name: str, *, pretrained: bool = False, weights: str | Path | None = None) -> DeepfakeClassifier:
+    """Build the classifier for backbone ``name``.
+
+    Args:
+        pretrained: load timm's ImageNet weights (downloaded from the Hugging Face hub once, so it
+            needs internet the first time).
+        weights: a local file of the backbone's ImageNet weights instead (timm's format).
+
+    Raises:
+        UnknownNameError: ``name`` is not in :data:`BACKBONES`.
+        UnmaskError: the weights cannot be had or do not fit the architecture; the message says
+            how to get them or how to train from scratch.
+    """
+    import timm
+
+    spec = get_spec(name)
+    kwargs = dict(num_classes=0, global_pool="avg")
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise UnmaskError(f"Weights file {path} does not exist")
+        kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
+    else:
+        kwargs["pretrained"] = pretrained
+    try:
+        backbone = timm.create_model(spec.timm_id, **kwargs)
+    except RuntimeError as exc:  # state dict of another architecture
+        raise UnmaskError(f"{weights} does not hold {spec.timm_id} weights for model {name!r} ({str(exc).splitlines()[0][:160]})") from exc
+    except OSError as exc:  # no internet, no cache
+        raise UnmaskError(
+            f"Cannot get ImageNet weights for {name!r} ({spec.timm_id}): {str(exc).splitlines()[0][:160]}; "
+            "pass --weights FILE, or train from scratch with --no-pretrained"
+        ) from exc
+    return DeepfakeClassifier(spec, backbone)

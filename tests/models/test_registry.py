@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+import timm
+import torch
+
+from unmask.errors import UnknownNameError, UnmaskError
+from unmask.models import BACKBONES, build_transform, create_model, get_spec
+from unmask.models.registry import PAPER_BACKBONES
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_spec_matches_timms_own_config(name):
+    spec = get_spec(name)
+    cfg = timm.create_model(spec.timm_id, pretrained=False).pretrained_cfg
+    assert (spec.mean, spec.std, spec.interpolation) == (tuple(cfg["mean"]), tuple(cfg["std"]), cfg["interpolation"])
+    assert spec.default_size_px == cfg["input_size"][-1]
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_every_backbone_gives_two_logits_and_a_spatial_cam_layer(name):
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    seen = {}
+
+    def record(module, inputs, output):  # returns None, so the output is left alone
+        seen["shape"] = output.shape
+
+    handle = model.cam_layer.register_forward_hook(record)
+    with torch.no_grad():
+        logits = model(torch.randn(2, 3, 160, 160))
+    handle.remove()
+    assert logits.shape == (2, 2)
+    assert len(seen["shape"]) == 4 and seen["shape"][0] == 2 and seen["shape"][-1] >= 2
+    head = [m for m in model.head]
+    assert [type(m).__name__ for m in head] == ["Linear", "ReLU", "Dropout", "Linear"]
+    assert head[0].out_features == 128 and head[2].p == 0.5
+
+
+def test_the_paper_backbones_are_its_four():
+    assert [BACKBONES[n].paper_name for n in PAPER_BACKBONES] == [
+        "Xception", "InceptionResNetV2", "EfficientNetV2-S", "EfficientNetV2-M"]
+
+
+def test_transform_normalises_with_the_specs_mean_and_std():
+    spec = get_spec("xception")
+    image = np.full((50, 70, 3), 255, np.uint8)
+    x = build_transform(spec, 224)(image)
+    assert x.shape == (3, 224, 224) and x.dtype == torch.float32
+    assert torch.allclose(x, torch.ones_like(x))  # (1 - 0.5) / 0.5
+    y = build_transform(get_spec("mobilenetv3_small"))(np.zeros((10, 10, 3), np.uint8))
+    assert y.shape == (3, 224, 224)
+    assert torch.allclose(y[0], torch.full_like(y[0], -0.485 / 0.229), atol=1e-5)
+
+
+def test_unknown_model_and_bad_weights_are_clear(tmp_path):
+    with pytest.raises(UnknownNameError, match="Unknown model 'xceptoin'.*Did you mean 'xception'"):
+        create_model("xceptoin")
+    with pytest.raises(UnmaskError, match="does not exist"):
+        create_model("mobilenetv3_small", weights=tmp_path / "none.pth")
+    other = tmp_path / "other.pth"
+    torch.save(timm.create_model("resnet10t", num_classes=0).state_dict(), other)
+    with pytest.raises(UnmaskError, match="does not hold mobilenetv3_small_100 weights"):
+        create_model("mobilenetv3_small", weights=other)
+
+
+def test_local_weights_file_is_loaded(tmp_path):
+    source = timm.create_model("mobilenetv3_small_100", num_classes=0)
+    path = tmp_path / "w.pth"
+    torch.save(source.state_dict(), path)
+    model = create_model("mobilenetv3_small", weights=path)
+    for key, value in source.state_dict().items():
+        assert torch.equal(model.backbone.state_dict()[key], value)
