@@ -54,7 +54,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray, *, max_iter: int = 2
         return loss
 
     optimiser.step(closure)
-    return float(log_t.exp().clamp(1e-2, 1e2))
+    return float(log_t.detach().exp().clamp(1e-2, 1e2))
 
 
 def p_fake(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
