@@ -1,0 +1,1 @@
+"""Stage 6: judging a trained model: metrics, video-level aggregation, reports."""

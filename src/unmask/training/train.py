@@ -1,0 +1,315 @@
+"""``unmask train``: a manifest in, a calibrated cost-sensitive checkpoint out.
+
+One loop for one process and for ``torchrun`` (DistributedDataParallel): ``train_one_epoch``
+then ``evaluate`` each epoch, the best checkpoint chosen on validation data only, and at the end
+temperature scaling and the cost-based threshold fitted on the validation split. Every epoch
+ends with an atomic ``last.safetensors`` holding everything ``--resume`` needs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
+
+from unmask.data.manifest import read_manifest, select_split
+from unmask.errors import UnmaskError
+from unmask.evaluation.metrics import basic_metrics
+from unmask.models import build_transform, create_model, get_spec
+from unmask.training import distributed as dist
+from unmask.training.calibration import Costs, fit_temperature, p_fake
+from unmask.training.checkpoint import load_tensors, read_metadata, save_checkpoint
+from unmask.training.config import TrainConfig
+from unmask.training.cost import compute_class_weights, create_loss
+from unmask.training.data import CropDataset
+from unmask.utils.atomic import write_atomic
+
+logger = logging.getLogger(__name__)
+
+HISTORY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "train_auc", "train_f1",
+                  "val_loss", "val_acc", "val_auc", "val_f1", "seconds"]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced."""
+
+    run_dir: Path
+    checkpoint: Path
+    best_epoch: int
+    best_metric: float
+    temperature: float
+    threshold: float
+    history: list[dict]
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def train_one_epoch(model, loader, loss_fn, optimiser, device, *, max_steps: int = 0, amp: bool = False,
+                    on_step: Callable[[int, int], None] | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+    """One pass over ``loader``; returns ``(mean loss, labels, p_fake)`` of the batches seen."""
+    model.train()
+    total, seen, labels, scores = 0.0, 0, [], []
+    steps = min(len(loader), max_steps) if max_steps else len(loader)
+    for step, (x, y, _) in enumerate(loader):
+        if step >= steps:
+            break
+        x, y = _to_device(x, device), y.to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(x)
+            loss = loss_fn(logits.float(), y)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        total += loss.item() * len(y)
+        seen += len(y)
+        labels.append(y.cpu())
+        scores.append(torch.softmax(logits.detach().float(), 1)[:, 1].cpu())
+        if on_step:
+            on_step(step + 1, steps)
+    return total / max(seen, 1), torch.cat(labels).numpy(), torch.cat(scores).numpy()
+
+
+@torch.no_grad()
+def predict_logits(model, loader, device, *, amp: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(logits (n, 2), labels (n,), dataset positions (n,))`` for every item of ``loader``."""
+    model.eval()
+    out_logits, out_labels, out_index = [], [], []
+    for x, y, index in loader:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            logits = model(_to_device(x, device))
+        out_logits.append(logits.float().cpu())
+        out_labels.append(y)
+        out_index.append(index)
+    if not out_logits:
+        return np.zeros((0, 2), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return torch.cat(out_logits).numpy(), torch.cat(out_labels).numpy(), torch.cat(out_index).numpy()
+
+
+def _to_device(x, device):
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+
+
+def evaluate(model, dataset, device, *, batch_size: int, workers: int, amp: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels of all of ``dataset``, each rank scoring its share, in dataset order."""
+    rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if torch.distributed.is_initialized() else (0, 1)
+    subset = torch.utils.data.Subset(dataset, list(range(rank, len(dataset), world)))
+    loader = DataLoader(subset, batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda")
+    logits, labels, index = predict_logits(model, loader, device, amp=amp)  # index: positions in dataset
+    parts = dist.gather((logits, labels, index))
+    logits = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    order = np.argsort(np.concatenate([p[2] for p in parts]))
+    return logits[order], labels[order]
+
+
+def _optimiser_tensors(optimiser) -> tuple[dict[str, torch.Tensor], dict]:
+    state = optimiser.state_dict()
+    tensors = {f"optim.{i}.{k}": v for i, s in state["state"].items() for k, v in s.items() if torch.is_tensor(v)}
+    return tensors, {"param_groups": state["param_groups"], "keys": sorted(tensors)}
+
+
+def _restore_optimiser(optimiser, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict[int, dict] = {}
+    for key in meta["keys"]:
+        _, i, name = key.split(".", 2)
+        state.setdefault(int(i), {})[name] = tensors[key]
+    optimiser.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _write_history(path: Path, history: list[dict]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=HISTORY_FIELDS)
+    writer.writeheader()
+    writer.writerows(history)
+    with write_atomic(path, "w") as fh:
+        fh.write(text.getvalue())
+
+
+def _config_from_json(d: dict) -> TrainConfig:
+    return TrainConfig(**{**d, "costs": Costs(**d["costs"])})
+
+
+def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, resume: bool = False,
+          on_epoch: Callable[[dict], None] | None = None,
+          on_step: Callable[[int, int, int], None] | None = None) -> TrainResult:
+    """Train ``config.model`` on the manifest in ``data_dir``; write the run to ``run_dir``.
+
+    Args:
+        data_dir: a ``prepare`` output folder (or its ``manifest.parquet``).
+        run_dir: where checkpoints, ``metrics.csv`` and TensorBoard logs go.
+        config: see :class:`TrainConfig`; with ``resume`` the run's own recorded config is used.
+        resume: continue the run in ``run_dir`` from its last completed epoch.
+        on_epoch: called on rank 0 with each epoch's metrics row.
+        on_step: called on rank 0 with ``(epoch, step, steps)`` after each optimiser step.
+
+    Returns:
+        A :class:`TrainResult`; ``checkpoint`` is ``run_dir/model.safetensors``.
+    """
+    run_dir = Path(run_dir)
+    last_path, best_path, final_path = run_dir / "last.safetensors", run_dir / "best.safetensors", run_dir / "model.safetensors"
+    resume_meta = None
+    if resume:
+        if not last_path.is_file():
+            raise UnmaskError(f"Nothing to resume in {run_dir}: it has no last.safetensors; start without --resume")
+        resume_meta = read_metadata(last_path)
+        config = _config_from_json(resume_meta["config"])
+    elif last_path.exists() or final_path.exists():
+        raise UnmaskError(f"{run_dir} already holds a training run; pass --resume to continue it, or choose another --out")
+
+    device = dist.local_device(config.device)
+    rank, world = dist.init_distributed(device)
+    is_main = rank == 0
+    amp = device.type == "cuda"
+    spec = get_spec(config.model)
+    size_px = config.size_px or spec.default_size_px
+
+    manifest, manifest_meta = read_manifest(data_dir)
+    data_root = Path(data_dir) if Path(data_dir).is_dir() else Path(data_dir).parent
+    train_rows = select_split(manifest, config.protocol, "train")
+    val_rows = select_split(manifest, config.protocol, "val")
+    class_weights = compute_class_weights(train_rows["label"], config.class_weights)
+    train_set = CropDataset(train_rows, data_root, build_transform(spec, size_px, augment=config.augment))
+    val_set = CropDataset(val_rows, data_root, build_transform(spec, size_px))
+
+    _seed_everything(config.seed)
+    model = create_model(config.model, pretrained=config.pretrained and not config.weights, weights=config.weights)
+    model.to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    maximise = config.select_metric != "val_loss"
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimiser, mode="max" if maximise else "min", factor=config.lr_factor, patience=config.lr_patience,
+        min_lr=config.min_lr)
+    loss_fn = create_loss(config.loss, torch.tensor(class_weights, dtype=torch.float32), gamma=config.focal_gamma).to(device)
+
+    start_epoch, best_metric, best_epoch, bad_epochs, history = 1, -math.inf if maximise else math.inf, 0, 0, []
+    if resume_meta is not None:
+        tensors = load_tensors(last_path)
+        model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+        _restore_optimiser(optimiser, tensors, resume_meta["optimiser"])
+        scheduler.load_state_dict(resume_meta["scheduler"])
+        torch.set_rng_state(tensors["rng.torch"])
+        state = resume_meta["progress"]
+        start_epoch, best_metric, best_epoch, bad_epochs = state["epoch"] + 1, state["best_metric"], state["best_epoch"], state["bad_epochs"]
+        history = resume_meta["history"]
+    net = DistributedDataParallel(model) if world > 1 else model
+
+    generator = torch.Generator()
+    if world > 1:
+        if config.sampler == "balanced":
+            raise UnmaskError("--sampler balanced does not run under torchrun yet; use class weights (--class-weights)")
+        sampler = DistributedSampler(train_set, shuffle=True, seed=config.seed)
+    elif config.sampler == "balanced":
+        per_sample = (1.0 / np.bincount(train_set.labels, minlength=2))[train_set.labels]
+        sampler = WeightedRandomSampler(per_sample, num_samples=len(train_set), replacement=True, generator=generator)
+    else:
+        sampler = torch.utils.data.RandomSampler(train_set, generator=generator)
+    loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
+                        pin_memory=device.type == "cuda", drop_last=len(train_set) > config.batch_size,
+                        persistent_workers=False, generator=generator)
+
+    writer = None
+    base_meta = {
+        "spec": asdict(spec), "size_px": size_px, "config": json.loads(json.dumps(asdict(config))),
+        "class_weights": class_weights.tolist(),
+        "data": {"manifest": str(Path(data_root).resolve()), "dataset": manifest_meta.get("dataset"),
+                 "protocol": config.protocol, "train_crops": len(train_set), "val_crops": len(val_set),
+                 "prepare": {k: manifest_meta.get(k) for k in ("sampler", "detector", "margin", "size_px", "keep")}},
+    }
+    if is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_epoch)
+        with write_atomic(run_dir / "config.json", "w") as fh:
+            json.dump(base_meta, fh, indent=1)
+
+    try:
+        for epoch in range(start_epoch, config.epochs + 1):
+            started = time.perf_counter()
+            generator.manual_seed(config.seed + epoch)  # the epoch's order and augmentation, resumable
+            if world > 1:
+                sampler.set_epoch(epoch)
+            step_cb = (lambda s, n, e=epoch: on_step(e, s, n)) if (on_step and is_main) else None
+            train_loss, train_labels, train_scores = train_one_epoch(
+                net, loader, loss_fn, optimiser, device, max_steps=config.max_steps_per_epoch, amp=amp, on_step=step_cb)
+            train_loss = float(np.mean(dist.gather(train_loss)))
+            val_logits, val_labels = evaluate(model, val_set, device, batch_size=config.batch_size,
+                                              workers=config.workers, amp=amp)
+            val_p = p_fake(val_logits)
+            row = {"epoch": epoch, "lr": optimiser.param_groups[0]["lr"], "train_loss": train_loss,
+                   **{f"train_{k}": v for k, v in basic_metrics(train_labels, train_scores).items()},
+                   "val_loss": float(F.cross_entropy(torch.as_tensor(val_logits), torch.as_tensor(val_labels))),
+                   **{f"val_{k}": v for k, v in basic_metrics(val_labels, val_p).items()},
+                   "seconds": time.perf_counter() - started}
+            metric = row[config.select_metric]
+            if math.isnan(metric):
+                raise UnmaskError(f"{config.select_metric} is undefined: the validation split holds one class only; "
+                                  "use --select-metric val_acc or another --protocol")
+            improved = metric > best_metric if maximise else metric < best_metric
+            scheduler.step(metric)
+            if improved:
+                best_metric, best_epoch, bad_epochs = metric, epoch, 0
+            else:
+                bad_epochs += 1
+            history.append(row)
+            if is_main:
+                state_dict = {f"model.{k}": v for k, v in model.state_dict().items()}
+                if improved:
+                    save_checkpoint(best_path, state_dict, {**base_meta, "epoch": epoch, "val": row})
+                optim_tensors, optim_meta = _optimiser_tensors(optimiser)
+                save_checkpoint(last_path, {**state_dict, **optim_tensors, "rng.torch": torch.get_rng_state()}, {
+                    **base_meta, "optimiser": optim_meta, "scheduler": scheduler.state_dict(), "history": history,
+                    "progress": {"epoch": epoch, "best_metric": best_metric, "best_epoch": best_epoch,
+                                 "bad_epochs": bad_epochs}})
+                _write_history(run_dir / "metrics.csv", history)
+                for key, value in row.items():
+                    if key != "epoch":
+                        writer.add_scalar(key.replace("_", "/", 1), value, epoch)
+                writer.flush()
+                if on_epoch:
+                    on_epoch(row)
+            if config.early_stopping and bad_epochs >= config.early_stopping:
+                logger.info("no better %s for %d epochs: stopping early", config.select_metric, bad_epochs)
+                break
+
+        dist.barrier()
+        # Calibrate the chosen weights on the validation split and fix the cost-based threshold.
+        best = load_tensors(best_path)
+        model.load_state_dict({k.removeprefix("model."): v for k, v in best.items()})
+        val_logits, val_labels = evaluate(model, val_set, device, batch_size=config.batch_size,
+                                          workers=config.workers, amp=amp)
+        temperature = fit_temperature(val_logits, val_labels)
+        threshold = config.costs.threshold
+        val_at_threshold = basic_metrics(val_labels, p_fake(val_logits, temperature), threshold)
+        if is_main:
+            save_checkpoint(final_path, best, {
+                **base_meta, "epoch": best_epoch, "select_metric": config.select_metric, "best_metric": best_metric,
+                "temperature": temperature, "threshold": threshold, "costs": asdict(config.costs),
+                "val": {"at_threshold": val_at_threshold, "history": history[best_epoch - 1] if history else None}})
+        dist.barrier()
+    finally:
+        if writer is not None:
+            writer.close()
+        dist.cleanup()
+    return TrainResult(run_dir, final_path, best_epoch, best_metric, temperature, threshold, history)

@@ -1,0 +1,175 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from unmask.errors import ManifestError, UnknownNameError, UnmaskError
+from unmask.models.registry import PAPER_BACKBONES
+from unmask.training.checkpoint import load_classifier, read_metadata
+from unmask.training.config import PRESETS, make_config
+from unmask.training.train import train
+
+QUICK = dict(pretrained=False, size_px=64, batch_size=16, workers=0)
+
+
+def test_small_model_learns_the_demo_fakes(prepared, tmp_path):
+    config = make_config(model="mobilenetv3_small", epochs=10, lr=1e-3, early_stopping=0, **QUICK)
+    rows = []
+    result = train(prepared, tmp_path / "run", config, on_epoch=rows.append)
+    assert len(rows) == 10 and result.best_epoch == max(range(1, 11), key=lambda e: rows[e - 1]["val_auc"])
+    assert result.best_metric >= 0.8, f"validation AUC {result.best_metric:.3f} is not well above chance"
+    history = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert list(history["epoch"]) == list(range(1, 11))
+    assert history["train_loss"].iloc[-3:].mean() < history["train_loss"].iloc[:3].mean()
+    assert any((tmp_path / "run" / "tensorboard").iterdir())
+
+    model, meta = load_classifier(tmp_path / "run")
+    assert meta["spec"]["name"] == "mobilenetv3_small" and meta["size_px"] == 64
+    assert meta["class_names"] == ["real", "fake"] and meta["threshold"] == 0.5
+    assert meta["temperature"] == pytest.approx(result.temperature) and meta["temperature"] > 0
+    assert meta["data"]["protocol"] == "video" and meta["epoch"] == result.best_epoch
+    assert meta["class_weights"] == [1.0, 1.0]  # the demo set is balanced
+    assert meta["config"]["costs"] == {"missed_fake": 1.0, "false_alarm": 1.0}
+
+
+def test_costs_set_the_threshold_and_travel_with_the_checkpoint(prepared, tmp_path):
+    from unmask.training.calibration import Costs
+
+    config = make_config(model="mobilenetv3_small", epochs=1, costs=Costs(missed_fake=9.0, false_alarm=1.0), **QUICK)
+    result = train(prepared, tmp_path / "run", config)
+    assert result.threshold == pytest.approx(0.1)
+    meta = read_metadata(result.checkpoint)
+    assert meta["threshold"] == pytest.approx(0.1) and meta["costs"] == {"missed_fake": 9.0, "false_alarm": 1.0}
+
+
+@pytest.mark.parametrize("name", PAPER_BACKBONES)
+def test_paper_preset_runs_each_paper_backbone(prepared, tmp_path, name):
+    config = make_config("paper", model=name, pretrained=False, size_px=96, epochs=1, batch_size=4,
+                         max_steps_per_epoch=2, workers=0)
+    result = train(prepared, tmp_path / name, config)
+    meta = read_metadata(result.checkpoint)
+    recorded = meta["config"]
+    for key, value in PRESETS["paper"].items():
+        if key not in ("size_px", "epochs", "batch_size"):
+            assert recorded[key] == value, key
+    assert meta["data"]["protocol"] == "paper" and meta["spec"]["name"] == name
+
+
+def test_paper_preset_is_the_papers_recipe():
+    config = make_config("paper")
+    assert (config.size_px, config.lr, config.batch_size, config.epochs) == (224, 1e-3, 16, 20)
+    assert (config.lr_factor, config.lr_patience, config.min_lr) == (0.5, 5, 1e-4)
+    assert (config.class_weights, config.augment, config.select_metric, config.protocol) == ("balanced", False, "val_acc", "paper")
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "unmask", "train", *map(str, args)]
+
+
+def test_a_run_killed_after_an_epoch_resumes_to_the_same_weights(prepared, tmp_path):
+    common = ["--model", "mobilenetv3_small", "--no-pretrained", "--size", "64", "--batch-size", "16",
+              "--workers", "0", "--epochs", "8", "--early-stopping", "0", "--lr", "0.001"]
+    whole = subprocess.run(_cli(prepared, "--out", tmp_path / "whole", *common), capture_output=True, text=True, timeout=600)
+    assert whole.returncode == 0, whole.stderr
+
+    proc = subprocess.Popen(_cli(prepared, "--out", tmp_path / "cut", *common), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    history = tmp_path / "cut" / "metrics.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (history.is_file() and len(history.read_text().splitlines()) >= 2):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not (tmp_path / "cut" / "model.safetensors").exists(), "the run finished before it could be killed"
+    done = read_metadata(tmp_path / "cut" / "last.safetensors")["progress"]["epoch"]
+    assert 1 <= done < 8
+
+    resumed = subprocess.run(_cli(prepared, "--out", tmp_path / "cut", "--resume"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.splitlines()[0].startswith(f"epoch {done + 1}:")
+    a, b = load_file(tmp_path / "whole" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "whole" / "metrics.csv").drop(columns="seconds"),
+                                  pd.read_csv(history).drop(columns="seconds"))
+
+
+def test_two_process_ddp_on_gloo(prepared, tmp_path):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "unmask",
+               "train", str(prepared), "--out", str(tmp_path / "ddp"), "--model", "mobilenetv3_small",
+               "--no-pretrained", "--size", "64", "--batch-size", "8", "--workers", "0", "--epochs", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    history = pd.read_csv(tmp_path / "ddp" / "metrics.csv")
+    assert list(history["epoch"]) == [1, 2]
+    meta = read_metadata(tmp_path / "ddp" / "model.safetensors")
+    assert meta["data"]["val_crops"] == 16  # every validation crop scored once across the two ranks
+    assert result.stdout.count("epoch 1:") == 1  # only rank 0 reports
+
+
+def _manifest_copy(prepared, tmp_path, edit):
+    import shutil
+
+    target = tmp_path / "data"
+    shutil.copytree(prepared, target)
+    df = pd.read_parquet(target / "manifest.parquet")
+    import pyarrow.parquet as pq
+
+    meta = pq.read_schema(target / "manifest.parquet").metadata
+    from unmask.data.manifest import write_manifest
+
+    write_manifest(edit(df), target / "manifest.parquet", json.loads(meta[b"unmask"]))
+    return target
+
+
+def test_bad_inputs_give_clear_errors(prepared, tmp_path):
+    config = make_config(model="mobilenetv3_small", epochs=1, **QUICK)
+    one_class = _manifest_copy(prepared, tmp_path / "a", lambda df: df[(df["label"] == 1) | (df["split_video"] != "train")])
+    with pytest.raises(ManifestError, match="training split has no real crops"):
+        train(one_class, tmp_path / "r1", config)
+    missing = _manifest_copy(prepared, tmp_path / "b", lambda df: df)
+    rows = pd.read_parquet(missing / "manifest.parquet")
+    os.remove(missing / rows.loc[rows["split_video"] == "train", "crop_path"].iloc[0])
+    with pytest.raises(ManifestError, match="1 of .* crops listed in the manifest are missing"):
+        train(missing, tmp_path / "r2", config)
+    with pytest.raises(UnknownNameError, match="Unknown model 'xception2'"):
+        train(prepared, tmp_path / "r3", make_config(model="xception2", **QUICK))
+    with pytest.raises(UnmaskError, match="Nothing to resume"):
+        train(prepared, tmp_path / "r4", config, resume=True)
+    assert not (tmp_path / "r1" / "model.safetensors").exists()
+
+
+def test_existing_runs_are_not_overwritten_and_truncated_checkpoints_are_refused(prepared, tmp_path):
+    config = make_config(model="mobilenetv3_small", epochs=1, **QUICK)
+    result = train(prepared, tmp_path / "run", config)
+    with pytest.raises(UnmaskError, match="already holds a training run; pass --resume"):
+        train(prepared, tmp_path / "run", config)
+    data = result.checkpoint.read_bytes()
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(data[: len(data) // 2])
+    with pytest.raises(UnmaskError, match="is not a complete unmask checkpoint"):
+        load_classifier(broken)
+    with pytest.raises(UnmaskError, match="No checkpoint at"):
+        load_classifier(tmp_path / "nothing")
+
+
+def test_loaded_checkpoint_scores_like_the_trained_model(prepared, tmp_path):
+    from unmask.models import build_transform, get_spec
+    from unmask.training.data import load_crop
+
+    result = train(prepared, tmp_path / "run", make_config(model="mobilenetv3_small", epochs=1, **QUICK))
+    model, meta = load_classifier(result.checkpoint)
+    transform = build_transform(get_spec(meta["spec"]["name"]), meta["size_px"])
+    crops = pd.read_parquet(prepared / "manifest.parquet")["crop_path"].iloc[:4]
+    x = torch.stack([transform(load_crop(prepared / p)) for p in crops])
+    with torch.no_grad():
+        first, second = model(x), model(x)
+    assert torch.equal(first, second) and first.shape == (4, 2) and np.isfinite(first.numpy()).all()
