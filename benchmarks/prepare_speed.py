@@ -27,6 +27,7 @@ from unmask.data.prepare import PrepareConfig, prepare
 from unmask.data.sources import list_videos
 from unmask.demo import make_demo_dataset
 from unmask.faces import create_detector
+from unmask.faces.extract import detect_frames
 from unmask.video import FrameSampler, sample_frames
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "ffpp"
@@ -46,11 +47,7 @@ def _decode(path: str) -> int:
 
 
 def _decode_detect(path: str) -> int:
-    frames = sample_frames(path, FrameSampler())
-    found = 0
-    for start in range(0, len(frames), 16):
-        found += sum(bool(d) for d in _DETECTOR.detect([f.image for f in frames[start:start + 16]]))
-    return found
+    return sum(bool(d) for d in detect_frames(_DETECTOR, sample_frames(path, FrameSampler())))
 
 
 def _folder_of_copies(source: Path, dataset: str, repeat: int, into: Path) -> Path:

@@ -66,6 +66,52 @@ def test_a_second_run_skips_finished_videos_and_refuses_other_settings(demo_clip
         prepare(demo_clips, out, PrepareConfig("folder", sampler=SMALL["sampler"], size_px=96))
 
 
+def test_video_details_come_from_the_current_listing_on_resume(demo_clips, tmp_path):
+    rows = "".join(f"{p.relative_to(demo_clips)},{p.parent.name}\n" for p in sorted(demo_clips.rglob("*.mp4")))
+    listing = demo_clips / "list.csv"
+    listing.write_text("path,label\n" + rows)
+    out = tmp_path / "out"
+    prepare(listing, out, PrepareConfig("csv", **SMALL))
+    listing.write_text("path,label,split\n" + "".join(r.replace("\n", ",test\n") for r in rows.replace(",real", ",fake").splitlines(True)))
+    again = prepare(listing, out, PrepareConfig("csv", **SMALL))
+    assert again.skipped == 4 and again.processed == 0
+    df = pd.read_parquet(again.manifest)
+    assert set(df["label"]) == {1} and set(df["split_official"]) == {"test"}
+    listing.unlink()
+
+
+def test_no_face_videos_are_done_once_and_still_reported(dataset_with_bad_files, tmp_path):
+    out = tmp_path / "out"
+    prepare(dataset_with_bad_files, out, PrepareConfig("folder", **SMALL))
+    again = prepare(dataset_with_bad_files, out, PrepareConfig("folder", **SMALL))
+    assert again.skipped == 5 and again.failed == 4  # 4 faces + no_face skipped; 3 unreadable retried
+    assert "real/no_face" in set(pd.read_csv(out / "failures.csv")["video_id"])
+
+
+def test_a_worker_that_dies_costs_only_its_video(demo_clips, tmp_path, monkeypatch):
+    from tests.data.crash_helper import crop_or_die
+    from unmask.data import prepare as prepare_module
+
+    root = tmp_path / "data"
+    shutil.copytree(demo_clips, root)
+    shutil.copy(root / "fake" / "fake_hopper_01.mp4", root / "fake" / "crash.mp4")
+    monkeypatch.setattr(prepare_module, "crop_video", crop_or_die)
+    summary = prepare(root, tmp_path / "out", PrepareConfig("folder", workers=2, **SMALL))
+    assert (summary.videos, summary.processed, summary.failed) == (5, 4, 1)
+    reasons = pd.read_csv(tmp_path / "out" / "failures.csv").set_index("video_id")["reason"]
+    assert "worker process died" in reasons["fake/crash"]
+
+
+def test_bad_settings_and_an_out_file_stop_before_anything_is_written(demo_clips, tmp_path):
+    with pytest.raises(UnmaskError, match="--margin must be at least 1.0"):
+        PrepareConfig("folder", margin=0.5)
+    with pytest.raises(UnmaskError, match="--size must be at least 8"):
+        PrepareConfig("folder", size_px=4)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UnmaskError, match="is a file; give a folder"):
+        prepare(demo_clips, tmp_path / "file", PrepareConfig("folder", **SMALL))
+
+
 def test_workers_give_the_same_manifest_as_one_process(demo_clips, tmp_path):
     one = prepare(demo_clips, tmp_path / "one", PrepareConfig("folder", **SMALL))
     two = prepare(demo_clips, tmp_path / "two", PrepareConfig("folder", workers=2, **SMALL))
@@ -75,17 +121,31 @@ def test_workers_give_the_same_manifest_as_one_process(demo_clips, tmp_path):
 
 def test_shards_merge_into_the_unsharded_manifest(demo_clips, tmp_path):
     whole = pd.read_parquet(prepare(demo_clips, tmp_path / "whole", PrepareConfig("folder", **SMALL)).manifest)
-    parts = [tmp_path / f"part{k}" for k in (1, 2)]
-    sizes = [prepare(demo_clips, p, PrepareConfig("folder", shard=(k, 2), **SMALL)).videos for k, p in zip((1, 2), parts)]
+    parts = [tmp_path / f"part{k}" for k in (1, 2, 3)]
+    sizes = [prepare(demo_clips, p, PrepareConfig("folder", shard=(k, 3), **SMALL)).videos for k, p in zip((1, 2, 3), parts)]
     assert sum(sizes) == 4
-    with pytest.raises(ManifestError, match="one shard of a sharded run; combine the shards with `unmask merge`"):
+    with pytest.raises(ManifestError, match="output of sharded runs; combine the shards with `unmask merge`"):
         read_manifest(parts[0])
     merged = pd.read_parquet(merge_manifests(parts, tmp_path / "all"))
     assert all((tmp_path / "all" / p).is_file() for p in merged["crop_path"])
     keep = ["video_id", "frame_index", "label", "split_paper", "split_video"]
     pd.testing.assert_frame_equal(whole[keep], merged[keep])
-    with pytest.raises(UnmaskError, match="shards overlap"):
-        merge_manifests([parts[0], parts[0]], tmp_path / "twice")
+    with pytest.raises(UnmaskError, match="each of the 3 shards once; missing: \\[3\\], repeated: \\[1\\]"):
+        merge_manifests([parts[0], parts[0], parts[1]], tmp_path / "twice")
+
+
+def test_shards_can_share_one_out_folder_and_must_agree_on_settings(demo_clips, tmp_path):
+    shared = tmp_path / "shared"
+    for k in (1, 2):
+        prepare(demo_clips, shared, PrepareConfig("folder", shard=(k, 2), **SMALL))
+    assert sorted(p.name for p in shared.glob("manifest.*")) == [
+        "manifest.shard-1-of-2.parquet", "manifest.shard-2-of-2.parquet"]
+    merged = pd.read_parquet(merge_manifests([shared], shared))
+    assert merged["video_id"].nunique() == 4 and all((shared / p).is_file() for p in merged["crop_path"])
+    other = tmp_path / "other"
+    prepare(demo_clips, other, PrepareConfig("folder", shard=(2, 2), sampler=FrameSampler("uniform", 2), size_px=64))
+    with pytest.raises(UnmaskError, match="prepared with other settings \\(sampler\\)"):
+        merge_manifests([shared / "manifest.shard-1-of-2.parquet", other], tmp_path / "mixed")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])

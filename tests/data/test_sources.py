@@ -27,6 +27,10 @@ def test_ffpp_gives_labels_methods_source_ids_and_official_splits(tmp_path):
     assert len(list_videos(tmp_path, "ffpp", compression="c40")) == 1
     only = list_videos(tmp_path, "ffpp", methods=("Deepfakes",))
     assert {i.method for i in only} == {"original", "Deepfakes"}
+    touch(tmp_path / "manipulated_sequences/DeepFakeDetection/c23/videos/01_02__exit_phone_room__YVGY8LOK.mp4")
+    assert "DeepFakeDetection" not in {i.method for i in list_videos(tmp_path, "ffpp")}
+    with pytest.raises(DatasetLayoutError, match="Unknown FF\\+\\+ method 'DeepFakeDetection'"):
+        list_videos(tmp_path, "ffpp", methods=("DeepFakeDetection",))
 
 
 def test_ffpp_official_split_is_the_shipped_720_140_140():
@@ -107,6 +111,9 @@ def test_csv_list_with_optional_columns(tmp_path):
     (tmp_path / "bad.csv").write_text("file,label\nv/one.mp4,real\n")
     with pytest.raises(DatasetLayoutError, match="columns path,label"):
         list_videos(tmp_path / "bad.csv", "csv")
+    (tmp_path / "empty-path.csv").write_text("path,label\n,real\n")
+    with pytest.raises(DatasetLayoutError, match="empty-path.csv:2: the path cell is empty"):
+        list_videos(tmp_path / "empty-path.csv", "csv")
     (tmp_path / "bad2.csv").write_text("path,label\nv/one.mp4,maybe\n")
     with pytest.raises(DatasetLayoutError, match="bad2.csv:2: label 'maybe'"):
         list_videos(tmp_path / "bad2.csv", "csv")
@@ -123,3 +130,22 @@ def test_missing_empty_and_unknown(tmp_path):
     (tmp_path / "fake").mkdir()
     with pytest.raises(DatasetLayoutError, match="No videos found"):
         list_videos(tmp_path, "folder")
+
+
+def test_csv_paths_outside_its_folder_get_ids_that_stay_inside_the_output(tmp_path):
+    outside = touch(tmp_path / "elsewhere" / "clip.mp4")
+    listing = tmp_path / "lists" / "list.csv"
+    listing.parent.mkdir()
+    listing.write_text(f"path,label\n{outside},fake\n../elsewhere/clip.mp4,fake\n")
+    with pytest.raises(DatasetLayoutError, match="share a video id"):  # both name the same file
+        list_videos(listing, "csv")
+    listing.write_text(f"path,label\n{outside},fake\n")
+    (item,) = list_videos(listing, "csv")
+    assert item.video_id.startswith("external/") and ".." not in item.video_id
+
+
+def test_dfdc_metadata_of_the_wrong_shape_is_refused(tmp_path):
+    touch(tmp_path / "p" / "a.mp4")
+    (tmp_path / "p" / "metadata.json").write_text('["a.mp4"]')
+    with pytest.raises(DatasetLayoutError, match="must map each file name"):
+        list_videos(tmp_path, "dfdc")

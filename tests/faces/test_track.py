@@ -21,3 +21,8 @@ def test_a_face_missing_for_a_frame_keeps_its_track_and_a_new_face_gets_a_new_id
 
 def test_a_face_far_away_is_not_linked():
     assert assign_tracks([[det(0, 0)], [det(500, 400)]]) == [[0], [1]]
+
+
+def test_a_track_survives_exactly_max_gap_missing_frames():
+    assert assign_tracks([[det(0, 0)], [], [], [det(5, 0)]], max_gap=2) == [[0], [], [], [0]]
+    assert assign_tracks([[det(0, 0)], [], [], [], [det(5, 0)]], max_gap=2) == [[0], [], [], [], [1]]

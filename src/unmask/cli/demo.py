@@ -7,7 +7,6 @@ from pathlib import Path
 import typer
 
 from unmask.cli import app
-from unmask.demo import make_demo_dataset
 
 
 @app.command("demo-clips")
@@ -20,5 +19,7 @@ def demo_clips_command(
 
     Example: unmask demo-clips demo/clips && unmask prepare demo/clips --dataset folder --out demo/faces
     """
+    from unmask.demo import make_demo_dataset
+
     make_demo_dataset(out, clips_per_class=clips, seconds=seconds)
     typer.echo(f"clips: {out}/real, {out}/fake")

@@ -9,9 +9,7 @@ import typer
 from tqdm import tqdm
 
 from unmask.cli import app
-from unmask.data.prepare import PrepareConfig, merge_manifests, prepare
 from unmask.errors import UnmaskError
-from unmask.video.sampling import FrameSampler
 
 EXIT_SOME_FAILED = 3
 
@@ -50,6 +48,9 @@ def prepare_command(
 
     Example: unmask prepare /data/FaceForensics++ --dataset ffpp --out runs/ffpp --workers 2
     """
+    from unmask.data.prepare import PrepareConfig, prepare  # imported per command: keeps --help fast
+    from unmask.video.sampling import FrameSampler
+
     options = {}
     if dataset == "ffpp":
         options["compression"] = compression
@@ -103,5 +104,7 @@ def merge_command(
 
     Example: unmask merge runs/part1 runs/part2 --out runs/all
     """
+    from unmask.data.prepare import merge_manifests
+
     path = merge_manifests(shards, out)
     typer.echo(f"manifest: {path}")

@@ -9,9 +9,6 @@ import typer
 from tqdm import tqdm
 
 from unmask.cli import app
-from unmask.training.calibration import Costs
-from unmask.training.config import make_config
-from unmask.training.train import train
 
 
 @app.command("train")
@@ -46,6 +43,10 @@ def train_command(
     Example: unmask train runs/ffpp --model xception --preset paper --out runs/xception-paper
     Under torchrun: torchrun --nproc_per_node=4 -m unmask train runs/ffpp --model efficientnetv2_s --out runs/effv2
     """
+    from unmask.training.calibration import Costs  # here, not at the top: torch takes seconds to import
+    from unmask.training.config import make_config
+    from unmask.training.train import train
+
     config = make_config(
         preset, model=model, protocol=protocol, size_px=size, epochs=epochs, batch_size=batch_size, lr=lr,
         class_weights=class_weights, loss=loss, sampler=sampler, augment=augment, select_metric=select_metric,

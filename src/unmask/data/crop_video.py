@@ -6,6 +6,7 @@ Kept apart from :mod:`unmask.data.prepare` so that worker processes import only 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ import cv2
 from unmask.data.sources import VideoItem
 from unmask.errors import UnmaskError, unknown_name
 from unmask.faces.detectors import DEFAULT_DETECTOR, DETECTORS, create_detector
-from unmask.faces.extract import KEEP_MODES, FaceExtractor
+from unmask.faces.extract import FaceExtractor, check_crop_settings
 from unmask.utils.atomic import write_atomic
 from unmask.video.sampling import FrameSampler, sample_frames
 
@@ -67,10 +68,13 @@ class PrepareConfig:
     def __post_init__(self):
         if self.detector not in DETECTORS:
             raise unknown_name("face detector", self.detector, DETECTORS)
-        if self.keep not in KEEP_MODES:
-            raise UnmaskError(f"--keep must be one of {', '.join(KEEP_MODES)}, not {self.keep!r}")
+        check_crop_settings(margin=self.margin, size_px=self.size_px, keep=self.keep)
         if self.image_format not in IMAGE_FORMATS:
             raise UnmaskError(f"--image-format must be one of {', '.join(IMAGE_FORMATS)}, not {self.image_format!r}")
+        if not 0.0 <= self.min_score <= 1.0:
+            raise UnmaskError(f"--min-score must lie in [0, 1], not {self.min_score}")
+        if self.max_side_px < 0:
+            raise UnmaskError(f"--max-side must be 0 (full size) or a positive number of pixels, not {self.max_side_px}")
         if self.workers < 1:
             raise UnmaskError(f"--workers must be at least 1, not {self.workers}")
         if self.shard is not None:
@@ -87,7 +91,22 @@ class PrepareConfig:
 
 
 def video_key(video_id: str) -> str:
-    return video_id.replace("/", "__")
+    """A file name for ``video_id``'s resume record and scratch folder (distinct ids, distinct keys)."""
+    return hashlib.sha1(video_id.encode()).hexdigest()[:24]
+
+
+def make_detector(config: PrepareConfig):
+    """The face detector ``config`` asks for."""
+    return create_detector(config.detector, min_score=config.min_score, max_side_px=config.max_side_px,
+                           device=config.device)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # --- work on one video (runs in a worker process) -------------------------------------------------
@@ -95,60 +114,68 @@ def video_key(video_id: str) -> str:
 _EXTRACTOR: FaceExtractor | None = None
 
 
-def init_worker(config: PrepareConfig, single_thread: bool) -> None:
+def init_worker(config: PrepareConfig, single_thread: bool, detector=None) -> None:
+    """Build this process's face extractor once (``detector``: one already built, in-process runs)."""
     global _EXTRACTOR
     if single_thread:  # one process per core: keep OpenCV and torch from fighting over cores
         cv2.setNumThreads(1)
         if "torch" in sys.modules:  # only a torch backend loads it; importing it here costs seconds
             sys.modules["torch"].set_num_threads(1)
-    detector = create_detector(config.detector, min_score=config.min_score, max_side_px=config.max_side_px,
-                               device=config.device)
-    _EXTRACTOR = FaceExtractor(detector, margin=config.margin, size_px=config.size_px, keep=config.keep)
+    _EXTRACTOR = FaceExtractor(detector or make_detector(config), margin=config.margin, size_px=config.size_px,
+                               keep=config.keep)
 
 
 def crop_video(item: VideoItem, out_dir: Path, config: PrepareConfig) -> tuple[str, list[dict] | None, str | None]:
-    """Crop the faces of one video; returns ``(video_id, rows, None)`` or ``(video_id, None, reason)``."""
+    """Crop the faces of one video into ``out_dir/crops/<video id>/`` and record it as done.
+
+    Returns:
+        ``(video_id, crops, reason)``: ``crops`` is None when the video could not be read (it will
+        be tried again by a later run); with no face found, ``crops`` is ``[]`` and the video is
+        recorded as done; ``reason`` says what went wrong, if anything.
+    """
     try:
         frames = sample_frames(item.path, config.sampler)
         crops = _EXTRACTOR(frames)
-        if not crops:
-            return item.video_id, None, f"no face found in {len(frames)} sampled frames"
-        final = out_dir / "crops" / item.video_id
-        partial = out_dir / STATE_DIR / "partial" / video_key(item.video_id)
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir(parents=True)
-        rows = []
-        params = [cv2.IMWRITE_JPEG_QUALITY, 95] if config.image_format == "jpg" else []
-        for crop in crops:
-            name = f"{crop.frame_index:06d}_{crop.track_id:02d}.{config.image_format}"
-            if not cv2.imwrite(str(partial / name), cv2.cvtColor(crop.image, cv2.COLOR_RGB2BGR), params):
-                raise OSError(f"could not write {partial / name}")
-            x1, y1, x2, y2 = crop.box
-            rows.append({
-                "crop_path": (Path("crops") / item.video_id / name).as_posix(),
-                "dataset": config.dataset,
-                "video_id": item.video_id,
-                "video_path": str(item.path.resolve()),
-                "label": item.label,
-                "method": item.method,
-                "source_id": item.source_ids[0],
-                "source_ids": "|".join(item.source_ids),
-                "frame_index": crop.frame_index,
-                "time_s": crop.time_s,
-                "track_id": crop.track_id,
-                "det_score": crop.score,
-                "x1": x1, "y1": y1, "x2": x2, "y2": y2,
-                "official_split": item.official_split,
-            })
-        if final.exists():
-            shutil.rmtree(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(partial, final)
+        rows, reason = [], None
+        if crops:
+            rows = _write_crops(item, crops, out_dir, config)
+        else:
+            reason = f"no face found in {len(frames)} sampled frames"
+        record = {"video_id": item.video_id, "frames": len(frames), "reason": reason, "crops": rows}
         with write_atomic(out_dir / STATE_DIR / "done" / f"{video_key(item.video_id)}.json", "w") as fh:
-            json.dump(rows, fh)
-        return item.video_id, rows, None
+            json.dump(record, fh)
+        return item.video_id, rows, reason
     except UnmaskError as exc:
         return item.video_id, None, str(exc)
     except Exception as exc:  # one odd file must not end a long run: record it and go on
         logger.exception("unexpected error on %s", item.path)
         return item.video_id, None, f"unexpected {type(exc).__name__}: {exc}"
+
+
+def _write_crops(item: VideoItem, crops, out_dir: Path, config: PrepareConfig) -> list[dict]:
+    """Write the crops into a scratch folder, make them durable, then move the folder into place."""
+    crops_root = (out_dir / "crops").resolve()
+    final = (crops_root / item.video_id).resolve()
+    if crops_root not in final.parents:  # adapters give relative ids; never write or delete outside
+        raise UnmaskError(f"Video id {item.video_id!r} would place crops outside {crops_root}")
+    partial = out_dir / STATE_DIR / "partial" / video_key(item.video_id)
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if config.image_format == "jpg" else []
+    rows = []
+    for crop in crops:
+        name = f"{crop.frame_index:06d}_{crop.track_id:02d}.{config.image_format}"
+        if not cv2.imwrite(str(partial / name), cv2.cvtColor(crop.image, cv2.COLOR_RGB2BGR), params):
+            raise OSError(f"could not write {partial / name}")
+        _fsync(partial / name)
+        x1, y1, x2, y2 = crop.box
+        rows.append({"crop_path": (Path("crops") / item.video_id / name).as_posix(), "frame_index": crop.frame_index,
+                     "time_s": crop.time_s, "track_id": crop.track_id, "det_score": crop.score,
+                     "x1": x1, "y1": y1, "x2": x2, "y2": y2})
+    _fsync(partial)
+    if final.exists():
+        shutil.rmtree(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(partial, final)
+    _fsync(final.parent)
+    return rows

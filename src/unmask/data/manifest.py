@@ -65,6 +65,8 @@ def read_manifest(path: str | Path, *, need_splits: bool = True) -> tuple[pd.Dat
     """
     path = Path(path)
     if path.is_dir():
+        if not (path / MANIFEST_NAME).is_file() and any(path.glob("manifest.shard-*.parquet")):
+            raise ManifestError(f"{path} holds the output of sharded runs; combine the shards with `unmask merge` first")
         path = path / MANIFEST_NAME
     if not path.is_file():
         raise ManifestError(f"No manifest at {path}; run `unmask prepare` first")

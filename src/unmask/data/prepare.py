@@ -17,21 +17,16 @@ import os
 import shutil
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
 from unmask import __version__
-from unmask.data.crop_video import (
-    STATE_DIR,
-    PrepareConfig,
-    crop_video,
-    init_worker,
-    video_key,
-)
-from unmask.data.manifest import MANIFEST_NAME, read_manifest, write_manifest
+from unmask.data.crop_video import STATE_DIR, PrepareConfig, crop_video, init_worker, make_detector, video_key
+from unmask.data.manifest import CROP_COLUMNS, MANIFEST_NAME, read_manifest, write_manifest
 from unmask.data.sources import VideoItem, list_videos
 from unmask.data.splits import add_splits
 from unmask.errors import UnmaskError
@@ -77,14 +72,18 @@ def shard_items(items: list[VideoItem], shard: tuple[int, int] | None) -> list[V
     return [item for item in items if int(hashlib.sha1(item.video_id.encode()).hexdigest(), 16) % n == k - 1]
 
 
-# --- the run -----------------------------------------------------------------------------------
+def output_names(shard: tuple[int, int] | None) -> tuple[str, str]:
+    """``(manifest, failures)`` file names: shards get their own, so that they can share one --out."""
+    if shard is None:
+        return MANIFEST_NAME, FAILURES_NAME
+    tag = f"shard-{shard[0]}-of-{shard[1]}"
+    return f"manifest.{tag}.parquet", f"failures.{tag}.csv"
 
 
 def _check_resumable(out_dir: Path, root: Path, config: PrepareConfig) -> None:
     """Refuse to mix crops made with other settings into ``out_dir``; record ours."""
     record_path = out_dir / STATE_DIR / "config.json"
-    ours = {"root": str(root.resolve()), **config.recorded(), "sampler": asdict(config.sampler)}
-    ours = json.loads(json.dumps(ours))
+    ours = json.loads(json.dumps({"root": str(root.resolve()), **config.recorded()}))
     if record_path.is_file():
         theirs = json.loads(record_path.read_text())
         changed = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
@@ -98,13 +97,66 @@ def _check_resumable(out_dir: Path, root: Path, config: PrepareConfig) -> None:
             json.dump(ours, fh, indent=1)
 
 
+def _file_size(item: VideoItem) -> int:
+    try:
+        return item.path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _run_pool(todo: list[VideoItem], out_dir: Path, config: PrepareConfig, record: Callable) -> None:
+    """Crop ``todo`` in ``config.workers`` processes, at most one video in flight per worker.
+
+    A worker that dies (a segfault in a decoder, the kernel's OOM killer) breaks the pool: the
+    videos in flight are then tried again one at a time in a fresh process, the one that kills it
+    again is recorded as failed, and the rest go on in a new pool.
+    """
+    # Largest files first, so that no long video is left running alone at the end.
+    queue = sorted(todo, key=lambda item: -_file_size(item))
+    suspects: list[VideoItem] = []
+    context = mp.get_context("spawn")
+    while queue or suspects:
+        if suspects:
+            item = suspects.pop(0)
+            with ProcessPoolExecutor(1, mp_context=context, initializer=init_worker, initargs=(config, False)) as pool:
+                try:
+                    record(*pool.submit(crop_video, item, out_dir, config).result())
+                except BrokenProcessPool:
+                    record(item.video_id, None, "the worker process died on this video (a crash in a decoder or detector)")
+            continue
+        with ProcessPoolExecutor(config.workers, mp_context=context, initializer=init_worker,
+                                 initargs=(config, True)) as pool:
+            in_flight: dict = {}
+            try:
+                while queue or in_flight:
+                    while queue and len(in_flight) < config.workers:
+                        item = queue.pop(0)
+                        in_flight[pool.submit(crop_video, item, out_dir, config)] = item
+                    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        item = in_flight.pop(future)
+                        try:
+                            outcome = future.result()
+                        except BrokenProcessPool:
+                            in_flight[future] = item
+                            raise
+                        record(*outcome)
+            except BrokenProcessPool:
+                suspects.extend(in_flight.values())
+                logger.warning("a worker process died; retrying %d videos one at a time", len(in_flight))
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+
+
 def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
             progress: Callable[[PrepareProgress], None] | None = None) -> PrepareSummary:
     """Turn the dataset at ``root`` into face crops and ``out_dir/manifest.parquet``.
 
     Finished videos of an earlier run into the same ``out_dir`` are kept and skipped. Videos that
     fail (unreadable, no frame, no face) are listed with the reason in ``out_dir/failures.csv``
-    and the run goes on.
+    and the run goes on. With ``config.shard`` the outputs are ``manifest.shard-K-of-N.parquet``
+    and ``failures.shard-K-of-N.csv``, so that shards may share one ``out_dir``.
 
     Args:
         root: dataset folder (for ``csv``: the CSV file).
@@ -117,101 +169,143 @@ def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
 
     Raises:
         DatasetLayoutError: ``root`` is missing, empty or not laid out as ``config.dataset``.
+        UnmaskError: ``out_dir`` is a file, holds crops made with other settings, or the detector
+            cannot be built. Nothing is written in these cases.
     """
     started = time.perf_counter()
     root, out_dir = Path(root), Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UnmaskError(f"--out {out_dir} is a file; give a folder (it is created if missing)")
     items = shard_items(list_videos(root, config.dataset, **config.dataset_options), config.shard)
     if not items:
-        raise UnmaskError(f"Shard {config.shard[0]}/{config.shard[1]} holds none of the videos; use fewer shards")
+        logger.warning("shard %d/%d holds none of the videos; it writes an empty shard manifest", *config.shard)
+    detector = make_detector(config)  # fails here, before anything is written, if it cannot be built
     out_dir.mkdir(parents=True, exist_ok=True)
     _check_resumable(out_dir, root, config)
-    shutil.rmtree(out_dir / STATE_DIR / "partial", ignore_errors=True)  # leftovers of a killed run
     done_dir = out_dir / STATE_DIR / "done"
     done_dir.mkdir(parents=True, exist_ok=True)
 
     state = PrepareProgress(total=len(items))
-    rows_by_video: dict[str, list[dict]] = {}
+    records: dict[str, dict] = {}
     todo = []
     for item in items:
-        record = done_dir / f"{video_key(item.video_id)}.json"
-        if record.is_file():
-            rows_by_video[item.video_id] = json.loads(record.read_text())
+        path = done_dir / f"{video_key(item.video_id)}.json"
+        if path.is_file():
+            records[item.video_id] = json.loads(path.read_text())
             state.skipped += 1
-            state.crops += len(rows_by_video[item.video_id])
+            state.crops += len(records[item.video_id]["crops"])
+            state.failed += records[item.video_id]["reason"] is not None
         else:
             todo.append(item)
+            # Scratch left by a killed run of this video (only ours: other shards may share out_dir).
+            shutil.rmtree(out_dir / STATE_DIR / "partial" / video_key(item.video_id), ignore_errors=True)
     if progress and state.skipped:
         progress(state)
 
-    failures: list[dict] = []
-    by_id = {item.video_id: item for item in items}
+    read_errors: dict[str, str] = {}
+    failed_now = 0
 
-    def record(video_id, rows, reason):
+    def record(video_id, crops, reason):
+        nonlocal failed_now
         state.done += 1
-        if rows is None:
-            state.failed += 1
-            failures.append({"video_id": video_id, "path": str(by_id[video_id].path), "reason": reason})
-            logger.info("%s failed: %s", video_id, reason)
+        failed_now += reason is not None
+        if crops is None:
+            read_errors[video_id] = reason
         else:
-            rows_by_video[video_id] = rows
-            state.crops += len(rows)
+            records[video_id] = {"crops": crops, "reason": reason}
+            state.crops += len(crops)
+        if reason is not None:
+            state.failed += 1
+            logger.info("%s failed: %s", video_id, reason)
         if progress:
             progress(state)
 
-    workers = min(config.workers, max(1, len(todo)))
-    if workers == 1:
-        init_worker(config, single_thread=False)
+    if config.workers == 1 or len(todo) <= 1:
+        init_worker(config, single_thread=False, detector=detector)
         for item in todo:
             record(*crop_video(item, out_dir, config))
     else:
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=init_worker,
-                                 initargs=(config, True)) as pool:
-            # Largest files first, so that no long video is left running alone at the end.
-            largest_first = sorted(todo, key=lambda item: -item.path.stat().st_size)
-            pending = {pool.submit(crop_video, item, out_dir, config) for item in largest_first}
-            try:
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        record(*future.result())
-            except BaseException:
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+        del detector
+        _run_pool(todo, out_dir, config, record)
 
-    failures_path = out_dir / FAILURES_NAME
+    manifest_name, failures_name = output_names(config.shard)
+    failures = [{"video_id": item.video_id, "path": str(item.path),
+                 "reason": read_errors.get(item.video_id) or records.get(item.video_id, {}).get("reason")}
+                for item in items]
+    failures = [f for f in failures if f["reason"]]
+    failures_path = out_dir / failures_name
     with write_atomic(failures_path, "w") as fh:
         pd.DataFrame(failures, columns=["video_id", "path", "reason"]).to_csv(fh, index=False)
 
+    # Video fields come from this run's listing, crop fields from the records: a corrected label
+    # or a newly added official list reaches the manifest without preparing the crops again.
+    rows = [{**video_fields(item, config.dataset), **crop}
+            for item in items if item.video_id in records for crop in records[item.video_id]["crops"]]
     manifest_path = None
-    rows = [row for item in items for row in rows_by_video.get(item.video_id, [])]
-    if rows:
+    if rows or config.shard is not None:  # an empty shard still counts when merging
         metadata = {"unmask_version": __version__, "root": str(root.resolve()), **config.recorded(),
                     "shard": list(config.shard) if config.shard else None}
-        metadata = json.loads(json.dumps(metadata, default=str))
-        df = pd.DataFrame(rows)
+        df = pd.DataFrame(rows, columns=CROP_COLUMNS)
         if config.shard is None:
             df = add_splits(df, seed=config.seed)
-        manifest_path = write_manifest(df, out_dir / MANIFEST_NAME, metadata)
-    return PrepareSummary(out_dir, len(items), state.done - state.failed, state.skipped, state.failed,
+        manifest_path = write_manifest(df, out_dir / manifest_name, json.loads(json.dumps(metadata, default=str)))
+    return PrepareSummary(out_dir, len(items), state.done - failed_now, state.skipped, state.failed,
                           state.crops, time.perf_counter() - started, manifest_path,
                           failures_path if failures else None)
 
 
-def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, seed: int = 42) -> Path:
-    """Combine the manifests of ``prepare --shard`` runs into one, with splits over all of them.
+def video_fields(item: VideoItem, dataset: str) -> dict:
+    """The manifest columns that describe the video a crop comes from."""
+    return {"dataset": dataset, "video_id": item.video_id, "video_path": str(item.path.resolve()),
+            "label": item.label, "method": item.method, "source_id": item.source_ids[0],
+            "source_ids": "|".join(item.source_ids), "official_split": item.official_split}
 
-    Crops stay where they are; their paths are rewritten relative to ``out_dir``.
+
+def _shard_manifests(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    found = sorted(path.glob("manifest.shard-*-of-*.parquet"))
+    return found or [path / MANIFEST_NAME]
+
+
+def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, seed: int = 42) -> Path:
+    """Combine the manifests of ``prepare --shard K/N`` runs into one, with splits over all of them.
+
+    Args:
+        shard_dirs: shard output folders (each may hold several shard manifests when the shards
+            shared one ``--out``) or shard manifest files.
+        out_dir: where the combined ``manifest.parquet`` goes; crops stay where they are and
+            their paths are rewritten relative to it.
+
+    Raises:
+        UnmaskError: shards are missing or repeated, or were prepared with different settings.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    frames, metadata = [], {}
-    for shard_dir in map(Path, shard_dirs):
-        df, meta = read_manifest(shard_dir, need_splits=False)
-        rel = os.path.relpath(shard_dir.resolve(), out_dir.resolve())
+    frames, settings, shards = [], {}, []
+    for path in (p for d in shard_dirs for p in _shard_manifests(Path(d))):
+        df, meta = read_manifest(path, need_splits=False)
+        if not meta.get("shard"):
+            raise UnmaskError(f"{path} is not a shard manifest; merge the outputs of `unmask prepare --shard K/N`")
+        shards.append(tuple(meta["shard"]))
+        recorded = {k: v for k, v in meta.items() if k not in ("shard", "unmask_version")}
+        if settings and recorded != settings:
+            changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
+            raise UnmaskError(f"{path} was prepared with other settings ({', '.join(changed)}) than the other shards")
+        settings = recorded
+        rel = os.path.relpath(path.parent.resolve(), out_dir.resolve())
         df["crop_path"] = [Path(os.path.normpath(Path(rel) / p)).as_posix() for p in df["crop_path"]]
         frames.append(df.drop(columns=[c for c in df.columns if c.startswith("split_")]))
-        metadata = {**meta, "shard": None, "merged_from": [str(d) for d in shard_dirs]}
+    total = {n for _, n in shards}
+    if len(total) != 1:
+        raise UnmaskError(f"The shards come from different --shard N ({', '.join(map(str, sorted(total)))})")
+    n = total.pop()
+    ks = sorted(k for k, _ in shards)
+    if ks != list(range(1, n + 1)):
+        missing = sorted(set(range(1, n + 1)) - set(ks))
+        repeated = sorted({k for k in ks if ks.count(k) > 1})
+        raise UnmaskError(f"Merge needs each of the {n} shards once; missing: {missing or 'none'}, "
+                          f"repeated: {repeated or 'none'}")
+    out_dir.mkdir(parents=True, exist_ok=True)
     merged = pd.concat(frames, ignore_index=True)
-    if merged.duplicated(["video_id", "frame_index", "track_id"]).any():
-        raise UnmaskError("The shards overlap (a video appears twice); merge each shard once")
-    return write_manifest(add_splits(merged, seed=seed), out_dir / MANIFEST_NAME, metadata)
+    return write_manifest(add_splits(merged, seed=seed), out_dir / MANIFEST_NAME,
+                          {**settings, "shard": None, "merged_from": [str(d) for d in shard_dirs]})

@@ -5,7 +5,8 @@
   both sides, so its test scores are inflated: kept to reproduce the paper, not to trust.
 - ``video``: whole videos, grouped so that videos sharing a person or source clip (FF++ ``A``,
   ``B``, ``A_B`` and ``B_A``; Celeb-DF ``idX``) stay on one side; groups are drawn at random
-  (seed 42) until test and validation hold their share of each label (see :func:`video_groups`
+  (seed 42, by a hash of each group's key, so that adding videos later moves only their own
+  groups) until test and validation hold their share of each label (see :func:`video_groups`
   for the Celeb-DF caveat).
 - ``official``: the dataset's own lists (FF++ 720/140/140, Celeb-DF's test list, DFDC's field, a
   CSV's ``split`` column). Where the lists name no validation set, one is carved out of the
@@ -14,6 +15,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter, defaultdict
 from typing import Sequence
@@ -41,7 +43,7 @@ def split_paper(labels: Sequence[int], *, seed: int = SEED, test_size: float = T
     if len(labels) < 3:
         return out
     rest, test = _stratified(index, labels, test_size, seed)
-    train, val = _stratified(rest, labels[rest], val_size, seed)
+    _, val = _stratified(rest, labels[rest], val_size, seed)
     out[test], out[val] = "test", "val"
     return out
 
@@ -111,7 +113,9 @@ def split_groups(labels: Sequence[int], groups: Sequence[str], *, seed: int = SE
     for label, group in zip(labels, groups):
         counts[group][int(label)] += 1
     totals = Counter(int(x) for x in labels)
-    remaining = [str(g) for g in np.random.RandomState(seed).permutation(sorted(counts))]
+    # Each group's place in the draw comes from a seeded hash of its own key, not from a shuffle
+    # of all keys: a video added or failing later moves only its own group, not the whole split.
+    remaining = sorted(counts, key=lambda g: hashlib.sha1(f"{seed}:{g}".encode()).hexdigest())
     fraction = {"test": test_size, "val": val_size * (1 - test_size) if "test" in splits else val_size}
     split_of: dict[str, str] = {}
     for split in splits:

@@ -36,6 +36,24 @@ class FaceCrop:
     image: np.ndarray
 
 
+def check_crop_settings(*, margin: float, size_px: int, keep: str) -> None:
+    """Raise :class:`UnmaskError` for crop settings that cannot work."""
+    if keep not in KEEP_MODES:
+        raise UnmaskError(f"--keep must be one of {', '.join(KEEP_MODES)}, not {keep!r}")
+    if margin < 1.0:
+        raise UnmaskError(f"--margin must be at least 1.0 (the face box itself), not {margin}")
+    if size_px < 8:
+        raise UnmaskError(f"--size must be at least 8 pixels, not {size_px}")
+
+
+def detect_frames(detector: FaceDetector, frames: Sequence[Frame], batch_size: int = 16) -> list[list]:
+    """Run ``detector`` over ``frames`` in batches; one list of detections per frame."""
+    detections = []
+    for start in range(0, len(frames), batch_size):
+        detections.extend(detector.detect([f.image for f in frames[start:start + batch_size]]))
+    return detections
+
+
 class FaceExtractor:
     """Detect, track and crop faces in sampled frames.
 
@@ -49,21 +67,13 @@ class FaceExtractor:
 
     def __init__(self, detector: FaceDetector | str = DEFAULT_DETECTOR, *, margin: float = 1.3,
                  size_px: int = 224, keep: str = "largest", batch_size: int = 16):
-        if keep not in KEEP_MODES:
-            raise UnmaskError(f"--keep must be one of {', '.join(KEEP_MODES)}, not {keep!r}")
-        if margin < 1.0:
-            raise UnmaskError(f"--margin must be at least 1.0 (the face box itself), not {margin}")
-        if size_px < 8:
-            raise UnmaskError(f"--size must be at least 8 pixels, not {size_px}")
+        check_crop_settings(margin=margin, size_px=size_px, keep=keep)
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
         self.margin, self.size_px, self.keep, self.batch_size = margin, size_px, keep, batch_size
 
     def __call__(self, frames: Sequence[Frame]) -> list[FaceCrop]:
         """Return the face crops found in ``frames``, in frame order."""
-        detections = []
-        for start in range(0, len(frames), self.batch_size):
-            batch = [f.image for f in frames[start:start + self.batch_size]]
-            detections.extend(self.detector.detect(batch))
+        detections = detect_frames(self.detector, frames, self.batch_size)
         if self.keep == "largest":
             detections = [sorted(d, key=lambda x: -x.area)[:1] for d in detections]
             track_ids = [[0] * len(d) for d in detections]

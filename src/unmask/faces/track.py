@@ -40,7 +40,7 @@ def assign_tracks(detections: Sequence[Sequence[Detection]], *, max_distance: fl
     tracks: dict[int, tuple[tuple[float, ...], int]] = {}  # id -> (last box, frame number)
     out: list[list[int]] = []
     for t, frame_dets in enumerate(detections):
-        alive = {k: v for k, v in tracks.items() if t - v[1] <= max_gap}
+        alive = {k: v for k, v in tracks.items() if t - v[1] - 1 <= max_gap}  # frames missed in between
         pairs = sorted(
             (_distance(d.box, box) - iou(d.box, box), i, k)
             for i, d in enumerate(frame_dets)

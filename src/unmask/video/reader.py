@@ -83,7 +83,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     """Describe a video from its headers (and a demux pass where the header has no frame count)."""
     with open_video(path) as container:
         stream = container.streams.video[0]
-        fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+        fps = stream_fps(stream)
         n = count_frames(container)
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
@@ -110,13 +110,36 @@ def frame_time(frame: av.VideoFrame, index: int, fps: float) -> float:
     return index / fps if fps else 0.0
 
 
-def iter_decoded(container: av.container.InputContainer, path: Path) -> Iterator[av.VideoFrame]:
-    """Decode the first video stream in display order; a broken tail ends the stream with a warning.
+def stream_fps(stream) -> float:
+    """Nominal frames per second of a stream (0.0 when the container does not say)."""
+    return float(stream.average_rate or stream.guessed_rate or 0.0)
 
-    Truncated files are common in scraped datasets: the frames before the damage are still good.
+
+def iter_decoded(container: av.container.InputContainer, path: Path, max_bad_packets: int = 25) -> Iterator[av.VideoFrame]:
+    """Decode the first video stream in display order, packet by packet.
+
+    Scraped datasets hold damaged files: a bad packet is skipped (up to ``max_bad_packets``) and a
+    broken tail ends the stream, so that the good frames around the damage are still returned.
     """
     stream = container.streams.video[0]
-    try:
-        yield from container.decode(stream)
-    except (av.FFmpegError, EOFError) as exc:
-        logger.warning("%s: decoding stopped early (%s)", path.name, _reason(exc))
+    bad = 0
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except (av.FFmpegError, EOFError) as exc:  # the container itself is cut short
+            logger.warning("%s: reading stopped early (%s)", path.name, _reason(exc))
+            break
+        try:
+            yield from packet.decode()
+        except (av.FFmpegError, EOFError) as exc:
+            bad += 1
+            logger.warning("%s: skipped a damaged packet (%s)", path.name, _reason(exc))
+            if bad > max_bad_packets:
+                return
+    try:  # drain the frames still held by the decoder
+        yield from stream.codec_context.decode(None)
+    except (av.FFmpegError, EOFError):
+        pass

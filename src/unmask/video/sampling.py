@@ -2,8 +2,8 @@
 
 Strategies:
 
-- ``uniform``: ``num_frames`` frames evenly spaced over the whole video (DeepfakeBench's and the
-  DFDC winners' choice). Decoding stops after the last one needed.
+- ``uniform``: ``num_frames`` frames evenly spaced by frame index over the whole video
+  (DeepfakeBench's and the DFDC winners' choice). Decoding stops after the last one needed.
 - ``stride``: every ``every_n``-th frame, at most ``num_frames`` of them (0: no cap).
 - ``codec_keyframes``: the encoder's I-frames. Only those are decoded, so it is the fastest, but
   where they fall is the encoder's choice (often every 2-10 s, plus scene cuts).
@@ -22,14 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from unmask.errors import UnmaskError, VideoReadError, unknown_name
-from unmask.video.reader import (
-    Frame,
-    count_frames,
-    frame_time,
-    iter_decoded,
-    open_video,
-    to_rgb,
-)
+from unmask.video.reader import Frame, count_frames, frame_time, iter_decoded, open_video, stream_fps, to_rgb
 
 SAMPLERS = ("uniform", "stride", "codec_keyframes", "content_keyframes")
 
@@ -69,20 +62,31 @@ def sample_frames(path: str | Path, sampler: FrameSampler = FrameSampler()) -> l
     path = Path(path)
     with open_video(path) as container:
         stream = container.streams.video[0]
-        fps = float(stream.average_rate or stream.guessed_rate or 0.0)
+        fps = stream_fps(stream)
         if sampler.strategy == "codec_keyframes":
             frames = _codec_keyframes(container, path, fps, sampler.num_frames)
+        elif sampler.strategy == "content_keyframes":
+            frames = _decode_indices(container, path, fps, _content_keyframes(container, path, sampler.num_frames))
         else:
-            if sampler.strategy == "uniform":
-                wanted = evenly_spaced(count_frames(container), sampler.num_frames)
-            elif sampler.strategy == "stride":
-                wanted = _cap(list(range(0, count_frames(container), sampler.every_n)), sampler.num_frames)
-            else:
-                wanted = _content_keyframes(container, path, sampler.num_frames)
+            wanted = _plan(sampler, count_frames(container))
             frames = _decode_indices(container, path, fps, wanted)
+            if frames and len(frames) < len(wanted):
+                # The header promised more frames than the file holds (a truncated download):
+                # spread the picks over the frames that really decode.
+                container.seek(0)
+                decodable = sum(1 for _ in iter_decoded(container, path))
+                container.seek(0)
+                frames = _decode_indices(container, path, fps, _plan(sampler, decodable))
     if not frames:
         raise VideoReadError(f"{path.name} has no decodable frame")
     return frames
+
+
+def _plan(sampler: FrameSampler, total: int) -> list[int]:
+    """Frame indices the ``uniform`` and ``stride`` samplers want from ``total`` frames."""
+    if sampler.strategy == "uniform":
+        return evenly_spaced(total, sampler.num_frames)
+    return _cap(list(range(0, total, sampler.every_n)), sampler.num_frames)
 
 
 def evenly_spaced(total: int, count: int) -> list[int]:

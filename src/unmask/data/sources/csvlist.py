@@ -26,9 +26,11 @@ def list_csv(root: Path) -> list[VideoItem]:
             label = LABELS.get(str(row["label"]).strip().lower())
             if label is None:
                 raise DatasetLayoutError(f"{root}:{number}: label {row['label']!r} is not fake, real, 1 or 0")
-            path = Path(row["path"])
-            path = path if path.is_absolute() else root.parent / path
-            video_id = Path(row["path"]).with_suffix("").as_posix()
+            text = (row["path"] or "").strip()
+            if not text:
+                raise DatasetLayoutError(f"{root}:{number}: the path cell is empty")
+            path = Path(text) if Path(text).is_absolute() else root.parent / text
+            video_id = _video_id(path, root.parent)
             split = (row.get("split") or "").strip() or None
             if split is not None and split not in SPLITS:
                 raise DatasetLayoutError(f"{root}:{number}: split {split!r} is not train, val or test")
@@ -36,3 +38,15 @@ def list_csv(root: Path) -> list[VideoItem]:
             source = (row.get("source_id") or "").strip() or video_id
             items.append(VideoItem(path, video_id, label, method, (source,), split))
     return items
+
+
+def _video_id(path: Path, base: Path) -> str:
+    """The path without suffix relative to the CSV's folder; ``external/...`` for a file elsewhere.
+
+    Ids name the crop folders, so they never start with ``/`` or hold ``..``.
+    """
+    resolved = path.resolve()
+    try:
+        return resolved.relative_to(base.resolve()).with_suffix("").as_posix()
+    except ValueError:
+        return "external/" + resolved.with_suffix("").as_posix().lstrip("/")

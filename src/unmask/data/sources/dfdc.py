@@ -21,6 +21,8 @@ def list_dfdc(root: Path) -> list[VideoItem]:
             entries = json.loads(meta_path.read_text())
         except json.JSONDecodeError as exc:
             raise DatasetLayoutError(f"{meta_path} is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+        if not isinstance(entries, dict) or not all(isinstance(e, dict) for e in entries.values()):
+            raise DatasetLayoutError(f"{meta_path} must map each file name to {{\"label\": \"REAL\"|\"FAKE\", ...}}")
         part = meta_path.parent.relative_to(root).as_posix()
         for name, entry in sorted(entries.items()):
             label = str(entry.get("label", "")).upper()

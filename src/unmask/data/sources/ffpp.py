@@ -5,6 +5,7 @@ source ids shipped in ``unmask/data/resources/ffpp_splits`` (MIT, see NOTICE.md 
 from __future__ import annotations
 
 import json
+import logging
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -14,6 +15,7 @@ from unmask.errors import DatasetLayoutError
 
 METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter")
 COMPRESSIONS = ("raw", "c23", "c40")
+logger = logging.getLogger(__name__)
 EXPECTED = ("original_sequences/youtube/<raw|c23|c40>/videos/NNN.mp4 and "
             "manipulated_sequences/<Method>/<raw|c23|c40>/videos/AAA_BBB.mp4")
 
@@ -44,9 +46,16 @@ def list_ffpp(root: Path, *, compression: str = "c23", methods: tuple[str, ...] 
         items.append(VideoItem(path, f"original/{compression}/{path.stem}", REAL, "original", (path.stem,),
                                split_of.get(path.stem)))
     found = sorted(p.name for p in manipulated.iterdir() if p.is_dir()) if manipulated.is_dir() else []
-    for method in methods or found:
+    for method in methods or ():
+        if method not in METHODS:
+            raise DatasetLayoutError(f"Unknown FF++ method {method!r}; choose from {', '.join(METHODS)}")
         if method not in found:
             raise DatasetLayoutError(f"FF++ method {method!r} not found under {manipulated}; found: {', '.join(found) or 'none'}")
+    other = sorted(set(found) - set(METHODS))
+    if other and not methods:
+        # DeepFakeDetection's fakes come from actors/ originals with other names: not FF++'s split.
+        logger.warning("ignoring %s under %s (not one of FF++'s methods)", ", ".join(other), manipulated)
+    for method in methods or [m for m in METHODS if m in found]:
         for path in sorted((manipulated / method / compression / "videos").glob("*.mp4")):
             target, _, source = path.stem.partition("_")
             if not source:
