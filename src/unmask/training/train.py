@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import math
+import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -179,6 +180,7 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
     rank, world = dist.init_distributed(device)
     is_main = rank == 0
     amp = device.type == "cuda"
+    workers = config.workers if config.workers is not None else (min(8, os.cpu_count() or 1) if amp else 0)
     spec = get_spec(config.model)
     size_px = config.size_px or spec.default_size_px
 
@@ -224,9 +226,9 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
         sampler = WeightedRandomSampler(per_sample, num_samples=len(train_set), replacement=True, generator=generator)
     else:
         sampler = torch.utils.data.RandomSampler(train_set, generator=generator)
-    loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
+    loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, num_workers=workers,
                         pin_memory=device.type == "cuda", drop_last=len(train_set) > config.batch_size,
-                        persistent_workers=False, generator=generator)
+                        persistent_workers=workers > 0, generator=generator)
 
     writer = None
     base_meta = {
@@ -255,7 +257,7 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
                 net, loader, loss_fn, optimiser, device, max_steps=config.max_steps_per_epoch, amp=amp, on_step=step_cb)
             train_loss = float(np.mean(dist.gather(train_loss)))
             val_logits, val_labels = evaluate(model, val_set, device, batch_size=config.batch_size,
-                                              workers=config.workers, amp=amp)
+                                              workers=workers, amp=amp)
             val_p = p_fake(val_logits)
             row = {"epoch": epoch, "lr": optimiser.param_groups[0]["lr"], "train_loss": train_loss,
                    **{f"train_{k}": v for k, v in basic_metrics(train_labels, train_scores).items()},
@@ -298,7 +300,7 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
         best = load_tensors(best_path)
         model.load_state_dict({k.removeprefix("model."): v for k, v in best.items()})
         val_logits, val_labels = evaluate(model, val_set, device, batch_size=config.batch_size,
-                                          workers=config.workers, amp=amp)
+                                          workers=workers, amp=amp)
         temperature = fit_temperature(val_logits, val_labels)
         threshold = config.costs.threshold
         val_at_threshold = basic_metrics(val_labels, p_fake(val_logits, temperature), threshold)
