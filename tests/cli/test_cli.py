@@ -50,3 +50,33 @@ def test_shard_and_merge_from_the_command_line(demo_clips, tmp_path):
     result = unmask("merge", tmp_path / "s1", tmp_path / "s2", "--out", tmp_path / "all")
     assert result.returncode == 0, result.stderr
     assert pd.read_parquet(tmp_path / "all" / "manifest.parquet")["video_id"].nunique() == 4
+
+
+def test_train_evaluate_explain_and_table_from_the_command_line(prepared, tmp_path):
+    run, evals = tmp_path / "run", tmp_path / "eval"
+    result = subprocess.run([sys.executable, "-m", "unmask", "train", str(prepared), "--out", str(run), "--model",
+                             "mobilenetv3_small", "--no-pretrained", "--size", "64", "--epochs", "2"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "epoch 2:" in result.stdout and "checkpoint:" in result.stdout
+    result = unmask("evaluate", run, prepared, "--out", evals, "--bootstrap", "0", "--no-report")
+    assert result.returncode == 0, result.stderr
+    assert "frame  argmax" in result.stdout and (evals / "metrics.json").is_file()
+    result = unmask("table", evals, "--csv", tmp_path / "table.csv")
+    assert result.returncode == 0 and "| mobilenetv3_small |" in result.stdout
+    assert pd.read_csv(tmp_path / "table.csv").loc[0, "protocol"] == "video"
+    crop = prepared / pd.read_parquet(prepared / "manifest.parquet")["crop_path"].iloc[0]
+    result = unmask("explain", run, crop, "--out", tmp_path / "why", "--methods", "gradcam", "--is-crop")
+    assert result.returncode == 0, result.stderr
+    assert "gradcam" in result.stdout and len(list((tmp_path / "why").glob("*_gradcam.png"))) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", ".", "--out", "r", "--model", "xceptionn"], "error: Unknown model 'xceptionn'"),
+    (["evaluate", "nowhere", ".", "--out", "e"], "error: No checkpoint at nowhere; train one"),
+    (["table", "nowhere"], "error: No metrics.json in nowhere"),
+])
+def test_later_stage_user_errors_are_one_line(args, message, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "unmask", *args], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.startswith(message), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

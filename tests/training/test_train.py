@@ -20,18 +20,17 @@ from unmask.training.train import train
 QUICK = dict(pretrained=False, size_px=64, batch_size=16, workers=0)
 
 
-def test_small_model_learns_the_demo_fakes(prepared, tmp_path):
-    config = make_config(model="mobilenetv3_small", epochs=10, lr=1e-3, early_stopping=0, **QUICK)
-    rows = []
-    result = train(prepared, tmp_path / "run", config, on_epoch=rows.append)
+def test_small_model_learns_the_demo_fakes(small_run):
+    result, rows = small_run
+    run = result.run_dir
     assert len(rows) == 10 and result.best_epoch == max(range(1, 11), key=lambda e: rows[e - 1]["val_auc"])
     assert result.best_metric >= 0.8, f"validation AUC {result.best_metric:.3f} is not well above chance"
-    history = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    history = pd.read_csv(run / "metrics.csv")
     assert list(history["epoch"]) == list(range(1, 11))
     assert history["train_loss"].iloc[-3:].mean() < history["train_loss"].iloc[:3].mean()
-    assert any((tmp_path / "run" / "tensorboard").iterdir())
+    assert any((run / "tensorboard").iterdir())
 
-    model, meta = load_classifier(tmp_path / "run")
+    model, meta = load_classifier(run)
     assert meta["spec"]["name"] == "mobilenetv3_small" and meta["size_px"] == 64
     assert meta["class_names"] == ["real", "fake"] and meta["threshold"] == 0.5
     assert meta["temperature"] == pytest.approx(result.temperature) and meta["temperature"] > 0
@@ -51,16 +50,14 @@ def test_costs_set_the_threshold_and_travel_with_the_checkpoint(prepared, tmp_pa
 
 
 @pytest.mark.parametrize("name", PAPER_BACKBONES)
-def test_paper_preset_runs_each_paper_backbone(prepared, tmp_path, name):
-    config = make_config("paper", model=name, pretrained=False, size_px=96, epochs=1, batch_size=4,
-                         max_steps_per_epoch=2, workers=0)
-    result = train(prepared, tmp_path / name, config)
-    meta = read_metadata(result.checkpoint)
+def test_paper_preset_runs_each_paper_backbone(paper_runs, name):
+    meta = read_metadata(paper_runs[name].checkpoint)
     recorded = meta["config"]
     for key, value in PRESETS["paper"].items():
         if key not in ("size_px", "epochs", "batch_size"):
             assert recorded[key] == value, key
     assert meta["data"]["protocol"] == "paper" and meta["spec"]["name"] == name
+    assert len(paper_runs[name].history) == 1
 
 
 def test_paper_preset_is_the_papers_recipe():

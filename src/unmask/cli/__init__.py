@@ -39,6 +39,8 @@ def _root(
 from unmask.cli import demo as _demo  # noqa: E402,F401  (importing registers the commands)
 from unmask.cli import prepare as _prepare  # noqa: E402,F401
 from unmask.cli import train as _train  # noqa: E402,F401
+from unmask.cli import evaluate as _evaluate  # noqa: E402,F401
+from unmask.cli import explain as _explain  # noqa: E402,F401
 
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 1, 130
 

@@ -30,6 +30,7 @@ from unmask.data.manifest import read_manifest, select_split
 from unmask.errors import UnmaskError
 from unmask.evaluation.metrics import basic_metrics
 from unmask.models import build_transform, create_model, get_spec
+from unmask.models.inference import predict_logits, to_device
 from unmask.training import distributed as dist
 from unmask.training.calibration import Costs, fit_temperature, p_fake
 from unmask.training.checkpoint import load_tensors, read_metadata, save_checkpoint
@@ -72,7 +73,7 @@ def train_one_epoch(model, loader, loss_fn, optimiser, device, *, max_steps: int
     for step, (x, y, _) in enumerate(loader):
         if step >= steps:
             break
-        x, y = _to_device(x, device), y.to(device, non_blocking=True)
+        x, y = to_device(x, device), y.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             logits = model(x)
             loss = loss_fn(logits.float(), y)
@@ -86,27 +87,6 @@ def train_one_epoch(model, loader, loss_fn, optimiser, device, *, max_steps: int
         if on_step:
             on_step(step + 1, steps)
     return total / max(seen, 1), torch.cat(labels).numpy(), torch.cat(scores).numpy()
-
-
-@torch.no_grad()
-def predict_logits(model, loader, device, *, amp: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(logits (n, 2), labels (n,), dataset positions (n,))`` for every item of ``loader``."""
-    model.eval()
-    out_logits, out_labels, out_index = [], [], []
-    for x, y, index in loader:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            logits = model(_to_device(x, device))
-        out_logits.append(logits.float().cpu())
-        out_labels.append(y)
-        out_index.append(index)
-    if not out_logits:
-        return np.zeros((0, 2), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return torch.cat(out_logits).numpy(), torch.cat(out_labels).numpy(), torch.cat(out_index).numpy()
-
-
-def _to_device(x, device):
-    x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
 
 
 def evaluate(model, dataset, device, *, batch_size: int, workers: int, amp: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -30,16 +30,11 @@ def write_atomic(path: str | os.PathLike, mode: str = "wb") -> Iterator:
         raise
 
 
-def atomic_path(path: str | os.PathLike) -> contextlib.AbstractContextManager[Path]:
-    """Yield a temporary path beside ``path`` for libraries that write by name (Parquet, PNG).
-
-    The caller writes the temporary path; on success it is fsynced and moved onto ``path``.
-    """
-    return _atomic_path(Path(path))
-
-
 @contextlib.contextmanager
-def _atomic_path(path: Path) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same suffix) for libraries that write by name
+    (Parquet, PNG); on success it is fsynced and moved onto ``path``, on failure removed."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
     os.close(fd)

@@ -1,0 +1,34 @@
+"""``unmask explain``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from unmask.cli import app
+
+
+@app.command("explain")
+def explain_command(
+    run_dir: Path = typer.Argument(..., help="Run folder of `unmask train`."),
+    path: Path = typer.Argument(..., help="A face image or a video."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for the heatmap PNGs and explanations.json."),
+    methods: str = typer.Option("smoothgrad,gradcam,gradcam++,scorecam",
+                                help="Comma-separated: smoothgrad, gradcam, gradcam++, scorecam, hirescam, xgradcam, layercam, eigencam."),
+    max_faces: int = typer.Option(8, help="Explain the N most suspicious faces of a video."),
+    is_crop: bool = typer.Option(False, "--is-crop", help="The image is already a face crop: skip face detection."),
+    num_frames: int = typer.Option(32, help="Frames to sample from a video."),
+    device: str = typer.Option(None, help="cpu, cuda ... (default: a GPU if there is one)."),
+):
+    """Show why a face looks fake: heatmaps over the face, with a faithfulness score each.
+
+    Example: unmask explain runs/xception-paper suspicious.mp4 --out why/ --methods gradcam,scorecam
+    """
+    from unmask.explain.explain import explain
+
+    explanations = explain(run_dir, path, out, methods=[m.strip() for m in methods.split(",") if m.strip()],
+                           max_faces=max_faces, is_crop=is_crop, num_frames=num_frames, device=device)
+    for e in explanations:
+        typer.echo(f"frame {e.frame_index:5d} track {e.track_id}  p(fake) {e.p_fake:.3f}  {e.method:<10} "
+                   f"faithfulness {e.faithfulness:+.3f}  {out / e.png}")

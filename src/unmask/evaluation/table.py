@@ -1,0 +1,51 @@
+"""``unmask table``: the paper's results table, for several evaluations side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from unmask.errors import UnmaskError
+
+COLUMNS = ["model", "trained on", "train protocol", "evaluated on", "protocol", "split", "accuracy", "precision",
+           "recall", "f1", "auc", "video accuracy", "video auc"]
+
+
+def load_metrics(eval_dir: str | Path) -> dict:
+    """The ``metrics.json`` of an ``unmask evaluate`` output folder."""
+    path = Path(eval_dir)
+    path = path / "metrics.json" if path.is_dir() else path
+    if not path.is_file():
+        raise UnmaskError(f"No metrics.json in {eval_dir}; run `unmask evaluate` first")
+    return json.loads(path.read_text())
+
+
+def make_table(eval_dirs) -> pd.DataFrame:
+    """One row per evaluation: the paper's weighted-average accuracy, precision, recall and F1 (frame
+    level, argmax), with frame AUC and video-level accuracy and AUC added."""
+    rows = []
+    for eval_dir in eval_dirs:
+        m = load_metrics(eval_dir)
+        frame, video = m["frame"], m["video"]
+        rows.append({
+            "model": m["model"], "trained on": m.get("trained_on"), "train protocol": m["train_protocol"],
+            "evaluated on": m.get("dataset"), "protocol": m["protocol"], "split": m["split"],
+            "accuracy": frame["argmax"]["accuracy"], "precision": frame["argmax"]["weighted"]["precision"],
+            "recall": frame["argmax"]["weighted"]["recall"], "f1": frame["argmax"]["weighted"]["f1"],
+            "auc": frame["scores"]["auc"], "video accuracy": video["argmax"]["accuracy"], "video auc": video["scores"]["auc"],
+        })
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A Markdown table, numbers to 4 places (``-`` where undefined)."""
+    def cell(v):
+        if isinstance(v, float):
+            return "-" if pd.isna(v) else f"{v:.4f}"
+        return "-" if v is None else str(v)
+
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)

@@ -1,0 +1,89 @@
+import json
+
+import pandas as pd
+import pytest
+
+from unmask.errors import ManifestError, UnknownNameError, UnmaskError
+from unmask.evaluation.evaluate import evaluate
+from unmask.evaluation.table import make_table, to_markdown
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="module")
+def evaluated(small_run, prepared, tmp_path_factory):
+    result, _ = small_run
+    return evaluate(result.run_dir, prepared, tmp_path_factory.mktemp("eval") / "video", bootstrap=200, explain_per_case=1)
+
+
+def test_metrics_json_has_every_field(evaluated, prepared):
+    metrics = json.loads((evaluated.out_dir / "metrics.json").read_text())
+    test_crops = (pd.read_parquet(prepared / "manifest.parquet")["split_video"] == "test").sum()
+    assert metrics["frame"]["n"] == test_crops and metrics["video"]["n"] == evaluated.video_scores.shape[0]
+    for level in ("frame", "video"):
+        m = metrics[level]
+        for decision in ("argmax", "cost"):
+            assert {"threshold", "accuracy", "real", "fake", "macro", "weighted", "confusion_matrix"} <= set(m[decision])
+            assert set(m[decision]["weighted"]) == {"precision", "recall", "f1", "support"}
+        assert set(m["scores"]) == {"auc", "ap", "eer", "log_loss", "brier"}
+        assert set(m["ci95"]) == {"auc", "accuracy"}
+    assert metrics["protocol"] == "video" and metrics["aggregation"] == "mean" and metrics["threshold"] == 0.5
+    assert metrics["frame"]["scores"]["auc"] > 0.5  # the small run learned the demo fakes
+    frames = pd.read_csv(evaluated.out_dir / "frame_scores.csv")
+    assert len(frames) == test_crops and frames["p_fake"].between(0, 1).all()
+
+
+def test_report_renders_in_headless_chromium(evaluated, tmp_path):
+    from playwright import sync_api as playwright  # installed by scripts/setup.sh, with Debian's chromium
+
+    report = evaluated.out_dir / "report.html"
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.goto(report.resolve().as_uri())
+        images = page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
+        headings = page.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        browser.close()
+    assert len(images) >= 8 and all(complete and width > 0 for _, complete, width in images), images
+    assert {"Metrics", "Confusion matrices", "ROC and precision-recall", "Training", "Worst-judged videos",
+            "Explanations"} <= set(headings)
+    assert any(alt == "gradcam" for alt, _, _ in images)
+    assert (tmp_path / "report.png").stat().st_size > 20_000
+
+
+def test_table_shows_paper_and_video_protocols_side_by_side(small_run, prepared, evaluated, tmp_path):
+    result, _ = small_run
+    leak = evaluate(result.run_dir, prepared, tmp_path / "paper", protocol="paper", report=False, bootstrap=0)
+    table = make_table([leak.out_dir, evaluated.out_dir])
+    assert list(table["protocol"]) == ["paper", "video"]
+    assert table.loc[0, "accuracy"] == pytest.approx(leak.metrics["frame"]["argmax"]["accuracy"])
+    markdown = to_markdown(table)
+    assert markdown.splitlines()[0].startswith("| model | trained on |") and "| paper |" in markdown
+    assert "| video |" in markdown
+
+
+def test_cross_dataset_on_every_crop(small_run, tmp_path):
+    from unmask.data.prepare import PrepareConfig, prepare
+    from unmask.demo import make_demo_dataset
+    from unmask.video import FrameSampler
+
+    clips = make_demo_dataset(tmp_path / "other", clips_per_class=1, seconds=1.0, fps=8, size=(400, 300), seed=7)
+    other = tmp_path / "other-crops"
+    prepare(clips, other, PrepareConfig("folder", sampler=FrameSampler("uniform", 4), size_px=64))
+    result = evaluate(small_run[0].run_dir, other, tmp_path / "cross", split="all", aggregation="confident",
+                      report=False, bootstrap=0)
+    assert result.metrics["frame"]["n"] == 8 and result.metrics["split"] == "all"
+
+
+def test_bad_inputs_are_clear(small_run, prepared, tmp_path):
+    run = small_run[0].run_dir
+    with pytest.raises(UnmaskError, match="No checkpoint at"):
+        evaluate(tmp_path, prepared, tmp_path / "e1")
+    with pytest.raises(ManifestError, match="'official' protocol has no 'test' videos"):
+        evaluate(run, prepared, tmp_path / "e2", protocol="official")
+    with pytest.raises(UnknownNameError, match="Unknown aggregation 'mode'"):
+        evaluate(run, prepared, tmp_path / "e3", aggregation="mode")
+    with pytest.raises(UnknownNameError, match="Unknown split 'testing'"):
+        evaluate(run, prepared, tmp_path / "e4", split="testing")

@@ -1,0 +1,54 @@
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from unmask.demo import load_portraits, write_video
+from unmask.errors import NoFaceFoundError, UnknownNameError
+from unmask.explain import PAPER_METHODS
+from unmask.explain.explain import explain
+from unmask.models.registry import PAPER_BACKBONES
+
+
+@pytest.fixture(scope="module")
+def face_image(tmp_path_factory):
+    path = tmp_path_factory.mktemp("img") / "astronaut.png"
+    cv2.imwrite(str(path), cv2.cvtColor(load_portraits()["astronaut"], cv2.COLOR_RGB2BGR))
+    return path
+
+
+@pytest.mark.parametrize("backbone", PAPER_BACKBONES)
+def test_the_papers_four_methods_on_each_paper_backbone(paper_runs, face_image, tmp_path, backbone):
+    out = tmp_path / backbone
+    explanations = explain(paper_runs[backbone].run_dir, face_image, out, methods=PAPER_METHODS)
+    assert [e.method for e in explanations] == list(PAPER_METHODS)
+    for e in explanations:
+        image = cv2.imread(str(out / e.png))
+        assert image is not None and image.shape == (128, 128, 3)
+        assert np.isfinite(e.faithfulness) and 0.0 <= e.p_fake <= 1.0
+    record = json.loads((out / "explanations.json").read_text())
+    assert len(record["explanations"]) == 4 and (out / "astronaut_000000_00_face.png").is_file()
+
+
+def test_a_video_is_explained_most_suspicious_face_first(small_run, demo_clips, tmp_path):
+    video = next((demo_clips / "fake").glob("*.mp4"))
+    explanations = explain(small_run[0].run_dir, video, tmp_path, methods=["gradcam", "eigencam"], max_faces=3)
+    assert len(explanations) == 6
+    scores = [e.p_fake for e in explanations if e.method == "gradcam"]
+    assert scores == sorted(scores, reverse=True)
+    assert len({(e.frame_index, e.track_id) for e in explanations}) == 3
+
+
+def test_errors_and_the_is_crop_escape(small_run, tmp_path):
+    run = small_run[0].run_dir
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((120, 120, 3), 127, np.uint8))
+    with pytest.raises(NoFaceFoundError, match="No face found in blank.png.*--is-crop"):
+        explain(run, blank, tmp_path / "o1")
+    assert len(explain(run, blank, tmp_path / "o2", methods=["gradcam"], is_crop=True)) == 1
+    with pytest.raises(UnknownNameError, match="Unknown explanation method 'gradcam\\+'.*Did you mean 'gradcam\\+\\+'"):
+        explain(run, blank, tmp_path / "o3", methods=["gradcam+"])
+    write_video(tmp_path / "empty.mp4", [np.full((96, 128, 3), 60, np.uint8)] * 4)
+    with pytest.raises(NoFaceFoundError, match="No face found in empty.mp4 \\(4 frames looked at\\)"):
+        explain(run, tmp_path / "empty.mp4", tmp_path / "o4")
