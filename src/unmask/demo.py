@@ -128,10 +128,12 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: int = 10, *, co
 
 
 def make_demo_dataset(out_dir: str | Path, *, clips_per_class: int = 4, seconds: float = 2.0, fps: int = 10,
-                      size: tuple[int, int] = (320, 240), suffix: str = ".mp4", seed: int = 0) -> Path:
+                      size: tuple[int, int] = (320, 240), suffix: str = ".mp4", seed: int = 0,
+                      overwrite: bool = True) -> Path:
     """Write ``out_dir/real/*.mp4`` and ``out_dir/fake/*.mp4`` (the ``folder`` layout).
 
-    Clips alternate between the two portraits; fakes carry the other portrait's face.
+    Clips alternate between the two portraits; fakes carry the other portrait's face. With
+    ``overwrite=False`` clips already there are kept (they would come out the same).
     """
     out_dir = Path(out_dir)
     photos = load_portraits()
@@ -144,7 +146,10 @@ def make_demo_dataset(out_dir: str | Path, *, clips_per_class: int = 4, seconds:
     for i in range(clips_per_class):
         name = names[i % len(names)]
         for label, photo in (("real", photos[name]), ("fake", fakes[name])):
+            path = out_dir / label / f"{label}_{name}_{i:02d}{suffix}"
+            if path.is_file() and not overwrite:
+                continue
             frames = render_frames(_head(photo, FACE_BOXES[name]), num_frames=num_frames, size=size,
                                    seed=seed * 1000 + i * 2 + (label == "fake"))
-            write_video(out_dir / label / f"{label}_{name}_{i:02d}{suffix}", frames, fps)
+            write_video(path, frames, fps)
     return out_dir

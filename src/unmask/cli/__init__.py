@@ -36,7 +36,8 @@ def _root(
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-from unmask.cli import demo as _demo  # noqa: E402,F401  (importing registers the commands)
+# Importing the command modules registers their commands, in pipeline order (the order of --help).
+from unmask.cli import demo as _demo  # noqa: E402,F401,I001
 from unmask.cli import prepare as _prepare  # noqa: E402,F401
 from unmask.cli import train as _train  # noqa: E402,F401
 from unmask.cli import evaluate as _evaluate  # noqa: E402,F401

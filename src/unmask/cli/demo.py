@@ -21,5 +21,5 @@ def demo_clips_command(
     """
     from unmask.demo import make_demo_dataset
 
-    make_demo_dataset(out, clips_per_class=clips, seconds=seconds)
+    make_demo_dataset(out, clips_per_class=clips, seconds=seconds, overwrite=False)
     typer.echo(f"clips: {out}/real, {out}/fake")

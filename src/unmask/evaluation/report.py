@@ -191,8 +191,8 @@ def write_report(result, *, run_dir: Path, data_root: Path, model, meta: dict, p
     gallery, faithfulness = _gallery(frames, data_root, model, meta, per_case, device)
     sections += ["<h2>Explanations</h2>",
                  "<p>Heatmaps of the evidence for <i>fake</i> over the face. Faithfulness: how much further "
-                 "p(fake) falls when the most highlighted pixels are blurred away than when random ones are "
-                 "(above 0: the map points at what the model uses).</p>", gallery]
+                 "the fake log-odds fall when the most highlighted pixels are blurred away than when as many "
+                 "random ones are (above 0: the map points at what the model uses).</p>", gallery]
     if not faithfulness.empty:
         summary = faithfulness.groupby("method")["faithfulness"].agg(["mean", "count"]).reset_index()
         rows = "".join(f"<tr><td>{r.method}</td><td>{r.mean:+.4f}</td><td>{r.count}</td></tr>" for r in summary.itertuples())

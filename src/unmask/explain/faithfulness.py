@@ -1,9 +1,10 @@
 """Does a heatmap point at what the model uses? A deletion test.
 
 The most highlighted pixels (10%, 20% and 30% of the face) are replaced by a blurred copy of the
-image, and so, in turn, are as many random pixels. A faithful map makes the fake score fall
-further than random deletion does: the score is the mean extra fall, in ``p_fake`` units (above
-0: better than random; near 0: the map could have been random).
+image, and so, in turn, are as many random pixels. A faithful map makes the evidence for fake
+fall further than random deletion does: the score is the mean extra fall of the fake log-odds
+(logit of fake minus logit of real; unlike ``p_fake`` it does not saturate on confident faces).
+Above 0: better than random; near 0: the map could have been random.
 """
 
 from __future__ import annotations
@@ -24,14 +25,18 @@ def deletion_faithfulness(model, x: torch.Tensor, heatmaps: np.ndarray, *, fract
         x: ``(N, 3, H, W)`` preprocessed inputs; heatmaps: ``(N, H, W)`` in [0, 1].
 
     Returns:
-        ``(N,)`` mean over ``fractions`` of (fall of p_fake when deleting the top pixels) minus
-        (fall when deleting random pixels).
+        ``(N,)`` mean over ``fractions`` of (fall of the fake log-odds when deleting the top
+        pixels) minus (its fall when deleting as many random pixels).
     """
     model.eval()
     n, _, h, w = x.shape
     blurred = TF.gaussian_blur(x, kernel_size=[21, 21], sigma=[7.0, 7.0])
     rng = np.random.default_rng(seed)
-    base = torch.softmax(model(x).float(), 1)[:, 1]
+    def log_odds(inputs):
+        logits = model(inputs).float()
+        return logits[:, 1] - logits[:, 0]
+
+    base = log_odds(x)
     scores = np.zeros(n, dtype=np.float64)
     for fraction in fractions:
         k = max(1, int(round(fraction * h * w)))
@@ -46,6 +51,6 @@ def deletion_faithfulness(model, x: torch.Tensor, heatmaps: np.ndarray, *, fract
         mask = torch.from_numpy(np.stack(masks))[:, None].to(x.device)
         both = x.repeat_interleave(2, dim=0)
         deleted = both * (1 - mask) + blurred.repeat_interleave(2, dim=0) * mask
-        p = torch.softmax(model(deleted).float(), 1)[:, 1].view(n, 2)
-        scores += ((base - p[:, 0]) - (base - p[:, 1])).cpu().numpy()
+        odds = log_odds(deleted).view(n, 2)
+        scores += ((base - odds[:, 0]) - (base - odds[:, 1])).cpu().numpy()
     return (scores / len(fractions)).astype(np.float32)
