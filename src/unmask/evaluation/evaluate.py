@@ -21,8 +21,9 @@ from unmask.data.splits import PROTOCOLS
 from unmask.errors import ManifestError, unknown_name
 from unmask.evaluation.aggregate import AGGREGATIONS, aggregate_videos
 from unmask.evaluation.metrics import bootstrap_ci, score_metrics, threshold_metrics
-from unmask.models import BackboneSpec, build_transform
+from unmask.models import build_transform
 from unmask.models.inference import predict_logits
+from unmask.models.registry import spec_from_dict
 from unmask.training.calibration import p_fake
 from unmask.training.checkpoint import load_classifier
 from unmask.training.data import CropDataset
@@ -41,17 +42,10 @@ class EvalResult:
     video_scores: pd.DataFrame
 
 
-def spec_of(meta: dict) -> BackboneSpec:
-    """The backbone spec recorded in a checkpoint."""
-    spec = dict(meta["spec"])
-    spec["mean"], spec["std"] = tuple(spec["mean"]), tuple(spec["std"])
-    return BackboneSpec(**spec)
-
-
 def score_rows(model, meta: dict, rows: pd.DataFrame, root: Path, *, device=None, batch_size: int = 64) -> np.ndarray:
     """``(n, 2)`` logits of the manifest ``rows`` (crops under ``root``) through the run's preprocessing."""
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    dataset = CropDataset(rows, root, build_transform(spec_of(meta), meta["size_px"]))
+    dataset = CropDataset(rows, root, build_transform(spec_from_dict(meta["spec"]), meta["size_px"]))
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=0)
     logits, _, _ = predict_logits(model.to(device), loader, device, amp=device.type == "cuda")
     return logits

@@ -17,6 +17,7 @@ from unmask.explain.overlay import overlay_heatmap
 from unmask.faces.detectors import create_detector
 from unmask.faces.extract import FaceExtractor
 from unmask.models import build_transform
+from unmask.models.registry import spec_from_dict
 from unmask.training.calibration import p_fake
 from unmask.training.checkpoint import load_classifier
 from unmask.utils.atomic import atomic_path
@@ -48,11 +49,9 @@ def explain_crops(model, meta: dict, crops: list[np.ndarray], methods, *, device
     Returns:
         ``(p_fake (n,), {method: (heatmaps (n, S, S) in [0, 1], faithfulness (n,))})``.
     """
-    from unmask.evaluation.evaluate import spec_of
-
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = model.to(device).eval()
-    transform = build_transform(spec_of(meta), meta["size_px"])
+    transform = build_transform(spec_from_dict(meta["spec"]), meta["size_px"])
     x = torch.stack([transform(c) for c in crops]).to(device)
     with torch.no_grad():
         scores = p_fake(model(x).float().cpu().numpy(), float(meta.get("temperature", 1.0)))

@@ -56,6 +56,11 @@ BACKBONES: dict[str, BackboneSpec] = {
 PAPER_BACKBONES = tuple(name for name, spec in BACKBONES.items() if spec.paper_name)
 
 
+def spec_from_dict(d: dict) -> BackboneSpec:
+    """The :class:`BackboneSpec` recorded in a checkpoint's metadata (``asdict`` of one)."""
+    return BackboneSpec(**{**d, "mean": tuple(d["mean"]), "std": tuple(d["std"])})
+
+
 def get_spec(name: str) -> BackboneSpec:
     """The :class:`BackboneSpec` registered as ``name``."""
     if name not in BACKBONES:

@@ -89,7 +89,7 @@ def train_one_epoch(model, loader, loss_fn, optimiser, device, *, max_steps: int
     return total / max(seen, 1), torch.cat(labels).numpy(), torch.cat(scores).numpy()
 
 
-def evaluate(model, dataset, device, *, batch_size: int, workers: int, amp: bool) -> tuple[np.ndarray, np.ndarray]:
+def score_dataset(model, dataset, device, *, batch_size: int, workers: int, amp: bool) -> tuple[np.ndarray, np.ndarray]:
     """Logits and labels of all of ``dataset``, each rank scoring its share, in dataset order."""
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if torch.distributed.is_initialized() else (0, 1)
     subset = torch.utils.data.Subset(dataset, list(range(rank, len(dataset), world)))
@@ -236,7 +236,7 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
             train_loss, train_labels, train_scores = train_one_epoch(
                 net, loader, loss_fn, optimiser, device, max_steps=config.max_steps_per_epoch, amp=amp, on_step=step_cb)
             train_loss = float(np.mean(dist.gather(train_loss)))
-            val_logits, val_labels = evaluate(model, val_set, device, batch_size=config.batch_size,
+            val_logits, val_labels = score_dataset(model, val_set, device, batch_size=config.batch_size,
                                               workers=workers, amp=amp)
             val_p = p_fake(val_logits)
             row = {"epoch": epoch, "lr": optimiser.param_groups[0]["lr"], "train_loss": train_loss,
@@ -279,7 +279,7 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
         # Calibrate the chosen weights on the validation split and fix the cost-based threshold.
         best = load_tensors(best_path)
         model.load_state_dict({k.removeprefix("model."): v for k, v in best.items()})
-        val_logits, val_labels = evaluate(model, val_set, device, batch_size=config.batch_size,
+        val_logits, val_labels = score_dataset(model, val_set, device, batch_size=config.batch_size,
                                           workers=workers, amp=amp)
         temperature = fit_temperature(val_logits, val_labels)
         threshold = config.costs.threshold
