@@ -170,3 +170,31 @@ def test_loaded_checkpoint_scores_like_the_trained_model(prepared, tmp_path):
     with torch.no_grad():
         first, second = model(x), model(x)
     assert torch.equal(first, second) and first.shape == (4, 2) and np.isfinite(first.numpy()).all()
+
+
+def test_focal_loss_balanced_sampler_and_effective_weights_train(prepared, tmp_path):
+    config = make_config(model="mobilenetv3_small", epochs=1, loss="focal", sampler="balanced",
+                         class_weights="effective", **QUICK)
+    meta = read_metadata(train(prepared, tmp_path / "run", config).checkpoint)
+    assert (meta["config"]["loss"], meta["config"]["sampler"], meta["config"]["class_weights"]) == (
+        "focal", "balanced", "effective")
+    assert sum(meta["class_weights"]) == pytest.approx(2.0)
+
+
+def test_bundled_weights_give_a_pretrained_start_with_no_internet(prepared, tmp_path):
+    config = make_config(model="efficientnet_lite0", epochs=1, pretrained=True, size_px=64, batch_size=8,
+                         max_steps_per_epoch=1, workers=0)
+    assert train(prepared, tmp_path / "run", config).checkpoint.is_file()
+
+
+def test_unreachable_hub_weights_say_what_to_do(monkeypatch):
+    import timm
+
+    from unmask.models import create_model
+
+    def offline(*args, **kwargs):
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(UnmaskError, match="Cannot get ImageNet weights for 'xception'.*--weights FILE.*--no-pretrained"):
+        create_model("xception", pretrained=True)

