@@ -113,6 +113,8 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: int = 10, *, co
     height, width = frames[0].shape[:2]
     with av.open(str(path), mode="w") as container:
         stream = container.add_stream(codec, rate=fps)
+        if codec == "mpeg4":
+            stream.bit_rate = 2_000_000  # ffmpeg's default of 200 kb/s would smear the faces
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if times_s is not None:  # millisecond timestamps in both the codec and the container
             stream.time_base = stream.codec_context.time_base = Fraction(1, 1000)
@@ -120,6 +122,8 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: int = 10, *, co
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             if times_s is not None:
                 frame.pts, frame.time_base = int(round(times_s[i] * 1000)), Fraction(1, 1000)
+            else:  # explicit timestamps: left unset, the encoder's rate control saw varying ones
+                frame.pts, frame.time_base = i, Fraction(1, fps)
             for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
@@ -129,11 +133,13 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: int = 10, *, co
 
 def make_demo_dataset(out_dir: str | Path, *, clips_per_class: int = 4, seconds: float = 2.0, fps: int = 10,
                       size: tuple[int, int] = (320, 240), suffix: str = ".mp4", seed: int = 0,
-                      overwrite: bool = True) -> Path:
+                      codec: str = "mpeg4", overwrite: bool = True) -> Path:
     """Write ``out_dir/real/*.mp4`` and ``out_dir/fake/*.mp4`` (the ``folder`` layout).
 
-    Clips alternate between the two portraits; fakes carry the other portrait's face. With
-    ``overwrite=False`` clips already there are kept (they would come out the same).
+    Clips alternate between the two portraits; fakes carry the other portrait's face. The codec
+    is MPEG-4 Part 2 by default because it encodes the same frames to the same bytes in every
+    process; libx264 through PyAV did not here, which made tests and demos vary from run to run.
+    With ``overwrite=False`` clips already there are kept (they would come out the same).
     """
     out_dir = Path(out_dir)
     photos = load_portraits()
@@ -151,5 +157,5 @@ def make_demo_dataset(out_dir: str | Path, *, clips_per_class: int = 4, seconds:
                 continue
             frames = render_frames(_head(photo, FACE_BOXES[name]), num_frames=num_frames, size=size,
                                    seed=seed * 1000 + i * 2 + (label == "fake"))
-            write_video(path, frames, fps)
+            write_video(path, frames, fps, codec=codec)
     return out_dir

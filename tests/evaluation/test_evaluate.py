@@ -62,7 +62,7 @@ def test_table_shows_paper_and_video_protocols_side_by_side(small_run, prepared,
     result, _ = small_run
     leak = evaluate(result.run_dir, prepared, tmp_path / "paper", protocol="paper", report=False, bootstrap=0)
     table = make_table([leak.out_dir, evaluated.out_dir])
-    assert list(table["protocol"]) == ["paper", "video"]
+    assert list(table["protocol"]) == ["paper", "video"] and list(table["aggregation"]) == ["mean", "mean"]
     assert table.loc[0, "accuracy"] == pytest.approx(leak.metrics["frame"]["argmax"]["accuracy"])
     markdown = to_markdown(table)
     assert markdown.splitlines()[0].startswith("| model | trained on |") and "| paper |" in markdown

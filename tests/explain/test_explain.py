@@ -52,3 +52,14 @@ def test_errors_and_the_is_crop_escape(small_run, tmp_path):
     write_video(tmp_path / "empty.mp4", [np.full((96, 128, 3), 60, np.uint8)] * 4)
     with pytest.raises(NoFaceFoundError, match="No face found in empty.mp4 \\(4 frames looked at\\)"):
         explain(run, tmp_path / "empty.mp4", tmp_path / "o4")
+
+
+def test_smoothgrad_maps_are_reproducible(small_run):
+    import torch
+
+    from unmask.explain import explain_batch
+    from unmask.training.checkpoint import load_classifier
+
+    model, _ = load_classifier(small_run[0].run_dir)
+    x = torch.randn(2, 3, 64, 64)
+    np.testing.assert_array_equal(explain_batch(model, x, "smoothgrad"), explain_batch(model, x, "smoothgrad"))

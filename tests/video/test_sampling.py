@@ -171,3 +171,16 @@ def test_evenly_spaced():
     assert evenly_spaced(10, 3) == [0, 4, 9]
     assert evenly_spaced(3, 10) == [0, 1, 2]
     assert evenly_spaced(0, 5) == []
+
+
+def test_demo_clips_are_the_same_bytes_in_every_process(tmp_path):
+    import sys
+
+    from unmask.demo import make_demo_dataset
+
+    here = make_demo_dataset(tmp_path / "a", clips_per_class=2, seconds=0.5, fps=8)
+    code = ("import sys; from unmask.demo import make_demo_dataset; "
+            "make_demo_dataset(sys.argv[1], clips_per_class=2, seconds=0.5, fps=8)")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "b")], check=True)
+    for clip in sorted(here.rglob("*.mp4")):
+        assert clip.read_bytes() == (tmp_path / "b" / clip.relative_to(here)).read_bytes(), clip.name

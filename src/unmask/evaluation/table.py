@@ -9,7 +9,7 @@ import pandas as pd
 
 from unmask.errors import UnmaskError
 
-COLUMNS = ["model", "trained on", "train protocol", "evaluated on", "protocol", "split", "accuracy", "precision",
+COLUMNS = ["model", "trained on", "train protocol", "evaluated on", "protocol", "split", "aggregation", "accuracy", "precision",
            "recall", "f1", "auc", "video accuracy", "video auc"]
 
 
@@ -32,6 +32,7 @@ def make_table(eval_dirs) -> pd.DataFrame:
         rows.append({
             "model": m["model"], "trained on": m.get("trained_on"), "train protocol": m["train_protocol"],
             "evaluated on": m.get("dataset"), "protocol": m["protocol"], "split": m["split"],
+            "aggregation": m["aggregation"],
             "accuracy": frame["argmax"]["accuracy"], "precision": frame["argmax"]["weighted"]["precision"],
             "recall": frame["argmax"]["weighted"]["recall"], "f1": frame["argmax"]["weighted"]["f1"],
             "auc": frame["scores"]["auc"], "video accuracy": video["argmax"]["accuracy"], "video auc": video["scores"]["auc"],

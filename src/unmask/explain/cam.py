@@ -91,8 +91,11 @@ def explain_batch(model, x: torch.Tensor, method: str, *, smoothgrad_samples: in
 
         spread = float(noise * (x.max() - x.min()))
         tunnel = NoiseTunnel(Saliency(model))
-        maps = tunnel.attribute(x.clone().requires_grad_(True), nt_type="smoothgrad", nt_samples=smoothgrad_samples,
-                                nt_samples_batch_size=smoothgrad_samples, stdevs=spread, target=FAKE)
+        with torch.random.fork_rng(devices=[]):  # the same noise every time: reproducible maps
+            torch.manual_seed(0)
+            maps = tunnel.attribute(x.clone().requires_grad_(True), nt_type="smoothgrad",
+                                    nt_samples=smoothgrad_samples, nt_samples_batch_size=smoothgrad_samples,
+                                    stdevs=spread, target=FAKE)
         maps = maps.abs().amax(dim=1).detach().cpu().numpy()
     else:
         with _CAMS[method](model=model, target_layers=[model.cam_layer]) as cam:
