@@ -61,6 +61,8 @@ def test_report_renders_in_headless_chromium(evaluated, tmp_path):
 def test_table_shows_paper_and_video_protocols_side_by_side(small_run, prepared, evaluated, tmp_path):
     result, _ = small_run
     leak = evaluate(result.run_dir, prepared, tmp_path / "paper", protocol="paper", report=False, bootstrap=0)
+    assert evaluated.metrics["seen_in_training"] == 0.0  # the video run's own test videos: unseen
+    assert leak.metrics["seen_in_training"] > 0.5  # the paper test split's frames come from training videos
     table = make_table([leak.out_dir, evaluated.out_dir])
     assert list(table["protocol"]) == ["paper", "video"] and list(table["aggregation"]) == ["mean", "mean"]
     assert table.loc[0, "accuracy"] == pytest.approx(leak.metrics["frame"]["argmax"]["accuracy"])

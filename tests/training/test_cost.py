@@ -5,7 +5,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch.nn import functional as F
 
 from unmask.errors import ManifestError, UnknownNameError, UnmaskError
-from unmask.training.calibration import Costs, expected_cost, fit_temperature, p_fake
+from unmask.training.calibration import Costs, expected_cost, fit_calibration, p_fake
 from unmask.training.cost import FocalLoss, compute_class_weights, create_loss
 
 
@@ -45,15 +45,21 @@ def test_focal_loss_with_gamma_zero_is_weighted_cross_entropy_and_down_weights_e
         create_loss("hinge", None)
 
 
-def test_temperature_scaling_recovers_an_overconfident_models_temperature():
+def test_calibration_recovers_an_overconfident_and_shifted_models_temperature_and_bias():
     rng = np.random.default_rng(0)
     true_logit = rng.normal(0, 2, 5000)
     labels = (rng.random(5000) < 1 / (1 + np.exp(-true_logit))).astype(int)
-    overconfident = np.stack([np.zeros(5000), true_logit * 3], axis=1)  # 3x too sharp
-    temperature = fit_temperature(overconfident, labels)
-    assert temperature == pytest.approx(3.0, rel=0.1)
-    nll = lambda t: -np.mean(np.log(np.where(labels == 1, p_fake(overconfident, t), 1 - p_fake(overconfident, t))))  # noqa: E731
-    assert nll(temperature) < nll(1.0)
+    # 3x too sharp and shifted by -1.3, as balanced class weights shift a 4:1 fake-heavy set
+    distorted = np.stack([np.zeros(5000), (true_logit + 1.3) * 3 - 0], axis=1)
+    distorted[:, 1] -= 3 * 2 * 1.3
+    temperature, bias = fit_calibration(distorted, labels)
+    assert temperature == pytest.approx(3.0, rel=0.1) and bias == pytest.approx(1.3, abs=0.15)
+
+    def nll(t, b):
+        p = p_fake(distorted, t, b)
+        return -np.mean(np.log(np.where(labels == 1, p, 1 - p)))
+
+    assert nll(temperature, bias) < nll(temperature, 0.0) < nll(1.0, 0.0)
 
 
 def test_threshold_minimises_expected_cost_on_calibrated_probabilities():

@@ -5,7 +5,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -61,7 +60,7 @@ def test_paper_preset_runs_each_paper_backbone(paper_runs, name):
 
 
 def test_paper_preset_is_the_papers_recipe():
-    config = make_config("paper")
+    config = make_config("paper", model="xception")
     assert (config.size_px, config.lr, config.batch_size, config.epochs) == (224, 1e-3, 16, 20)
     assert (config.lr_factor, config.lr_patience, config.min_lr) == (0.5, 5, 1e-4)
     assert (config.class_weights, config.augment, config.select_metric, config.protocol) == ("balanced", False, "val_acc", "paper")
@@ -107,9 +106,18 @@ def test_two_process_ddp_on_gloo(prepared, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     history = pd.read_csv(tmp_path / "ddp" / "metrics.csv")
     assert list(history["epoch"]) == [1, 2]
-    meta = read_metadata(tmp_path / "ddp" / "model.safetensors")
-    assert meta["data"]["val_crops"] == 16  # every validation crop scored once across the two ranks
     assert result.stdout.count("epoch 1:") == 1  # only rank 0 reports
+    # The validation AUC the two ranks computed together is the one a single process computes.
+    from sklearn.metrics import roc_auc_score
+
+    from unmask.data.manifest import select_split
+    from unmask.evaluation.evaluate import score_rows
+
+    model, meta = load_classifier(tmp_path / "ddp")
+    val = select_split(pd.read_parquet(prepared / "manifest.parquet"), "video", "val")
+    logits = score_rows(model, meta, val, prepared)
+    assert roc_auc_score(val["label"], logits[:, 1] - logits[:, 0]) == pytest.approx(
+        history.loc[history["epoch"] == meta["epoch"], "val_auc"].item(), abs=1e-6)
 
 
 def _manifest_copy(prepared, tmp_path, edit):
@@ -158,18 +166,34 @@ def test_existing_runs_are_not_overwritten_and_truncated_checkpoints_are_refused
         load_classifier(tmp_path / "nothing")
 
 
-def test_loaded_checkpoint_scores_like_the_trained_model(prepared, tmp_path):
-    from unmask.models import build_transform, get_spec
-    from unmask.training.data import load_crop
+def test_loaded_checkpoint_scores_like_the_trained_model(small_run, prepared):
+    from sklearn.metrics import roc_auc_score
 
-    result = train(prepared, tmp_path / "run", make_config(model="mobilenetv3_small", epochs=1, **QUICK))
+    from unmask.data.manifest import select_split
+    from unmask.evaluation.evaluate import score_rows
+
+    result, rows = small_run
     model, meta = load_classifier(result.checkpoint)
-    transform = build_transform(get_spec(meta["spec"]["name"]), meta["size_px"])
-    crops = pd.read_parquet(prepared / "manifest.parquet")["crop_path"].iloc[:4]
-    x = torch.stack([transform(load_crop(prepared / p)) for p in crops])
-    with torch.no_grad():
-        first, second = model(x), model(x)
-    assert torch.equal(first, second) and first.shape == (4, 2) and np.isfinite(first.numpy()).all()
+    val = select_split(pd.read_parquet(prepared / "manifest.parquet"), "video", "val")
+    logits = score_rows(model, meta, val, prepared)
+    recorded = rows[result.best_epoch - 1]["val_auc"]
+    assert roc_auc_score(val["label"], logits[:, 1] - logits[:, 0]) == pytest.approx(recorded, abs=1e-6)
+    with pytest.raises(UnmaskError, match="intermediate checkpoint"):
+        load_classifier(result.run_dir / "best.safetensors")
+
+
+def test_settings_are_checked_before_any_work():
+    with pytest.raises(UnmaskError, match="--preset paper needs --model"):
+        make_config("paper")
+    with pytest.raises(UnmaskError, match="--size must not be negative"):
+        make_config(size_px=-1)
+    with pytest.raises(UnmaskError, match="--workers must not be negative"):
+        make_config(workers=-1)
+    with pytest.raises(UnmaskError, match="--device 'gpu' is not a device"):
+        make_config(device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UnmaskError, match="no usable GPU"):
+            make_config(device="cuda")
 
 
 def test_focal_loss_balanced_sampler_and_effective_weights_train(prepared, tmp_path):

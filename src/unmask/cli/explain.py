@@ -18,7 +18,7 @@ def explain_command(
                                 help="Comma-separated: smoothgrad, gradcam, gradcam++, scorecam, hirescam, xgradcam, layercam, eigencam."),
     max_faces: int = typer.Option(8, help="Explain the N most suspicious faces of a video."),
     is_crop: bool = typer.Option(False, "--is-crop", help="The image is already a face crop: skip face detection."),
-    num_frames: int = typer.Option(32, help="Frames to sample from a video."),
+    num_frames: int = typer.Option(None, help="Frames to sample from a video (default: as the training data was)."),
     device: str = typer.Option(None, help="cpu, cuda ... (default: a GPU if there is one)."),
 ):
     """Show why a face looks fake: heatmaps over the face, with a faithfulness score each.

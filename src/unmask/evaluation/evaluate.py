@@ -18,13 +18,13 @@ from torch.utils.data import DataLoader
 
 from unmask.data.manifest import read_manifest, select_split
 from unmask.data.splits import PROTOCOLS
-from unmask.errors import ManifestError, unknown_name
+from unmask.errors import ManifestError, UnmaskError, unknown_name
 from unmask.evaluation.aggregate import AGGREGATIONS, aggregate_videos
 from unmask.evaluation.metrics import bootstrap_ci, score_metrics, threshold_metrics
 from unmask.models import build_transform
 from unmask.models.inference import predict_logits
 from unmask.models.registry import spec_from_dict
-from unmask.training.calibration import p_fake
+from unmask.training.calibration import calibrated_p_fake
 from unmask.training.checkpoint import load_classifier
 from unmask.training.data import CropDataset
 from unmask.utils.atomic import write_atomic
@@ -49,6 +49,19 @@ def score_rows(model, meta: dict, rows: pd.DataFrame, root: Path, *, device=None
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=0)
     logits, _, _ = predict_logits(model.to(device), loader, device, amp=device.type == "cuda")
     return logits
+
+
+def seen_in_training(meta: dict, manifest: pd.DataFrame, root: Path, rows: pd.DataFrame) -> float:
+    """Share of the evaluated crops whose video the run trained or validated on (0 on other data).
+
+    Evaluating a run under another protocol than its own scores videos it has seen: a run trained
+    on the paper's frame split has seen frames of nearly every video. This number says how much.
+    """
+    if str(root.resolve()) != meta["data"].get("manifest"):
+        return 0.0
+    column = f"split_{meta['data']['protocol']}"
+    seen = set(manifest.loc[manifest[column].isin(["train", "val"]), "video_id"])
+    return float(rows["video_id"].isin(seen).mean())
 
 
 def _level_metrics(labels, scores, groups, threshold: float, bootstrap: int) -> dict:
@@ -89,6 +102,10 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
     """
     if split not in SPLITS:
         raise unknown_name("split", split, SPLITS)
+    if batch_size < 1 or bootstrap < 0:
+        raise UnmaskError(f"--batch-size must be at least 1 and --bootstrap not negative (got {batch_size}, {bootstrap})")
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise UnmaskError(f"--out {out_dir} is a file; give a folder")
     if aggregation not in AGGREGATIONS:
         raise unknown_name("aggregation", aggregation, AGGREGATIONS)
     if protocol is not None and protocol not in PROTOCOLS:
@@ -101,18 +118,20 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
     if rows.empty:
         raise ManifestError(f"{data_dir} has no crops to evaluate")
 
+    seen = seen_in_training(meta, manifest, root, rows)
     temperature, threshold = float(meta["temperature"]), float(meta["threshold"])
     logits = score_rows(model, meta, rows, root, device=device, batch_size=batch_size)
     frames = rows[["video_id", "label", "method", "frame_index", "time_s", "track_id", "crop_path"]].reset_index(drop=True)
     frames["logit_real"], frames["logit_fake"] = logits[:, 0], logits[:, 1]
-    frames["p_fake"] = p_fake(logits, temperature)
+    frames["p_fake"] = calibrated_p_fake(logits, meta)
     videos = aggregate_videos(frames, aggregation)
 
     metrics = _json_safe({
         "run": str(Path(run_dir).resolve()), "model": meta["spec"]["name"], "data": str(root.resolve()),
         "dataset": manifest_meta.get("dataset"), "trained_on": meta["data"].get("dataset"),
         "split": split, "protocol": protocol, "train_protocol": meta["data"]["protocol"], "aggregation": aggregation,
-        "temperature": temperature, "threshold": threshold, "costs": meta.get("costs"),
+        "temperature": temperature, "bias": meta.get("bias", 0.0), "threshold": threshold, "costs": meta.get("costs"),
+        "seen_in_training": seen,
         "frame": _level_metrics(frames["label"], frames["p_fake"], frames["video_id"], threshold, bootstrap),
         "video": _level_metrics(videos["label"], videos["p_fake"], videos["video_id"], threshold, bootstrap),
     })

@@ -56,7 +56,7 @@ def threshold_metrics(labels, p_fake, threshold: float) -> dict:
 
 
 def equal_error_rate(labels, p_fake) -> float:
-    """The error rate where false alarms and misses are equally frequent (interpolated on the ROC)."""
+    """The error rate where false alarms and misses are equally frequent (at the nearest ROC point)."""
     fpr, tpr, _ = roc_curve(labels, p_fake)
     fnr = 1 - tpr
     i = int(np.argmin(np.abs(fnr - fpr)))
@@ -65,7 +65,7 @@ def equal_error_rate(labels, p_fake) -> float:
 
 def score_metrics(labels, p_fake) -> dict[str, float]:
     """ROC-AUC, average precision, EER, log-loss and Brier score of the scores ``p_fake``."""
-    labels, p_fake = np.asarray(labels, dtype=int), np.clip(np.asarray(p_fake, dtype=float), 1e-7, 1 - 1e-7)
+    labels, p_fake = np.asarray(labels, dtype=int), np.asarray(p_fake, dtype=float)
     if len(np.unique(labels)) < 2:
         nan = float("nan")
         return {"auc": nan, "ap": nan, "eer": nan, "log_loss": nan, "brier": float(brier_score_loss(labels, p_fake, pos_label=1))}
@@ -73,7 +73,7 @@ def score_metrics(labels, p_fake) -> dict[str, float]:
         "auc": float(roc_auc_score(labels, p_fake)),
         "ap": float(average_precision_score(labels, p_fake)),
         "eer": equal_error_rate(labels, p_fake),
-        "log_loss": float(log_loss(labels, p_fake, labels=[0, 1])),
+        "log_loss": float(log_loss(labels, np.clip(p_fake, 1e-15, 1 - 1e-15), labels=[0, 1])),
         "brier": float(brier_score_loss(labels, p_fake)),
     }
 

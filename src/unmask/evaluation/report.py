@@ -172,7 +172,8 @@ def write_report(result, *, run_dir: Path, data_root: Path, model, meta: dict, p
         f"<p>Data {html.escape(str(metrics['data']))} ({html.escape(str(metrics['dataset']))}), "
         f"{metrics['split']} split of the {metrics['protocol']} protocol; trained with the "
         f"{metrics['train_protocol']} protocol. Video score: {metrics['aggregation']} of frame scores. "
-        f"Temperature {metrics['temperature']:.3f}; cost-based threshold {threshold:.3f} "
+        f"Calibration: temperature {metrics['temperature']:.3f}, bias {metrics.get('bias', 0.0):+.3f}; "
+        f"cost-based threshold {threshold:.3f} "
         f"(costs {html.escape(str(metrics.get('costs')))}).</p>",
         "<h2>Metrics</h2>", _metrics_table(metrics),
         "<p>Precision, recall and F1 are weighted averages over both classes, as the paper reports them; "

@@ -9,7 +9,7 @@ import pandas as pd
 
 from unmask.errors import UnmaskError
 
-COLUMNS = ["model", "trained on", "train protocol", "evaluated on", "protocol", "split", "aggregation", "accuracy", "precision",
+COLUMNS = ["model", "trained on", "train protocol", "evaluated on", "protocol", "split", "aggregation", "seen in training", "accuracy", "precision",
            "recall", "f1", "auc", "video accuracy", "video auc"]
 
 
@@ -24,7 +24,8 @@ def load_metrics(eval_dir: str | Path) -> dict:
 
 def make_table(eval_dirs) -> pd.DataFrame:
     """One row per evaluation: the paper's weighted-average accuracy, precision, recall and F1 (frame
-    level, argmax), with frame AUC and video-level accuracy and AUC added."""
+    level, argmax), with frame AUC and video-level accuracy and AUC added. ``seen in training`` is
+    the share of evaluated crops from videos the run trained or validated on: 0 for an honest row."""
     rows = []
     for eval_dir in eval_dirs:
         m = load_metrics(eval_dir)
@@ -32,7 +33,7 @@ def make_table(eval_dirs) -> pd.DataFrame:
         rows.append({
             "model": m["model"], "trained on": m.get("trained_on"), "train protocol": m["train_protocol"],
             "evaluated on": m.get("dataset"), "protocol": m["protocol"], "split": m["split"],
-            "aggregation": m["aggregation"],
+            "aggregation": m["aggregation"], "seen in training": m.get("seen_in_training"),
             "accuracy": frame["argmax"]["accuracy"], "precision": frame["argmax"]["weighted"]["precision"],
             "recall": frame["argmax"]["weighted"]["recall"], "f1": frame["argmax"]["weighted"]["f1"],
             "auc": frame["scores"]["auc"], "video accuracy": video["argmax"]["accuracy"], "video auc": video["scores"]["auc"],

@@ -18,7 +18,7 @@ from unmask.faces.detectors import create_detector
 from unmask.faces.extract import FaceExtractor
 from unmask.models import build_transform
 from unmask.models.registry import spec_from_dict
-from unmask.training.calibration import p_fake
+from unmask.training.calibration import calibrated_p_fake
 from unmask.training.checkpoint import load_classifier
 from unmask.utils.atomic import atomic_path
 from unmask.video.reader import VIDEO_SUFFIXES, Frame
@@ -54,7 +54,7 @@ def explain_crops(model, meta: dict, crops: list[np.ndarray], methods, *, device
     transform = build_transform(spec_from_dict(meta["spec"]), meta["size_px"])
     x = torch.stack([transform(c) for c in crops]).to(device)
     with torch.no_grad():
-        scores = p_fake(model(x).float().cpu().numpy(), float(meta.get("temperature", 1.0)))
+        scores = calibrated_p_fake(model(x).float().cpu().numpy(), meta)
     out = {}
     for method in methods:
         maps = explain_batch(model, x, method)
@@ -62,7 +62,7 @@ def explain_crops(model, meta: dict, crops: list[np.ndarray], methods, *, device
     return scores, out
 
 
-def _faces(path: Path, meta: dict, *, is_crop: bool, num_frames: int) -> list[tuple[Frame, int, np.ndarray]]:
+def _faces(path: Path, meta: dict, *, is_crop: bool, num_frames: int | None) -> list[tuple[Frame, int, np.ndarray]]:
     """``(frame, track id, crop)`` for the faces of an image or video, cut as the run's data was."""
     prep = meta["data"].get("prepare") or {}
     suffix = path.suffix.lower()
@@ -75,12 +75,15 @@ def _faces(path: Path, meta: dict, *, is_crop: bool, num_frames: int) -> list[tu
             return [(frames[0], 0, frames[0].image)]
     elif suffix in VIDEO_SUFFIXES:
         sampler = prep.get("sampler") or {}
-        frames = sample_frames(path, FrameSampler(sampler.get("strategy", "uniform"), num_frames, sampler.get("every_n", 10)))
+        frames = sample_frames(path, FrameSampler(sampler.get("strategy", "uniform"),
+                                                  num_frames or sampler.get("num_frames", 32), sampler.get("every_n", 10)))
     else:
         raise UnmaskError(f"{path.name} is neither an image ({', '.join(IMAGE_SUFFIXES)}) nor a video "
                           f"({', '.join(VIDEO_SUFFIXES)})")
-    extractor = FaceExtractor(create_detector(prep.get("detector") or "mtcnn"), margin=prep.get("margin") or 1.3,
-                              size_px=prep.get("size_px") or meta["size_px"], keep=prep.get("keep") or "largest")
+    detector = create_detector(prep.get("detector") or "mtcnn", min_score=prep.get("min_score", 0.9),
+                               max_side_px=prep.get("max_side_px", 640))
+    extractor = FaceExtractor(detector, margin=prep.get("margin", 1.3), size_px=prep.get("size_px") or meta["size_px"],
+                              keep=prep.get("keep") or "largest")
     crops = extractor(frames)
     if not crops:
         hint = "; if it is already a face crop, pass --is-crop" if suffix in IMAGE_SUFFIXES else ""
@@ -90,10 +93,12 @@ def _faces(path: Path, meta: dict, *, is_crop: bool, num_frames: int) -> list[tu
 
 
 def explain(run_dir: str | Path, path: str | Path, out_dir: str | Path, *, methods=PAPER_METHODS,
-            max_faces: int = 8, is_crop: bool = False, num_frames: int = 32, device: str | None = None) -> list[Explanation]:
+            max_faces: int = 8, is_crop: bool = False, num_frames: int | None = None,
+            device: str | None = None) -> list[Explanation]:
     """Explain why the run judges the faces in ``path`` (an image or a video) as it does.
 
-    For a video, its faces are sampled and cut exactly as the run's training data was, scored,
+    For a video, its faces are sampled (``num_frames``, default as the training data was) and cut
+    exactly as the run's training data was (detector, thresholds, margin, size), scored,
     and the ``max_faces`` most suspicious are explained. Writes one PNG per face and method
     (heatmap over the face, jet, alpha 0.5), the face itself, and ``explanations.json``.
 
@@ -102,6 +107,12 @@ def explain(run_dir: str | Path, path: str | Path, out_dir: str | Path, *, metho
     """
     methods = check_methods(methods)
     path, out_dir = Path(path), Path(out_dir)
+    if not methods:
+        raise UnmaskError("Name at least one explanation method (--methods)")
+    if max_faces < 1:
+        raise UnmaskError(f"--max-faces must be at least 1, not {max_faces}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UnmaskError(f"--out {out_dir} is a file; give a folder")
     if not path.is_file():
         raise UnmaskError(f"No such file: {path}")
     model, meta = load_classifier(run_dir)

@@ -5,6 +5,10 @@ errors never reached the decision. Here the user states what a missed fake and a
 cost; temperature scaling (Guo et al., ICML 2017), fitted on the validation split, makes
 ``p_fake`` a probability one can act on; and the decision is the one with the lower expected
 cost: call a face fake when ``p_fake * cost_miss > (1 - p_fake) * cost_false_alarm``.
+
+Calibration fits a temperature *and* a bias on the fake log-odds (Platt scaling): class weights
+shift the log-odds by a constant (log N_real / N_fake with balanced weights) that no temperature
+can remove.
 """
 
 from __future__ import annotations
@@ -35,32 +39,40 @@ class Costs:
         return self.false_alarm / (self.false_alarm + self.missed_fake)
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray, *, max_iter: int = 200) -> float:
-    """The temperature ``T > 0`` minimising the log-loss of ``softmax(logits / T)`` on ``labels``.
+def fit_calibration(logits: np.ndarray, labels: np.ndarray, *, max_iter: int = 200) -> tuple[float, float]:
+    """``(temperature, bias)`` minimising the log-loss of ``sigmoid((z_fake - z_real) / T + b)``.
 
     Args:
         logits: ``(n, 2)`` validation logits.
         labels: ``(n,)`` validation labels.
     """
     z = torch.as_tensor(np.asarray(logits), dtype=torch.float64)
-    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    margin = z[:, 1] - z[:, 0]
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.float64)
     log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)  # T = exp(log_t) stays positive
-    optimiser = torch.optim.LBFGS([log_t], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
+    bias = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.LBFGS([log_t, bias], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure():
         optimiser.zero_grad()
-        loss = F.cross_entropy(z / log_t.exp(), y)
+        loss = F.binary_cross_entropy_with_logits(margin / log_t.exp() + bias, y)
         loss.backward()
         return loss
 
-    optimiser.step(closure)
-    return float(log_t.detach().exp().clamp(1e-2, 1e2))
+    if len(np.unique(labels)) == 2:  # one class: nothing to calibrate against
+        optimiser.step(closure)
+    return float(log_t.detach().exp().clamp(1e-2, 1e2)), float(bias.detach().clamp(-50, 50))
 
 
-def p_fake(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+def p_fake(logits: np.ndarray, temperature: float = 1.0, bias: float = 0.0) -> np.ndarray:
     """Calibrated probability of fake, ``(n,)``, from ``(n, 2)`` logits."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    return 1.0 / (1.0 + np.exp(z[:, 0] - z[:, 1]))
+    z = np.asarray(logits, dtype=np.float64)
+    return 1.0 / (1.0 + np.exp(-((z[:, 1] - z[:, 0]) / temperature + bias)))
+
+
+def calibrated_p_fake(logits: np.ndarray, meta: dict) -> np.ndarray:
+    """``p_fake`` with the calibration recorded in a checkpoint's metadata."""
+    return p_fake(logits, float(meta["temperature"]), float(meta.get("bias", 0.0)))
 
 
 def expected_cost(p: np.ndarray, labels: np.ndarray, threshold: float, costs: Costs) -> float:

@@ -74,6 +74,8 @@ def load_classifier(path: str | Path):
     from unmask.models import create_model
 
     meta = read_metadata(path)
+    if "temperature" not in meta:
+        raise UnmaskError(f"{path} is an intermediate checkpoint (not calibrated); use the run's model.safetensors")
     model = create_model(meta["spec"]["name"], pretrained=False)
     state = {k.removeprefix("model."): v for k, v in load_tensors(path).items() if k.startswith("model.")}
     try:

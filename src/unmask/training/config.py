@@ -37,6 +37,9 @@ class TrainConfig:
         sampler: ``shuffle``, or ``balanced`` (each batch drawn with equal class odds).
         select_metric: the validation metric that picks the best checkpoint (never a test one).
         early_stopping: stop after this many epochs without a better ``select_metric`` (0: never).
+        lr_patience: epochs without a better ``select_metric`` after which the learning rate is cut,
+            counted as Keras counts (the paper's code): cut on the 5th such epoch with 5. An
+            improvement must beat the best by 1e-4 (absolute, as Keras's min_delta).
         costs: what a missed fake and a false alarm cost: they set the decision threshold.
         workers: data-loading worker processes; None: one per core (up to 8) on a GPU, none on a
             CPU, where the model's own threads already use every core (measured: 2 loader
@@ -80,6 +83,21 @@ class TrainConfig:
                 raise UnmaskError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
         if self.lr <= 0:
             raise UnmaskError(f"--lr must be positive, not {self.lr}")
+        for name in ("size_px", "max_steps_per_epoch", "early_stopping", "lr_patience"):
+            if getattr(self, name) < 0:
+                raise UnmaskError(f"--{name.replace('_px', '').replace('_per_epoch', '').replace('_', '-')} "
+                                  f"must not be negative, not {getattr(self, name)}")
+        if self.workers is not None and self.workers < 0:
+            raise UnmaskError(f"--workers must not be negative, not {self.workers}")
+        if self.device is not None:
+            import torch
+
+            try:
+                device = torch.device(self.device)
+            except RuntimeError:
+                raise UnmaskError(f"--device {self.device!r} is not a device; use cpu, cuda or cuda:N") from None
+            if device.type == "cuda" and not torch.cuda.is_available():
+                raise UnmaskError(f"--device {self.device} asked for, but this machine has no usable GPU; use --device cpu")
 
 
 PRESETS: dict[str, dict] = {
@@ -96,6 +114,8 @@ def make_config(preset: str = "default", **overrides) -> TrainConfig:
     """The ``preset``'s :class:`TrainConfig` with ``overrides`` (``None`` values are ignored)."""
     if preset not in PRESETS:
         raise unknown_name("preset", preset, PRESETS)
+    if preset == "paper" and overrides.get("model") is None:
+        raise UnmaskError("--preset paper needs --model: xception, inception_resnet_v2, efficientnetv2_s or efficientnetv2_m")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(overrides) - known
     if unknown:

@@ -21,7 +21,10 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
 def local_device(requested: str | None) -> torch.device:
     """The device for this process: ``requested``, else this rank's GPU, else the CPU."""
     if requested:
-        return torch.device(requested)
+        device = torch.device(requested)
+        if device.type == "cuda" and device.index is None:  # under torchrun: this rank's own GPU
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return device
     if torch.cuda.is_available():
         local = int(os.environ.get("LOCAL_RANK", "0"))
         torch.cuda.set_device(local)
@@ -45,6 +48,18 @@ def broadcast(obj):
     box = [obj]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def sync_buffers(model: torch.nn.Module) -> None:
+    """Give every rank rank 0's buffers (BatchNorm statistics).
+
+    DDP averages gradients, but each rank's last forward pass updates its own running statistics;
+    validating with them would score a slightly different model on each rank from the one rank 0
+    saves.
+    """
+    if dist.is_initialized():
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def barrier() -> None:

@@ -2,7 +2,7 @@
 
 One loop for one process and for ``torchrun`` (DistributedDataParallel): ``train_one_epoch``
 then ``evaluate`` each epoch, the best checkpoint chosen on validation data only, and at the end
-temperature scaling and the cost-based threshold fitted on the validation split. Every epoch
+calibration (temperature and bias) and the cost-based threshold fitted on the validation split. Every epoch
 ends with an atomic ``last.safetensors`` holding everything ``--resume`` needs.
 """
 
@@ -32,7 +32,7 @@ from unmask.evaluation.metrics import basic_metrics
 from unmask.models import build_transform, create_model, get_spec
 from unmask.models.inference import predict_logits, to_device
 from unmask.training import distributed as dist
-from unmask.training.calibration import Costs, fit_temperature, p_fake
+from unmask.training.calibration import Costs, fit_calibration, p_fake
 from unmask.training.checkpoint import load_tensors, read_metadata, save_checkpoint
 from unmask.training.config import TrainConfig
 from unmask.training.cost import compute_class_weights, create_loss
@@ -54,6 +54,7 @@ class TrainResult:
     best_epoch: int
     best_metric: float
     temperature: float
+    bias: float
     threshold: float
     history: list[dict]
 
@@ -180,8 +181,9 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     maximise = config.select_metric != "val_loss"
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimiser, mode="max" if maximise else "min", factor=config.lr_factor, patience=config.lr_patience,
-        min_lr=config.min_lr)
+        # Keras cuts after `patience` bad epochs, torch after more than `patience`: keep Keras's count.
+        optimiser, mode="max" if maximise else "min", factor=config.lr_factor, patience=max(0, config.lr_patience - 1),
+        threshold=1e-4, threshold_mode="abs", min_lr=config.min_lr)
     loss_fn = create_loss(config.loss, torch.tensor(class_weights, dtype=torch.float32), gamma=config.focal_gamma).to(device)
 
     start_epoch, best_metric, best_epoch, bad_epochs, history = 1, -math.inf if maximise else math.inf, 0, 0, []
@@ -191,6 +193,8 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
         _restore_optimiser(optimiser, tensors, resume_meta["optimiser"])
         scheduler.load_state_dict(resume_meta["scheduler"])
         torch.set_rng_state(tensors["rng.torch"])
+        if device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], device)
         state = resume_meta["progress"]
         start_epoch, best_metric, best_epoch, bad_epochs = state["epoch"] + 1, state["best_metric"], state["best_epoch"], state["bad_epochs"]
         history = resume_meta["history"]
@@ -207,8 +211,8 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
     else:
         sampler = torch.utils.data.RandomSampler(train_set, generator=generator)
     loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, num_workers=workers,
-                        pin_memory=device.type == "cuda", drop_last=len(train_set) > config.batch_size,
-                        persistent_workers=workers > 0, generator=generator)
+                        pin_memory=device.type == "cuda", drop_last=len(sampler) > config.batch_size,
+                        persistent_workers=False, generator=generator)  # reseeded per epoch
 
     writer = None
     base_meta = {
@@ -216,7 +220,8 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
         "class_weights": class_weights.tolist(),
         "data": {"manifest": str(Path(data_root).resolve()), "dataset": manifest_meta.get("dataset"),
                  "protocol": config.protocol, "train_crops": len(train_set), "val_crops": len(val_set),
-                 "prepare": {k: manifest_meta.get(k) for k in ("sampler", "detector", "margin", "size_px", "keep")}},
+                 "prepare": {k: manifest_meta.get(k) for k in ("sampler", "detector", "margin", "size_px", "keep",
+                                                               "min_score", "max_side_px", "image_format")}},
     }
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -236,6 +241,7 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
             train_loss, train_labels, train_scores = train_one_epoch(
                 net, loader, loss_fn, optimiser, device, max_steps=config.max_steps_per_epoch, amp=amp, on_step=step_cb)
             train_loss = float(np.mean(dist.gather(train_loss)))
+            dist.sync_buffers(model)
             val_logits, val_labels = score_dataset(model, val_set, device, batch_size=config.batch_size,
                                               workers=workers, amp=amp)
             val_p = p_fake(val_logits)
@@ -260,7 +266,10 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
                 if improved:
                     save_checkpoint(best_path, state_dict, {**base_meta, "epoch": epoch, "val": row})
                 optim_tensors, optim_meta = _optimiser_tensors(optimiser)
-                save_checkpoint(last_path, {**state_dict, **optim_tensors, "rng.torch": torch.get_rng_state()}, {
+                rng = {"rng.torch": torch.get_rng_state()}
+                if device.type == "cuda":
+                    rng["rng.cuda"] = torch.cuda.get_rng_state(device)
+                save_checkpoint(last_path, {**state_dict, **optim_tensors, **rng}, {
                     **base_meta, "optimiser": optim_meta, "scheduler": scheduler.state_dict(), "history": history,
                     "progress": {"epoch": epoch, "best_metric": best_metric, "best_epoch": best_epoch,
                                  "bad_epochs": bad_epochs}})
@@ -278,20 +287,21 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
         dist.barrier()
         # Calibrate the chosen weights on the validation split and fix the cost-based threshold.
         best = load_tensors(best_path)
+        best_epoch = read_metadata(best_path)["epoch"]  # the file is the truth, even after a resume
         model.load_state_dict({k.removeprefix("model."): v for k, v in best.items()})
         val_logits, val_labels = score_dataset(model, val_set, device, batch_size=config.batch_size,
                                           workers=workers, amp=amp)
-        temperature = fit_temperature(val_logits, val_labels)
+        temperature, bias = fit_calibration(val_logits, val_labels)
         threshold = config.costs.threshold
-        val_at_threshold = basic_metrics(val_labels, p_fake(val_logits, temperature), threshold)
+        val_at_threshold = basic_metrics(val_labels, p_fake(val_logits, temperature, bias), threshold)
         if is_main:
             save_checkpoint(final_path, best, {
                 **base_meta, "epoch": best_epoch, "select_metric": config.select_metric, "best_metric": best_metric,
-                "temperature": temperature, "threshold": threshold, "costs": asdict(config.costs),
+                "temperature": temperature, "bias": bias, "threshold": threshold, "costs": asdict(config.costs),
                 "val": {"at_threshold": val_at_threshold, "history": history[best_epoch - 1] if history else None}})
         dist.barrier()
     finally:
         if writer is not None:
             writer.close()
         dist.cleanup()
-    return TrainResult(run_dir, final_path, best_epoch, best_metric, temperature, threshold, history)
+    return TrainResult(run_dir, final_path, best_epoch, best_metric, temperature, bias, threshold, history)
