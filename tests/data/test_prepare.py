@@ -180,3 +180,12 @@ def test_prepare_on_an_empty_root_says_so(tmp_path):
     with pytest.raises(UnmaskError, match="is empty"):
         prepare(tmp_path / "empty", tmp_path / "out", PrepareConfig("folder"))
     assert not (tmp_path / "out").exists()
+
+
+def test_recorded_settings_rebuild_the_same_config():
+    import json
+
+    config = PrepareConfig("ffpp", sampler=FrameSampler("stride", 5, every_n=3), margin=1.5, size_px=128,
+                           keep="all", image_format="jpg", min_score=0.8, max_side_px=480, workers=2)
+    again = PrepareConfig.from_recorded(json.loads(json.dumps(config.recorded())))
+    assert again.recorded() == config.recorded() and again.sampler == config.sampler

@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import cv2
@@ -82,6 +82,16 @@ class PrepareConfig:
             if not 1 <= k <= n:
                 raise UnmaskError(f"--shard must be K/N with 1 <= K <= N, not {k}/{n}")
 
+    @classmethod
+    def from_recorded(cls, recorded: dict) -> "PrepareConfig":
+        """Rebuild the settings :meth:`recorded` wrote (into a manifest or a checkpoint): so that
+        explaining and predicting cut faces exactly as the training data was cut."""
+        known = {f.name for f in fields(cls)} - {"workers", "shard", "device"}
+        values = {k: v for k, v in recorded.items() if k in known and v is not None}
+        if isinstance(values.get("sampler"), dict):
+            values["sampler"] = FrameSampler(**values["sampler"])
+        return cls(**{"dataset": "unknown", **values})
+
     def recorded(self) -> dict:
         """The settings that decide what the crops look like (compared when a run is resumed)."""
         d = asdict(self)
@@ -114,6 +124,12 @@ def _fsync(path: Path) -> None:
 _EXTRACTOR: FaceExtractor | None = None
 
 
+def make_extractor(config: PrepareConfig, detector=None) -> FaceExtractor:
+    """The face step ``config`` describes (detector, margin, size, which faces to keep)."""
+    return FaceExtractor(detector or make_detector(config), margin=config.margin, size_px=config.size_px,
+                         keep=config.keep)
+
+
 def init_worker(config: PrepareConfig, single_thread: bool, detector=None) -> None:
     """Build this process's face extractor once (``detector``: one already built, in-process runs)."""
     global _EXTRACTOR
@@ -121,8 +137,7 @@ def init_worker(config: PrepareConfig, single_thread: bool, detector=None) -> No
         cv2.setNumThreads(1)
         if "torch" in sys.modules:  # only a torch backend loads it; importing it here costs seconds
             sys.modules["torch"].set_num_threads(1)
-    _EXTRACTOR = FaceExtractor(detector or make_detector(config), margin=config.margin, size_px=config.size_px,
-                               keep=config.keep)
+    _EXTRACTOR = make_extractor(config, detector)
 
 
 def crop_video(item: VideoItem, out_dir: Path, config: PrepareConfig) -> tuple[str, list[dict] | None, str | None]:

@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
+from unmask.data.crop_video import PrepareConfig, make_extractor
 from unmask.errors import NoFaceFoundError, UnmaskError
 from unmask.explain.cam import PAPER_METHODS, check_methods, explain_batch
 from unmask.explain.faithfulness import deletion_faithfulness
 from unmask.explain.overlay import overlay_heatmap
-from unmask.faces.detectors import create_detector
-from unmask.faces.extract import FaceExtractor
 from unmask.models import build_transform
 from unmask.models.registry import spec_from_dict
 from unmask.training.calibration import calibrated_p_fake
 from unmask.training.checkpoint import load_classifier
 from unmask.utils.atomic import atomic_path
 from unmask.video.reader import VIDEO_SUFFIXES, Frame
-from unmask.video.sampling import FrameSampler, sample_frames
+from unmask.video.sampling import sample_frames
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -64,7 +63,7 @@ def explain_crops(model, meta: dict, crops: list[np.ndarray], methods, *, device
 
 def _faces(path: Path, meta: dict, *, is_crop: bool, num_frames: int | None) -> list[tuple[Frame, int, np.ndarray]]:
     """``(frame, track id, crop)`` for the faces of an image or video, cut as the run's data was."""
-    prep = meta["data"].get("prepare") or {}
+    config = PrepareConfig.from_recorded(meta["data"].get("prepare") or {"size_px": meta["size_px"]})
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -74,17 +73,12 @@ def _faces(path: Path, meta: dict, *, is_crop: bool, num_frames: int | None) -> 
         if is_crop:
             return [(frames[0], 0, frames[0].image)]
     elif suffix in VIDEO_SUFFIXES:
-        sampler = prep.get("sampler") or {}
-        frames = sample_frames(path, FrameSampler(sampler.get("strategy", "uniform"),
-                                                  num_frames or sampler.get("num_frames", 32), sampler.get("every_n", 10)))
+        sampler = replace(config.sampler, num_frames=num_frames) if num_frames else config.sampler
+        frames = sample_frames(path, sampler)
     else:
         raise UnmaskError(f"{path.name} is neither an image ({', '.join(IMAGE_SUFFIXES)}) nor a video "
                           f"({', '.join(VIDEO_SUFFIXES)})")
-    detector = create_detector(prep.get("detector") or "mtcnn", min_score=prep.get("min_score", 0.9),
-                               max_side_px=prep.get("max_side_px", 640))
-    extractor = FaceExtractor(detector, margin=prep.get("margin", 1.3), size_px=prep.get("size_px") or meta["size_px"],
-                              keep=prep.get("keep") or "largest")
-    crops = extractor(frames)
+    crops = make_extractor(config)(frames)
     if not crops:
         hint = "; if it is already a face crop, pass --is-crop" if suffix in IMAGE_SUFFIXES else ""
         raise NoFaceFoundError(f"No face found in {path.name} ({len(frames)} frames looked at){hint}")

@@ -220,8 +220,8 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
         "class_weights": class_weights.tolist(),
         "data": {"manifest": str(Path(data_root).resolve()), "dataset": manifest_meta.get("dataset"),
                  "protocol": config.protocol, "train_crops": len(train_set), "val_crops": len(val_set),
-                 "prepare": {k: manifest_meta.get(k) for k in ("sampler", "detector", "margin", "size_px", "keep",
-                                                               "min_score", "max_side_px", "image_format")}},
+                 "prepare": {k: v for k, v in manifest_meta.items() if k not in ("root", "shard", "unmask_version",
+                                                                                   "merged_from")}},
     }
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
