@@ -1,0 +1,27 @@
+"""``unmask export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from unmask.cli import app
+
+
+@app.command("export")
+def export_command(
+    run_dir: Path = typer.Argument(..., help="Run folder of `unmask train` (or a checkpoint file)."),
+    out: Path = typer.Option(..., "--out", "-o", help="File to write (model.onnx, model.pt)."),
+    format: str = typer.Option("onnx", "--format", help="onnx or torchscript."),
+    opset: int = typer.Option(17, help="ONNX operator set."),
+):
+    """Export the trained detector to ONNX or TorchScript, checked against the PyTorch model.
+
+    Example: unmask export runs/effv2s --out effv2s.onnx
+    """
+    from unmask.models.export import export_model
+
+    result = export_model(run_dir, out, format=format, opset=opset)
+    typer.echo(f"written: {result.path} ({result.format}; largest logit difference from PyTorch "
+               f"{result.max_abs_diff:.1e}) and {result.metadata_path} (input size, mean/std, calibration, threshold)")
