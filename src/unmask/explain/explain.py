@@ -106,10 +106,10 @@ def explain(run_dir: str | Path, path: str | Path, out_dir: str | Path, *, metho
         raise UnmaskError("Name at least one explanation method (--methods)")
     if max_faces < 1:
         raise UnmaskError(f"--max-faces must be at least 1, not {max_faces}")
-    ensure_out_dir(out_dir)  # a file, a read-only folder: one line now, not after the work
     if not path.is_file():
         raise UnmaskError(f"No such file: {path}")
     model, meta = load_classifier(run_dir)
+    ensure_out_dir(out_dir)  # a file, a read-only folder: one line now, not after the work
     faces = _faces(path, meta, is_crop=is_crop, num_frames=num_frames)
     scores, _ = explain_crops(model, meta, [c for _, _, c in faces], (), device=device)
     order = np.argsort(-scores, kind="stable")[:max_faces]
