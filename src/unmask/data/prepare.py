@@ -205,7 +205,7 @@ def _prepare_locked(root: Path, out_dir: Path, config: PrepareConfig, items: lis
     _check_resumable(out_dir, root, config)
     done_dir = out_dir / STATE_DIR / "done"
     done_dir.mkdir(parents=True, exist_ok=True)
-    for folder in (out_dir, out_dir / STATE_DIR, done_dir):  # scraps of writes a killed run left
+    for folder in (out_dir / STATE_DIR, done_dir):  # scraps of writes a killed run left (ensure_out_dir: out_dir's)
         remove_stale_temps(folder)
 
     state = PrepareProgress(total=len(items))

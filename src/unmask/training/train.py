@@ -37,7 +37,7 @@ from unmask.training.checkpoint import load_tensors, read_metadata, save_checkpo
 from unmask.training.config import TrainConfig
 from unmask.training.cost import compute_class_weights, create_loss
 from unmask.training.data import CropDataset
-from unmask.utils.atomic import remove_stale_temps, write_atomic
+from unmask.utils.atomic import write_atomic
 from unmask.utils.outdir import ensure_out_dir
 
 logger = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
         config = _config_from_json(resume_meta["config"])
     elif last_path.exists() or final_path.exists():
         raise UnmaskError(f"{run_dir} already holds a training run; pass --resume to continue it, or choose another --out")
-    ensure_out_dir(run_dir)
+    ensure_out_dir(run_dir)  # also removes half-written checkpoints of a killed run (up to the model's size each)
 
     device = dist.local_device(config.device)
     rank, world = dist.init_distributed(device)
@@ -244,7 +244,6 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_epoch)
-        remove_stale_temps(run_dir)  # half-written checkpoints of a killed run (up to the model's size each)
         with write_atomic(run_dir / "config.json", "w") as fh:
             json.dump(base_meta, fh, indent=1)
         if resume_meta is not None:

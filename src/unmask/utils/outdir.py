@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import Iterator
 
 from unmask.errors import UnmaskError
-from unmask.utils.atomic import pid_alive
+from unmask.utils.atomic import pid_alive, remove_stale_temps
 
 logger = logging.getLogger(__name__)
 
 
 def ensure_out_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
-    """Create folder ``path`` if needed and make sure this process can write into it.
+    """Create folder ``path`` if needed, make sure this process can write into it, and remove the
+    temporary files that killed atomic writes left there (see :func:`remove_stale_temps`).
 
     Run before any long work, so that a bad ``--out`` costs one line, not an hour.
 
@@ -38,6 +39,7 @@ def ensure_out_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
         raise UnmaskError(f"{flag} {path} cannot be written (permission denied); give a folder you can write to") from None
     except OSError as exc:
         raise UnmaskError(f"{flag} {path} cannot be written ({exc.strerror}); give another {flag}") from None
+    remove_stale_temps(path)
     return path
 
 
