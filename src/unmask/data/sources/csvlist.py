@@ -26,6 +26,7 @@ def list_csv(root: Path) -> list[VideoItem]:
 
 
 def _read_rows(root: Path, reader: csv.DictReader) -> list[VideoItem]:
+    """One item per row of the CSV ``root``, each row checked (label, path, split)."""
     columns = set(reader.fieldnames or [])
     if not {"path", "label"} <= columns:
         raise DatasetLayoutError(f"{root} must have a header with columns path,label (has: {', '.join(sorted(columns)) or 'none'})")
