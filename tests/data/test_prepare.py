@@ -105,8 +105,12 @@ def test_a_worker_that_dies_costs_only_its_video(demo_clips, tmp_path, monkeypat
 def test_bad_settings_and_an_out_file_stop_before_anything_is_written(demo_clips, tmp_path):
     with pytest.raises(UnmaskError, match="--margin must be at least 1.0"):
         PrepareConfig("folder", margin=0.5)
-    with pytest.raises(UnmaskError, match="--size must be at least 8"):
-        PrepareConfig("folder", size_px=4)
+    for margin in (float("nan"), float("inf"), 100.0):  # inf cut whole frames as "faces", exit 0
+        with pytest.raises(UnmaskError, match="--margin must be at least 1.0 .* and at most 4.0, not"):
+            PrepareConfig("folder", margin=margin)
+    for size in (4, 100000):  # 100000 px tried to allocate 30 GB per video
+        with pytest.raises(UnmaskError, match=f"--size must lie between 8 and 1024 pixels, not {size}"):
+            PrepareConfig("folder", size_px=size)
     (tmp_path / "file").write_text("x")
     with pytest.raises(UnmaskError, match="is a file; give a folder"):
         prepare(demo_clips, tmp_path / "file", PrepareConfig("folder", **SMALL))

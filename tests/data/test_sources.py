@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from unmask.data.sources import FAKE, REAL, list_videos
+from unmask.data.sources import FAKE, REAL, find_videos, list_videos
 from unmask.errors import DatasetLayoutError, UnknownNameError
 
 
@@ -137,7 +137,7 @@ def test_csv_paths_outside_its_folder_get_ids_that_stay_inside_the_output(tmp_pa
     listing = tmp_path / "lists" / "list.csv"
     listing.parent.mkdir()
     listing.write_text(f"path,label\n{outside},fake\n../elsewhere/clip.mp4,fake\n")
-    with pytest.raises(DatasetLayoutError, match="share a video id"):  # both name the same file
+    with pytest.raises(DatasetLayoutError, match="Two videos get the id .*elsewhere/clip.mp4 and .*lists/../elsewhere/clip.mp4"):
         list_videos(listing, "csv")
     listing.write_text(f"path,label\n{outside},fake\n")
     (item,) = list_videos(listing, "csv")
@@ -149,3 +149,46 @@ def test_dfdc_metadata_of_the_wrong_shape_is_refused(tmp_path):
     (tmp_path / "p" / "metadata.json").write_text('["a.mp4"]')
     with pytest.raises(DatasetLayoutError, match="must map each file name"):
         list_videos(tmp_path, "dfdc")
+
+
+def test_links_are_followed_and_broken_ones_reported(tmp_path):
+    real = touch(tmp_path / "real" / "a.mp4")
+    touch(tmp_path / "fake" / "b.mp4")
+    (tmp_path / "fake" / "same_as_a.mp4").symlink_to(real)  # the same video under a second name
+    (tmp_path / "fake" / "dangling.mp4").symlink_to(tmp_path / "gone.mp4")
+    (tmp_path / "fake" / "loop.mp4").symlink_to(tmp_path / "fake" / "loop.mp4")
+    listing = find_videos(tmp_path, "folder")
+    assert [i.video_id for i in listing.items] == ["fake/b", "real/a"]
+    reasons = {item.video_id: reason for item, reason in listing.skipped}
+    assert reasons["fake/same_as_a"].startswith("same file as video real/a")
+    assert reasons["fake/dangling"].startswith("dangling symbolic link: its target") and "gone.mp4" in reasons["fake/dangling"]
+    assert reasons["fake/loop"] == "symbolic link loop"
+    assert list_videos(tmp_path, "folder") == listing.items
+
+
+def test_two_files_with_one_id_are_both_named(tmp_path):
+    touch(tmp_path / "real" / "clip.mp4")
+    touch(tmp_path / "real" / "clip.avi")
+    touch(tmp_path / "fake" / "x.mp4")
+    with pytest.raises(DatasetLayoutError, match="Two videos get the id 'real/clip': .*real/clip.avi and .*real/clip.mp4"):
+        list_videos(tmp_path, "folder")
+
+
+def test_control_characters_leave_ids_but_not_the_path(tmp_path):
+    odd = touch(tmp_path / "real" / "line\nbreak\x1bclip.mp4")
+    touch(tmp_path / "fake" / "ünï cödé x.mp4")
+    items = {i.video_id: i for i in list_videos(tmp_path, "folder")}
+    assert sorted(items) == ["fake/ünï cödé x", "real/line%0Abreak%1Bclip"]
+    assert items["real/line%0Abreak%1Bclip"].path == odd
+    assert items["real/line%0Abreak%1Bclip"].source_ids == ("real/line%0Abreak%1Bclip",)
+
+
+def test_csv_with_a_byte_order_mark_is_read_and_a_binary_one_refused(tmp_path):
+    touch(tmp_path / "a.mp4")
+    listing = tmp_path / "list.csv"
+    listing.write_bytes("path,label\na.mp4,fake\n".encode("utf-8-sig"))  # as spreadsheet programs save it
+    (item,) = list_videos(listing, "csv")
+    assert (item.video_id, item.label) == ("a", FAKE)
+    listing.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(DatasetLayoutError, match="is not a text CSV file"):
+        list_videos(listing, "csv")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 
 import typer
@@ -47,22 +48,34 @@ from unmask.cli import export as _export  # noqa: E402,F401
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 1, 130
 
 
-def main() -> None:
-    """Entry point: user errors become one red line and a non-zero exit, never a traceback."""
-    import click
+def _usage_line(exc: typer.TyperException) -> str:
+    """Click's usage error as one line, with where to get help."""
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+    return f"error: {exc.format_message()}{where}"
 
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt  # `kill` (SIGTERM) stops as cleanly as Ctrl-C: finished work kept, workers ended
+
+
+def main() -> None:
+    """Entry point: user errors become one red line and a non-zero exit, never a traceback.
+
+    Exit codes: 0 done, 1 a user error, 2 a usage error (click's convention), 3 some videos
+    failed (prepare), 130 interrupted (Ctrl-C or SIGTERM).
+    """
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         code = app(standalone_mode=False)  # returns the code of a typer.Exit, or None
     except UnmaskError as exc:
         typer.secho(f"error: {exc}", fg="red", err=True)
         sys.exit(EXIT_USER_ERROR)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         code = EXIT_INTERRUPTED
-    except click.exceptions.Abort:
-        code = EXIT_INTERRUPTED
-    except click.ClickException as exc:  # usage errors: click's own message and exit code
-        exc.show()
-        sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors (typer carries its own copy of click's classes)
+        typer.secho(_usage_line(exc), fg="red", err=True)
+        sys.exit(getattr(exc, "exit_code", EXIT_USER_ERROR))
     if code == EXIT_INTERRUPTED:  # typer turns Ctrl-C into Exit(130)
         typer.secho("interrupted: finished work is kept; run the same command again to go on", fg="yellow", err=True)
     sys.exit(code if isinstance(code, int) else 0)

@@ -85,6 +85,10 @@ def check_manifest(df: pd.DataFrame, path: Path | str = "manifest", *, need_spli
     missing = [c for c in CROP_COLUMNS if c not in df.columns]
     if missing:
         raise ManifestError(f"{path} lacks columns {', '.join(missing)}; prepare it again with this unmask")
+    bad = sorted(set(df["label"].dropna().unique().tolist()) - {0, 1}, key=str) if len(df) else []
+    if bad or (len(df) and df["label"].isna().any()):
+        raise ManifestError(f"{path} has labels other than 0 (real) and 1 (fake): {bad or ['missing']}; fix the "
+                            "labels and prepare it again")
     if need_splits and any(c not in df.columns for c in SPLIT_COLUMNS):
         raise ManifestError(f"{path} is one shard of a sharded run; combine the shards with `unmask merge` first")
 

@@ -4,7 +4,9 @@ Each video is one task: sample frames, detect, track and crop faces, write the c
 temporary folder, move it into place, then record the video as done in ``DIR/.unmask/done/``.
 A video counts as finished only once that record exists, so an interrupted run (Ctrl-C, kill,
 power cut) never mistakes half-written crops for complete ones; started again, it skips the
-finished videos. The manifest is written last, atomically.
+finished videos whose crops are all still there (count and size), and does the others again.
+The manifest is written last, atomically. One run at a time holds ``--out`` (a lock file in
+``DIR/.unmask/``); worker processes end with the run that started them, even on ``kill -9``.
 """
 
 from __future__ import annotations
@@ -25,16 +27,19 @@ from typing import Callable
 import pandas as pd
 
 from unmask import __version__
-from unmask.data.crop_video import STATE_DIR, PrepareConfig, crop_video, init_worker, make_detector, video_key
+from unmask.data.crop_video import (STATE_DIR, PrepareConfig, crop_video, crops_intact, init_worker, make_detector,
+                                    video_key)
 from unmask.data.manifest import CROP_COLUMNS, MANIFEST_NAME, read_manifest, write_manifest
-from unmask.data.sources import VideoItem, list_videos
+from unmask.data.sources import VideoItem, find_videos
 from unmask.data.splits import add_splits
 from unmask.errors import UnmaskError
-from unmask.utils.atomic import write_atomic
+from unmask.utils.atomic import remove_stale_temps, write_atomic
+from unmask.utils.outdir import ensure_out_dir, hold_lock
 
 logger = logging.getLogger(__name__)
 
 FAILURES_NAME = "failures.csv"
+FAILURE_COLUMNS = ["video_id", "path", "reason"]
 
 
 @dataclass
@@ -118,14 +123,15 @@ def _run_pool(todo: list[VideoItem], out_dir: Path, config: PrepareConfig, recor
     while queue or suspects:
         if suspects:
             item = suspects.pop(0)
-            with ProcessPoolExecutor(1, mp_context=context, initializer=init_worker, initargs=(config, False)) as pool:
+            with ProcessPoolExecutor(1, mp_context=context, initializer=init_worker,
+                                     initargs=(config, False, None, os.getpid())) as pool:
                 try:
                     record(*pool.submit(crop_video, item, out_dir, config).result())
                 except BrokenProcessPool:
                     record(item.video_id, None, "the worker process died on this video (a crash in a decoder or detector)")
             continue
         with ProcessPoolExecutor(config.workers, mp_context=context, initializer=init_worker,
-                                 initargs=(config, True)) as pool:
+                                 initargs=(config, True, None, os.getpid())) as pool:
             in_flight: dict = {}
             try:
                 while queue or in_flight:
@@ -144,8 +150,10 @@ def _run_pool(todo: list[VideoItem], out_dir: Path, config: PrepareConfig, recor
             except BrokenProcessPool:
                 suspects.extend(in_flight.values())
                 logger.warning("a worker process died; retrying %d videos one at a time", len(in_flight))
-            except BaseException:
+            except BaseException:  # Ctrl-C, SIGTERM (the CLI turns it into KeyboardInterrupt), a bug
                 pool.shutdown(wait=False, cancel_futures=True)
+                for worker in mp.active_children():  # stop the videos in flight now, not when done
+                    worker.terminate()
                 raise
 
 
@@ -169,36 +177,57 @@ def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
 
     Raises:
         DatasetLayoutError: ``root`` is missing, empty or not laid out as ``config.dataset``.
-        UnmaskError: ``out_dir`` is a file, holds crops made with other settings, or the detector
-            cannot be built. Nothing is written in these cases.
+        UnmaskError: ``out_dir`` is a file, lies under one, cannot be written, holds crops made
+            with other settings, or is in use by another run; or the detector cannot be built.
+            Nothing is written in these cases.
     """
     started = time.perf_counter()
     root, out_dir = Path(root), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UnmaskError(f"--out {out_dir} is a file; give a folder (it is created if missing)")
-    items = shard_items(list_videos(root, config.dataset, **config.dataset_options), config.shard)
+    listing = find_videos(root, config.dataset, **config.dataset_options)
+    items = shard_items(listing.items, config.shard)
+    in_shard = set(shard_items([item for item, _ in listing.skipped], config.shard))
+    left_out = [(item, reason) for item, reason in listing.skipped if item in in_shard]
     if not items:
         logger.warning("shard %d/%d holds none of the videos; it writes an empty shard manifest", *config.shard)
     detector = make_detector(config)  # fails here, before anything is written, if it cannot be built
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_out_dir(out_dir)
+    state_dir = out_dir / STATE_DIR
+    # A shard locks only itself (shards may share one --out), but never runs beside a whole run.
+    lock_name = "lock" if config.shard is None else f"lock.shard-{config.shard[0]}-of-{config.shard[1]}"
+    with hold_lock(state_dir, lock_name, excludes=("lock*",) if config.shard is None else ("lock",)):
+        return _prepare_locked(root, out_dir, config, items, left_out, detector, started, progress)
+
+
+def _prepare_locked(root: Path, out_dir: Path, config: PrepareConfig, items: list[VideoItem], left_out: list,
+                    detector, started: float, progress) -> PrepareSummary:
     _check_resumable(out_dir, root, config)
     done_dir = out_dir / STATE_DIR / "done"
     done_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (out_dir / STATE_DIR, done_dir):  # scraps of writes a killed run left (ensure_out_dir: out_dir's)
+        remove_stale_temps(folder)
 
     state = PrepareProgress(total=len(items))
     records: dict[str, dict] = {}
     todo = []
     for item in items:
         path = done_dir / f"{video_key(item.video_id)}.json"
-        if path.is_file():
-            records[item.video_id] = json.loads(path.read_text())
+        record = json.loads(path.read_text()) if path.is_file() else None
+        if record is not None and not crops_intact(out_dir, record):
+            logger.warning("%s: some of its crops are missing or changed since it was prepared; preparing it again",
+                           item.video_id)
+            record = None
+        if record is not None:
+            records[item.video_id] = record
             state.skipped += 1
-            state.crops += len(records[item.video_id]["crops"])
-            state.failed += records[item.video_id]["reason"] is not None
+            state.crops += len(record["crops"])
+            state.failed += record["reason"] is not None
         else:
             todo.append(item)
             # Scratch left by a killed run of this video (only ours: other shards may share out_dir).
             shutil.rmtree(out_dir / STATE_DIR / "partial" / video_key(item.video_id), ignore_errors=True)
+    state.failed += len(left_out)
     if progress and state.skipped:
         progress(state)
 
@@ -232,10 +261,11 @@ def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
     failures = [{"video_id": item.video_id, "path": str(item.path),
                  "reason": read_errors.get(item.video_id) or records.get(item.video_id, {}).get("reason")}
                 for item in items]
-    failures = [f for f in failures if f["reason"]]
+    failures = [f for f in failures if f["reason"]] + [
+        {"video_id": item.video_id, "path": str(item.path), "reason": reason} for item, reason in left_out]
     failures_path = out_dir / failures_name
     with write_atomic(failures_path, "w") as fh:
-        pd.DataFrame(failures, columns=["video_id", "path", "reason"]).to_csv(fh, index=False)
+        pd.DataFrame(failures, columns=FAILURE_COLUMNS).to_csv(fh, index=False)
 
     # Video fields come from this run's listing, crop fields from the records: a corrected label
     # or a newly added official list reaches the manifest without preparing the crops again.
@@ -271,6 +301,9 @@ def _shard_manifests(path: Path) -> list[Path]:
 def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, seed: int = 42) -> Path:
     """Combine the manifests of ``prepare --shard K/N`` runs into one, with splits over all of them.
 
+    The shards' ``failures.shard-K-of-N.csv`` are combined into ``out_dir/failures.csv`` too, so
+    that no failed video is forgotten when the shard folders are cleaned up.
+
     Args:
         shard_dirs: shard output folders (each may hold several shard manifests when the shards
             shared one ``--out``) or shard manifest files.
@@ -281,9 +314,12 @@ def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, seed: 
         UnmaskError: shards are missing or repeated, or were prepared with different settings.
     """
     out_dir = Path(out_dir)
-    frames, settings, shards = [], {}, []
+    frames, settings, shards, failures = [], {}, [], []
     for path in (p for d in shard_dirs for p in _shard_manifests(Path(d))):
         df, meta = read_manifest(path, need_splits=False)
+        failures_path = path.with_name(path.name.replace("manifest.", "failures.", 1)).with_suffix(".csv")
+        if failures_path.is_file():
+            failures.append(pd.read_csv(failures_path, dtype=str, keep_default_na=False))
         if not meta.get("shard"):
             raise UnmaskError(f"{path} is not a shard manifest; merge the outputs of `unmask prepare --shard K/N`")
         shards.append(tuple(meta["shard"]))
@@ -305,7 +341,9 @@ def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, seed: 
         repeated = sorted({k for k in ks if ks.count(k) > 1})
         raise UnmaskError(f"Merge needs each of the {n} shards once; missing: {missing or 'none'}, "
                           f"repeated: {repeated or 'none'}")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_out_dir(out_dir)
+    with write_atomic(out_dir / FAILURES_NAME, "w") as fh:
+        pd.concat([pd.DataFrame(columns=FAILURE_COLUMNS), *failures], ignore_index=True).to_csv(fh, index=False)
     merged = pd.concat(frames, ignore_index=True)
     return write_manifest(add_splits(merged, seed=seed), out_dir / MANIFEST_NAME,
                           {**settings, "shard": None, "merged_from": [str(d) for d in shard_dirs]})

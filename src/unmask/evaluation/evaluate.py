@@ -28,6 +28,7 @@ from unmask.training.calibration import calibrated_p_fake
 from unmask.training.checkpoint import load_classifier
 from unmask.training.data import CropDataset
 from unmask.utils.atomic import write_atomic
+from unmask.utils.outdir import ensure_out_dir
 
 SPLITS = ("train", "val", "test", "all")
 
@@ -104,8 +105,6 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
         raise unknown_name("split", split, SPLITS)
     if batch_size < 1 or bootstrap < 0:
         raise UnmaskError(f"--batch-size must be at least 1 and --bootstrap not negative (got {batch_size}, {bootstrap})")
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise UnmaskError(f"--out {out_dir} is a file; give a folder")
     if aggregation not in AGGREGATIONS:
         raise unknown_name("aggregation", aggregation, AGGREGATIONS)
     if protocol is not None and protocol not in PROTOCOLS:
@@ -117,6 +116,7 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
     rows = manifest if split == "all" else select_split(manifest, protocol, split)
     if rows.empty:
         raise ManifestError(f"{data_dir} has no crops to evaluate")
+    ensure_out_dir(out_dir)  # a file, a read-only folder: one line now, not after the scoring
 
     seen = seen_in_training(meta, manifest, root, rows)
     temperature, threshold = float(meta["temperature"]), float(meta["threshold"])

@@ -20,6 +20,7 @@ from unmask.models.registry import spec_from_dict
 from unmask.training.calibration import calibrated_p_fake
 from unmask.training.checkpoint import load_classifier
 from unmask.utils.atomic import atomic_path
+from unmask.utils.outdir import ensure_out_dir
 from unmask.video.reader import VIDEO_SUFFIXES, Frame
 from unmask.video.sampling import sample_frames
 
@@ -105,11 +106,10 @@ def explain(run_dir: str | Path, path: str | Path, out_dir: str | Path, *, metho
         raise UnmaskError("Name at least one explanation method (--methods)")
     if max_faces < 1:
         raise UnmaskError(f"--max-faces must be at least 1, not {max_faces}")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UnmaskError(f"--out {out_dir} is a file; give a folder")
     if not path.is_file():
         raise UnmaskError(f"No such file: {path}")
     model, meta = load_classifier(run_dir)
+    ensure_out_dir(out_dir)  # a file, a read-only folder: one line now, not after the work
     faces = _faces(path, meta, is_crop=is_crop, num_frames=num_frames)
     scores, _ = explain_crops(model, meta, [c for _, _, c in faces], (), device=device)
     order = np.argsort(-scores, kind="stable")[:max_faces]

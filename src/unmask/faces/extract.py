@@ -14,6 +14,11 @@ from unmask.faces.track import assign_tracks
 from unmask.video.reader import Frame
 
 KEEP_MODES = ("largest", "all")
+# Twice the largest input of any backbone (EfficientNetV2-M, 480 px): larger crops only cost disk
+# and memory (32 frames of 100000 px crops would take 30 GB).
+MAX_SIZE_PX = 1024
+# A crop four times the face's side is mostly background already; more is a typo.
+MAX_MARGIN = 4.0
 
 
 @dataclass(frozen=True)
@@ -40,10 +45,10 @@ def check_crop_settings(*, margin: float, size_px: int, keep: str) -> None:
     """Raise :class:`UnmaskError` for crop settings that cannot work."""
     if keep not in KEEP_MODES:
         raise UnmaskError(f"--keep must be one of {', '.join(KEEP_MODES)}, not {keep!r}")
-    if margin < 1.0:
-        raise UnmaskError(f"--margin must be at least 1.0 (the face box itself), not {margin}")
-    if size_px < 8:
-        raise UnmaskError(f"--size must be at least 8 pixels, not {size_px}")
+    if not 1.0 <= margin <= MAX_MARGIN:  # also refuses nan (every comparison with it is false) and inf
+        raise UnmaskError(f"--margin must be at least 1.0 (the face box itself) and at most {MAX_MARGIN}, not {margin}")
+    if not 8 <= size_px <= MAX_SIZE_PX:
+        raise UnmaskError(f"--size must lie between 8 and {MAX_SIZE_PX} pixels, not {size_px}")
 
 
 def detect_frames(detector: FaceDetector, frames: Sequence[Frame], batch_size: int = 16) -> list[list]:

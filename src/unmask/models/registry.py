@@ -8,10 +8,12 @@ features: Linear(128) -> ReLU -> Dropout(0.5) -> Linear(2).
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from unmask.errors import UnmaskError, unknown_name
@@ -96,6 +98,23 @@ class DeepfakeClassifier(nn.Module):
         return self.backbone.get_submodule(self.spec.cam_layer)
 
 
+def check_weights_file(path: str | Path) -> Path:
+    """Raise one clear :class:`UnmaskError` unless ``path`` looks like a weights file (safetensors,
+    or torch's zip or pickle format); checked up front, from the first bytes only."""
+    path = Path(path)
+    if not path.is_file():
+        raise UnmaskError(f"Weights file {path} does not exist")
+    with open(path, "rb") as fh:
+        head = fh.read(9)
+    size = path.stat().st_size
+    is_safetensors = len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < size
+    is_torch = head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"  # torch.save's zip, or an old pickle
+    if not (is_safetensors or is_torch):
+        raise UnmaskError(f"--weights {path} is not a weights file (expected .safetensors or a torch .pth/.bin); "
+                          "give the backbone's ImageNet weights in timm's format")
+    return path
+
+
 def create_model(name: str, *, pretrained: bool = False, weights: str | Path | None = None) -> DeepfakeClassifier:
     """Build the classifier for backbone ``name``.
 
@@ -114,15 +133,13 @@ def create_model(name: str, *, pretrained: bool = False, weights: str | Path | N
     spec = get_spec(name)
     kwargs = dict(num_classes=0, global_pool="avg")
     if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise UnmaskError(f"Weights file {path} does not exist")
+        path = check_weights_file(weights)
         kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
     else:
         kwargs["pretrained"] = pretrained and not spec.bundled_weights
     try:
         backbone = timm.create_model(spec.timm_id, **kwargs)
-    except RuntimeError as exc:  # state dict of another architecture
+    except (RuntimeError, ValueError, KeyError, pickle.UnpicklingError, EOFError, SafetensorError) as exc:  # another architecture, a damaged file
         raise UnmaskError(f"{weights} does not hold {spec.timm_id} weights for model {name!r} ({str(exc).splitlines()[0][:160]})") from exc
     except OSError as exc:  # no internet, no cache
         raise UnmaskError(

@@ -30,7 +30,7 @@ class Costs:
     false_alarm: float = 1.0
 
     def __post_init__(self):
-        if self.missed_fake <= 0 or self.false_alarm <= 0:
+        if not (0 < self.missed_fake < float("inf") and 0 < self.false_alarm < float("inf")):  # nan too
             raise UnmaskError(f"Costs must be positive; got missed fake {self.missed_fake}, false alarm {self.false_alarm}")
 
     @property

@@ -78,6 +78,10 @@ def load_classifier(path: str | Path):
         raise UnmaskError(f"{path} is an intermediate checkpoint (not calibrated); use the run's model.safetensors")
     model = create_model(meta["spec"]["name"], pretrained=False)
     state = {k.removeprefix("model."): v for k, v in load_tensors(path).items() if k.startswith("model.")}
+    broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if broken:
+        raise UnmaskError(f"{path} holds weights that are not numbers (NaN or inf, e.g. in {broken[0]}): the training "
+                          "diverged or the file is damaged; train again, with a lower --lr")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

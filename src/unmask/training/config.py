@@ -13,10 +13,11 @@ without progress.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from unmask.errors import UnmaskError, unknown_name
-from unmask.models.registry import get_spec
+from unmask.models.registry import check_weights_file, get_spec
 from unmask.training.calibration import Costs
 
 SELECT_METRICS = ("val_acc", "val_auc", "val_loss")
@@ -81,8 +82,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UnmaskError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
-        if self.lr <= 0:
-            raise UnmaskError(f"--lr must be positive, not {self.lr}")
+        if not 0 < self.lr < math.inf:  # also refuses nan
+            raise UnmaskError(f"--lr must be a positive number, not {self.lr}")
+        if self.weights is not None:
+            check_weights_file(self.weights)
         for name in ("size_px", "max_steps_per_epoch", "early_stopping", "lr_patience"):
             if getattr(self, name) < 0:
                 raise UnmaskError(f"--{name.replace('_px', '').replace('_per_epoch', '').replace('_', '-')} "

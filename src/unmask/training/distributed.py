@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import torch
 import torch.distributed as dist
+
+logger = logging.getLogger(__name__)
 
 
 def init_distributed(device: torch.device) -> tuple[int, int]:
@@ -19,17 +22,27 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
 
 
 def local_device(requested: str | None) -> torch.device:
-    """The device for this process: ``requested``, else this rank's GPU, else the CPU."""
+    """The device for this process: ``requested``, else this rank's GPU, else the CPU.
+
+    Under ``torchrun`` each rank takes GPU ``LOCAL_RANK`` whatever ``requested`` names, and makes
+    it the current device: otherwise every rank's collectives (nccl) would run on GPU 0.
+    """
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
     if requested:
         device = torch.device(requested)
-        if device.type == "cuda" and device.index is None:  # under torchrun: this rank's own GPU
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        return device
-    if torch.cuda.is_available():
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        return torch.device("cuda", local)
-    return torch.device("cpu")
+        if device.type == "cuda" and (device.index is None or world > 1):
+            if device.index not in (None, local):
+                logger.warning("--device %s ignored under torchrun: rank %s uses its own GPU cuda:%d",
+                               requested, os.environ.get("RANK", "?"), local)
+            device = torch.device("cuda", local)
+    elif torch.cuda.is_available():
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
 
 
 def gather(obj):

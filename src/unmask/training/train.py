@@ -38,6 +38,7 @@ from unmask.training.config import TrainConfig
 from unmask.training.cost import compute_class_weights, create_loss
 from unmask.training.data import CropDataset
 from unmask.utils.atomic import write_atomic
+from unmask.utils.outdir import ensure_out_dir
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,20 @@ def _config_from_json(d: dict) -> TrainConfig:
     return TrainConfig(**{**d, "costs": Costs(**d["costs"])})
 
 
+def _repair_best(best_path: Path, last_path: Path, last_meta: dict, base_meta: dict) -> None:
+    """Make ``best`` agree with the resume state: a run killed between writing ``last`` and
+    ``best`` of an improving epoch left ``best`` an epoch behind; that epoch's weights are in ``last``."""
+    progress = last_meta["progress"]
+    if progress["best_epoch"] != progress["epoch"]:
+        return  # best was written in an earlier epoch, before the last it agrees with
+    if best_path.is_file() and read_metadata(best_path).get("epoch") == progress["best_epoch"]:
+        return
+    logger.warning("%s is behind the resume state (a kill between two writes); writing it again from %s",
+                   best_path.name, last_path.name)
+    model = {k: v for k, v in load_tensors(last_path).items() if k.startswith("model.")}
+    save_checkpoint(best_path, model, {**base_meta, "epoch": progress["epoch"], "val": last_meta["history"][-1]})
+
+
 def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, resume: bool = False,
           on_epoch: Callable[[dict], None] | None = None,
           on_step: Callable[[int, int, int], None] | None = None) -> TrainResult:
@@ -156,6 +171,7 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
         config = _config_from_json(resume_meta["config"])
     elif last_path.exists() or final_path.exists():
         raise UnmaskError(f"{run_dir} already holds a training run; pass --resume to continue it, or choose another --out")
+    ensure_out_dir(run_dir)  # also removes half-written checkpoints of a killed run (up to the model's size each)
 
     device = dist.local_device(config.device)
     rank, world = dist.init_distributed(device)
@@ -230,6 +246,8 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
         writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_epoch)
         with write_atomic(run_dir / "config.json", "w") as fh:
             json.dump(base_meta, fh, indent=1)
+        if resume_meta is not None:
+            _repair_best(best_path, last_path, resume_meta, base_meta)
 
     try:
         for epoch in range(start_epoch, config.epochs + 1):
@@ -262,9 +280,9 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
                 bad_epochs += 1
             history.append(row)
             if is_main:
+                # last before best: a kill between the two leaves a best one epoch behind, which
+                # the resume repairs from last (see _repair_best); the other order cannot be repaired.
                 state_dict = {f"model.{k}": v for k, v in model.state_dict().items()}
-                if improved:
-                    save_checkpoint(best_path, state_dict, {**base_meta, "epoch": epoch, "val": row})
                 optim_tensors, optim_meta = _optimiser_tensors(optimiser)
                 rng = {"rng.torch": torch.get_rng_state()}
                 if device.type == "cuda":
@@ -273,6 +291,8 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
                     **base_meta, "optimiser": optim_meta, "scheduler": scheduler.state_dict(), "history": history,
                     "progress": {"epoch": epoch, "best_metric": best_metric, "best_epoch": best_epoch,
                                  "bad_epochs": bad_epochs}})
+                if improved:
+                    save_checkpoint(best_path, state_dict, {**base_meta, "epoch": epoch, "val": row})
                 _write_history(run_dir / "metrics.csv", history)
                 for key, value in row.items():
                     if key != "epoch":

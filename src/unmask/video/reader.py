@@ -25,11 +25,13 @@ class Frame:
         index: position of the frame in display order, from 0.
         time_s: presentation time in seconds (from the stream's timestamps, so VFR is exact).
         image: ``(H, W, 3) uint8`` RGB in display orientation (rotation metadata applied).
+        stream_index: the container's stream it was decoded from (see :func:`video_stream`).
     """
 
     index: int
     time_s: float
     image: np.ndarray
+    stream_index: int = 0
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class VideoInfo:
     width: int
     height: int
     codec: str
+    stream_index: int = 0
 
 
 def open_video(path: str | Path) -> av.container.InputContainer:
@@ -56,12 +59,31 @@ def open_video(path: str | Path) -> av.container.InputContainer:
         container = av.open(str(path), mode="r")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise VideoReadError(f"{path.name} is not a readable video ({_reason(exc)})") from exc
-    if not container.streams.video:
+    if not _candidates(container):
         container.close()
-        raise VideoReadError(f"{path.name} has no video stream")
-    stream = container.streams.video[0]
+        raise VideoReadError(f"{path.name} has no video stream (audio only, or only a cover picture)")
+    stream = video_stream(container)
     stream.thread_type = "AUTO"
+    if len(_candidates(container)) > 1:
+        logger.info("%s holds %d video streams; reading stream #%d (%dx%d), the one ffmpeg would choose",
+                    path.name, len(_candidates(container)), stream.index, stream.width, stream.height)
     return container
+
+
+def _candidates(container) -> list:
+    # A cover picture (attached_pic) is a one-frame "video" stream that ffmpeg never picks.
+    return [s for s in container.streams.video if not (s.disposition & av.stream.Disposition.attached_pic)]
+
+
+def video_stream(container: av.container.InputContainer):
+    """The video stream ffmpeg would read by default: the most pixels, a ``default`` disposition
+    worth as much as 5 megapixels (ffmpeg's own weighting), then the lowest index; never a cover
+    picture. Stream 0 is not always it: a container may hold a thumbnail track first."""
+    def score(stream) -> tuple:
+        default = bool(stream.disposition & av.stream.Disposition.default)
+        return ((stream.width or 0) * (stream.height or 0) + 5_000_000 * default, -stream.index)
+
+    return max(_candidates(container), key=score)
 
 
 def _reason(exc: BaseException) -> str:
@@ -70,8 +92,8 @@ def _reason(exc: BaseException) -> str:
 
 
 def count_frames(container: av.container.InputContainer) -> int:
-    """Number of frames in the first video stream: the header's count, else a demux pass (no decoding)."""
-    stream = container.streams.video[0]
+    """Number of frames in the video stream: the header's count, else a demux pass (no decoding)."""
+    stream = video_stream(container)
     if stream.frames and stream.frames > 0:
         return int(stream.frames)
     n = sum(1 for packet in container.demux(stream) if packet.size)
@@ -82,7 +104,7 @@ def count_frames(container: av.container.InputContainer) -> int:
 def probe_video(path: str | Path) -> VideoInfo:
     """Describe a video from its headers (and a demux pass where the header has no frame count)."""
     with open_video(path) as container:
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         fps = stream_fps(stream)
         n = count_frames(container)
         if stream.duration is not None and stream.time_base is not None:
@@ -91,7 +113,7 @@ def probe_video(path: str | Path) -> VideoInfo:
             duration = container.duration / av.time_base
         else:
             duration = n / fps if fps else 0.0
-        return VideoInfo(Path(path), n, fps, duration, stream.width, stream.height, stream.codec_context.name)
+        return VideoInfo(Path(path), n, fps, duration, stream.width, stream.height, stream.codec_context.name, stream.index)
 
 
 def to_rgb(frame: av.VideoFrame) -> np.ndarray:
@@ -116,12 +138,12 @@ def stream_fps(stream) -> float:
 
 
 def iter_decoded(container: av.container.InputContainer, path: Path, max_bad_packets: int = 25) -> Iterator[av.VideoFrame]:
-    """Decode the first video stream in display order, packet by packet.
+    """Decode the video stream (see :func:`video_stream`) in display order, packet by packet.
 
     Scraped datasets hold damaged files: a bad packet is skipped (up to ``max_bad_packets``) and a
     broken tail ends the stream, so that the good frames around the damage are still returned.
     """
-    stream = container.streams.video[0]
+    stream = video_stream(container)
     bad = 0
     packets = container.demux(stream)
     while True:

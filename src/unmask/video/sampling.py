@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from unmask.errors import UnmaskError, VideoReadError, unknown_name
-from unmask.video.reader import Frame, count_frames, frame_time, iter_decoded, open_video, stream_fps, to_rgb
+from unmask.video.reader import (Frame, count_frames, frame_time, iter_decoded, open_video, stream_fps, to_rgb,
+                                 video_stream)
 
 SAMPLERS = ("uniform", "stride", "codec_keyframes", "content_keyframes")
 
@@ -61,7 +62,7 @@ def sample_frames(path: str | Path, sampler: FrameSampler = FrameSampler()) -> l
     """
     path = Path(path)
     with open_video(path) as container:
-        stream = container.streams.video[0]
+        stream = video_stream(container)
         fps = stream_fps(stream)
         if sampler.strategy == "codec_keyframes":
             frames = _codec_keyframes(container, path, fps, sampler.num_frames)
@@ -109,10 +110,11 @@ def _decode_indices(container, path: Path, fps: float, wanted: list[int]) -> lis
     if not wanted:
         return []
     wanted_set, last = set(wanted), max(wanted)
+    stream_index = video_stream(container).index
     frames = []
     for index, frame in enumerate(iter_decoded(container, path)):
         if index in wanted_set:
-            frames.append(Frame(index, frame_time(frame, index, fps), to_rgb(frame)))
+            frames.append(Frame(index, frame_time(frame, index, fps), to_rgb(frame), stream_index))
         if index >= last:
             break
     return frames
@@ -120,7 +122,7 @@ def _decode_indices(container, path: Path, fps: float, wanted: list[int]) -> lis
 
 def _codec_keyframes(container, path: Path, fps: float, cap: int) -> list[Frame]:
     """Decode only the I-frames; their display indices come from the packets' timestamps."""
-    stream = container.streams.video[0]
+    stream = video_stream(container)
     pts, key_pts = [], []
     for packet in container.demux(stream):
         if packet.size and packet.pts is not None:
@@ -135,7 +137,7 @@ def _codec_keyframes(container, path: Path, fps: float, cap: int) -> list[Frame]
     for frame in iter_decoded(container, path):
         if frame.pts in chosen:
             index = index_of[frame.pts]
-            frames.append(Frame(index, frame_time(frame, index, fps), to_rgb(frame)))
+            frames.append(Frame(index, frame_time(frame, index, fps), to_rgb(frame), stream.index))
     return sorted(frames, key=lambda f: f.index)
 
 

@@ -46,5 +46,10 @@ def check_root(root: str | Path, dataset: str) -> Path:
 
 
 def video_files(folder: Path) -> list[Path]:
-    """Video files (by suffix, any case) under ``folder``, recursively, sorted."""
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+    """Video files (by suffix, any case) under ``folder``, recursively, sorted.
+
+    Symbolic links are listed even when broken (dangling or looping), so that
+    :func:`unmask.data.sources.find_videos` reports them instead of losing them without a word.
+    """
+    return sorted(p for p in folder.rglob("*")
+                  if p.suffix.lower() in VIDEO_SUFFIXES and (p.is_file() or (p.is_symlink() and not p.is_dir())))

@@ -1,0 +1,64 @@
+"""Training state that survives a kill at any moment, and one GPU per rank."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from unmask.training import distributed
+from unmask.training import train as train_module
+from unmask.training.checkpoint import read_metadata
+from unmask.training.config import make_config
+from unmask.utils.atomic import HOST_TAG
+
+
+class Killed(BaseException):
+    """Stands in for a kill -9 between two file writes."""
+
+
+def test_a_kill_between_the_last_and_best_writes_leaves_a_consistent_pair(prepared, tmp_path, monkeypatch):
+    config = make_config(model="mobilenetv3_small", pretrained=False, size_px=64, batch_size=8, workers=0,
+                         epochs=2, max_steps_per_epoch=2, early_stopping=0)
+    run = tmp_path / "run"
+    save = train_module.save_checkpoint
+    writes = []
+
+    def killed_after_the_first_write(path, tensors, meta):
+        save(path, tensors, meta)
+        writes.append(path.name)
+        raise Killed  # epoch 1 improves (it is the first): the kill falls between its two checkpoints
+
+    monkeypatch.setattr(train_module, "save_checkpoint", killed_after_the_first_write)
+    with pytest.raises(Killed):
+        train_module.train(prepared, run, config)
+    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout)
+    stale = run / f".model.tmp-{HOST_TAG}-{dead}.a1b2.safetensors"  # a killed atomic write's scrap
+    stale.write_bytes(b"\0" * 1000)
+
+    def killed_before_epoch_2_is_saved(path, tensors, meta):
+        if meta.get("progress", {}).get("epoch") == 2 or meta.get("epoch") == 2:
+            raise Killed
+        save(path, tensors, meta)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", killed_before_epoch_2_is_saved)
+    with pytest.raises(Killed):
+        train_module.train(prepared, run, config, resume=True)
+    last, best = read_metadata(run / "last.safetensors"), read_metadata(run / "best.safetensors")
+    assert last["progress"]["epoch"] == 1 and best["epoch"] == last["progress"]["best_epoch"] == 1
+    assert not stale.exists()
+
+
+def test_each_rank_takes_its_own_gpu_whatever_the_flag_says(monkeypatch):
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    for flag in ("cuda", "cuda:0", None):
+        assert distributed.local_device(flag) == torch.device("cuda", 3)
+    assert chosen == [torch.device("cuda", 3)] * 3
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert distributed.local_device("cuda:1") == torch.device("cuda", 1)  # one process: the flag holds
+    assert distributed.local_device("cpu") == torch.device("cpu") and len(chosen) == 4
