@@ -89,6 +89,12 @@ def train_one_epoch(model, loader, loss_fn, optimiser, device, *, max_steps: int
     return total / max(seen, 1), torch.cat(labels).numpy(), torch.cat(scores).numpy()
 
 
+def balanced_sampler(labels: np.ndarray, generator: torch.Generator) -> WeightedRandomSampler:
+    """Draw ``len(labels)`` items with replacement, each class with equal odds."""
+    per_sample = (1.0 / np.bincount(labels, minlength=2))[labels]
+    return WeightedRandomSampler(per_sample, num_samples=len(labels), replacement=True, generator=generator)
+
+
 def validation_loss(loss_fn, logits: np.ndarray, labels: np.ndarray, device) -> float:
     """The training loss (with its class weights or focal term) on validation ``logits``."""
     with torch.no_grad():
@@ -198,8 +204,7 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
             raise UnmaskError("--sampler balanced does not run under torchrun yet; use class weights (--class-weights)")
         sampler = DistributedSampler(train_set, shuffle=True, seed=config.seed)
     elif config.sampler == "balanced":
-        per_sample = (1.0 / np.bincount(train_set.labels, minlength=2))[train_set.labels]
-        sampler = WeightedRandomSampler(per_sample, num_samples=len(train_set), replacement=True, generator=generator)
+        sampler = balanced_sampler(train_set.labels, generator)
     else:
         sampler = torch.utils.data.RandomSampler(train_set, generator=generator)
     loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, num_workers=workers,
