@@ -61,7 +61,7 @@ def test_train_evaluate_explain_and_table_from_the_command_line(prepared, tmp_pa
     assert "epoch 2:" in result.stdout and "checkpoint:" in result.stdout
     result = unmask("evaluate", run, prepared, "--out", evals, "--bootstrap", "0", "--no-report")
     assert result.returncode == 0, result.stderr
-    assert "frame  argmax" in result.stdout and (evals / "metrics.json").is_file()
+    assert "frame  raw_argmax" in result.stdout and (evals / "metrics.json").is_file()
     result = unmask("table", evals, "--csv", tmp_path / "table.csv")
     assert result.returncode == 0 and "| mobilenetv3_small |" in result.stdout
     assert pd.read_csv(tmp_path / "table.csv").loc[0, "protocol"] == "video"

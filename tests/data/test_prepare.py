@@ -193,3 +193,30 @@ def test_recorded_settings_rebuild_the_same_config():
                            keep="all", image_format="jpg", min_score=0.8, max_side_px=480, workers=2)
     again = PrepareConfig.from_recorded(json.loads(json.dumps(config.recorded())))
     assert again.recorded() == config.recorded() and again.sampler == config.sampler
+
+
+def test_jpeg_crops_are_jpeg_files_that_training_reads(demo_clips, tmp_path):
+    from unmask.training.data import load_crop
+
+    prepare(demo_clips, tmp_path / "out", PrepareConfig("folder", image_format="jpg", **SMALL))
+    df = pd.read_parquet(tmp_path / "out" / "manifest.parquet")
+    assert df["crop_path"].str.endswith(".jpg").all()
+    first = tmp_path / "out" / df["crop_path"].iloc[0]
+    assert first.read_bytes()[:3] == b"\xff\xd8\xff"  # JPEG's magic number, not PNG's
+    assert load_crop(first).shape[2] == 3
+
+
+def test_a_video_id_that_climbs_out_of_the_crops_folder_is_refused(demo_clips, tmp_path):
+    from unmask.data.crop_video import crop_video, init_worker
+    from unmask.data.sources import VideoItem
+
+    config = PrepareConfig("folder", **SMALL)
+    init_worker(config, single_thread=False)
+    video = next((demo_clips / "fake").glob("*.mp4"))
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep.txt").write_text("mine")
+    item = VideoItem(video, "../../victim", 1, "fake", ("x",), None)
+    video_id, rows, reason = crop_video(item, tmp_path / "out", config)
+    assert rows is None and "would place crops outside" in reason
+    assert (victim / "keep.txt").read_text() == "mine" and not any(victim.glob("*.png"))

@@ -1,14 +1,12 @@
+import logging
+import shutil
+
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.model_selection import train_test_split
 
-from unmask.data.splits import (
-    add_splits,
-    group_videos,
-    split_groups,
-    split_paper,
-    video_groups,
-)
+from unmask.data.splits import add_splits, identity_components, split_counts, split_identities, split_paper
 
 
 def test_paper_split_is_sklearns_two_stratified_splits_with_seed_42():
@@ -23,26 +21,92 @@ def test_paper_split_is_sklearns_two_stratified_splits_with_seed_42():
     assert labels[split == "test"].mean() == 0.7
 
 
-def test_group_videos_joins_videos_that_share_a_source():
-    assert group_videos([("004",), ("004", "982"), ("982",), ("519",), ("519", "515")]) == ["004", "004", "004", "515", "515"]
+def test_identity_components_link_people_who_share_a_video():
+    people, component, members = identity_components([("004",), ("004", "982"), ("982",), ("519",), ("519", "515")])
+    assert people == ["004", "515", "519", "982"]
+    linked = {p: component[i] for i, p in enumerate(people)}
+    assert linked["004"] == linked["982"] != linked["519"] == linked["515"]
+    assert [list(m) for m in members] == [[0], [0, 3], [3], [2], [1, 2]]
 
 
-def test_video_split_never_puts_a_group_on_two_sides_and_keeps_label_shares():
-    ids = [f"{i:03d}" for i in range(200)]
-    source_ids = [(i,) for i in ids] + [(ids[i], ids[i + 1]) for i in range(0, 200, 2)]
-    labels = [0] * 200 + [1] * 100
-    groups = group_videos(source_ids)
-    split = split_groups(labels, groups)
-    for group in set(groups):
-        assert len({s for s, g in zip(split, groups) if g == group}) == 1
+def _people_on_two_sides(split, source_ids) -> set[str]:
+    side, twice = {}, set()
+    for s, ids in zip(split, source_ids):
+        if s == "excluded":
+            continue
+        for person in ids:
+            if side.setdefault(person, s) != s:
+                twice.add(person)
+    return twice
+
+
+def _ffpp_layout(n_people=200):
+    ids = [f"{i:03d}" for i in range(n_people)]
+    source_ids = [(i,) for i in ids] + [(ids[i], ids[i + 1]) for i in range(0, n_people, 2)]
+    return [0] * n_people + [1] * (n_people // 2), source_ids
+
+
+def test_video_split_of_ffpp_pairs_keeps_people_apart_without_leaving_any_video_out():
+    labels, source_ids = _ffpp_layout()
+    split = split_identities(labels, source_ids)
+    assert not _people_on_two_sides(split, source_ids)
+    assert "excluded" not in set(split)
     share = pd.crosstab(split, np.array(labels), normalize="columns")  # per label
-    assert share.loc["test"].between(0.08, 0.16).all(), share
-    assert share.loc["val"].between(0.07, 0.14).all(), share
+    assert share.loc["test"].between(0.08, 0.13).all(), share
+    assert share.loc["val"].between(0.07, 0.12).all(), share
 
 
-def test_video_split_of_two_groups_gives_train_and_test():
-    split = split_groups([0, 1, 0, 1], ["a", "a", "b", "b"])
-    assert sorted(set(split)) == ["test", "train"]
+def _celebdf_layout(n_people=30, reals=4, swaps=(1, 2, 3)):
+    """Celeb-DF's shape: reals of each celebrity, fakes swapping each with its next ones (a chain)."""
+    labels, source_ids = [], []
+    for i in range(n_people):
+        labels += [0] * reals
+        source_ids += [(f"id{i}",)] * reals
+        for step in swaps:
+            labels.append(1)
+            source_ids.append((f"id{i}", f"id{(i + step) % n_people}"))
+    return labels, source_ids
+
+
+def test_chained_swaps_get_a_video_split_with_no_person_on_two_sides():
+    labels, source_ids = _celebdf_layout()
+    split = split_identities(labels, source_ids)
+    assert not _people_on_two_sides(split, source_ids)
+    excluded = split == "excluded"
+    assert 0 < excluded.sum() < 0.5 * len(split)
+    assert all(len(set(ids)) == 2 for ids in np.array(source_ids, dtype=object)[excluded])  # swaps only
+    for name, share in (("test", 0.1), ("val", 0.09)):
+        n = (split == name).sum()
+        assert share / 2 <= n / len(split) <= share * 1.6, (name, n)
+        assert set(np.asarray(labels)[split == name]) == {0, 1}
+
+
+def test_one_large_linked_group_does_not_become_an_oversized_held_out_split():
+    # a chain of 20 people holds 45% of the videos; 110 unlinked people hold the rest
+    labels, source_ids = _celebdf_layout(n_people=20, reals=1, swaps=(1,))
+    labels += [i % 2 for i in range(110)]
+    source_ids += [(f"p{i}",) for i in range(110)]
+    for seed in range(8):  # whichever place the draw gives the large group
+        split = split_identities(labels, source_ids, seed=seed)
+        assert not _people_on_two_sides(split, source_ids)
+        assert 0.08 <= (split == "test").mean() <= 0.13, (seed, (split == "test").mean())
+        assert 0.07 <= (split == "val").mean() <= 0.12, (seed, (split == "val").mean())
+
+
+def test_ratios_that_cannot_be_met_are_warned_about(caplog):
+    labels = [0] * 90 + [1] * 90 + [0, 1] * 5
+    source_ids = [("star",)] * 90 + [("star", "double")] * 90 + [(f"p{i}",) for i in range(10)]
+    with caplog.at_level(logging.WARNING, logger="unmask.data.splits"):
+        split = split_identities(labels, source_ids)
+    assert not _people_on_two_sides(split, source_ids)
+    assert "cannot be split closer to the ratios" in caplog.text
+
+
+def test_video_split_moves_only_the_people_that_change():
+    labels, source_ids = _ffpp_layout()
+    before = split_identities(labels, source_ids)
+    after = split_identities(labels + [1], source_ids + [("new",)])[:-1]
+    assert (before != after).sum() <= 3, (before != after).sum()
 
 
 def _crops(videos):
@@ -66,6 +130,8 @@ def test_add_splits_writes_every_protocol_and_carves_val_from_official_train():
     assert "val" in set(official) and (official[official.index.str.endswith(("/0", "/1", "/2"))] == "test").all()
     again = add_splits(_crops(videos).sample(frac=1, random_state=1))
     pd.testing.assert_frame_equal(df, again)  # row order in, same splits out
+    counts = split_counts(df)
+    assert sum(counts["video"].values()) == 60 and counts["video"].get("excluded", 0) > 0
 
 
 def test_add_splits_without_official_lists_leaves_official_empty():
@@ -73,18 +139,23 @@ def test_add_splits_without_official_lists_leaves_official_empty():
     assert df["split_official"].isna().all()
 
 
-def test_video_groups_fall_back_to_own_source_when_swaps_chain_everyone_together():
-    chained = [(f"id{i}",) for i in range(10)] + [(f"id{i}", f"id{i + 1}") for i in range(9)]
-    assert len(set(group_videos(chained))) == 1
-    assert video_groups(chained) == [ids[0] for ids in chained]
-    pairs = [("1",), ("2",), ("1", "2"), ("3",), ("4",), ("3", "4"), ("5",), ("6",), ("5", "6")]
-    assert video_groups(pairs) == group_videos(pairs)
+def test_prepare_counts_the_videos_a_chained_celebdf_split_leaves_out(demo_clips, tmp_path):
+    from unmask.data.manifest import read_manifest
+    from unmask.data.prepare import PrepareConfig, prepare
+    from unmask.video import FrameSampler
 
-
-def test_video_split_moves_only_the_groups_that_change():
-    groups = [f"g{i}" for i in range(100)]
-    labels = [i % 2 for i in range(100)]
-    before = dict(zip(groups, split_groups(labels, groups)))
-    after = dict(zip(groups + ["new"], split_groups(labels + [1], groups + ["new"])))
-    moved = [g for g in groups if before[g] != after[g]]
-    assert len(moved) <= 2, moved
+    root = tmp_path / "celebdf"
+    (root / "Celeb-real").mkdir(parents=True)
+    (root / "Celeb-synthesis").mkdir()
+    real, fake = sorted((demo_clips / "real").iterdir())[0], sorted((demo_clips / "fake").iterdir())[0]
+    n = 12
+    for i in range(n):
+        shutil.copy(real, root / "Celeb-real" / f"id{i}_0000{real.suffix}")
+        for step in (1, 2):
+            shutil.copy(fake, root / "Celeb-synthesis" / f"id{i}_id{(i + step) % n}_0000{fake.suffix}")
+    summary = prepare(root, tmp_path / "out", PrepareConfig("celebdf", sampler=FrameSampler("uniform", 2), size_px=32))
+    df, meta = read_manifest(tmp_path / "out")
+    videos = df.drop_duplicates("video_id")
+    assert summary.excluded == (videos["split_video"] == "excluded").sum() > 0
+    assert meta["splits"]["video"]["excluded"] == summary.excluded
+    assert not _people_on_two_sides(videos["split_video"].to_numpy(), [s.split("|") for s in videos["source_ids"]])

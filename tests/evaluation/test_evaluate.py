@@ -23,12 +23,15 @@ def test_metrics_json_has_every_field(evaluated, prepared):
     assert metrics["frame"]["n"] == test_crops and metrics["video"]["n"] == evaluated.video_scores.shape[0]
     for level in ("frame", "video"):
         m = metrics[level]
-        for decision in ("argmax", "cost"):
+        for decision in ("raw_argmax", "calibrated_cost"):
             assert {"threshold", "accuracy", "real", "fake", "macro", "weighted", "confusion_matrix"} <= set(m[decision])
             assert set(m[decision]["weighted"]) == {"precision", "recall", "f1", "support"}
-        assert set(m["scores"]) == {"auc", "ap", "eer", "log_loss", "brier"}
+        assert set(m["scores"]) == set(m["scores_raw"]) == {"auc", "ap", "eer", "log_loss", "brier"}
         assert set(m["ci95"]) == {"auc", "accuracy"}
     assert metrics["protocol"] == "video" and metrics["aggregation"] == "mean" and metrics["threshold"] == 0.5
+    health = metrics["calibration"]["frame"]["health"]
+    assert {"n", "n_fake", "n_real", "separable", "at_bound", "trusted", "note", "videos_fake"} <= set(health)
+    assert "fewer than" in metrics["calibration"]["video"]["health"]["note"]  # 1-2 validation videos a class
     frames = pd.read_csv(evaluated.out_dir / "frame_scores.csv")
     assert len(frames) == test_crops and frames["p_fake"].between(0, 1).all()
     from sklearn.metrics import roc_auc_score
@@ -65,7 +68,8 @@ def test_table_shows_paper_and_video_protocols_side_by_side(small_run, prepared,
     assert leak.metrics["seen_in_training"] > 0.5  # the paper test split's frames come from training videos
     table = make_table([leak.out_dir, evaluated.out_dir])
     assert list(table["protocol"]) == ["paper", "video"] and list(table["aggregation"]) == ["mean", "mean"]
-    assert table.loc[0, "accuracy"] == pytest.approx(leak.metrics["frame"]["argmax"]["accuracy"])
+    assert table.loc[0, "argmax acc"] == pytest.approx(leak.metrics["frame"]["raw_argmax"]["accuracy"])
+    assert table.loc[0, "cost acc"] == pytest.approx(leak.metrics["frame"]["calibrated_cost"]["accuracy"])
     markdown = to_markdown(table)
     assert markdown.splitlines()[0].startswith("| model | trained on |") and "| paper |" in markdown
     assert "| video |" in markdown
@@ -94,3 +98,43 @@ def test_bad_inputs_are_clear(small_run, prepared, tmp_path):
         evaluate(run, prepared, tmp_path / "e3", aggregation="mode")
     with pytest.raises(UnknownNameError, match="Unknown split 'testing'"):
         evaluate(run, prepared, tmp_path / "e4", split="testing")
+
+
+def _with_metadata(run_dir, out, **changes):
+    """A copy of the run's checkpoint whose metadata says ``changes`` (and lacks the video calibration)."""
+    from unmask.training.checkpoint import load_tensors, read_metadata, save_checkpoint
+
+    meta = {k: v for k, v in read_metadata(run_dir).items() if k != "video_calibration"}
+    out.mkdir(parents=True)
+    save_checkpoint(out / "model.safetensors", load_tensors(run_dir), {**meta, **changes})
+    return out
+
+
+def test_decisions_at_a_cost_threshold_with_a_deployment_prior(small_run, prepared, tmp_path, caplog):
+    import numpy as np
+    from sklearn.metrics import confusion_matrix
+
+    from unmask.training.calibration import logit, sigmoid
+
+    run = _with_metadata(small_run[0].run_dir, tmp_path / "run", temperature=2.0, bias=-1.0,
+                         calibration={"prior_fake": 0.5}, costs={"missed_fake": 4.0, "false_alarm": 1.0})
+    result = evaluate(run, prepared, tmp_path / "eval", prior_fake=0.2, report=False, bootstrap=0)
+    m = result.metrics
+    assert m["threshold"] == pytest.approx(0.2) and m["calibration"]["prior_fake"] == 0.2
+    frames = pd.read_csv(tmp_path / "eval" / "frame_scores.csv")
+    margin = frames["logit_fake"] - frames["logit_real"]
+    calibrated = sigmoid(margin / 2.0 - 1.0)
+    # the prior shift: logit(p') = logit(p) + logit(0.2) - logit(0.5)
+    np.testing.assert_allclose(frames["p_fake"], sigmoid(logit(calibrated) + logit(0.2) - logit(0.5)), rtol=1e-6)
+    cost = confusion_matrix(frames["label"], frames["p_fake"] >= 0.2, labels=[0, 1]).tolist()
+    argmax = confusion_matrix(frames["label"], margin >= 0, labels=[0, 1]).tolist()
+    assert m["frame"]["calibrated_cost"]["confusion_matrix"] == cost
+    assert m["frame"]["raw_argmax"]["confusion_matrix"] == argmax
+    assert m["frame"]["calibrated_cost"]["threshold"] == pytest.approx(0.2) and cost != argmax
+    # an old checkpoint without video calibration: the aggregated frame p_fake, shifted, and said so
+    videos = pd.read_csv(tmp_path / "eval" / "video_scores.csv").set_index("video_id")
+    means = frames.assign(p=calibrated).groupby("video_id")["p"].mean().loc[videos.index]
+    np.testing.assert_allclose(videos["p_fake"], sigmoid(logit(means) + logit(0.2) - logit(0.5)), rtol=1e-6)
+    assert "no video-level calibration" in caplog.text and "not recorded" in m["calibration"]["video"]["note"]
+    with pytest.raises(UnmaskError, match="--prior-fake must lie strictly between 0 and 1"):
+        evaluate(run, prepared, tmp_path / "bad", prior_fake=1.5, report=False)

@@ -51,6 +51,20 @@ def test_one_class_gives_undefined_scores_not_an_error():
     assert np.isnan(m["auc"]) and np.isnan(m["eer"]) and m["brier"] == pytest.approx(np.mean([0.64, 0.09, 0.01]))
 
 
+def test_bootstrap_interval_is_as_wide_as_the_number_of_videos_not_of_frames():
+    # 10 videos of 50 frames: 7 judged right on every frame, 3 wrong on every frame. The frames of a
+    # video are one piece of evidence: the accuracy's interval is that of 7 of 10 (about 0.4 to 1),
+    # not that of 350 of 500 frames (about 0.66 to 0.74).
+    import numpy as np
+
+    labels = np.repeat([1, 0] * 5, 50)
+    right = np.repeat([True] * 7 + [False] * 3, 50)
+    scores = np.where(right, labels, 1 - labels).astype(float)
+    groups = np.repeat(np.arange(10), 50)
+    ci = bootstrap_ci(labels, scores, groups, 0.5, n=500, seed=0)
+    assert ci["accuracy"][0] <= 0.5 and ci["accuracy"][1] >= 0.9, ci
+
+
 def test_bootstrap_interval_resamples_videos_and_holds_the_estimate():
     groups = np.repeat(np.arange(5), 2)
     ci = bootstrap_ci(LABELS, SCORES, groups, 0.5, n=300, seed=1)

@@ -63,3 +63,61 @@ def test_smoothgrad_maps_are_reproducible(small_run):
     model, _ = load_classifier(small_run[0].run_dir)
     x = torch.randn(2, 3, 64, 64)
     np.testing.assert_array_equal(explain_batch(model, x, "smoothgrad"), explain_batch(model, x, "smoothgrad"))
+
+
+class _PatchModel:
+    """A classifier whose only evidence for "fake" is red in the image: its heatmap must sit there."""
+
+    @staticmethod
+    def build():
+        import torch
+        from torch import nn
+
+        class Net(nn.Module):
+            def __init__(self):
+                super().__init__()
+                conv = nn.Conv2d(3, 2, 3, padding=1, bias=False)
+                with torch.no_grad():
+                    conv.weight.zero_()
+                    conv.weight[0, 0, 1, 1], conv.weight[0, 1, 1, 1], conv.weight[0, 2, 1, 1] = 2.0, -1.0, -1.0
+                    conv.weight[1, :, 1, 1] = 0.01  # a second, uninformative channel
+                self.features = nn.Sequential(conv, nn.ReLU())
+                self.cam_layer = self.features
+                self.head = nn.Linear(2, 2)
+                with torch.no_grad():
+                    self.head.weight.copy_(torch.tensor([[0.0, 0.0], [50.0, 0.0]]))
+                    self.head.bias.zero_()
+
+            def forward(self, x):
+                return self.head(self.features(x).mean((2, 3)))
+
+        return Net().eval()
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "hirescam", "layercam", "smoothgrad"])
+def test_heatmaps_point_at_the_patch_the_model_keys_on(method):
+    import torch
+
+    from unmask.explain import explain_batch
+
+    model = _PatchModel.build()
+    x = torch.full((2, 3, 32, 32), 0.6)
+    x[:, 0] = 0.3  # a greenish-grey background: no red evidence anywhere but in the patches
+    patches = [(slice(4, 12), slice(20, 28)), (slice(22, 30), slice(3, 11))]  # a different place per image
+    for i, (rows, cols) in enumerate(patches):
+        x[i, 0, rows, cols] = 1.0
+    maps = explain_batch(model, x, method)
+    for i, (rows, cols) in enumerate(patches):
+        inside = np.zeros((32, 32), bool)
+        inside[rows, cols] = True
+        peak = np.unravel_index(np.argmax(maps[i]), maps[i].shape)
+        assert inside[peak], (method, i, peak)
+        assert maps[i][inside].mean() > 3 * maps[i][~inside].mean(), method
+
+
+def test_num_frames_sets_how_many_frames_of_a_video_are_looked_at(small_run, demo_clips, tmp_path):
+    video = next((demo_clips / "fake").glob("*.mp4"))
+    few = explain(small_run[0].run_dir, video, tmp_path / "few", methods=["gradcam"], max_faces=20, num_frames=3)
+    assert len({e.frame_index for e in few}) == 3
+    more = explain(small_run[0].run_dir, video, tmp_path / "more", methods=["gradcam"], max_faces=20, num_frames=6)
+    assert len({e.frame_index for e in more}) == 6

@@ -5,7 +5,19 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch.nn import functional as F
 
 from unmask.errors import ManifestError, UnknownNameError, UnmaskError
-from unmask.training.calibration import Costs, expected_cost, fit_calibration, p_fake
+from unmask.training.calibration import (
+    Costs,
+    calibrate_video_scores,
+    calibrated_p_fake,
+    decision_threshold,
+    expected_cost,
+    fit_calibration,
+    fit_video_calibration,
+    logit,
+    p_fake,
+    shift_prior,
+    video_p_fake,
+)
 from unmask.training.cost import FocalLoss, compute_class_weights, create_loss
 
 
@@ -23,6 +35,17 @@ def test_effective_number_weights_favour_the_rare_class_and_sum_to_two():
     expected = (1 - beta) / (1 - beta ** n)
     np.testing.assert_allclose(weights, expected / expected.sum() * 2)
     assert compute_class_weights([0, 1, 1], "none").tolist() == [1.0, 1.0]
+
+
+def test_default_effective_beta_weights_by_class_share_at_any_scale():
+    for n in (50, 5_000, 500_000):  # crops: a fixed beta of 0.999 gives ~1:1 at thousands
+        weights = compute_class_weights([0] * n + [1] * (4 * n), "effective")
+        ratio = weights[0] / weights[1]
+        assert 2.8 < ratio < 3.2, (n, ratio)  # between none (1) and balanced (4), whatever n
+    old = compute_class_weights([0] * 5000 + [1] * 20000, "effective", beta=0.999)
+    assert old[0] / old[1] < 1.01  # what the fixed beta did: no weighting at all
+    with pytest.raises(UnmaskError, match="--beta must lie in"):
+        compute_class_weights([0, 1], "effective", beta=1.0)
 
 
 def test_one_class_training_split_is_refused():
@@ -52,8 +75,10 @@ def test_calibration_recovers_an_overconfident_and_shifted_models_temperature_an
     # 3x too sharp and shifted by -1.3, as balanced class weights shift a 4:1 fake-heavy set
     distorted = np.stack([np.zeros(5000), (true_logit + 1.3) * 3 - 0], axis=1)
     distorted[:, 1] -= 3 * 2 * 1.3
-    temperature, bias = fit_calibration(distorted, labels)
+    fit = fit_calibration(distorted, labels)
+    temperature, bias = fit["temperature"], fit["bias"]
     assert temperature == pytest.approx(3.0, rel=0.1) and bias == pytest.approx(1.3, abs=0.15)
+    assert fit["health"]["trusted"] and not fit["health"]["separable"] and fit["prior_fake"] == labels.mean()
 
     def nll(t, b):
         p = p_fake(distorted, t, b)
@@ -74,3 +99,84 @@ def test_threshold_minimises_expected_cost_on_calibrated_probabilities():
     assert expected_cost(p, labels, costs.threshold, costs) < expected_cost(p, labels, 0.5, costs)
     with pytest.raises(UnmaskError, match="Costs must be positive"):
         Costs(0, 1)
+
+
+def _margins_to_logits(margin):
+    return np.stack([np.zeros(len(margin)), margin], axis=1)
+
+
+def test_calibration_of_separable_scores_stays_sane_and_says_it_rests_on_little_data():
+    # What a checkpoint chosen on its validation split gives those crops: the classes do not
+    # overlap there (an unsmoothed fit then sharpens without bound: T -> 0), but on test crops they do.
+    rng = np.random.default_rng(0)
+    val_labels = np.r_[np.zeros(20), np.ones(20)].astype(int)
+    val_margin = np.where(val_labels == 1, rng.uniform(1, 5, 40), rng.uniform(-4, 0, 40))
+    fit = fit_calibration(_margins_to_logits(val_margin), val_labels, video_ids=np.repeat(np.arange(4), 10))
+    assert 0.3 < fit["temperature"] < 3 and abs(fit["bias"]) < 2
+    assert fit["health"]["separable"] and not fit["health"]["trusted"] and not fit["health"]["at_bound"]
+    assert fit["health"]["videos_fake"] == 2 and fit["health"]["videos_real"] == 2
+    test_labels = np.r_[np.zeros(500), np.ones(500)].astype(int)
+    test_logits = _margins_to_logits(np.where(test_labels == 1, 3.0, -2.0) + rng.normal(0, 1.5, 1000))
+    p = calibrated_p_fake(test_logits, fit)
+    log_loss = -np.mean(np.log(np.where(test_labels == 1, p, 1 - p)))
+    assert log_loss < 0.25  # the unsmoothed fit (T = 0.03) scored 0.98 here; the raw softmax 0.19
+
+
+def test_prior_shift_is_bayes_rule_on_the_log_odds():
+    p = np.array([0.1, 0.5, 0.8])
+    shifted = shift_prior(p, 0.8, 0.2)
+    np.testing.assert_allclose(logit(shifted), logit(p) + logit(0.2) - logit(0.8))
+    # exact case: a calibrated p at base rate 0.8 for likelihood ratio 1 is 0.8; at base rate 0.2 it is 0.2
+    assert shift_prior([0.8], 0.8, 0.2)[0] == pytest.approx(0.2)
+    np.testing.assert_array_equal(shift_prior(p, 0.8, None), p)
+    with pytest.raises(UnmaskError, match="--prior-fake must lie strictly between 0 and 1"):
+        shift_prior(p, 0.8, 1.0)
+
+
+def _video_frames(rng, n_videos, frames=8):
+    """Frames whose p_fake is a mean-of-frames score that overstates how sure the video is."""
+    rows = []
+    for v in range(n_videos):
+        label = v % 2
+        centre = rng.normal(0.6 if label else 0.4, 0.12)  # videos overlap: the truth is uncertain
+        for f in range(frames):
+            rows.append({"video_id": f"v{v}", "label": label, "method": "x", "frame_index": f, "track_id": 0,
+                         "p_fake": float(np.clip(centre + rng.normal(0, 0.02), 0.01, 0.99))})
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+def test_video_calibration_is_fitted_on_validation_videos_and_used_by_the_one_video_rule():
+    rng = np.random.default_rng(3)
+    val = _video_frames(rng, 400)
+    video_cal = fit_video_calibration(val, frame_prior=0.5)
+    assert set(video_cal) == {"mean", "median", "confident", "track"}
+    mean = video_cal["mean"]
+    assert not mean["identity"] and mean["health"]["n"] == 400 and mean["prior_fake"] == 0.5
+    meta = {"temperature": 1.0, "bias": 0.0, "calibration": {"prior_fake": 0.5}, "video_calibration": video_cal,
+            "costs": {"missed_fake": 3.0, "false_alarm": 1.0}, "threshold": 0.25}
+    test = _video_frames(rng, 400)
+    scores = test.groupby("video_id")["p_fake"].mean()
+    labels = test.groupby("video_id")["label"].first()
+    calibrated = calibrate_video_scores(scores, meta, "mean")
+
+    def nll(p):
+        return -np.mean(np.log(np.where(labels == 1, p, 1 - p)))
+
+    assert nll(calibrated) < nll(scores.to_numpy())  # the raw mean is not a probability of the video
+    one = test[test["video_id"] == "v7"]
+    assert video_p_fake(one["p_fake"], meta) == pytest.approx(calibrated[list(scores.index).index("v7")])
+    assert video_p_fake(one["p_fake"], meta, prior_fake=0.1) < video_p_fake(one["p_fake"], meta)
+    assert decision_threshold(meta) == pytest.approx(0.25)
+
+
+def test_too_few_validation_videos_fall_back_to_the_aggregated_frame_score_and_old_checkpoints_load(caplog):
+    rng = np.random.default_rng(4)
+    few = fit_video_calibration(_video_frames(rng, 6), frame_prior=0.7)
+    assert few["mean"]["identity"] and "fewer than" in few["mean"]["health"]["note"]
+    meta = {"temperature": 1.0, "calibration": {"prior_fake": 0.7}, "video_calibration": few}
+    assert calibrate_video_scores([0.3], meta, "mean")[0] == pytest.approx(0.3)
+    old = {"temperature": 2.0, "bias": 0.5, "threshold": 0.5}  # a checkpoint from before video calibration
+    assert calibrate_video_scores([0.3], old, "mean")[0] == pytest.approx(0.3)
+    assert "no video-level calibration" in caplog.text

@@ -196,13 +196,74 @@ def test_settings_are_checked_before_any_work():
             make_config(device="cuda")
 
 
-def test_focal_loss_balanced_sampler_and_effective_weights_train(prepared, tmp_path):
-    config = make_config(model="mobilenetv3_small", epochs=1, loss="focal", sampler="balanced",
-                         class_weights="effective", **QUICK)
-    meta = read_metadata(train(prepared, tmp_path / "run", config).checkpoint)
-    assert (meta["config"]["loss"], meta["config"]["sampler"], meta["config"]["class_weights"]) == (
-        "focal", "balanced", "effective")
-    assert sum(meta["class_weights"]) == pytest.approx(2.0)
+def test_balanced_sampler_draws_classes_equally_and_is_never_combined_with_class_weights():
+    import numpy as np
+
+    from unmask.training.train import balanced_sampler
+
+    labels = np.array([0] * 100 + [1] * 400)
+    drawn = labels[list(balanced_sampler(labels, torch.Generator().manual_seed(0)))]
+    assert 0.45 < drawn.mean() < 0.55  # the data are 80% fake; the batches half
+    assert make_config(sampler="balanced").class_weights == "none"  # the default weights give way
+    with pytest.raises(UnmaskError, match="corrected twice"):
+        make_config(sampler="balanced", class_weights="balanced")
+    assert make_config(sampler="balanced", class_weights="none").sampler == "balanced"
+
+
+def _fewer_real_training_videos(df):
+    real_train = sorted(set(df.loc[(df["label"] == 0) & (df["split_video"] == "train"), "video_id"]))
+    return df[~df["video_id"].isin(real_train[:2])]
+
+
+def test_val_loss_is_the_training_objective_focal_and_weighted(prepared, tmp_path):
+    from unmask.data.manifest import select_split
+    from unmask.evaluation.evaluate import score_rows
+    from unmask.training.cost import FocalLoss
+
+    data = _manifest_copy(prepared, tmp_path, _fewer_real_training_videos)
+    config = make_config(model="mobilenetv3_small", epochs=1, loss="focal", class_weights="effective", **QUICK)
+    result = train(data, tmp_path / "run", config)
+    model, meta = load_classifier(result.checkpoint)
+    weights = torch.tensor(meta["class_weights"], dtype=torch.float32)
+    assert weights[0] > weights[1]  # fewer real crops: real weighs more
+    val = select_split(pd.read_parquet(data / "manifest.parquet"), "video", "val")
+    logits = torch.as_tensor(score_rows(model, meta, val, data))
+    target = torch.as_tensor(val["label"].to_numpy().copy())
+    focal = FocalLoss(weights, gamma=2.0)(logits, target).item()
+    assert result.history[0]["val_loss"] == pytest.approx(focal, rel=1e-4)
+    assert focal != pytest.approx(torch.nn.functional.cross_entropy(logits, target).item(), rel=1e-3)
+
+
+def test_val_loss_selects_the_checkpoint_and_early_stopping_stops_after_n_bad_epochs(prepared, tmp_path):
+    config = make_config(model="mobilenetv3_small", epochs=8, select_metric="val_loss", early_stopping=2,
+                         max_steps_per_epoch=2, lr=3e-3, **QUICK)
+    result = train(prepared, tmp_path / "run", config)
+    losses = [row["val_loss"] for row in result.history]
+    assert result.best_epoch == 1 + losses.index(min(losses)) and result.best_metric == min(losses)
+    assert len(losses) < 8, losses  # it did stop early here ...
+    assert len(losses) == result.best_epoch + 2  # ... two epochs after the best one
+    assert read_metadata(result.checkpoint)["epoch"] == result.best_epoch
+
+
+def test_label_level_face_leaves_out_the_other_faces_of_fake_videos(prepared, tmp_path):
+    from unmask.data.manifest import label_levels, select_label_level
+
+    df = pd.read_parquet(prepared / "manifest.parquet")
+    assert set(df["label_level"]) == {"face"}  # one face per clip: the label is the face's
+    two_faces = df.assign(track_id=df["frame_index"] % 2)  # as --keep all gives for two people
+    levels = label_levels(two_faces)
+    assert set(levels[two_faces["label"] == 1]) == {"video"} and set(levels[two_faces["label"] == 0]) == {"face"}
+    kept = select_label_level(two_faces.assign(label_level=levels), "face")
+    assert set(kept["label"]) == {0}
+    with pytest.raises(ManifestError, match="prepare it again"):
+        select_label_level(df.drop(columns="label_level"), "face")
+    data = _manifest_copy(prepared, tmp_path, lambda d: d.assign(
+        label_level=["video" if v.endswith("1") and l == 1 else "face" for v, l in zip(d["video_id"], d["label"])]))
+    config = make_config(model="mobilenetv3_small", epochs=1, label_level="face", max_steps_per_epoch=1, **QUICK)
+    meta = read_metadata(train(data, tmp_path / "run", config).checkpoint)
+    rows = pd.read_parquet(data / "manifest.parquet")
+    train_rows = rows[rows["split_video"] == "train"]
+    assert meta["data"]["train_crops"] == (train_rows["label_level"] == "face").sum() < len(train_rows)
 
 
 def test_bundled_weights_give_a_pretrained_start_with_no_internet(prepared, tmp_path):

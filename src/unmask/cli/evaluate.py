@@ -22,6 +22,8 @@ def evaluate_command(
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda ... (default: a GPU if there is one)."),
     batch_size: int = typer.Option(64),
+    prior_fake: Optional[float] = typer.Option(
+        None, help="Share of fakes expected in use; shifts the log-odds: logit(p') = logit(p) + logit(prior) - logit(validation share)."),
 ):
     """Judge a trained detector per frame and per video, and write a report.
 
@@ -30,7 +32,8 @@ def evaluate_command(
     from unmask.evaluation.evaluate import evaluate, format_metrics
 
     result = evaluate(run_dir, data_dir, out, split=split, protocol=protocol, aggregation=aggregation,
-                      device=device, batch_size=batch_size, bootstrap=bootstrap, report=report)
+                      device=device, batch_size=batch_size, bootstrap=bootstrap, report=report,
+                      prior_fake=prior_fake)
     typer.echo(format_metrics(result.metrics))
     typer.echo(f"written: {out}/metrics.json" + (f", {out}/report.html" if report else ""))
 
@@ -40,7 +43,8 @@ def table_command(
     eval_dirs: list[Path] = typer.Argument(..., help="Output folders of `unmask evaluate`."),
     csv: Optional[Path] = typer.Option(None, help="Also write the table as CSV here."),
 ):
-    """Print the paper's table (weighted accuracy, precision, recall, F1) with AUC and video columns.
+    """Print the paper's table (weighted accuracy, precision, recall, F1 at the raw argmax) with AUC,
+    cost-decision and video columns.
 
     Example: unmask table runs/*/eval-test --csv results.csv
     """

@@ -90,6 +90,9 @@ def prepare_command(
     )
     if summary.manifest:
         typer.echo(f"manifest: {summary.manifest}")
+    if summary.excluded:
+        typer.echo(f"video split: {summary.excluded} videos left out (their people fall on different sides; "
+                   "counted in the manifest's metadata under 'splits')")
     if summary.failures:
         typer.secho(f"{summary.failed} videos failed; reasons in {summary.failures}", fg="yellow", err=True)
         raise typer.Exit(EXIT_SOME_FAILED)

@@ -23,8 +23,10 @@ def train_command(
     batch_size: Optional[int] = typer.Option(None),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate."),
     class_weights: Optional[str] = typer.Option(None, help="balanced, none or effective."),
+    beta: Optional[float] = typer.Option(None, help="Beta of --class-weights effective (default 1 - 1/N, N training crops)."),
     loss: Optional[str] = typer.Option(None, help="ce or focal."),
-    sampler: Optional[str] = typer.Option(None, help="shuffle or balanced."),
+    sampler: Optional[str] = typer.Option(None, help="shuffle or balanced (then class weights are none)."),
+    label_level: Optional[str] = typer.Option(None, help="video: every crop; face: drop the other faces of fake videos with several faces."),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Flip, jitter, JPEG, blur."),
     select_metric: Optional[str] = typer.Option(None, help="Validation metric that picks the checkpoint: val_acc, val_auc, val_loss."),
     early_stopping: Optional[int] = typer.Option(None, help="Stop after N epochs without progress (0: never)."),
@@ -49,7 +51,7 @@ def train_command(
 
     config = make_config(
         preset, model=model, protocol=protocol, size_px=size, epochs=epochs, batch_size=batch_size, lr=lr,
-        class_weights=class_weights, loss=loss, sampler=sampler, augment=augment, select_metric=select_metric,
+        class_weights=class_weights, effective_beta=beta, loss=loss, sampler=sampler, label_level=label_level, augment=augment, select_metric=select_metric,
         early_stopping=early_stopping, pretrained=pretrained, weights=str(weights) if weights else None,
         costs=Costs(cost_missed_fake, cost_false_alarm), seed=seed, workers=workers, max_steps_per_epoch=max_steps,
         device=device,
@@ -72,5 +74,5 @@ def train_command(
 
     result = train(data_dir, out, config, resume=resume, on_epoch=on_epoch, on_step=on_step)
     typer.echo(f"best epoch {result.best_epoch} ({config.select_metric} {result.best_metric:.4f}); "
-               f"temperature {result.temperature:.3f}, threshold {result.threshold:.3f}")
+               f"calibration: temperature {result.temperature:.3f}, bias {result.bias:+.3f}; threshold {result.threshold:.3f}")
     typer.echo(f"checkpoint: {result.checkpoint}")

@@ -17,9 +17,11 @@ track_id       face track within the video (0 when only the largest face is kept
 det_score      the detector's confidence
 x1 y1 x2 y2    detection box in frame pixels
 official_split the dataset's own split of the video, where it has one
-split_paper    ``train``/``val``/``test`` under each protocol (see :mod:`unmask.data.splits`)
-split_video
-split_official
+label_level    ``face``: the label is known to hold for this face; ``video``: it is the
+               video's label only (see :func:`label_levels`; absent in older manifests)
+split_paper    ``train``/``val``/``test`` under each protocol (see :mod:`unmask.data.splits`);
+split_video    ``excluded``: the video joins people held on different sides (``video``
+split_official protocol only), used by none of them
 ============== =========================================================================
 
 The Parquet file's metadata holds how it was made (``unmask`` key, JSON).
@@ -91,6 +93,35 @@ def check_manifest(df: pd.DataFrame, path: Path | str = "manifest", *, need_spli
                             "labels and prepare it again")
     if need_splits and any(c not in df.columns for c in SPLIT_COLUMNS):
         raise ManifestError(f"{path} is one shard of a sharded run; combine the shards with `unmask merge` first")
+
+
+LABEL_LEVELS = ("face", "video")
+
+
+def label_levels(df: pd.DataFrame) -> pd.Series:
+    """Whether each crop's label holds for its own face (``face``) or only for its video (``video``).
+
+    No adapter says which face of a fake video was swapped, so: every face of a real video is
+    real (``face``); a fake video with one face track has that face swapped (``face``); in a
+    fake video with several tracks (``--keep all``) the others may be real bystanders, so their
+    crops carry the video's label only (``video``). ``train --label-level face`` leaves those out.
+    """
+    tracks = df.groupby("video_id")["track_id"].transform("nunique")
+    return pd.Series(["video" if label == 1 and n > 1 else "face" for label, n in zip(df["label"], tracks)],
+                     index=df.index, dtype=object)
+
+
+def select_label_level(rows: pd.DataFrame, level: str) -> pd.DataFrame:
+    """``rows`` to train on: all of them (``video``), or only those labelled per face (``face``)."""
+    if level == "video":
+        return rows
+    if "label_level" not in rows.columns:
+        raise ManifestError("This manifest does not record label levels; prepare it again with this unmask "
+                            "to train with --label-level face")
+    kept = rows[rows["label_level"] == "face"]
+    if kept.empty:
+        raise ManifestError("No crop of the training split is labelled per face; use --label-level video")
+    return kept
 
 
 def select_split(df: pd.DataFrame, protocol: str, split: str) -> pd.DataFrame:

@@ -29,9 +29,9 @@ import pandas as pd
 from unmask import __version__
 from unmask.data.crop_video import (STATE_DIR, PrepareConfig, crop_video, crops_intact, init_worker, make_detector,
                                     video_key)
-from unmask.data.manifest import CROP_COLUMNS, MANIFEST_NAME, read_manifest, write_manifest
+from unmask.data.manifest import CROP_COLUMNS, MANIFEST_NAME, label_levels, read_manifest, write_manifest
 from unmask.data.sources import VideoItem, find_videos
-from unmask.data.splits import add_splits
+from unmask.data.splits import add_splits, split_counts
 from unmask.errors import UnmaskError
 from unmask.utils.atomic import remove_stale_temps, write_atomic
 from unmask.utils.outdir import ensure_out_dir, hold_lock
@@ -66,6 +66,7 @@ class PrepareSummary:
     seconds: float
     manifest: Path | None
     failures: Path | None
+    excluded: int = 0  # videos the ``video`` protocol leaves out: their people are on different sides
 
 
 def shard_items(items: list[VideoItem], shard: tuple[int, int] | None) -> list[VideoItem]:
@@ -271,17 +272,20 @@ def _prepare_locked(root: Path, out_dir: Path, config: PrepareConfig, items: lis
     # or a newly added official list reaches the manifest without preparing the crops again.
     rows = [{**video_fields(item, config.dataset), **crop}
             for item in items if item.video_id in records for crop in records[item.video_id]["crops"]]
-    manifest_path = None
+    manifest_path, excluded = None, 0
     if rows or config.shard is not None:  # an empty shard still counts when merging
         metadata = {"unmask_version": __version__, "root": str(root.resolve()), **config.recorded(),
                     "shard": list(config.shard) if config.shard else None}
         df = pd.DataFrame(rows, columns=CROP_COLUMNS)
+        df["label_level"] = label_levels(df)
         if config.shard is None:
             df = add_splits(df, seed=config.seed)
+            metadata["splits"] = split_counts(df)
+            excluded = metadata["splits"].get("video", {}).get("excluded", 0)
         manifest_path = write_manifest(df, out_dir / manifest_name, json.loads(json.dumps(metadata, default=str)))
     return PrepareSummary(out_dir, len(items), state.done - failed_now, state.skipped, state.failed,
                           state.crops, time.perf_counter() - started, manifest_path,
-                          failures_path if failures else None)
+                          failures_path if failures else None, excluded)
 
 
 def video_fields(item: VideoItem, dataset: str) -> dict:
@@ -344,6 +348,10 @@ def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, seed: 
     ensure_out_dir(out_dir)
     with write_atomic(out_dir / FAILURES_NAME, "w") as fh:
         pd.concat([pd.DataFrame(columns=FAILURE_COLUMNS), *failures], ignore_index=True).to_csv(fh, index=False)
-    merged = pd.concat(frames, ignore_index=True)
-    return write_manifest(add_splits(merged, seed=seed), out_dir / MANIFEST_NAME,
-                          {**settings, "shard": None, "merged_from": [str(d) for d in shard_dirs]})
+    merged = add_splits(pd.concat(frames, ignore_index=True), seed=seed)
+    counts = split_counts(merged)
+    if counts.get("video", {}).get("excluded"):
+        logger.warning("the video split leaves out %d videos whose people are on different sides",
+                       counts["video"]["excluded"])
+    return write_manifest(merged, out_dir / MANIFEST_NAME,
+                          {**settings, "shard": None, "merged_from": [str(d) for d in shard_dirs], "splits": counts})

@@ -3,11 +3,12 @@
 - ``paper``: crops split at random, stratified by label, seed 42: 10% test, then 10% of the rest
   for validation, exactly as the paper (``train_test_split`` twice). Frames of one video land on
   both sides, so its test scores are inflated: kept to reproduce the paper, not to trust.
-- ``video``: whole videos, grouped so that videos sharing a person or source clip (FF++ ``A``,
-  ``B``, ``A_B`` and ``B_A``; Celeb-DF ``idX``) stay on one side; groups are drawn at random
-  (seed 42, by a hash of each group's key, so that adding videos later moves only their own
-  groups) until test and validation hold their share of each label (see :func:`video_groups`
-  for the Celeb-DF caveat).
+- ``video``: whole videos, and no person (source id: FF++ ``A`` and ``B`` of ``A_B``, Celeb-DF
+  ``idX``) on two sides. People are assigned to sides, whole linked groups first (seed 42, by a
+  hash of each group, so that adding videos later moves only their own group); a video whose
+  people end up on different sides (only when a linked group must be cut, as Celeb-DF's chained
+  swaps force) is ``excluded``, and counted in the manifest and the prepare summary (see
+  :func:`split_identities`).
 - ``official``: the dataset's own lists (FF++ 720/140/140, Celeb-DF's test list, DFDC's field, a
   CSV's ``split`` column). Where the lists name no validation set, one is carved out of the
   official training videos the way ``video`` does it.
@@ -60,75 +61,167 @@ def _stratified(index, labels, size, seed):
         return train_test_split(index, test_size=size, random_state=seed)
 
 
-def group_videos(source_ids: Sequence[Sequence[str]]) -> list[str]:
-    """Group videos that share any source id (union-find); returns one group key per video."""
-    parent: dict[str, str] = {}
+def identity_components(source_ids: Sequence[Sequence[str]]) -> tuple[list[str], np.ndarray, list[np.ndarray]]:
+    """People (source ids), the linked group of each, and the people of each video.
 
-    def find(x):
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
+    Two people are linked when a video involves both (a face swap); the groups are the connected
+    components of that graph (scipy's ``connected_components``).
 
-    for ids in source_ids:
-        for other in ids[1:]:
-            a, b = find(ids[0]), find(other)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    return [find(ids[0]) for ids in source_ids]
-
-
-def video_groups(source_ids: Sequence[Sequence[str]], *, max_share: float = 0.5) -> list[str]:
-    """Groups for the ``video`` split: shared sources joined, unless that joins too much.
-
-    Face swaps link two people, and in Celeb-DF-v2 the links chain nearly every celebrity into one
-    group, which leaves nothing to hold out. When one group would hold more than ``max_share`` of
-    the videos, videos are grouped by their own person or source clip (the first source id)
-    instead: no clip and no filmed person is then on two sides, but a swapped-in face can be.
+    Returns:
+        ``(people, component of each person, person indices of each video)``.
     """
-    groups = group_videos(source_ids)
-    if groups and Counter(groups).most_common(1)[0][1] > max_share * len(groups):
-        logger.warning("shared sources join %d of %d videos into one group; grouping the video split by "
-                       "each video's own source instead", Counter(groups).most_common(1)[0][1], len(groups))
-        groups = [ids[0] for ids in source_ids]
-    return groups
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    people = sorted({p for ids in source_ids for p in ids})
+    index = {p: i for i, p in enumerate(people)}
+    members = [np.unique([index[p] for p in ids]) for ids in source_ids]
+    pairs = np.array([(m[0], other) for m in members for other in m[1:]], dtype=np.int64).reshape(-1, 2)
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(len(people), len(people)))
+    _, component = connected_components(graph, directed=False)
+    return people, component, members
 
 
-def split_groups(labels: Sequence[int], groups: Sequence[str], *, seed: int = SEED, test_size: float = TEST_SIZE,
-                 val_size: float = VAL_SIZE, splits: Sequence[str] = ("test", "val")) -> np.ndarray:
-    """Split videos so that no group is on two sides, each side holding its share of each label.
+def split_identities(labels: Sequence[int], source_ids: Sequence[Sequence[str]], *, seed: int = SEED,
+                     test_size: float = TEST_SIZE, val_size: float = VAL_SIZE,
+                     splits: Sequence[str] = ("test", "val")) -> np.ndarray:
+    """Split videos so that no person (source id) is on two sides.
+
+    People, not videos, are assigned to sides; a video whose people end up on different sides is
+    ``excluded`` (used by no side). Each held-out side is filled in turn up to its share of each
+    label, by a greedy assignment argued as follows:
+
+    1. Whole groups of linked people (FF++'s ``A``, ``B``, ``A_B``, ``B_A``) cost no exclusion: they
+       are taken first, in the order of a seeded hash of their first person (adding videos later
+       moves only their own group), each one that still fits the side's remaining share.
+    2. When none fits, the group that overshoots least is taken, if it overshoots by less than it
+       fills.
+    3. When only groups larger than the whole side are left (Celeb-DF's swaps chain nearly every
+       celebrity into one), one is cut: the side grows from one person by adding, each time, the
+       person who completes the most videos inside the side (a tight cluster, so few videos cross
+       the cut), until the side holds its share of videos.
 
     Args:
         labels: ``(n_videos,)`` labels.
-        groups: ``(n_videos,)`` group keys from :func:`group_videos`.
+        source_ids: the people (or source clips) of each video.
         splits: which held-out splits to fill (``("val",)`` to carve only a validation set).
 
     Returns:
-        ``(n_videos,)`` array of ``train``/``val``/``test``. With fewer groups than splits, test is
-        filled before val and train always keeps at least one group.
+        ``(n_videos,)`` array of ``train``/``val``/``test``/``excluded``. Train always keeps at
+        least one person. A side that misses its share by more than half is logged as a warning.
     """
-    labels, groups = np.asarray(labels), np.asarray(groups)
-    counts: dict[str, Counter] = defaultdict(Counter)
-    for label, group in zip(labels, groups):
-        counts[group][int(label)] += 1
-    totals = Counter(int(x) for x in labels)
-    # Each group's place in the draw comes from a seeded hash of its own key, not from a shuffle
-    # of all keys: a video added or failing later moves only its own group, not the whole split.
-    remaining = sorted(counts, key=lambda g: hashlib.sha1(f"{seed}:{g}".encode()).hexdigest())
+    labels = np.asarray(labels, dtype=int)
+    n = len(labels)
+    if n == 0:
+        return np.array([], dtype=object)
+    people, component, members = identity_components(source_ids)
+    videos_of: list[list[int]] = [[] for _ in people]
+    for v, m in enumerate(members):
+        for p in m:
+            videos_of[p].append(v)
+    rank = {p: hashlib.sha1(f"{seed}:{name}".encode()).hexdigest() for p, name in enumerate(people)}
+    side = np.full(len(people), None, dtype=object)
+    classes = sorted(set(labels.tolist()))
     fraction = {"test": test_size, "val": val_size * (1 - test_size) if "test" in splits else val_size}
-    split_of: dict[str, str] = {}
+
+    comp_people: dict[int, list[int]] = defaultdict(list)
+    for p in sorted(range(len(people)), key=rank.get):
+        comp_people[int(component[p])].append(p)
+    comp_size = {c: Counter() for c in comp_people}
+    for v in range(n):
+        comp_size[int(component[members[v][0]])][int(labels[v])] += 1
+    order = sorted(comp_people, key=lambda c: rank[comp_people[c][0]])
+
+    def unassigned_people() -> int:
+        return len(people) - assigned[0]
+
+    assigned = [0]  # people given a held-out side so far
+
     for split in splits:
-        target = {label: fraction[split] * n for label, n in totals.items()}
+        target = {c: fraction[split] * sum(labels == c) for c in classes}
         have = Counter()
-        for group in list(remaining):
-            if len(remaining) <= 1 or all(have[label] >= target[label] for label in totals):
+
+        def need(counts) -> float:  # how much of the remaining share ``counts`` would fill
+            return sum(min(counts[c], max(0.0, target[c] - have[c])) for c in classes)
+
+        def over(counts) -> float:
+            return sum(max(0.0, counts[c] - max(0.0, target[c] - have[c])) for c in classes)
+
+        def done() -> bool:
+            return all(have[c] >= target[c] for c in classes)
+
+        def take(c):
+            for p in comp_people[c]:
+                side[p] = split
+            assigned[0] += len(comp_people[c])
+            have.update(comp_size[c])
+
+        free = [c for c in order if side[comp_people[c][0]] is None]
+        for c in free:  # 1. whole groups that fit
+            if done() or unassigned_people() <= len(comp_people[c]):
                 break
-            if any(counts[group][label] and have[label] < target[label] for label in totals):
-                split_of[group] = split
-                have.update(counts[group])
-                remaining.remove(group)
-    return np.array([split_of.get(str(g), "train") for g in groups], dtype=object)
+            if need(comp_size[c]) > 0 and over(comp_size[c]) == 0:
+                take(c)
+        while not done():
+            free = [c for c in order if side[comp_people[c][0]] is None and need(comp_size[c]) > 0
+                    and unassigned_people() > len(comp_people[c])]
+            small = [c for c in free if sum(comp_size[c].values()) <= sum(target.values())]
+            if small:  # 2. the group that overshoots least, if it fills more than it overshoots
+                best = min(small, key=lambda c: (over(comp_size[c]), rank[comp_people[c][0]]))
+                if over(comp_size[best]) >= need(comp_size[best]):
+                    break
+                take(best)
+                continue
+            large = [c for c in order if side[comp_people[c][0]] is None and len(comp_people[c]) > 1
+                     and sum(comp_size[c].values()) > sum(target.values())]
+            if not large:
+                break
+            assigned[0] += _grow_inside(large[0], comp_people, members, videos_of, labels, side, split, have,
+                                        target, rank)
+            break
+
+    out = np.full(n, "train", dtype=object)
+    for v, m in enumerate(members):
+        sides = {side[p] for p in m}
+        if len(sides) > 1:
+            out[v] = "excluded"
+        elif None not in sides:
+            out[v] = sides.pop()
+    for split in splits:
+        for c in classes:
+            want, got = fraction[split] * sum(labels == c), int(((out == split) & (labels == c)).sum())
+            if want >= 2 and abs(got - want) > want / 2:
+                logger.warning("the %s split holds %d videos labelled %d where its share is %.0f: linked people "
+                               "cannot be split closer to the ratios", split, got, c, want)
+    return out
+
+
+def _grow_inside(c, comp_people, members, videos_of, labels, side, split, have, target, rank) -> int:
+    """Assign people of the linked group ``c`` to ``split``, a tight cluster, until it holds its share.
+
+    Returns the number of people assigned.
+    """
+    people = [p for p in comp_people[c] if side[p] is None]
+    keep_for_train = people[-1]  # train keeps at least one person of the group
+
+    def completes(p) -> int:  # videos of p that would then lie wholly inside the split
+        return sum(all(q == p or side[q] == split for q in members[v]) for v in videos_of[p])
+
+    def touches(p) -> int:
+        return sum(any(side[q] == split for q in members[v]) for v in videos_of[p])
+
+    total_target, added = sum(target.values()), 0
+    while sum(have.values()) < total_target:
+        candidates = [p for p in people if side[p] is None and p != keep_for_train]
+        if not candidates:
+            break
+        p = max(candidates, key=lambda q: (completes(q), touches(q), rank[q]))
+        for v in videos_of[p]:
+            if all(q == p or side[q] == split for q in members[v]):
+                have[int(labels[v])] += 1
+        side[p] = split
+        added += 1
+    return added
 
 
 def add_splits(crops: pd.DataFrame, *, seed: int = SEED) -> pd.DataFrame:
@@ -141,16 +234,24 @@ def add_splits(crops: pd.DataFrame, *, seed: int = SEED) -> pd.DataFrame:
     df[split_column("paper")] = split_paper(df["label"].to_numpy(), seed=seed)
 
     videos = df.drop_duplicates("video_id")[["video_id", "label", "source_ids", "official_split"]]
-    groups = video_groups([s.split("|") for s in videos["source_ids"]])
-    video_split = split_groups(videos["label"].to_numpy(), groups, seed=seed)
+    people = [s.split("|") for s in videos["source_ids"]]
+    video_split = split_identities(videos["label"].to_numpy(), people, seed=seed)
     df[split_column("video")] = df["video_id"].map(dict(zip(videos["video_id"], video_split)))
 
     official = videos["official_split"].to_numpy(dtype=object)
     has_official = pd.notna(official)
     if has_official.any() and "val" not in set(official[has_official]):
         train = np.flatnonzero(official == "train")
-        carved = split_groups(videos["label"].to_numpy()[train], [groups[i] for i in train], seed=seed, splits=("val",))
+        carved = split_identities(videos["label"].to_numpy()[train], [people[i] for i in train], seed=seed,
+                                  splits=("val",))
         official = official.copy()
         official[train] = carved
     df[split_column("official")] = df["video_id"].map(dict(zip(videos["video_id"], official)))
     return df
+
+
+def split_counts(df: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Videos per split (``excluded`` included) of each protocol, for the manifest and the summary."""
+    videos = df.drop_duplicates("video_id")
+    return {protocol: {str(k): int(v) for k, v in videos[split_column(protocol)].value_counts(dropna=False).items()}
+            for protocol in PROTOCOLS if split_column(protocol) in videos}

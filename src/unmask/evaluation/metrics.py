@@ -21,7 +21,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-CLASS_NAMES = ("real", "fake")
+from unmask.models.inference import CLASS_NAMES
 
 
 def basic_metrics(labels, p_fake, threshold: float = 0.5) -> dict[str, float]:

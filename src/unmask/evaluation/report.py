@@ -43,7 +43,7 @@ def _img(src: str, alt: str, width: int | None = None) -> str:
 
 def _confusion(metrics: dict, level: str) -> str:
     fig, axes = plt.subplots(1, 2, figsize=(7, 3))
-    for ax, decision in zip(axes, ("argmax", "cost")):
+    for ax, decision in zip(axes, ("raw_argmax", "calibrated_cost")):
         m = np.array(metrics[level][decision]["confusion_matrix"])
         ax.imshow(m, cmap="Blues")
         for (i, j), v in np.ndenumerate(m):
@@ -152,15 +152,34 @@ def _metrics_table(metrics: dict) -> str:
         m = metrics[level]
         ci = m.get("ci95") or {}
         auc_ci = ci.get("auc") or [None, None]
-        for decision in ("argmax", "cost"):
+        for decision, scores in (("raw_argmax", m["scores_raw"]), ("calibrated_cost", m["scores"])):
             d = m[decision]
             body.append(
                 f"<tr><td>{level}</td><td>{decision}</td><td>{d['threshold']:.3f}</td><td>{m['n']}</td>"
                 f"<td>{f(d['accuracy'])}</td><td>{f(d['weighted']['precision'])}</td><td>{f(d['weighted']['recall'])}</td>"
                 f"<td>{f(d['weighted']['f1'])}</td><td>{f(d['macro']['f1'])}</td>"
-                f"<td>{f(m['scores']['auc'])} [{f(auc_ci[0])}, {f(auc_ci[1])}]</td><td>{f(m['scores']['ap'])}</td>"
-                f"<td>{f(m['scores']['eer'])}</td><td>{f(m['scores']['log_loss'])}</td><td>{f(m['scores']['brier'])}</td></tr>")
+                f"<td>{f(scores['auc'])}" + (f" [{f(auc_ci[0])}, {f(auc_ci[1])}]" if decision != "raw_argmax" else "")
+                + f"</td><td>{f(scores['ap'])}</td>"
+                f"<td>{f(scores['eer'])}</td><td>{f(scores['log_loss'])}</td><td>{f(scores['brier'])}</td></tr>")
     return f"<table>{head}{''.join(body)}</table>"
+
+
+def _calibration_note(metrics: dict) -> str:
+    cal = metrics.get("calibration") or {}
+    items = []
+    for level in ("frame", "video"):
+        entry = cal.get(level) or {}
+        health = entry.get("health") or {}
+        text = html.escape(str(health.get("note") or entry.get("note") or "not recorded"))
+        counts = f"{health.get('n_fake', '?')} fake, {health.get('n_real', '?')} real" if health else ""
+        if level == "frame" and "videos_fake" in health:
+            counts += f" crops from {health['videos_fake']} fake and {health['videos_real']} real videos"
+        trusted = "" if health.get("trusted") else " <b>(rests on too little data to trust)</b>"
+        items.append(f"<li>{level}: fitted on {counts} validation examples; {text}{trusted}</li>")
+    prior = cal.get("prior_fake")
+    if prior is not None:
+        items.append(f"<li>probabilities shifted to a deployment share of fakes of {prior:.3f}</li>")
+    return "<p>Calibration fit:</p><ul>" + "".join(items) + "</ul>"
 
 
 def write_report(result, *, run_dir: Path, data_root: Path, model, meta: dict, per_case: int = 2, device=None) -> Path:
@@ -175,7 +194,11 @@ def write_report(result, *, run_dir: Path, data_root: Path, model, meta: dict, p
         f"Calibration: temperature {metrics['temperature']:.3f}, bias {metrics.get('bias', 0.0):+.3f}; "
         f"cost-based threshold {threshold:.3f} "
         f"(costs {html.escape(str(metrics.get('costs')))}).</p>",
+        _calibration_note(metrics),
         "<h2>Metrics</h2>", _metrics_table(metrics),
+        "<p><b>raw_argmax</b>: the paper's decision, the argmax of the raw logits (its scores: the raw softmax). "
+        "<b>calibrated_cost</b>: calibrated p_fake at the cost-based threshold (its scores: calibrated p_fake; "
+        "per video, the video-level calibration).</p>",
         "<p>Precision, recall and F1 are weighted averages over both classes, as the paper reports them; "
         "fake is the positive class for AUC, AP and EER.</p>",
         "<h2>Confusion matrices</h2>", _img(_confusion(metrics, "frame"), "frame confusion matrices"),

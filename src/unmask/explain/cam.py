@@ -16,9 +16,7 @@ from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from unmask.errors import unknown_name
-from unmask.training.checkpoint import CLASS_NAMES
-
-FAKE = CLASS_NAMES.index("fake")
+from unmask.models.inference import FAKE
 
 
 class FasterScoreCAM(BaseCAM):

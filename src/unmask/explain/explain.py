@@ -16,6 +16,7 @@ from unmask.explain.cam import PAPER_METHODS, check_methods, explain_batch
 from unmask.explain.faithfulness import deletion_faithfulness
 from unmask.explain.overlay import overlay_heatmap
 from unmask.models import build_transform
+from unmask.models.inference import default_device
 from unmask.models.registry import spec_from_dict
 from unmask.training.calibration import calibrated_p_fake
 from unmask.training.checkpoint import load_classifier
@@ -49,7 +50,7 @@ def explain_crops(model, meta: dict, crops: list[np.ndarray], methods, *, device
     Returns:
         ``(p_fake (n,), {method: (heatmaps (n, S, S) in [0, 1], faithfulness (n,))})``.
     """
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = default_device(device)
     model = model.to(device).eval()
     transform = build_transform(spec_from_dict(meta["spec"]), meta["size_px"])
     x = torch.stack([transform(c) for c in crops]).to(device)

@@ -126,9 +126,9 @@ class MtcnnTorch(FaceDetector):
                 "Detector 'facenet' needs facenet-pytorch; install it with "
                 "`pip install --no-deps facenet-pytorch==2.6.0 requests` or use --detector mtcnn"
             ) from exc
-        import torch
+        from unmask.models.inference import default_device
 
-        device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = default_device(self.device)
         self._mtcnn = MTCNN(keep_all=True, device=device, min_face_size=12, post_process=False)
 
     def _detect_batch(self, images):

@@ -4,6 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Subset
+
+CLASS_NAMES = ("real", "fake")  # logit and label order everywhere: fake = 1 is the positive class
+FAKE = CLASS_NAMES.index("fake")
+
+
+def default_device(requested: str | torch.device | None = None) -> torch.device:
+    """``requested``, else the GPU when there is one, else the CPU."""
+    if requested is not None:
+        return torch.device(requested)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -27,3 +38,24 @@ def predict_logits(model, loader, device, *, amp: bool = False) -> tuple[np.ndar
         return np.zeros((0, 2), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
     return torch.cat(out_logits).numpy(), torch.cat(out_labels).numpy(), torch.cat(out_index).numpy()
 
+
+
+def score_dataset(model, dataset, device, *, batch_size: int, workers: int = 0,
+                  amp: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels of all of ``dataset`` (manifest crops), in dataset order.
+
+    Under ``torchrun`` each rank scores its share and all ranks get the whole result.
+    """
+    import torch.distributed as torch_dist
+
+    from unmask.training import distributed as dist
+
+    rank, world = (torch_dist.get_rank(), torch_dist.get_world_size()) if torch_dist.is_initialized() else (0, 1)
+    subset = Subset(dataset, list(range(rank, len(dataset), world)))
+    loader = DataLoader(subset, batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda")
+    logits, labels, index = predict_logits(model, loader, device, amp=amp)  # index: positions in dataset
+    parts = dist.gather((logits, labels, index))
+    logits = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    order = np.argsort(np.concatenate([p[2] for p in parts]))
+    return logits[order], labels[order]

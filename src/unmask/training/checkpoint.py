@@ -18,10 +18,10 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from unmask import __version__
 from unmask.errors import UnmaskError
+from unmask.models.inference import CLASS_NAMES
 from unmask.utils.atomic import atomic_path
 
 FORMAT = 1
-CLASS_NAMES = ("real", "fake")
 
 
 def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict) -> Path:

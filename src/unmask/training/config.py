@@ -13,6 +13,7 @@ without progress.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -20,8 +21,11 @@ from unmask.errors import UnmaskError, unknown_name
 from unmask.models.registry import check_weights_file, get_spec
 from unmask.training.calibration import Costs
 
+logger = logging.getLogger(__name__)
+
 SELECT_METRICS = ("val_acc", "val_auc", "val_loss")
 SAMPLERS = ("shuffle", "balanced")
+LABEL_LEVELS = ("video", "face")
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,15 @@ class TrainConfig:
         pretrained: start from ImageNet weights (timm's hub, or ``weights`` when given).
         weights: a local file of ImageNet weights for the backbone.
         class_weights: ``balanced``, ``none`` or ``effective``; loss: ``ce`` or ``focal``.
-        sampler: ``shuffle``, or ``balanced`` (each batch drawn with equal class odds).
+        effective_beta: beta of ``effective`` weights; None: ``1 - 1/N`` (N training crops),
+            which makes the weights depend on the class shares, not on the data's size.
+        sampler: ``shuffle``, or ``balanced`` (each batch drawn with equal class odds). A
+            balanced sampler already equalises the classes: with class weights on top the
+            imbalance would be corrected twice (at 4:1 the effective weighting flips to 1:4), so
+            it runs with ``class_weights="none"``; asking for both is refused.
+        label_level: ``video``: train on every crop; ``face``: only on crops whose label is known
+            for the face itself (drops the other faces of fake videos with several face tracks,
+            which may be real bystanders; see :func:`unmask.data.manifest.label_levels`).
         select_metric: the validation metric that picks the best checkpoint (never a test one).
         early_stopping: stop after this many epochs without a better ``select_metric`` (0: never).
         lr_patience: epochs without a better ``select_metric`` after which the learning rate is cut,
@@ -61,7 +73,9 @@ class TrainConfig:
     class_weights: str = "balanced"
     loss: str = "ce"
     focal_gamma: float = 2.0
+    effective_beta: float | None = None
     sampler: str = "shuffle"
+    label_level: str = "video"
     augment: bool = True
     select_metric: str = "val_auc"
     early_stopping: int = 5
@@ -79,6 +93,14 @@ class TrainConfig:
             raise unknown_name("selection metric", self.select_metric, SELECT_METRICS)
         if self.sampler not in SAMPLERS:
             raise unknown_name("sampler", self.sampler, SAMPLERS)
+        if self.label_level not in LABEL_LEVELS:
+            raise unknown_name("label level", self.label_level, LABEL_LEVELS)
+        if self.sampler == "balanced" and self.class_weights != "none":
+            raise UnmaskError(f"--sampler balanced already draws the classes equally; with --class-weights "
+                              f"{self.class_weights} the imbalance would be corrected twice (4:1 becomes 1:4). "
+                              "Use --class-weights none with it, or --sampler shuffle")
+        if self.effective_beta is not None and not 0 <= self.effective_beta < 1:
+            raise UnmaskError(f"--beta must lie in [0, 1), not {self.effective_beta}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UnmaskError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
@@ -124,4 +146,8 @@ def make_config(preset: str = "default", **overrides) -> TrainConfig:
     if unknown:
         raise UnmaskError(f"Unknown training setting(s): {', '.join(sorted(unknown))}")
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
+    if values.get("sampler") == "balanced" and overrides.get("class_weights") is None:
+        # The balanced sampler does the preset's balancing: weighting as well would do it twice.
+        logger.info("--sampler balanced: class weights set to none (the sampler already balances the classes)")
+        values["class_weights"] = "none"
     return TrainConfig(**values)

@@ -12,13 +12,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from unmask.errors import ManifestError, unknown_name
+from unmask.errors import ManifestError, UnmaskError, unknown_name
 
 CLASS_WEIGHTS = ("balanced", "none", "effective")
 LOSSES = ("ce", "focal")
 
 
-def compute_class_weights(labels: Sequence[int], mode: str = "balanced", *, beta: float = 0.999) -> np.ndarray:
+def compute_class_weights(labels: Sequence[int], mode: str = "balanced", *, beta: float | None = None) -> np.ndarray:
     """Per-class loss weights ``[w_real, w_fake]`` from the training labels.
 
     Args:
@@ -26,6 +26,11 @@ def compute_class_weights(labels: Sequence[int], mode: str = "balanced", *, beta
         mode: ``balanced``: ``w_c = N / (2 N_c)`` (scikit-learn's "balanced", as the paper);
             ``none``: all 1; ``effective``: the effective number of samples of Cui et al.
             (CVPR 2019), ``w_c ∝ (1 - beta) / (1 - beta^N_c)``, scaled to sum to 2.
+        beta: for ``effective``; None: ``1 - 1/N`` with ``N`` the number of training crops.
+            A fixed beta depends on the data's scale: at 0.999 and thousands of crops both
+            ``beta^N_c`` vanish and the weights are all but equal. With ``1 - 1/N``,
+            ``beta^N_c ~ exp(-N_c / N)``, so the weights depend on the class shares only and lie
+            between none and balanced (at 4:1, w_real / w_fake = 3.0 where balanced gives 4).
 
     Raises:
         ManifestError: a class is missing from ``labels`` (a one-class training split).
@@ -40,6 +45,10 @@ def compute_class_weights(labels: Sequence[int], mode: str = "balanced", *, beta
         return np.ones(2)
     if mode == "balanced":
         return counts.sum() / (2 * counts)
+    if beta is None:
+        beta = 1 - 1 / counts.sum()
+    if not 0 <= beta < 1:
+        raise UnmaskError(f"--beta must lie in [0, 1), not {beta}")
     weights = (1 - beta) / (1 - np.power(beta, counts))
     return weights / weights.sum() * 2
 

@@ -22,17 +22,16 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
 
-from unmask.data.manifest import read_manifest, select_split
+from unmask.data.manifest import read_manifest, select_label_level, select_split
 from unmask.errors import UnmaskError
 from unmask.evaluation.metrics import basic_metrics
 from unmask.models import build_transform, create_model, get_spec
-from unmask.models.inference import predict_logits, to_device
+from unmask.models.inference import score_dataset, to_device
 from unmask.training import distributed as dist
-from unmask.training.calibration import Costs, fit_calibration, p_fake
+from unmask.training.calibration import Costs, calibrated_p_fake, fit_calibration, fit_video_calibration, p_fake
 from unmask.training.checkpoint import load_tensors, read_metadata, save_checkpoint
 from unmask.training.config import TrainConfig
 from unmask.training.cost import compute_class_weights, create_loss
@@ -85,23 +84,22 @@ def train_one_epoch(model, loader, loss_fn, optimiser, device, *, max_steps: int
         total += loss.item() * len(y)
         seen += len(y)
         labels.append(y.cpu())
-        scores.append(torch.softmax(logits.detach().float(), 1)[:, 1].cpu())
+        scores.append(torch.from_numpy(p_fake(logits.detach().float().cpu().numpy())))
         if on_step:
             on_step(step + 1, steps)
     return total / max(seen, 1), torch.cat(labels).numpy(), torch.cat(scores).numpy()
 
 
-def score_dataset(model, dataset, device, *, batch_size: int, workers: int, amp: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Logits and labels of all of ``dataset``, each rank scoring its share, in dataset order."""
-    rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if torch.distributed.is_initialized() else (0, 1)
-    subset = torch.utils.data.Subset(dataset, list(range(rank, len(dataset), world)))
-    loader = DataLoader(subset, batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda")
-    logits, labels, index = predict_logits(model, loader, device, amp=amp)  # index: positions in dataset
-    parts = dist.gather((logits, labels, index))
-    logits = np.concatenate([p[0] for p in parts])
-    labels = np.concatenate([p[1] for p in parts])
-    order = np.argsort(np.concatenate([p[2] for p in parts]))
-    return logits[order], labels[order]
+def balanced_sampler(labels: np.ndarray, generator: torch.Generator) -> WeightedRandomSampler:
+    """Draw ``len(labels)`` items with replacement, each class with equal odds."""
+    per_sample = (1.0 / np.bincount(labels, minlength=2))[labels]
+    return WeightedRandomSampler(per_sample, num_samples=len(labels), replacement=True, generator=generator)
+
+
+def validation_loss(loss_fn, logits: np.ndarray, labels: np.ndarray, device) -> float:
+    """The training loss (with its class weights or focal term) on validation ``logits``."""
+    with torch.no_grad():
+        return float(loss_fn(torch.as_tensor(logits, device=device), torch.as_tensor(labels, device=device)))
 
 
 def _optimiser_tensors(optimiser) -> tuple[dict[str, torch.Tensor], dict]:
@@ -183,9 +181,9 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
 
     manifest, manifest_meta = read_manifest(data_dir)
     data_root = Path(data_dir) if Path(data_dir).is_dir() else Path(data_dir).parent
-    train_rows = select_split(manifest, config.protocol, "train")
+    train_rows = select_label_level(select_split(manifest, config.protocol, "train"), config.label_level)
     val_rows = select_split(manifest, config.protocol, "val")
-    class_weights = compute_class_weights(train_rows["label"], config.class_weights)
+    class_weights = compute_class_weights(train_rows["label"], config.class_weights, beta=config.effective_beta)
     train_set = CropDataset(train_rows, data_root, build_transform(spec, size_px, augment=config.augment))
     val_set = CropDataset(val_rows, data_root, build_transform(spec, size_px))
 
@@ -222,8 +220,7 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
             raise UnmaskError("--sampler balanced does not run under torchrun yet; use class weights (--class-weights)")
         sampler = DistributedSampler(train_set, shuffle=True, seed=config.seed)
     elif config.sampler == "balanced":
-        per_sample = (1.0 / np.bincount(train_set.labels, minlength=2))[train_set.labels]
-        sampler = WeightedRandomSampler(per_sample, num_samples=len(train_set), replacement=True, generator=generator)
+        sampler = balanced_sampler(train_set.labels, generator)
     else:
         sampler = torch.utils.data.RandomSampler(train_set, generator=generator)
     loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, num_workers=workers,
@@ -265,7 +262,9 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
             val_p = p_fake(val_logits)
             row = {"epoch": epoch, "lr": optimiser.param_groups[0]["lr"], "train_loss": train_loss,
                    **{f"train_{k}": v for k, v in basic_metrics(train_labels, train_scores).items()},
-                   "val_loss": float(F.cross_entropy(torch.as_tensor(val_logits), torch.as_tensor(val_labels))),
+                   # The training objective (weights, focal term) on validation data: the two
+                   # losses compare like with like, and --select-metric val_loss picks by it.
+                   "val_loss": validation_loss(loss_fn, val_logits, val_labels, device),
                    **{f"val_{k}": v for k, v in basic_metrics(val_labels, val_p).items()},
                    "seconds": time.perf_counter() - started}
             metric = row[config.select_metric]
@@ -311,13 +310,22 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
         model.load_state_dict({k.removeprefix("model."): v for k, v in best.items()})
         val_logits, val_labels = score_dataset(model, val_set, device, batch_size=config.batch_size,
                                           workers=workers, amp=amp)
-        temperature, bias = fit_calibration(val_logits, val_labels)
+        calibration = fit_calibration(val_logits, val_labels, val_rows["video_id"].to_numpy())
+        temperature, bias = calibration["temperature"], calibration["bias"]
+        calibrated = {"temperature": temperature, "bias": bias, "calibration": calibration}
+        frames = val_rows[["video_id", "label", "method", "frame_index", "track_id"]].reset_index(drop=True)
+        frames["p_fake"] = calibrated_p_fake(val_logits, calibrated)
+        video_calibration = fit_video_calibration(frames, calibration["prior_fake"])
         threshold = config.costs.threshold
-        val_at_threshold = basic_metrics(val_labels, p_fake(val_logits, temperature, bias), threshold)
+        val_at_threshold = basic_metrics(val_labels, frames["p_fake"], threshold)
+        for level, health in (("frame", calibration["health"]), ("video (mean)", video_calibration["mean"]["health"])):
+            if not health.get("trusted"):
+                logger.warning("%s calibration rests on little data (%s)", level, health.get("note"))
         if is_main:
             save_checkpoint(final_path, best, {
                 **base_meta, "epoch": best_epoch, "select_metric": config.select_metric, "best_metric": best_metric,
-                "temperature": temperature, "bias": bias, "threshold": threshold, "costs": asdict(config.costs),
+                **calibrated, "video_calibration": video_calibration, "threshold": threshold,
+                "costs": asdict(config.costs),
                 "val": {"at_threshold": val_at_threshold, "history": history[best_epoch - 1] if history else None}})
         dist.barrier()
     finally:
