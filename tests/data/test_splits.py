@@ -3,7 +3,6 @@ import shutil
 
 import numpy as np
 import pandas as pd
-import pytest
 from sklearn.model_selection import train_test_split
 
 from unmask.data.splits import add_splits, identity_components, split_counts, split_identities, split_paper

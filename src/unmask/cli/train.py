@@ -73,6 +73,6 @@ def train_command(
                    f"val auc {row['val_auc']:.4f}  val f1 {row['val_f1']:.4f}  ({row['seconds']:.0f} s)")
 
     result = train(data_dir, out, config, resume=resume, on_epoch=on_epoch, on_step=on_step)
-    typer.echo(f"best epoch {result.best_epoch} ({config.select_metric} {result.best_metric:.4f}); "
-               f"calibration: temperature {result.temperature:.3f}, bias {result.bias:+.3f}; threshold {result.threshold:.3f}")
+    typer.echo(f"best epoch {result.best_epoch} ({config.select_metric} {result.best_metric:.4f}); calibration: "
+               f"temperature {result.temperature:.3f}, bias {result.bias:+.3f}; threshold {result.threshold:.3f}")
     typer.echo(f"checkpoint: {result.checkpoint}")

@@ -95,9 +95,9 @@ def split_identities(labels: Sequence[int], source_ids: Sequence[Sequence[str]],
        are taken first, in the order of a seeded hash of their first person (adding videos later
        moves only their own group), each one that still fits the side's remaining share.
     2. When none fits, the group that overshoots least is taken, if it overshoots by less than it
-       fills.
-    3. When only groups larger than the whole side are left (Celeb-DF's swaps chain nearly every
-       celebrity into one), one is cut: the side grows from one person by adding, each time, the
+       fills (or the side is still empty: a held-out side beats none).
+    3. When only groups holding more than half of all videos are left (Celeb-DF's swaps chain
+       nearly every celebrity into one), one is cut: the side grows from one person by adding, each time, the
        person who completes the most videos inside the side (a tight cluster, so few videos cross
        the cut), until the side holds its share of videos.
 
@@ -165,15 +165,17 @@ def split_identities(labels: Sequence[int], source_ids: Sequence[Sequence[str]],
         while not done():
             free = [c for c in order if side[comp_people[c][0]] is None and need(comp_size[c]) > 0
                     and unassigned_people() > len(comp_people[c])]
-            small = [c for c in free if sum(comp_size[c].values()) <= sum(target.values())]
+            # Cutting a group leaves videos out, so only a group that cannot be held out whole
+            # (more than half of all videos) is cut; a smaller one is taken whole or not at all.
+            small = [c for c in free if sum(comp_size[c].values()) <= max(sum(target.values()), n / 2)]
             if small:  # 2. the group that overshoots least, if it fills more than it overshoots
                 best = min(small, key=lambda c: (over(comp_size[c]), rank[comp_people[c][0]]))
-                if over(comp_size[best]) >= need(comp_size[best]):
-                    break
+                if over(comp_size[best]) >= need(comp_size[best]) and sum(have.values()) > 0:
+                    break  # (an empty side takes it anyway: a held-out side beats none)
                 take(best)
                 continue
             large = [c for c in order if side[comp_people[c][0]] is None and len(comp_people[c]) > 1
-                     and sum(comp_size[c].values()) > sum(target.values())]
+                     and sum(comp_size[c].values()) > max(sum(target.values()), n / 2)]
             if not large:
                 break
             assigned[0] += _grow_inside(large[0], comp_people, members, videos_of, labels, side, split, have,

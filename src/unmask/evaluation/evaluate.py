@@ -150,10 +150,9 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
     videos["score"] = videos["p_fake"]
     videos["p_fake"] = calibrate_video_scores(videos["score"], meta, aggregation, prior_fake=prior_fake)
     frames["p_fake"] = shift_prior(frames["p_fake"], meta.get("calibration", {}).get("prior_fake", 0.5), prior_fake)
+    not_recorded = {"note": "not recorded: trained before unmask fitted one"}
     calibration = {"frame": meta.get("calibration"),
-                   "video": meta.get("video_calibration", {}).get(aggregation,
-                                                                 {"note": "not recorded: trained before unmask fitted one"}),
-                   "prior_fake": prior_fake}
+                   "video": meta.get("video_calibration", {}).get(aggregation, not_recorded), "prior_fake": prior_fake}
 
     metrics = _json_safe({
         "run": str(Path(run_dir).resolve()), "model": meta["spec"]["name"], "data": str(root.resolve()),
@@ -186,8 +185,8 @@ def format_metrics(metrics: dict) -> str:
     """A plain-text table of the main figures (for the terminal)."""
     lines = [f"{metrics['model']} on {metrics['dataset']} ({metrics['split']} split, {metrics['protocol']} protocol, "
              f"{metrics['aggregation']} aggregation)",
-             f"{'level':<7}{'decision':<17}{'n':>6}{'acc':>8}{'prec':>8}{'recall':>8}{'f1':>8}{'auc':>8}{'ap':>8}{'eer':>8}"
-             f"{'logloss':>8}"]
+             f"{'level':<7}{'decision':<17}{'n':>6}{'acc':>8}{'prec':>8}{'recall':>8}{'f1':>8}{'auc':>8}{'ap':>8}"
+             f"{'eer':>8}{'logloss':>8}"]
 
     def fmt(x):
         return f"{x:8.4f}" if isinstance(x, (int, float)) else f"{'-':>8}"

@@ -9,8 +9,8 @@ import pandas as pd
 
 from unmask.errors import UnmaskError
 
-COLUMNS = ["model", "trained on", "train protocol", "evaluated on", "protocol", "split", "aggregation", "seen in training",
-           "argmax acc", "argmax prec", "argmax recall", "argmax f1", "auc", "cost acc", "video cost acc", "video auc"]
+COLUMNS = ["model", "trained on", "train protocol", "evaluated on", "protocol", "split", "aggregation",
+           "seen in training", "argmax acc", "argmax prec", "argmax recall", "argmax f1", "auc", "cost acc", "video cost acc", "video auc"]
 
 
 def load_metrics(eval_dir: str | Path) -> dict:
@@ -37,7 +37,8 @@ def make_table(eval_dirs) -> pd.DataFrame:
             "evaluated on": m.get("dataset"), "protocol": m["protocol"], "split": m["split"],
             "aggregation": m["aggregation"], "seen in training": m.get("seen_in_training"),
             "argmax acc": frame["raw_argmax"]["accuracy"], "argmax prec": frame["raw_argmax"]["weighted"]["precision"],
-            "argmax recall": frame["raw_argmax"]["weighted"]["recall"], "argmax f1": frame["raw_argmax"]["weighted"]["f1"],
+            "argmax recall": frame["raw_argmax"]["weighted"]["recall"],
+            "argmax f1": frame["raw_argmax"]["weighted"]["f1"],
             "auc": frame["scores"]["auc"], "cost acc": frame["calibrated_cost"]["accuracy"],
             "video cost acc": video["calibrated_cost"]["accuracy"], "video auc": video["scores"]["auc"],
         })

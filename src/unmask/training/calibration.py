@@ -219,7 +219,8 @@ def fit_video_calibration(frames, frame_prior: float) -> dict:
     return out
 
 
-def calibrate_video_scores(scores, meta: dict, aggregation: str = "mean", *, prior_fake: float | None = None) -> np.ndarray:
+def calibrate_video_scores(scores, meta: dict, aggregation: str = "mean", *,
+                           prior_fake: float | None = None) -> np.ndarray:
     """Video ``p_fake`` from aggregated (uncalibrated-at-video-level) frame scores.
 
     Old checkpoints without a video calibration use the aggregated score as it is (logged once).
