@@ -82,12 +82,14 @@ def time_loaded(name: str, clip: Path, repeats: int) -> dict:
     return out
 
 
-def time_cold(name: str, clip: Path, tmp: Path) -> tuple[float, float]:
+def time_cold(name: str, clip: Path, tmp: Path, threads: int | None = None) -> tuple[float, float]:
     """Seconds of ``unmask --help`` and of ``unmask predict CLIP --model RUN`` in new processes."""
     import torch
 
     from unmask.models import create_model
     from unmask.training.checkpoint import save_checkpoint
+
+    import os
 
     run = tmp / f"run-{name}"
     model = create_model(name)
@@ -99,12 +101,12 @@ def time_cold(name: str, clip: Path, tmp: Path) -> tuple[float, float]:
     subprocess.run([*command, "--help"], check=True, capture_output=True)
     help_s = time.perf_counter() - started
     started = time.perf_counter()
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(torch.get_num_threads())} if threads else {})}
     result = subprocess.run([*command, "predict", str(clip), "--model", str(run), "--device", "cpu"],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env=env)
     cold_s = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(result.stderr)
-    del torch
     return help_s, cold_s
 
 
@@ -113,8 +115,13 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clip", type=Path, help="Use this clip instead of making one.")
+    parser.add_argument("--threads", type=int, help="torch threads (default torch's: one per core). On a "
+                        "machine shared with other work, 1 avoids OpenMP's busy-waiting on taken cores.")
     args = parser.parse_args()
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -126,7 +133,7 @@ def main() -> None:
         for name in names:
             t = time_loaded(name, clip, args.repeats)
             print(f"| {name} | " + " | ".join(f"{t[s]:.2f}" for s in (*STAGES, "load")) + " |", flush=True)
-        help_s, cold_s = time_cold(names[0], clip, tmp)
+        help_s, cold_s = time_cold(names[0], clip, tmp, args.threads)
         print(f"\ncold start, {names[0]}: `unmask --help` {help_s:.2f} s; `unmask predict` {cold_s:.2f} s")
 
 

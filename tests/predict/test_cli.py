@@ -59,12 +59,13 @@ def test_a_folder_with_a_bad_file_goes_on_and_exits_3(small_run, demo_clips, tmp
 
 @pytest.mark.parametrize("args, message", [
     (["nowhere.mp4"], "error: No such file or folder: nowhere.mp4"),
-    (["."], "error: No video or image in ."),
+    (["nothing"], "error: No video or image in nothing"),
     (["x.mp4", "--format", "xml"], "error: --format must be one of text, table, csv, jsonl, not 'xml'"),
     (["x.mp4", "--methods", "gradcan"], "error: Unknown explanation method 'gradcan'"),
 ])
 def test_usage_errors_are_one_line_and_exit_1(args, message, small_run, tmp_path):
     (tmp_path / "x.mp4").write_bytes(b"")
+    (tmp_path / "nothing").mkdir()
     result = subprocess.run([sys.executable, "-m", "unmask", "predict", *args, "--model",
                              str(small_run[0].run_dir)], capture_output=True, text=True, cwd=tmp_path,
                             env={**os.environ, "PYTHONPATH": str(SRC)})
@@ -79,7 +80,8 @@ def test_explain_and_overlay_outputs(small_run, demo_clips, tmp_path):
     result = unmask("predict", clip, "--model", small_run[0].run_dir, "--explain", why, "--methods",
                     "gradcam,layercam", "--max-faces", "2", "--overlay", boxed, "--json")
     assert result.returncode == 0, result.stderr
-    prediction = json.loads(result.stdout[:result.stdout.rindex("}") + 1])
+    prediction = json.loads(result.stdout)  # stdout holds the JSON alone
+    assert f"overlay: {boxed}" in result.stderr
     index = json.loads((why / "explanations.json").read_text())
     assert index["prediction"] == prediction and len(index["explanations"]) == 4
     assert len(list(why.glob("*_face.png"))) == 2

@@ -95,7 +95,7 @@ def _write_overlay(detector, prediction, out: Path, methods, with_heatmaps: bool
         method = (methods or ["gradcam"])[0]
         heatmaps = detector.explain(prediction, methods=[method], max_faces=len(prediction.timeline))
     write_overlay(prediction, out, heatmaps=heatmaps, margin=detector.prepare_config.margin)
-    typer.echo(f"overlay: {out}")
+    typer.echo(f"overlay: {out}", err=True)
 
 
 def _as_text(p) -> str:
