@@ -28,6 +28,8 @@ def predict_command(
                                          help="Blend a heatmap (the first of --methods, else gradcam) on each face."),
     num_frames: int = typer.Option(None, help="Frames to sample from a video (default: as the training data was)."),
     device: str = typer.Option(None, help="cpu, cuda ... (default: a GPU if there is one)."),
+    prior_fake: float = typer.Option(None, "--prior-fake", help="Share of fakes expected among your inputs "
+                                     "(default: the validation videos' share); moves p_fake to it."),
 ):
     """Judge videos and images: fake, real or inconclusive, and why.
 
@@ -59,7 +61,7 @@ def predict_command(
     method_list = check_methods([m.strip() for m in methods.split(",") if m.strip()]) if methods else None
     if fmt is None:
         fmt = "text" if single else "table"
-    detector = Detector.load(model, device=device)
+    detector = Detector.load(model, device=device, prior_fake=prior_fake)
 
     results = predict_many(detector, inputs, num_frames=num_frames, explain_dir=explain, methods=method_list,
                            max_faces=max_faces)

@@ -19,9 +19,11 @@ When a verdict is withheld (``inconclusive``), and why:
   ``0.4 < p < 0.6``; it follows the threshold when the costs move it. The band is in log-odds so
   that it is as strict near ``t = 0.1`` as near ``t = 0.5``.
 
-Scores here are today's: the ``mean`` (by default) of the calibrated frame ``p_fake`` of a track
-(:func:`unmask.evaluation.aggregate.aggregate_scores`), compared with the checkpoint's face-level
-threshold. A video-level calibration belongs in :func:`decide_track` alone.
+A person's score is the video-level probability of
+:func:`unmask.training.calibration.video_p_fake` (the one rule ``evaluate`` uses too): the
+``mean`` (by default) of the calibrated frame ``p_fake`` of the track, calibrated on the
+validation videos at the end of training and, when asked, moved to a deployment prior; it is
+compared with the checkpoint's cost threshold.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from unmask.evaluation.aggregate import aggregate_scores
+from unmask.training.calibration import video_p_fake
 
 MIN_FACES = 4
 MIN_FACE_SHARE = 0.25
@@ -59,7 +62,7 @@ def logit(p: float) -> float:
 
 
 def decide_track(p_fake, *, threshold: float, frames_sampled: int, frame_index=None,
-                 aggregation: str = "mean") -> Decision:
+                 aggregation: str = "mean", meta: dict | None = None, prior_fake: float | None = None) -> Decision:
     """One person's (or one video's) score and verdict from the ``p_fake`` of its faces.
 
     Args:
@@ -68,9 +71,15 @@ def decide_track(p_fake, *, threshold: float, frames_sampled: int, frame_index=N
         frames_sampled: frames looked at (sets how many faces a verdict needs).
         frame_index: ``(n,)`` the faces' frames (for aggregations that group by frame).
         aggregation: see :data:`unmask.evaluation.aggregate.AGGREGATIONS`.
+        meta: the checkpoint's metadata: its video-level calibration turns the aggregated score
+            into a video ``p_fake``. None: the aggregated frame score as it is.
+        prior_fake: the share of fakes expected where the detector is used (with ``meta``).
     """
     p = np.asarray(p_fake, dtype=float)
-    score = aggregate_scores(p, frame_index=frame_index, method=aggregation)
+    if meta is not None:
+        score = video_p_fake(p, meta, aggregation=aggregation, frame_index=frame_index, prior_fake=prior_fake)
+    else:
+        score = aggregate_scores(p, frame_index=frame_index, method=aggregation)
     if p.size < min_faces(frames_sampled):
         return Decision(score, "inconclusive", "too_few_faces")
     if abs(logit(score) - logit(threshold)) < CLOSE_LOGIT:

@@ -47,17 +47,20 @@ class Detector:
         source: where it was loaded from (reported in each result).
         device: ``cpu``, ``cuda`` ...; default a GPU when there is one.
         aggregation: how a person's face scores become one (see :mod:`unmask.evaluation.aggregate`).
+        prior_fake: the share of fakes expected where the detector is used; the video ``p_fake`` is
+            moved to it, ``logit(p') = logit(p) + logit(prior_fake) - logit(pi_val)`` with ``pi_val``
+            the validation videos' share. None: the validation share stays.
     """
 
     def __init__(self, model, meta: dict, *, source: str = "", device: str | None = None,
-                 aggregation: str = "mean"):
+                 aggregation: str = "mean", prior_fake: float | None = None):
         import torch
 
         from unmask.data.crop_video import PrepareConfig, make_extractor
         from unmask.evaluation.aggregate import AGGREGATIONS
         from unmask.models import build_transform
         from unmask.models.registry import spec_from_dict
-        from unmask.training.calibration import Costs
+        from unmask.training.calibration import Costs, check_prior
 
         if aggregation not in AGGREGATIONS:
             raise unknown_name("aggregation", aggregation, AGGREGATIONS)
@@ -69,6 +72,8 @@ class Detector:
         self.meta = meta
         self.source = source
         self.aggregation = aggregation
+        check_prior(prior_fake)
+        self.prior_fake = prior_fake
         self.spec = spec_from_dict(meta["spec"])
         self.size_px = int(meta["size_px"])
         self.transform = build_transform(self.spec, self.size_px)
@@ -96,7 +101,7 @@ class Detector:
     def model_info(self) -> dict:
         """Which model judges: reported in every :class:`Prediction`."""
         return {"name": self.spec.name, "run": self.source, "input_size_px": self.size_px,
-                "aggregation": self.aggregation}
+                "aggregation": self.aggregation, "prior_fake": self.prior_fake}
 
     def score_crops(self, images) -> np.ndarray:
         """Calibrated ``p_fake (n,)`` of ``(h, w, 3) uint8`` RGB face crops."""
@@ -174,7 +179,8 @@ class Detector:
         for track_id in sorted({s.track_id for s in timeline}):
             mine = [s for s in timeline if s.track_id == track_id]
             decision = decide_track([s.p_fake for s in mine], threshold=self.threshold, frames_sampled=n_frames,
-                                    frame_index=[s.frame_index for s in mine], aggregation=self.aggregation)
+                                    frame_index=[s.frame_index for s in mine], aggregation=self.aggregation,
+                                    meta=self.meta, prior_fake=self.prior_fake)
             decisions.append(decision)
             tracks.append(TrackVerdict(track_id, decision.verdict, decision.p_fake, len(mine), mine[0].time_s,
                                        mine[-1].time_s))
