@@ -26,7 +26,7 @@ import pandas as pd
 
 from unmask import __version__
 from unmask.data.crop_video import STATE_DIR, PrepareConfig, crop_video, init_worker, make_detector, video_key
-from unmask.data.manifest import CROP_COLUMNS, MANIFEST_NAME, read_manifest, write_manifest
+from unmask.data.manifest import CROP_COLUMNS, FACE_COLUMNS, MANIFEST_NAME, read_manifest, write_manifest
 from unmask.data.sources import VideoItem, list_videos
 from unmask.data.splits import add_splits
 from unmask.errors import UnmaskError
@@ -245,7 +245,7 @@ def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
     if rows or config.shard is not None:  # an empty shard still counts when merging
         metadata = {"unmask_version": __version__, "root": str(root.resolve()), **config.recorded(),
                     "shard": list(config.shard) if config.shard else None}
-        df = pd.DataFrame(rows, columns=CROP_COLUMNS)
+        df = pd.DataFrame(rows, columns=CROP_COLUMNS + FACE_COLUMNS)
         if config.shard is None:
             df = add_splits(df, seed=config.seed)
         manifest_path = write_manifest(df, out_dir / manifest_name, json.loads(json.dumps(metadata, default=str)))
