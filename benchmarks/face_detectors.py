@@ -6,6 +6,7 @@ and bridging off (today's single pass) and on (the default):
 
     python benchmarks/face_detectors.py                       # mtcnn and haar, hard set in /tmp
     python benchmarks/face_detectors.py --detectors mtcnn --hard-set DIR
+    python benchmarks/face_detectors.py --normal      # ordinary clips: one pass vs the default, ms per frame
 
 Per configuration and condition it prints the frames with a face (summed over the sources, each
 clip 32 sampled frames) split by the pass that found it, the frames with a (false) box in the no-face clips,
@@ -43,13 +44,46 @@ def measure(extractor, frames) -> tuple[dict, float]:
     return {k: len(v) for k, v in by_pass.items()}, ms
 
 
+def compare_on_normal_clips(detector: str, rounds: int = 3) -> None:
+    """ms per frame of the single pass and of the default face step on the FF++ sample clips,
+    interleaved clip by clip so that other work on the machine weighs on both alike."""
+    from make_hard_set import SAMPLES
+
+    paths = sorted(SAMPLES.rglob("*.mp4"))
+    if not paths:
+        raise SystemExit(f"no clips under {SAMPLES}")
+    base = PrepareConfig("folder", detector=detector)
+    extractors = {"one pass": make_extractor(replace(base, second_pass=False, bridge_max_gap=0)),
+                  "default (two passes, bridging)": make_extractor(base)}
+    clips = [sample_frames(p, FrameSampler()) for p in paths]
+    seconds, passes = defaultdict(float), defaultdict(lambda: defaultdict(int))
+    for _ in range(rounds):
+        for frames in clips:
+            for label, extractor in extractors.items():
+                t0 = time.perf_counter()
+                for crop in extractor(frames):
+                    passes[label][crop.det_pass] += 1
+                seconds[label] += time.perf_counter() - t0
+    n = rounds * sum(len(f) for f in clips)
+    print(f"{len(paths)} FF++ sample clips, {n // rounds} frames, {rounds} rounds interleaved; detector {detector}\n")
+    print("| face step | ms per frame | crops by pass |")
+    print("|---|---|---|")
+    for label in extractors:
+        print(f"| {label} | {seconds[label] / n * 1000:.1f} | {dict(passes[label])} |")
+    ratio = seconds["default (two passes, bridging)"] / seconds["one pass"]
+    print(f"\ndefault / one pass: {ratio:.2f}x (goal <= 1.2)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hard-set", type=Path, default=Path("/tmp/unmask-hard-set"))
     parser.add_argument("--detectors", default="mtcnn,haar")
     parser.add_argument("--conditions", default=None, help="comma-separated subset of the conditions")
+    parser.add_argument("--normal", action="store_true", help="time ordinary clips instead (../shared/samples)")
     args = parser.parse_args()
     cv2.setNumThreads(1)  # one core per worker, as prepare runs it
+    if args.normal:
+        return compare_on_normal_clips(args.detectors.split(",")[0])
 
     clips = make_hard_set(args.hard_set, default_sources())
     if args.conditions:

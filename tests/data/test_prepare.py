@@ -193,7 +193,8 @@ def test_recorded_settings_rebuild_the_same_config():
 
     config = PrepareConfig("ffpp", sampler=FrameSampler("stride", 5, every_n=3), margin=1.5, size_px=128,
                            keep="all", image_format="jpg", min_score=0.8, max_side_px=480, workers=2,
-                           second_pass_side_px=960, second_pass_min_score=0.85, bridge_max_gap=3)
+                           second_pass_side_px=960, second_pass_min_score=0.85, second_pass_probe=4,
+                           bridge_max_gap=3)
     again = PrepareConfig.from_recorded(json.loads(json.dumps(config.recorded())))
     assert again.recorded() == config.recorded() and again.sampler == config.sampler
 
@@ -202,7 +203,7 @@ def test_settings_recorded_before_the_two_pass_face_step_keep_their_one_pass_mea
     import json
 
     old = json.loads(json.dumps(PrepareConfig("ffpp").recorded()))
-    for key in ("second_pass", "second_pass_side_px", "second_pass_min_score", "bridge_max_gap"):
+    for key in ("second_pass", "second_pass_side_px", "second_pass_min_score", "second_pass_probe", "bridge_max_gap"):
         del old[key]  # what a manifest or checkpoint written before them holds
     for recorded in (old, {"size_px": 224}):  # the second: a checkpoint with no prepare settings
         config = PrepareConfig.from_recorded(recorded)
@@ -212,7 +213,7 @@ def test_settings_recorded_before_the_two_pass_face_step_keep_their_one_pass_mea
     today = make_extractor(PrepareConfig("ffpp"))
     assert today.bridge_max_gap == 2 and today.second_pass.enhance
     assert (today.second_pass.max_side_px, today.second_pass.min_side_px) == (1280, 1280)
-    assert today.second_pass.min_score == 0.9 and today.detector.max_side_px == 640
+    assert today.second_pass.min_score == 0.9 and today.detector.max_side_px == 640 and today.second_pass_probe == 8
     with pytest.raises(UnmaskError, match="--bridge-max-gap"):
         PrepareConfig("ffpp", bridge_max_gap=-1)
 

@@ -96,3 +96,33 @@ def test_with_settings_shares_the_weights_and_rejects_unknown_settings():
     assert second._mtcnn is first._mtcnn and (first.max_side_px, first.enhance) == (640, False)
     with pytest.raises(TypeError, match="unknown settings"):
         first.with_settings(max_side=1)
+
+
+class Scripted:
+    """A second pass that finds a face only in the frames whose first pixel is 255, and records calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def detect(self, images):
+        self.calls.append(len(images))
+        return [[det(10, 10)] if im[0, 0, 0] == 255 else [] for im in images]
+
+
+def frames_of(values):
+    return [Frame(i, i / 10, np.full((100, 100, 3), v, np.uint8)) for i, v in enumerate(values)]
+
+
+def test_the_second_pass_probes_spread_frames_and_stops_when_they_show_no_face():
+    first = create_detector("mtcnn")  # finds nothing in flat frames
+    second = Scripted()
+    assert FaceExtractor(first, size_px=32, second_pass=second, second_pass_probe=4)(frames_of([0] * 20)) == []
+    assert second.calls == [4]
+    second = Scripted()
+    values = [0] * 20
+    values[0] = values[19] = 255  # probes 0, 6, 13, 19 (evenly spread) see a face: the rest are looked at
+    crops = FaceExtractor(first, size_px=32, second_pass=second, second_pass_probe=4)(frames_of(values))
+    assert second.calls == [4, 16] and [c.frame_index for c in crops] == [0, 19]
+    second = Scripted()
+    FaceExtractor(first, size_px=32, second_pass=second, second_pass_probe=0)(frames_of([0] * 20))
+    assert sum(second.calls) == 20  # in batches of 16

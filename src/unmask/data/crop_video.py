@@ -52,7 +52,9 @@ class PrepareConfig:
         min_score, max_side_px: the first pass's score floor and frame size (longer side, px).
         second_pass: look again at the sampled frames where the first pass found no face, with
             the frames brought to ``second_pass_side_px`` (shrunk or enlarged), the luma
-            contrast-equalised (CLAHE) and the score floor ``second_pass_min_score``.
+            contrast-equalised (CLAHE) and the score floor ``second_pass_min_score``. When more
+            than ``second_pass_probe`` frames were missed, it looks at that many, evenly spread,
+            first, and at the rest only if it found a face (bounds the cost of faceless videos).
         bridge_max_gap: bridge gaps of up to this many sampled frames in a face track (box
             interpolated, crop cut, ``det_pass="bridged"``); 0: never.
         workers: worker processes (1: in this process).
@@ -73,6 +75,7 @@ class PrepareConfig:
     second_pass: bool = True
     second_pass_side_px: int = 1280
     second_pass_min_score: float = 0.9
+    second_pass_probe: int = 8
     bridge_max_gap: int = 2
     device: str | None = None
     workers: int = 1
@@ -93,6 +96,8 @@ class PrepareConfig:
             raise UnmaskError(f"--second-pass-min-score must lie in [0, 1], not {self.second_pass_min_score}")
         if self.second_pass_side_px < 64:
             raise UnmaskError(f"--second-pass-side must be at least 64 pixels, not {self.second_pass_side_px}")
+        if self.second_pass_probe < 0:
+            raise UnmaskError(f"--second-pass-probe must be 0 (all frames) or a number of frames, not {self.second_pass_probe}")
         if self.bridge_max_gap < 0:
             raise UnmaskError(f"--bridge-max-gap must be 0 (never) or a number of frames, not {self.bridge_max_gap}")
         if self.workers < 1:
@@ -161,7 +166,8 @@ def make_extractor(config: PrepareConfig, detector=None) -> FaceExtractor:
     to keep, gap bridging): the one definition prepare, explain and predict all use."""
     detector = detector or make_detector(config)
     return FaceExtractor(detector, margin=config.margin, size_px=config.size_px, keep=config.keep,
-                         second_pass=make_second_pass(config, detector), bridge_max_gap=config.bridge_max_gap)
+                         second_pass=make_second_pass(config, detector), bridge_max_gap=config.bridge_max_gap,
+                         second_pass_probe=config.second_pass_probe)
 
 
 def init_worker(config: PrepareConfig, single_thread: bool, detector=None) -> None:

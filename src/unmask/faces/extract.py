@@ -26,6 +26,7 @@ from unmask.faces.crop import crop_face
 from unmask.faces.detectors import DEFAULT_DETECTOR, Detection, FaceDetector, create_detector
 from unmask.faces.track import assign_tracks, same_place
 from unmask.video.reader import Frame
+from unmask.video.sampling import evenly_spaced
 
 KEEP_MODES = ("largest", "all")
 DET_PASSES = ("1", "2", "bridged")
@@ -113,25 +114,36 @@ class FaceExtractor:
         second_pass: the detector for the frames the first found no face in (usually
             ``detector.with_settings(...)``); None: one pass only.
         bridge_max_gap: bridge track gaps of up to this many sampled frames; 0: never.
+        second_pass_probe: when the first pass missed more frames than this, the second pass looks
+            first at this many of them, spread evenly, and at the rest only if it found a face
+            there: a video with no face costs at most this many second-pass frames. 0: all.
     """
 
     def __init__(self, detector: FaceDetector | str = DEFAULT_DETECTOR, *, margin: float = 1.3,
                  size_px: int = 224, keep: str = "largest", batch_size: int = 16,
-                 second_pass: FaceDetector | None = None, bridge_max_gap: int = 0):
+                 second_pass: FaceDetector | None = None, bridge_max_gap: int = 0, second_pass_probe: int = 0):
         check_crop_settings(margin=margin, size_px=size_px, keep=keep)
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
         self.margin, self.size_px, self.keep, self.batch_size = margin, size_px, keep, batch_size
-        self.second_pass, self.bridge_max_gap = second_pass, bridge_max_gap
+        self.second_pass, self.bridge_max_gap, self.second_pass_probe = second_pass, bridge_max_gap, second_pass_probe
 
     def detect(self, frames: Sequence[Frame]) -> tuple[list[list[Detection]], list[list[str]]]:
         """Both passes: per frame its detections and, for each, the pass that found it."""
         detections = detect_frames(self.detector, frames, self.batch_size)
         passes = [["1"] * len(d) for d in detections]
         missed = [i for i, d in enumerate(detections) if not d]
-        if self.second_pass is not None and missed:
-            found = detect_frames(self.second_pass, [frames[i] for i in missed], self.batch_size)
-            for i, dets in zip(missed, found):
+        if self.second_pass is None or not missed:
+            return detections, passes
+        todo = [missed]
+        if self.second_pass_probe and len(missed) > self.second_pass_probe:
+            picks = set(evenly_spaced(len(missed), self.second_pass_probe))
+            todo = [[m for k, m in enumerate(missed) if k in picks], [m for k, m in enumerate(missed) if k not in picks]]
+        for batch in todo:
+            found = detect_frames(self.second_pass, [frames[i] for i in batch], self.batch_size)
+            for i, dets in zip(batch, found):
                 detections[i], passes[i] = dets, ["2"] * len(dets)
+            if not any(found):  # nothing in the probe: most likely no face to find
+                break
         return detections, passes
 
     def __call__(self, frames: Sequence[Frame]) -> list[FaceCrop]:
