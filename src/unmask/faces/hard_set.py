@@ -4,13 +4,13 @@ The clips are made from the real FF++ clips in ``../shared/samples`` (where pres
 public-domain portraits of :mod:`unmask.demo`, so nothing is downloaded and no footage is shipped.
 Each clip holds 32 frames (the default sampler takes all of them). Conditions:
 
-- ``dark``: brightness and gamma down (mean luma ~25/255), sensor noise up.
+- ``dark``: brightness and gamma down (gamma 2.2, gain 0.45), sensor noise up (sigma 7).
 - ``small``: the picture shrunk so the face is 60-120 px wide, placed in a 1920x1080 frame over a
   faceless textured scene (DFDC's "person a few metres away").
 - ``small_dark``: both at once and worse, as in a dark room filmed at 1080p from a few metres:
-  dimmer (mean luma ~12), noisier, slightly out of focus, CRF 32. The issue's failing case:
+  dimmer (gain 0.2, gamma 2.4), noisier (sigma 10), slightly out of focus, CRF 32. The issue's failing case:
   the 640 px first pass alone finds the face in about 60% of the frames.
-- ``blur``: motion blur, a 4-8% of frame-width streak in a direction that changes per frame.
+- ``blur``: motion blur, a streak 8-16% of the face's width in a direction that changes per frame.
 - ``crf40``: re-encoded with libx264 at CRF 40 (blocky, smeared).
 - ``rotated``: stored a quarter turn sideways with rotation metadata (as phones write it).
 - ``profile``: a window following the face, turned in perspective about a vertical axis (to 55%
