@@ -29,7 +29,8 @@ def ffpp_samples() -> Path:
 # Which hard clips CI checks: the dark, small, compressed case on a real clip, and the other
 # conditions the single pass misses most, on real clips and package portraits. (Where ../shared is
 # absent, the portraits stand in for the real clips.)
-HARD_CLIPS = {"ffpp004": ("small_dark",), "ffpp519": ("profile",), "hopper": ("rotated", "crf40"), "astronaut": ("blur",)}
+HARD_CLIPS = {"ffpp004": ("small_dark",), "ffpp519": ("profile",), "hopper": ("rotated", "crf40"),
+              "astronaut": ("blur",)}
 
 
 @pytest.fixture(scope="session")

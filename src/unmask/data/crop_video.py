@@ -97,7 +97,8 @@ class PrepareConfig:
         if self.second_pass_side_px < 64:
             raise UnmaskError(f"--second-pass-side must be at least 64 pixels, not {self.second_pass_side_px}")
         if self.second_pass_probe < 0:
-            raise UnmaskError(f"--second-pass-probe must be 0 (all frames) or a number of frames, not {self.second_pass_probe}")
+            raise UnmaskError(f"--second-pass-probe must be 0 (all frames) or a number of frames, "
+                              f"not {self.second_pass_probe}")
         if self.bridge_max_gap < 0:
             raise UnmaskError(f"--bridge-max-gap must be 0 (never) or a number of frames, not {self.bridge_max_gap}")
         if self.workers < 1:

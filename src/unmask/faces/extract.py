@@ -137,7 +137,8 @@ class FaceExtractor:
         todo = [missed]
         if self.second_pass_probe and len(missed) > self.second_pass_probe:
             picks = set(evenly_spaced(len(missed), self.second_pass_probe))
-            todo = [[m for k, m in enumerate(missed) if k in picks], [m for k, m in enumerate(missed) if k not in picks]]
+            todo = [[m for k, m in enumerate(missed) if k in picks],
+                    [m for k, m in enumerate(missed) if k not in picks]]
         for batch in todo:
             found = detect_frames(self.second_pass, [frames[i] for i in batch], self.batch_size)
             for i, dets in zip(batch, found):

@@ -74,12 +74,16 @@ def _photo(name: str) -> np.ndarray:
     return np.stack([photo] * 3, axis=-1) if photo.ndim == 2 else photo
 
 
-def _scene(size: tuple[int, int], t: int, names=("coffee", "rocket", "chelsea", "brick", "gravel", "grass")) -> np.ndarray:
+SCENES = ("coffee", "rocket", "chelsea", "brick", "gravel", "grass")  # scikit-image samples without a face
+
+
+def _scene(size: tuple[int, int], t: int, names=SCENES) -> np.ndarray:
     """A faceless photo (scikit-image's samples), cycled and panned over ``t``, at ``size``."""
     width, height = size
     photo = _photo(names[(t // 6) % len(names)])
     scale = max(width / photo.shape[1], height / photo.shape[0]) * 1.25
-    big = cv2.resize(photo, (int(photo.shape[1] * scale) + 1, int(photo.shape[0] * scale) + 1), interpolation=cv2.INTER_LINEAR)
+    big = cv2.resize(photo, (int(photo.shape[1] * scale) + 1, int(photo.shape[0] * scale) + 1),
+                     interpolation=cv2.INTER_LINEAR)
     dx = int((big.shape[1] - width) * ((t % 6) / 5))
     dy = int((big.shape[0] - height) * 0.5)
     return np.ascontiguousarray(big[dy:dy + height, dx:dx + width])
