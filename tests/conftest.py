@@ -26,6 +26,33 @@ def ffpp_samples() -> Path:
     return root
 
 
+# Which hard clips CI checks: the issue's dark, small, compressed case on a real clip, and the other
+# conditions the single pass misses most, on real clips and package portraits. (Where ../shared is
+# absent, the portraits stand in for the real clips.)
+HARD_CLIPS = {"ffpp004": ("small_dark",), "ffpp519": ("profile",), "hopper": ("rotated", "crf40"),
+              "astronaut": ("blur",)}
+
+
+@pytest.fixture(scope="session")
+def hard_clips(tmp_path_factory):
+    """A few 32-frame hard clips (:mod:`unmask.faces.hard_set`) and a dark no-face clip, made once."""
+    from functools import partial
+
+    from unmask.faces.hard_set import clip_frames, make_hard_set, portrait_frames
+
+    out = tmp_path_factory.mktemp("hard-set")
+    stand_in = {"ffpp004": "hopper", "ffpp519": "astronaut"}
+    clips = []
+    for name, conditions in HARD_CLIPS.items():
+        real = SAMPLES / "ffpp" / "original_sequences" / "youtube" / "c23" / "videos" / f"{name[4:]}.mp4"
+        if name.startswith("ffpp"):
+            source = partial(clip_frames, real) if real.is_file() else partial(portrait_frames, stand_in[name])
+        else:
+            source = partial(portrait_frames, name)
+        clips += make_hard_set(out, {name: source}, conditions=conditions, noface=())
+    return clips + make_hard_set(out, {}, noface=("noface_dark",))
+
+
 @pytest.fixture(scope="session")
 def prepared(tmp_path_factory):
     """12 demo clips (6 real, 6 fake) -> 8 face crops each, 64 px, with all split protocols."""

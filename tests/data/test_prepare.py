@@ -9,7 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from unmask.data.manifest import CROP_COLUMNS, read_manifest
+from unmask.data.crop_video import make_extractor
+from unmask.data.manifest import CROP_COLUMNS, FACE_COLUMNS, read_manifest, write_manifest
+from unmask.faces.detectors import LANDMARK_COLUMNS
 from unmask.data.prepare import PrepareConfig, merge_manifests, prepare
 from unmask.demo import make_demo_dataset, write_video
 from unmask.errors import ManifestError, UnmaskError
@@ -44,6 +46,10 @@ def test_prepare_writes_crops_manifest_and_failures(dataset_with_bad_files, tmp_
 
     df, meta = read_manifest(out)
     assert set(CROP_COLUMNS) <= set(df.columns) and len(df) == 16
+    assert set(df["det_pass"]) <= {"1", "2", "bridged"}
+    detected = df[df["det_pass"] != "bridged"]
+    assert detected[list(LANDMARK_COLUMNS)].notna().all().all()
+    assert ((detected["left_eye_x"] > detected["x1"]) & (detected["left_eye_x"] < detected["x2"])).all()
     assert meta["dataset"] == "folder" and meta["size_px"] == 64
     assert df.groupby("video_id")["label"].first().to_dict() == {
         "fake/fake_astronaut_00": 1, "fake/fake_hopper_01": 1, "real/real_astronaut_00": 0, "real/real_hopper_01": 0}
@@ -190,7 +196,9 @@ def test_recorded_settings_rebuild_the_same_config():
     import json
 
     config = PrepareConfig("ffpp", sampler=FrameSampler("stride", 5, every_n=3), margin=1.5, size_px=128,
-                           keep="all", image_format="jpg", min_score=0.8, max_side_px=480, workers=2)
+                           keep="all", image_format="jpg", min_score=0.8, max_side_px=480, workers=2,
+                           second_pass_side_px=960, second_pass_min_score=0.85, second_pass_probe=4,
+                           bridge_max_gap=3)
     again = PrepareConfig.from_recorded(json.loads(json.dumps(config.recorded())))
     assert again.recorded() == config.recorded() and again.sampler == config.sampler
 
@@ -220,3 +228,30 @@ def test_a_video_id_that_climbs_out_of_the_crops_folder_is_refused(demo_clips, t
     video_id, rows, reason = crop_video(item, tmp_path / "out", config)
     assert rows is None and "would place crops outside" in reason
     assert (victim / "keep.txt").read_text() == "mine" and not any(victim.glob("*.png"))
+
+
+def test_settings_recorded_before_the_two_pass_face_step_keep_their_one_pass_meaning():
+    import json
+
+    old = json.loads(json.dumps(PrepareConfig("ffpp").recorded()))
+    for key in ("second_pass", "second_pass_side_px", "second_pass_min_score", "second_pass_probe", "bridge_max_gap"):
+        del old[key]  # what a manifest or checkpoint written before them holds
+    for recorded in (old, {"size_px": 224}):  # the second: a checkpoint with no prepare settings
+        config = PrepareConfig.from_recorded(recorded)
+        assert (config.second_pass, config.bridge_max_gap) == (False, 0)
+        extractor = make_extractor(config)
+        assert extractor.second_pass is None and extractor.bridge_max_gap == 0
+    today = make_extractor(PrepareConfig("ffpp"))
+    assert today.bridge_max_gap == 2 and today.second_pass.enhance
+    assert (today.second_pass.max_side_px, today.second_pass.min_side_px) == (1280, 1280)
+    assert today.second_pass.min_score == 0.9 and today.detector.max_side_px == 640 and today.second_pass_probe == 8
+    with pytest.raises(UnmaskError, match="--bridge-max-gap"):
+        PrepareConfig("ffpp", bridge_max_gap=-1)
+
+
+def test_manifests_without_the_face_step_columns_still_load(prepared, tmp_path):
+    df, meta = read_manifest(prepared)
+    assert set(FACE_COLUMNS) <= set(df.columns)
+    write_manifest(df.drop(columns=FACE_COLUMNS), tmp_path / "manifest.parquet", meta)
+    old, _ = read_manifest(tmp_path)
+    assert len(old) == len(df) and "det_pass" not in old.columns

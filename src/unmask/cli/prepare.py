@@ -37,6 +37,10 @@ def prepare_command(
     margin: float = typer.Option(1.3, help="Crop side over the face box's longer side."),
     size: int = typer.Option(224, help="Crop side in pixels."),
     keep: str = typer.Option("largest", help="largest face per frame, or all faces linked into tracks."),
+    second_pass: bool = typer.Option(
+        True, help="Look again (1280 px, contrast-equalised luma) at frames where the 640 px pass found no face."),
+    bridge_max_gap: int = typer.Option(
+        2, help="Bridge gaps of up to this many sampled frames in a face track (0: never)."),
     image_format: str = typer.Option("png", help="png (lossless) or jpg."),
     compression: str = typer.Option("c23", help="FF++ only: raw, c23 or c40."),
     methods: Optional[str] = typer.Option(None, help="FF++ only: comma-separated methods (default: all found)."),
@@ -63,6 +67,8 @@ def prepare_command(
         margin=margin,
         size_px=size,
         keep=keep,
+        second_pass=second_pass,
+        bridge_max_gap=bridge_max_gap,
         image_format=image_format,
         dataset_options=options,
         workers=workers,

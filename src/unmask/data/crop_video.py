@@ -19,7 +19,7 @@ import cv2
 
 from unmask.data.sources import VideoItem
 from unmask.errors import UnmaskError, unknown_name
-from unmask.faces.detectors import DEFAULT_DETECTOR, DETECTORS, create_detector
+from unmask.faces.detectors import DEFAULT_DETECTOR, DETECTORS, LANDMARK_COLUMNS, create_detector
 from unmask.faces.extract import FaceExtractor, check_crop_settings
 from unmask.utils.atomic import fsync_path, write_atomic
 from unmask.video.sampling import FrameSampler, sample_frames
@@ -29,6 +29,10 @@ logger = logging.getLogger(__name__)
 STATE_DIR = ".unmask"
 IMAGE_FORMATS = ("png", "jpg")
 CROPS_SUFFIX = ".crops"
+
+
+# What recorded configs from before the two-pass face step meant: one pass, gaps left open.
+BEFORE_TWO_PASS = {"second_pass": False, "bridge_max_gap": 0}
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,14 @@ class PrepareConfig:
         image_format: ``png`` (lossless, default) or ``jpg`` (quality 95; smaller, but adds its
             own compression traces to what a detector sees).
         dataset_options: adapter options, e.g. ``{"compression": "c23"}`` for ``ffpp``.
+        min_score, max_side_px: the first pass's score floor and frame size (longer side, px).
+        second_pass: look again at the sampled frames where the first pass found no face, with
+            the frames brought to ``second_pass_side_px`` (shrunk or enlarged), the luma
+            contrast-equalised (CLAHE) and the score floor ``second_pass_min_score``. When more
+            than ``second_pass_probe`` frames were missed, it looks at that many, evenly spread,
+            first, and at the rest only if it found a face (bounds the cost of faceless videos).
+        bridge_max_gap: bridge gaps of up to this many sampled frames in a face track (box
+            interpolated, crop cut, ``det_pass="bridged"``); 0: never.
         workers: worker processes (1: in this process).
         shard: ``(k, n)``: process only the k-th of n deterministic parts (1-based).
         seed: seed of the split protocols.
@@ -61,6 +73,11 @@ class PrepareConfig:
     dataset_options: dict = field(default_factory=dict)
     min_score: float = 0.9
     max_side_px: int = 640
+    second_pass: bool = True
+    second_pass_side_px: int = 1280
+    second_pass_min_score: float = 0.9
+    second_pass_probe: int = 8
+    bridge_max_gap: int = 2
     device: str | None = None
     workers: int = 1
     shard: tuple[int, int] | None = None
@@ -76,6 +93,15 @@ class PrepareConfig:
             raise UnmaskError(f"--min-score must lie in [0, 1], not {self.min_score}")
         if self.max_side_px < 0:
             raise UnmaskError(f"--max-side must be 0 (full size) or a positive number of pixels, not {self.max_side_px}")
+        if not 0.0 <= self.second_pass_min_score <= 1.0:
+            raise UnmaskError(f"--second-pass-min-score must lie in [0, 1], not {self.second_pass_min_score}")
+        if self.second_pass_side_px < 64:
+            raise UnmaskError(f"--second-pass-side must be at least 64 pixels, not {self.second_pass_side_px}")
+        if self.second_pass_probe < 0:
+            raise UnmaskError(f"--second-pass-probe must be 0 (all frames) or a number of frames, "
+                              f"not {self.second_pass_probe}")
+        if self.bridge_max_gap < 0:
+            raise UnmaskError(f"--bridge-max-gap must be 0 (never) or a number of frames, not {self.bridge_max_gap}")
         if self.workers < 1:
             raise UnmaskError(f"--workers must be at least 1, not {self.workers}")
         if self.shard is not None:
@@ -86,9 +112,12 @@ class PrepareConfig:
     @classmethod
     def from_recorded(cls, recorded: dict) -> "PrepareConfig":
         """Rebuild the settings :meth:`recorded` wrote (into a manifest or a checkpoint): so that
-        explaining and predicting cut faces exactly as the training data was cut."""
+        explaining and predicting cut faces exactly as the training data was cut.
+
+        Settings recorded before a field existed take the value that reproduces what was done
+        then (:data:`BEFORE_TWO_PASS`: one pass, no bridging), not today's default."""
         known = {f.name for f in fields(cls)} - {"workers", "shard", "device"}
-        values = {k: v for k, v in recorded.items() if k in known and v is not None}
+        values = {**BEFORE_TWO_PASS, **{k: v for k, v in recorded.items() if k in known and v is not None}}
         if isinstance(values.get("sampler"), dict):
             values["sampler"] = FrameSampler(**values["sampler"])
         return cls(**{"dataset": "unknown", **values})
@@ -120,9 +149,19 @@ def crop_folder(video_id: str) -> str:
 
 
 def make_detector(config: PrepareConfig):
-    """The face detector ``config`` asks for."""
+    """The face detector ``config`` asks for (its first pass)."""
     return create_detector(config.detector, min_score=config.min_score, max_side_px=config.max_side_px,
                            device=config.device)
+
+
+def make_second_pass(config: PrepareConfig, detector):
+    """The second pass ``config`` asks for, sharing ``detector``'s weights; None when it is off."""
+    if not config.second_pass:
+        return None
+    side = config.second_pass_side_px
+    return detector.with_settings(max_side_px=side, min_side_px=side, enhance=True,
+                                  min_score=config.second_pass_min_score)
+
 
 
 # --- work on one video (runs in a worker process) -------------------------------------------------
@@ -154,9 +193,12 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def make_extractor(config: PrepareConfig, detector=None) -> FaceExtractor:
-    """The face step ``config`` describes (detector, margin, size, which faces to keep)."""
-    return FaceExtractor(detector or make_detector(config), margin=config.margin, size_px=config.size_px,
-                         keep=config.keep)
+    """The face step ``config`` describes (detector and its second pass, margin, size, which faces
+    to keep, gap bridging): the one definition prepare, explain and predict all use."""
+    detector = detector or make_detector(config)
+    return FaceExtractor(detector, margin=config.margin, size_px=config.size_px, keep=config.keep,
+                         second_pass=make_second_pass(config, detector), bridge_max_gap=config.bridge_max_gap,
+                         second_pass_probe=config.second_pass_probe)
 
 
 def init_worker(config: PrepareConfig, single_thread: bool, detector=None, parent_pid: int | None = None) -> None:
@@ -205,6 +247,12 @@ def crop_video(item: VideoItem, out_dir: Path, config: PrepareConfig) -> tuple[s
         return item.video_id, None, f"unexpected {type(exc).__name__}: {exc}"
 
 
+def landmark_columns(landmarks) -> dict[str, float]:
+    """Manifest columns ``left_eye_x`` ... ``mouth_right_y`` (frame pixels; NaN when there are none)."""
+    values = landmarks if landmarks is not None else (float("nan"),) * len(LANDMARK_COLUMNS)
+    return dict(zip(LANDMARK_COLUMNS, (float(v) for v in values)))
+
+
 def _write_crops(item: VideoItem, crops, out_dir: Path, config: PrepareConfig) -> tuple[list[dict], list[int]]:
     """Write the crops into a scratch folder, make them durable, then move the folder into place.
 
@@ -232,7 +280,8 @@ def _write_crops(item: VideoItem, crops, out_dir: Path, config: PrepareConfig) -
         x1, y1, x2, y2 = crop.box
         rows.append({"crop_path": f"{folder}/{name}", "frame_index": crop.frame_index,
                      "time_s": crop.time_s, "track_id": crop.track_id, "det_score": crop.score,
-                     "x1": x1, "y1": y1, "x2": x2, "y2": y2})
+                     "x1": x1, "y1": y1, "x2": x2, "y2": y2, "det_pass": crop.det_pass,
+                     **landmark_columns(crop.landmarks)})
     fsync_path(partial)
     if final.exists():
         shutil.rmtree(final)

@@ -16,6 +16,11 @@ time_s         presentation time in seconds
 track_id       face track within the video (0 when only the largest face is kept)
 det_score      the detector's confidence
 x1 y1 x2 y2    detection box in frame pixels
+det_pass       how the face was found: ``1`` first pass, ``2`` second pass, ``bridged``
+               box interpolated across a gap in its face track (det_score 0.0)
+left_eye_x ... the detector's five landmarks in frame pixels (``left_eye``, ``right_eye``,
+mouth_right_y  ``nose``, ``mouth_left``, ``mouth_right``; ``_x`` and ``_y``); NaN without
+               them (haar, bridged crops)
 official_split the dataset's own split of the video, where it has one
 label_level    ``face``: the label is known to hold for this face; ``video``: it is the
                video's label only (see :func:`label_levels`; absent in older manifests)
@@ -23,6 +28,9 @@ split_paper    ``train``/``val``/``test`` under each protocol (see :mod:`unmask.
 split_video    ``excluded``: the video joins people held on different sides (``video``
 split_official protocol only), used by none of them
 ============== =========================================================================
+
+``det_pass`` and the landmarks are absent from manifests written before they existed; nothing
+requires them.
 
 The Parquet file's metadata holds how it was made (``unmask`` key, JSON).
 """
@@ -38,6 +46,7 @@ import pyarrow.parquet as pq
 
 from unmask.data.splits import PROTOCOLS, split_column
 from unmask.errors import ManifestError, unknown_name
+from unmask.faces.detectors import LANDMARK_COLUMNS
 from unmask.utils.atomic import atomic_path
 
 MANIFEST_NAME = "manifest.parquet"
@@ -45,6 +54,8 @@ CROP_COLUMNS = [
     "crop_path", "dataset", "video_id", "video_path", "label", "method", "source_id", "source_ids",
     "frame_index", "time_s", "track_id", "det_score", "x1", "y1", "x2", "y2", "official_split",
 ]
+# Written by today's prepare, but not required: manifests made before them still load.
+FACE_COLUMNS = ["det_pass", *LANDMARK_COLUMNS]
 SPLIT_COLUMNS = [split_column(p) for p in PROTOCOLS]
 
 

@@ -29,7 +29,7 @@ import pandas as pd
 from unmask import __version__
 from unmask.data.crop_video import (STATE_DIR, PrepareConfig, crop_video, crops_intact, init_worker, make_detector,
                                     video_key)
-from unmask.data.manifest import CROP_COLUMNS, MANIFEST_NAME, label_levels, read_manifest, write_manifest
+from unmask.data.manifest import CROP_COLUMNS, FACE_COLUMNS, MANIFEST_NAME, label_levels, read_manifest, write_manifest
 from unmask.data.sources import VideoItem, find_videos
 from unmask.data.splits import add_splits, split_counts
 from unmask.errors import UnmaskError
@@ -276,7 +276,7 @@ def _prepare_locked(root: Path, out_dir: Path, config: PrepareConfig, items: lis
     if rows or config.shard is not None:  # an empty shard still counts when merging
         metadata = {"unmask_version": __version__, "root": str(root.resolve()), **config.recorded(),
                     "shard": list(config.shard) if config.shard else None}
-        df = pd.DataFrame(rows, columns=CROP_COLUMNS)
+        df = pd.DataFrame(rows, columns=CROP_COLUMNS + FACE_COLUMNS)
         df["label_level"] = label_levels(df)
         if config.shard is None:
             df = add_splits(df, seed=config.seed)

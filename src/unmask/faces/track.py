@@ -29,6 +29,12 @@ def _distance(a, b) -> float:
     return (dx * dx + dy * dy) ** 0.5 / max(side, 1e-6)
 
 
+def same_place(a, b, max_distance: float = 1.0) -> bool:
+    """Whether boxes ``a`` and ``b`` could be one face in two sampled frames (centres at most
+    ``max_distance`` mean face sides apart)."""
+    return _distance(a, b) <= max_distance
+
+
 def assign_tracks(detections: Sequence[Sequence[Detection]], *, max_distance: float = 1.0,
                   max_gap: int = 4) -> list[list[int]]:
     """Give every detection a track id by greedy matching to the tracks' last boxes.

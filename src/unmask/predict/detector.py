@@ -150,7 +150,7 @@ class Detector:
             from unmask.faces.detectors import Detection
 
             height, width = frames[0].image.shape[:2]
-            detections = [[Detection((0.0, 0.0, float(width), float(height)), 1.0)]]
+            detections = ([[Detection((0.0, 0.0, float(width), float(height)), 1.0)]], [["1"]])
         else:
             detections = self.extractor.detect(frames)
         timings["detect"] = time.perf_counter() - tick
