@@ -69,7 +69,10 @@ def create_app(detector_or_run, settings: ServeSettings | None = None) -> FastAP
         The FastAPI app; its lifespan starts the workers and, at shutdown, stops them and
         removes every stored upload.
     """
+    from unmask.explain.cam import check_methods
+
     settings = settings or ServeSettings()
+    check_methods(settings.heatmap_methods)  # a bad name stops the start, not every job
     detectors = load_detectors(detector_or_run, settings)
     model_name = _model_name(detectors[0])
 
@@ -163,9 +166,9 @@ def _check_upload(job: Job, settings: ServeSettings) -> Path:
     try:
         info = probe_video(job.path)
     except UnsupportedMediaError as exc:
-        raise UploadError(415, str(exc).replace(job.path.name, job.filename)) from None
+        raise UploadError(415, job.public(str(exc))) from None
     except VideoReadError as exc:
-        raise UploadError(400, str(exc).replace(job.path.name, job.filename)) from None
+        raise UploadError(400, job.public(str(exc))) from None
     if info.duration_s > settings.max_duration_s:
         raise UploadError(413, f"{job.filename} lasts {info.duration_s:.0f} s, longer than this server's limit of "
                                f"{settings.max_duration_s:.0f} s; cut it (or start the server with a larger --max-duration-s)")

@@ -54,6 +54,10 @@ class Job:
     finished: float | None = None
     done: threading.Event = field(default_factory=threading.Event, repr=False)
 
+    def public(self, text: str) -> str:
+        """``text`` with the stored file's path and name replaced by the client's file name."""
+        return text.replace(str(self.path), self.filename).replace(self.path.name, self.filename)
+
 
 class QueueFull(Exception):
     """No slot is free; try again after ``retry_after_s``."""
@@ -76,7 +80,8 @@ class JobManager:
     def __init__(self, detectors: list, settings: ServeSettings):
         self.settings = settings
         self.detectors = detectors
-        self.folder = Path(tempfile.mkdtemp(prefix="unmask-serve-"))  # mode 0700: private to this user
+        # mkdtemp makes it with mode 0700: private to the user running the server
+        self.folder = Path(tempfile.mkdtemp(prefix="unmask-serve-", dir=settings.upload_root))
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(settings.queue_size + settings.workers)
@@ -193,12 +198,12 @@ class JobManager:
             result = prediction.to_dict()
             result["input"] = job.filename  # the server's own paths stay on the server
             if result.get("reason"):
-                result["reason"] = result["reason"].replace(job.path.name, job.filename)
+                result["reason"] = job.public(result["reason"])
             if isinstance(result.get("model"), dict) and result["model"].get("run"):
                 result["model"]["run"] = Path(result["model"]["run"]).name
             job.result = result
         except UnmaskError as exc:
-            job.error = str(exc).replace(job.path.name, job.filename)
+            job.error = job.public(str(exc))
         except Exception:  # a bug in judging one file must not end the worker
             logger.exception("job %s (%s) failed", job.id, job.filename)
             job.error = f"Judging {job.filename} failed inside the server (see its log)"

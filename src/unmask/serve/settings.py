@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from unmask.errors import UnmaskError
@@ -24,6 +26,7 @@ class ServeSettings(BaseModel):
         heatmap_methods: explanation methods for the heatmaps (fast ones: the paper's ScoreCAM
             takes a minute per face on a CPU).
         device: ``cpu``, ``cuda`` ...; default a GPU when there is one.
+        upload_root: where the private upload folder is made (default the system's temporary folder).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -38,6 +41,7 @@ class ServeSettings(BaseModel):
     heatmaps: int = Field(4, ge=0)
     heatmap_methods: tuple[str, ...] = ("gradcam",)
     device: str | None = None
+    upload_root: Path | None = None
 
     @classmethod
     def make(cls, **values) -> "ServeSettings":

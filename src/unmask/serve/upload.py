@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 
 FIELD = "file"
 MULTIPART_SLACK = 64 * 1024  # the multipart envelope around the file: boundaries, part headers, small fields
-DRAIN_BYTES = 64 * 1024 * 1024  # read (and drop) at most this much of a refused body so the client sees the answer
+DRAIN_BYTES = 8 * 1024 * 1024  # read (and drop) at most this much of a refused body so the client sees the answer
 
 
 class UploadError(Exception):
@@ -86,7 +86,8 @@ async def receive_upload(request: Request, dest: Path, *, max_bytes: int) -> str
 
 
 def _too_large(max_bytes: int) -> str:
-    return (f"The upload is larger than this server's limit of {max_bytes / 2**20:.0f} MiB; "
+    limit = f"{max_bytes / 2**20:.1f} MiB" if max_bytes >= 2**20 else f"{max_bytes / 1024:.0f} KiB"
+    return (f"The upload is larger than this server's limit of {limit}; "
             "cut or compress the video (or start the server with a larger --max-upload-mb)")
 
 
