@@ -61,3 +61,26 @@ def test_twenty_concurrent_mixed_uploads_each_get_a_proper_answer(judge, good_cl
     assert 202 in statuses and {400, 415} & statuses, statuses  # work was done, bad files were refused
     assert health.status_code == 200 and health.json()["queued"] == 0 and health.json()["running"] == 0
     assert leftovers == []
+
+
+def test_an_oversized_upload_is_cut_off_while_it_streams(judge, tmp_path):
+    import httpx2 as httpx
+
+    from unmask.serve import upload
+
+    limit, chunk, chunks = 256 * 1024, 1024 * 1024, 200
+    sent = []
+
+    def body():  # 200 MiB announced by nothing (chunked): the server must stop reading, not store it all
+        yield b'--B\r\nContent-Disposition: form-data; name="file"; filename="huge.mp4"\r\n\r\n'
+        for _ in range(chunks):
+            sent.append(chunk)
+            yield bytes(chunk)
+
+    app = create_app(judge, ServeSettings(upload_root=tmp_path, max_upload_bytes=limit))
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=120) as http:
+        response = http.post("/api/v1/jobs", content=body(), headers={"content-type": "multipart/form-data; boundary=B"})
+        assert response.status_code == 413 and "limit of 256 KiB" in response.json()["detail"]
+        assert http.get("/api/v1/health").status_code == 200
+        assert list(app.state.manager.folder.iterdir()) == []
+    assert sum(sent) <= limit + upload.DRAIN_BYTES + 8 * chunk, f"the server read {sum(sent) / 2**20:.0f} MiB"

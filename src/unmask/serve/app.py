@@ -38,6 +38,9 @@ _ERRORS = {400: {"model": ErrorOut, "description": "empty, damaged or malformed 
            413: {"model": ErrorOut, "description": "too large, too long, or frames too big"},
            415: {"model": ErrorOut, "description": "not a video (or a codec that cannot be decoded)"},
            429: {"model": ErrorOut, "description": "queue full; see the Retry-After header"}}
+# A refused body may still be on its way: after reading a bounded part of it, the server answers and
+# closes the connection (otherwise the server would go on reading, and dropping, all of it).
+_CLOSE = {"Connection": "close"}
 _PAGE_HEADERS = {
     # Everything the page needs is inline; it talks only to this server.
     "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
@@ -118,7 +121,7 @@ def create_app(detector_or_run, settings: ServeSettings | None = None) -> FastAP
             manager.reserve()
         except QueueFull as exc:
             await _drain(request)
-            raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
+            raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after_s), **_CLOSE}) from None
         job = manager.new_job()
         try:
             job.filename = await receive_upload(request, job.path, max_bytes=settings.max_upload_bytes)
@@ -127,7 +130,7 @@ def create_app(detector_or_run, settings: ServeSettings | None = None) -> FastAP
             job.path.unlink(missing_ok=True)
             manager.release()
             if isinstance(exc, UploadError):
-                raise HTTPException(exc.status, str(exc)) from None
+                raise HTTPException(exc.status, str(exc), headers=_CLOSE if exc.status == 413 else None) from None
             raise
         manager.submit(job)
         return JobCreated(id=job.id, status=job.status, filename=job.filename, links=_links(job))
