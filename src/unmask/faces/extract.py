@@ -73,7 +73,14 @@ class FaceExtractor:
 
     def __call__(self, frames: Sequence[Frame]) -> list[FaceCrop]:
         """Return the face crops found in ``frames``, in frame order."""
-        detections = detect_frames(self.detector, frames, self.batch_size)
+        return self.crop(frames, self.detect(frames))
+
+    def detect(self, frames: Sequence[Frame]) -> list[list]:
+        """The detector's faces in each frame (the slow half, apart so that callers can time it)."""
+        return detect_frames(self.detector, frames, self.batch_size)
+
+    def crop(self, frames: Sequence[Frame], detections: Sequence[Sequence]) -> list[FaceCrop]:
+        """Keep the faces ``keep`` asks for, link them into tracks and cut the crops, in frame order."""
         if self.keep == "largest":
             detections = [sorted(d, key=lambda x: -x.area)[:1] for d in detections]
             track_ids = [[0] * len(d) for d in detections]

@@ -1,0 +1,152 @@
+"""``unmask predict``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from unmask.cli import app
+
+EXIT_SOME_FAILED = 3
+FORMATS = ("text", "table", "csv", "jsonl")
+COLUMNS = ("verdict", "p_fake", "threshold", "frames_with_face", "frames_sampled", "persons", "seconds", "input", "reason")
+
+
+@app.command("predict")
+def predict_command(
+    paths: list[Path] = typer.Argument(..., help="Videos, images, or folders (searched recursively)."),
+    model: Path = typer.Option(..., "--model", "-m", help="Run folder of `unmask train` (or its model.safetensors)."),
+    as_json: bool = typer.Option(False, "--json", help="The whole result as JSON (JSON Lines for several inputs)."),
+    fmt: str = typer.Option(None, "--format", "-f",
+                            help="text (default for one input), table (default for several), csv or jsonl."),
+    explain: Path = typer.Option(None, "--explain", help="Folder for heatmaps of the most suspicious faces."),
+    methods: str = typer.Option(None, help="Comma-separated explanation methods (default the paper's four)."),
+    max_faces: int = typer.Option(4, help="Explain the N most suspicious faces of each input."),
+    overlay: Path = typer.Option(None, "--overlay", help="Write the video with each face boxed and scored (.mp4)."),
+    overlay_heatmap: bool = typer.Option(False, "--overlay-heatmap",
+                                         help="Blend a heatmap (the first of --methods, else gradcam) on each face."),
+    num_frames: int = typer.Option(None, help="Frames to sample from a video (default: as the training data was)."),
+    device: str = typer.Option(None, help="cpu, cuda ... (default: a GPU if there is one)."),
+):
+    """Judge videos and images: fake, real or inconclusive, and why.
+
+    Exit status: 0 every input was judged, 1 a usage error, 3 some input could not be read.
+
+    Example: unmask predict clip.mp4 --model demo/run --explain why/ --overlay boxed.mp4
+    """
+    from tqdm import tqdm
+
+    from unmask.errors import UnmaskError
+    from unmask.explain.cam import check_methods
+    from unmask.predict import Detector
+    from unmask.predict.batch import list_inputs, predict_many
+
+    fmt = "jsonl" if as_json else fmt
+    if fmt is not None and fmt not in FORMATS:
+        raise UnmaskError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    method_list = check_methods([m.strip() for m in methods.split(",") if m.strip()]) if methods else None
+    if max_faces < 1:
+        raise UnmaskError(f"--max-faces must be at least 1, not {max_faces}")
+    if overlay_heatmap and overlay is None:
+        raise UnmaskError("--overlay-heatmap needs --overlay OUT.mp4")
+    if explain is not None and explain.exists() and not explain.is_dir():
+        raise UnmaskError(f"--explain {explain} is a file; give a folder")
+    inputs = list_inputs(paths)
+    if overlay is not None and len(inputs) != 1:
+        raise UnmaskError(f"--overlay takes one input video, not {len(inputs)}")
+    single = len(inputs) == 1
+    if fmt is None:
+        fmt = "text" if single else "table"
+    detector = Detector.load(model, device=device)
+
+    results = predict_many(detector, inputs, num_frames=num_frames, explain_dir=explain, methods=method_list,
+                           max_faces=max_faces)
+    failed = 0
+    bar = tqdm(total=len(inputs), unit="file", desc="predict", disable=None if not single else True, leave=False)
+    try:
+        _header(fmt)
+        for prediction in results:
+            failed += prediction.reason_code == "unreadable"
+            bar.update(1)
+            if fmt == "text":
+                typer.echo(_as_text(prediction))
+            elif fmt == "jsonl" and single:
+                typer.echo(prediction.to_json(indent=1))
+            else:
+                tqdm.write(_row(prediction, fmt))
+    finally:
+        bar.close()
+    if overlay is not None:
+        _write_overlay(detector, prediction, overlay, method_list, overlay_heatmap)
+    if not single:
+        typer.secho(f"{len(inputs)} inputs, {failed} unreadable", err=True, fg="yellow" if failed else None)
+    if failed:
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+def _write_overlay(detector, prediction, out: Path, methods, with_heatmaps: bool) -> None:
+    from unmask.predict.overlay import write_overlay
+
+    heatmaps = None
+    if with_heatmaps and prediction.timeline:
+        if prediction.faces is None:  # --explain was not asked for: cut the faces again
+            prediction = detector.predict(prediction.input, keep_faces=True)
+        method = (methods or ["gradcam"])[0]
+        heatmaps = detector.explain(prediction, methods=[method], max_faces=len(prediction.timeline))
+    write_overlay(prediction, out, heatmaps=heatmaps, margin=detector.prepare_config.margin)
+    typer.echo(f"overlay: {out}")
+
+
+def _as_text(p) -> str:
+    """One input, for a person to read."""
+    name = Path(p.input).name
+    head = f"{name}: {p.verdict.upper()}"
+    if p.p_fake is not None:
+        head += f"  p(fake) {p.p_fake:.2f} (threshold {p.threshold:.2f})"
+    lines = [head]
+    if p.reason:
+        lines.append(f"  why: {p.reason}")
+    if p.kind == "video" and p.frames_sampled:
+        lines.append(f"  a face in {p.frames_with_face} of {p.frames_sampled} sampled frames; "
+                     f"{len(p.tracks)} {'person' if len(p.tracks) == 1 else 'people'}")
+    if len(p.tracks) > 1:
+        for t in p.tracks:
+            lines.append(f"  person #{t.track_id}: {t.verdict}, p(fake) {t.p_fake:.2f}, {t.n_faces} faces, "
+                         f"{t.first_s:.1f}-{t.last_s:.1f} s")
+    if p.kind == "video" and p.timeline:
+        moments = ", ".join(f"{s.time_s:.1f} s ({s.p_fake:.2f})" for s in p.most_suspicious(3))
+        lines.append(f"  most suspicious moments: {moments}")
+    lines.append(f"  model {p.model.get('name')} ({p.model.get('run')}), {p.timings.get('total', 0):.1f} s")
+    return "\n".join(lines)
+
+
+def _values(p) -> dict:
+    return {"verdict": p.verdict, "p_fake": "" if p.p_fake is None else f"{p.p_fake:.4f}",
+            "threshold": f"{p.threshold:.4f}", "frames_with_face": p.frames_with_face,
+            "frames_sampled": p.frames_sampled, "persons": len(p.tracks),
+            "seconds": f"{p.timings.get('total', 0):.2f}", "input": p.input, "reason": p.reason or ""}
+
+
+def _header(fmt: str) -> None:
+    if fmt == "table":
+        typer.echo(f"{'verdict':<13} {'p_fake':>6} {'faces':>7} {'seconds':>7}  input")
+    elif fmt == "csv":
+        typer.echo(",".join(COLUMNS))
+
+
+def _row(p, fmt: str) -> str:
+    if fmt == "jsonl":
+        return p.to_json()
+    v = _values(p)
+    if fmt == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="").writerow([v[c] for c in COLUMNS])
+        return buffer.getvalue()
+    p_text = f"{p.p_fake:.2f}" if p.p_fake is not None else "-"
+    faces = f"{p.frames_with_face}/{p.frames_sampled}"
+    line = f"{p.verdict:<13} {p_text:>6} {faces:>7} {v['seconds']:>7}  {p.input}"
+    return f"{line}  ({p.reason})" if p.reason else line

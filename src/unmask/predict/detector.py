@@ -1,0 +1,267 @@
+"""The one judge: a trained run, loaded once, that gives videos and images a verdict.
+
+``Detector.load(run).predict(path)`` samples frames, finds and cuts the faces exactly as the
+run's training data was cut (the prepare settings recorded in the checkpoint), scores them
+through the model's own preprocessing and calibration, and decides per person and per clip
+(:mod:`unmask.predict.decision`). ``unmask predict``, ``unmask explain`` (for videos) and
+``unmask serve`` all go through it; each step is the function ``prepare`` and ``evaluate`` call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from unmask.errors import UnmaskError
+from unmask.predict.decision import decide_clip, decide_track, min_faces
+from unmask.predict.result import FrameScore, Heatmap, Prediction, TrackVerdict
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+STAGES = ("decode", "detect", "crop", "model", "aggregate")
+
+Progress = Callable[[str, float], None]
+
+
+def input_kind(path: str | Path) -> str:
+    """``image`` for the usual image suffixes, else ``video`` (PyAV decides what it can read)."""
+    return "image" if Path(path).suffix.lower() in IMAGE_SUFFIXES else "video"
+
+
+class Detector:
+    """A trained run, ready to judge inputs.
+
+    Build it with :meth:`load`. It holds the model (on ``device``), its preprocessing, its
+    calibration, decision threshold and costs, and the face step the run's training data was cut
+    with. It is not thread-safe: give each worker thread its own, or serialise calls.
+
+    Args:
+        model: a :class:`unmask.models.DeepfakeClassifier`.
+        meta: its checkpoint's metadata.
+        source: where it was loaded from (reported in each result).
+        device: ``cpu``, ``cuda`` ...; default a GPU when there is one.
+        aggregation: how a person's face scores become one (see :mod:`unmask.evaluation.aggregate`).
+    """
+
+    def __init__(self, model, meta: dict, *, source: str = "", device: str | None = None,
+                 aggregation: str = "mean"):
+        import torch
+
+        from unmask.data.crop_video import PrepareConfig, make_extractor
+        from unmask.evaluation.aggregate import AGGREGATIONS
+        from unmask.errors import unknown_name
+        from unmask.models import build_transform
+        from unmask.models.registry import spec_from_dict
+        from unmask.training.calibration import Costs
+
+        if aggregation not in AGGREGATIONS:
+            raise unknown_name("aggregation", aggregation, AGGREGATIONS)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        try:
+            self.model = model.to(self.device).eval()
+        except (RuntimeError, AssertionError) as exc:  # e.g. "cuda" on a machine without one
+            raise UnmaskError(f"Cannot use device {device!r}: {str(exc).splitlines()[0]}; try --device cpu") from exc
+        self.meta = meta
+        self.source = source
+        self.aggregation = aggregation
+        self.spec = spec_from_dict(meta["spec"])
+        self.size_px = int(meta["size_px"])
+        self.transform = build_transform(self.spec, self.size_px)
+        self.threshold = float(meta["threshold"])
+        costs = meta.get("costs") or meta.get("config", {}).get("costs") or {}
+        self.costs = {"missed_fake": float(costs.get("missed_fake", Costs().missed_fake)),
+                      "false_alarm": float(costs.get("false_alarm", Costs().false_alarm))}
+        self.prepare_config = PrepareConfig.from_recorded(meta["data"].get("prepare") or {"size_px": self.size_px})
+        detector_device = None if self.device.type == "cpu" else str(self.device)
+        self.extractor = make_extractor(replace(self.prepare_config, device=detector_device))
+
+    @classmethod
+    def load(cls, path: str | Path, device: str | None = None, **kwargs) -> "Detector":
+        """Load the run folder (its ``model.safetensors``) or checkpoint file at ``path``.
+
+        Raises:
+            UnmaskError: no checkpoint there, an incomplete or uncalibrated one, a bad device.
+        """
+        from unmask.training.checkpoint import load_classifier
+
+        model, meta = load_classifier(path)
+        return cls(model, meta, source=str(path), device=device, **kwargs)
+
+    @property
+    def model_info(self) -> dict:
+        """Which model judges: reported in every :class:`Prediction`."""
+        return {"name": self.spec.name, "run": self.source, "input_size_px": self.size_px,
+                "aggregation": self.aggregation}
+
+    def score_crops(self, images) -> np.ndarray:
+        """Calibrated ``p_fake (n,)`` of ``(h, w, 3) uint8`` RGB face crops."""
+        from unmask.models.inference import score_crops
+
+        return score_crops(self.model, images, self.transform, self.meta, self.device)
+
+    def predict(self, path: str | Path, *, progress: Progress | None = None, keep_faces: bool = False,
+                num_frames: int | None = None, is_crop: bool = False) -> Prediction:
+        """Judge the video or image at ``path``.
+
+        Never raises for a bad input: an unreadable file, one with no face, too few faces or a
+        score too close to the threshold gives ``verdict="inconclusive"`` with ``reason``.
+
+        Args:
+            progress: called as ``progress(stage, fraction)`` while it works: ``stage`` one of
+                :data:`STAGES`, ``fraction`` of the whole work done, in [0, 1].
+            keep_faces: keep the face crops in ``Prediction.faces`` (for :meth:`explain`).
+            num_frames: frames to sample from a video (default: as the training data was).
+            is_crop: the image is already a face crop: skip face detection.
+        """
+        started = time.perf_counter()
+        path = Path(path)
+        kind = input_kind(path)
+        timings = dict.fromkeys(STAGES, 0.0)
+        report = progress or (lambda stage, fraction: None)
+
+        def inconclusive(code: str, reason: str, **extra) -> Prediction:
+            timings["total"] = time.perf_counter() - started
+            return self._result(path, kind, "inconclusive", None, timings, reason_code=code, reason=reason, **extra)
+
+        report("decode", 0.0)
+        tick = time.perf_counter()
+        try:
+            frames = self._frames(path, kind, num_frames)
+        except UnmaskError as exc:
+            return inconclusive("unreadable", str(exc))
+        except Exception as exc:  # a decoder's odd failure on a damaged file must not end a batch
+            logger.warning("%s: unexpected %s while reading: %s", path, type(exc).__name__, exc)
+            return inconclusive("unreadable", f"{path.name} could not be read ({type(exc).__name__}: {exc})")
+        timings["decode"] = time.perf_counter() - tick
+        report("detect", 0.3)
+
+        tick = time.perf_counter()
+        if is_crop and kind == "image":
+            from unmask.faces.detectors import Detection
+
+            height, width = frames[0].image.shape[:2]
+            detections = [[Detection((0.0, 0.0, float(width), float(height)), 1.0)]]
+        else:
+            detections = self.extractor.detect(frames)
+        timings["detect"] = time.perf_counter() - tick
+        report("crop", 0.8)
+
+        tick = time.perf_counter()
+        crops = self.extractor.crop(frames, detections)
+        if is_crop and kind == "image":  # the whole image is the face: keep it uncut
+            crops = [replace(crops[0], image=frames[0].image)]
+        timings["crop"] = time.perf_counter() - tick
+        n_frames = len(frames)
+        if not crops:
+            noun = "the image" if kind == "image" else f"{n_frames} sampled frames"
+            return inconclusive("no_face", f"No face found in {noun} of {path.name}", frames_sampled=n_frames)
+        report("model", 0.85)
+
+        tick = time.perf_counter()
+        p_fake = self.score_crops([c.image for c in crops])
+        timings["model"] = time.perf_counter() - tick
+        report("aggregate", 0.98)
+
+        tick = time.perf_counter()
+        timeline = [FrameScore(c.frame_index, round(float(c.time_s), 4), int(c.track_id), float(p),
+                               [round(float(v), 1) for v in c.box]) for c, p in zip(crops, p_fake)]
+        tracks, decisions = [], []
+        for track_id in sorted({s.track_id for s in timeline}):
+            mine = [s for s in timeline if s.track_id == track_id]
+            decision = decide_track([s.p_fake for s in mine], threshold=self.threshold, frames_sampled=n_frames,
+                                    frame_index=[s.frame_index for s in mine], aggregation=self.aggregation)
+            decisions.append(decision)
+            tracks.append(TrackVerdict(track_id, decision.verdict, decision.p_fake, len(mine), mine[0].time_s,
+                                       mine[-1].time_s))
+        clip = decide_clip(decisions)
+        with_face = len({c.frame_index for c in crops})
+        reason = self._reason(clip, max(t.n_faces for t in tracks), n_frames)
+        timings["aggregate"] = time.perf_counter() - tick
+        timings["total"] = time.perf_counter() - started
+        report("aggregate", 1.0)
+        return self._result(path, kind, clip.verdict, clip.p_fake, timings, reason=reason,
+                            reason_code=clip.reason_code, tracks=tracks, timeline=timeline, frames_sampled=n_frames,
+                            frames_with_face=with_face, faces=[c.image for c in crops] if keep_faces else None)
+
+    def explain(self, prediction: Prediction, *, methods=None, max_faces: int = 4,
+                size_px: int | None = None) -> list[Heatmap]:
+        """Heatmaps of the ``max_faces`` most suspicious faces of ``prediction``, most suspicious first.
+
+        Args:
+            prediction: a result of :meth:`predict` made with ``keep_faces=True``.
+            methods: explanation methods (default the paper's four,
+                :data:`unmask.explain.PAPER_METHODS`).
+            size_px: side of the returned ``face`` and ``overlay`` images (default the model's
+                input size, at least 224).
+
+        Returns:
+            One :class:`Heatmap` per face and method (faces in order, methods in order).
+        """
+        import cv2
+
+        from unmask.explain.cam import PAPER_METHODS, check_methods
+        from unmask.explain.explain import explain_crops
+        from unmask.explain.overlay import overlay_heatmap
+
+        methods = check_methods(PAPER_METHODS if methods is None else methods)
+        if prediction.faces is None:
+            raise UnmaskError("explain needs the faces: predict with keep_faces=True")
+        if max_faces < 1:
+            raise UnmaskError(f"max_faces must be at least 1, not {max_faces}")
+        if not prediction.timeline or not methods:
+            return []
+        side = size_px or max(224, self.size_px)
+        order = np.argsort([-s.p_fake for s in prediction.timeline], kind="stable")[:max_faces]
+        crops = [prediction.faces[i] for i in order]
+        _, results = explain_crops(self.model, self.meta, crops, methods, device=self.device)
+        heatmaps = []
+        for k, i in enumerate(order):
+            score = prediction.timeline[i]
+            shrink = crops[k].shape[0] > side
+            face = cv2.resize(crops[k], (side, side), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+            for method in methods:
+                maps, faithful = results[method]
+                heatmaps.append(Heatmap(score.frame_index, score.time_s, score.track_id, score.p_fake, method,
+                                        float(faithful[k]), face, overlay_heatmap(face, maps[k]), maps[k]))
+        return heatmaps
+
+    def _frames(self, path: Path, kind: str, num_frames: int | None):
+        """The frames to look at: the recorded sampler's (or ``num_frames``), or the image."""
+        from unmask.video.reader import Frame
+        from unmask.video.sampling import sample_frames
+
+        if not path.is_file():
+            raise UnmaskError(f"No such file: {path}")
+        if kind == "image":
+            import cv2
+
+            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+            if image is None:
+                raise UnmaskError(f"{path.name} is not a readable image")
+            return [Frame(0, 0.0, cv2.cvtColor(image, cv2.COLOR_BGR2RGB))]
+        sampler = self.prepare_config.sampler
+        if num_frames:
+            sampler = replace(sampler, num_frames=num_frames)
+        return sample_frames(path, sampler)
+
+    def _reason(self, clip, longest_track: int, n_frames: int) -> str | None:
+        """The sentence that says why ``clip`` is inconclusive."""
+        if clip.reason_code == "too_few_faces":
+            return (f"No person is seen often enough: at most {longest_track} of {n_frames} sampled frames show the "
+                    f"same face, and a verdict needs {min_faces(n_frames)}")
+        if clip.reason_code == "too_close":
+            return (f"p_fake {clip.p_fake:.2f} is too close to the threshold {self.threshold:.2f} to call: "
+                    "either verdict would cost about as much")
+        return None
+
+    def _result(self, path: Path, kind: str, verdict: str, p_fake, timings: dict, **fields) -> Prediction:
+        return Prediction(input=str(path), kind=kind, verdict=verdict,
+                          p_fake=None if p_fake is None or not np.isfinite(p_fake) else float(p_fake),
+                          threshold=self.threshold, costs=dict(self.costs),
+                          timings={k: round(v, 4) for k, v in timings.items()}, model=self.model_info, **fields)

@@ -1,0 +1,161 @@
+"""What a prediction says: frozen dataclasses that turn into plain JSON (no arrays).
+
+The fields are documented for users in the README ("The result"); :meth:`Prediction.to_dict`
+gives exactly those fields, :meth:`Prediction.from_dict` reads them back.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+VERDICTS = ("fake", "real", "inconclusive")
+REASON_CODES = ("unreadable", "no_face", "too_few_faces", "too_close")
+
+
+@dataclass(frozen=True)
+class FrameScore:
+    """One face in one sampled frame: where and when it was, and how fake it looks.
+
+    Attributes:
+        frame_index: position of the frame in the video (0 for an image).
+        time_s: its presentation time in seconds.
+        track_id: the face track (person) it belongs to.
+        p_fake: calibrated probability that this face is fake.
+        box: ``[x1, y1, x2, y2]`` face box in frame pixels.
+    """
+
+    frame_index: int
+    time_s: float
+    track_id: int
+    p_fake: float
+    box: list[float]
+
+
+@dataclass(frozen=True)
+class TrackVerdict:
+    """The verdict on one person (face track) of a clip.
+
+    Attributes:
+        verdict: ``fake``, ``real`` or ``inconclusive``; a track seen in too few frames is
+            ``inconclusive`` and does not decide the clip.
+        p_fake: the track's aggregated score.
+        n_faces: faces of this track that were scored.
+        first_s, last_s: when the track is first and last seen.
+    """
+
+    track_id: int
+    verdict: str
+    p_fake: float
+    n_faces: int
+    first_s: float
+    last_s: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The verdict on one input (a video or an image), with the evidence behind it.
+
+    Attributes:
+        input: the path that was judged.
+        kind: ``video`` or ``image``.
+        verdict: ``fake``, ``real`` or ``inconclusive``.
+        p_fake: the clip's score (the most suspicious person's), ``None`` when no face was scored.
+        threshold: the decision threshold on ``p_fake`` (from the costs, see ``costs``).
+        costs: ``{"missed_fake": .., "false_alarm": ..}`` the threshold was derived from.
+        reason: a sentence saying why the verdict is inconclusive (else ``None``).
+        reason_code: ``None`` or one of :data:`REASON_CODES`.
+        tracks: one :class:`TrackVerdict` per person.
+        timeline: one :class:`FrameScore` per scored face, in time order.
+        frames_sampled, frames_with_face: frames looked at, and those with a face.
+        timings: seconds per stage: ``decode``, ``detect``, ``crop``, ``model``, ``aggregate``, ``total``.
+        model: ``{"name", "run", "input_size_px", "aggregation"}``: which model judged.
+        faces: ``(S, S, 3) uint8`` RGB face crops, parallel to ``timeline``; only with
+            ``keep_faces=True`` (for :meth:`unmask.Detector.explain`); never serialised.
+    """
+
+    input: str
+    kind: str
+    verdict: str
+    p_fake: float | None
+    threshold: float
+    costs: dict
+    reason: str | None = None
+    reason_code: str | None = None
+    tracks: list[TrackVerdict] = field(default_factory=list)
+    timeline: list[FrameScore] = field(default_factory=list)
+    frames_sampled: int = 0
+    frames_with_face: int = 0
+    timings: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+    faces: list[np.ndarray] | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        """The result as plain JSON types (``faces`` left out)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "faces"}
+        d["tracks"] = [asdict(t) for t in self.tracks]
+        d["timeline"] = [asdict(s) for s in self.timeline]
+        return _plain(d)
+
+    def to_json(self, **kwargs) -> str:
+        """:meth:`to_dict` as a JSON string (``kwargs`` go to :func:`json.dumps`)."""
+        return json.dumps(self.to_dict(), **kwargs)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Prediction":
+        """Read back what :meth:`to_dict` wrote."""
+        known = {f.name for f in fields(cls)} - {"faces"}
+        values = {k: v for k, v in d.items() if k in known}
+        values["tracks"] = [TrackVerdict(**t) for t in d.get("tracks", [])]
+        values["timeline"] = [FrameScore(**s) for s in d.get("timeline", [])]
+        return cls(**values)
+
+    def most_suspicious(self, n: int = 3) -> list[FrameScore]:
+        """The ``n`` faces of the timeline with the highest ``p_fake`` (earliest first on ties)."""
+        order = sorted(range(len(self.timeline)), key=lambda i: (-self.timeline[i].p_fake, i))
+        return [self.timeline[i] for i in order[:n]]
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    """One explanation of one face: what in it made the model say "fake".
+
+    Attributes:
+        frame_index, time_s, track_id, p_fake: which face (as in the timeline).
+        method: the explanation method (``gradcam`` ...).
+        faithfulness: the deletion test's score (above 0: the map shows what the model uses).
+        face: ``(S, S, 3) uint8`` RGB face crop as the model saw it, at least 224 px by default.
+        overlay: ``(S, S, 3) uint8`` RGB heatmap (jet) blended over ``face``.
+        heatmap: ``(h, w) float32`` in [0, 1], the raw map at the model's input size.
+    """
+
+    frame_index: int
+    time_s: float
+    track_id: int
+    p_fake: float
+    method: str
+    faithfulness: float
+    face: np.ndarray = field(repr=False, compare=False)
+    overlay: np.ndarray = field(repr=False, compare=False)
+    heatmap: np.ndarray = field(repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        """The heatmap's description as plain JSON types (the arrays left out)."""
+        return _plain({f.name: getattr(self, f.name) for f in fields(self)
+                       if f.name not in ("face", "overlay", "heatmap")})
+
+
+def _plain(obj):
+    """Numpy scalars to Python ones and NaN to ``None``, recursively: strict JSON."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
