@@ -112,7 +112,7 @@ def test_size_limit_is_enforced_with_or_without_a_declared_length(judge, good_cl
     limit = 64 * 1024
     app = create_app(judge, ServeSettings(upload_root=tmp_path, max_upload_bytes=limit))
     with TestClient(app) as client:
-        declared = _post(client, b"\x00" * (limit + 100_000), "big.mp4")  # Content-Length says it at once
+        declared = _post(client, b"\x00" * (limit + 100_000), "big.mp4")  # with a Content-Length
         assert declared.status_code == 413 and "limit of 64 KiB" in declared.json()["detail"]
 
         def body():  # chunked, no Content-Length: only counting while it streams can stop it

@@ -10,9 +10,15 @@ from tests.serve.conftest import live_server
 ALL_LOADED = "Array.from(document.querySelectorAll('#heatmaps img')).every(i => i.complete && i.naturalWidth > 0)"
 
 
-def test_page_shows_verdict_chart_and_heatmaps_then_a_clear_error(judge, good_clip, bad_files, tmp_path):
+def test_page_shows_verdict_chart_and_heatmaps_then_a_clear_error(small_run, good_clip, bad_files, tmp_path):
     from playwright import sync_api as playwright  # with Debian's chromium; never `playwright install`
 
+    from unmask import Detector
+    from unmask.training.checkpoint import load_classifier
+
+    # A missed fake costing 7 false alarms' worth against 3: threshold 0.3, so the chart's line is not at mid-height.
+    model, meta = load_classifier(small_run[0].run_dir)
+    judge = Detector(model, dict(meta, threshold=0.3, costs={"missed_fake": 7.0, "false_alarm": 3.0}), device="cpu")
     expected = judge.predict(good_clip)
     app = create_app(judge, ServeSettings(upload_root=tmp_path, heatmaps=2))
     with live_server(app) as url, playwright.sync_playwright() as p:
@@ -39,7 +45,7 @@ def test_page_shows_verdict_chart_and_heatmaps_then_a_clear_error(judge, good_cl
         browser.close()
 
     assert verdict == expected.verdict and verdict_class == expected.verdict
-    assert f"{100 * expected.p_fake:.1f}%" in prob
+    assert f"{100 * expected.p_fake:.1f}%" in prob and "called fake at 30.0% or more" in prob
     assert points == len(expected.timeline) > 0
     assert tracks == len(expected.tracks) > 0
     # the threshold line sits at the threshold's height on the 0-1 axis (plot area 14..260 px of 300)

@@ -69,6 +69,8 @@ def _starts_like_a_video(path: Path) -> bool:
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, av.FFmpegError) and exc.strerror:  # FFmpeg's own words, without errno and file path
+        return str(exc.strerror)[:200]
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]
 
