@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick start, command 1: set up, then the whole pipeline on small face clips made from
-# public-domain photos: prepare -> train -> evaluate (report.html) -> explain. Safe to run again.
+# public-domain photos: prepare -> train -> evaluate (report.html) -> explain -> predict. Safe to run again.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source scripts/setup.sh
@@ -17,5 +17,7 @@ if [ ! -f demo/run/model.safetensors ]; then
 fi
 unmask evaluate demo/run demo/faces --out demo/eval
 unmask explain demo/run demo/clips/fake/fake_hopper_01.mp4 --out demo/why --max-faces 2
+# One clip in, a verdict out, with the clip boxed and scored (demo/boxed.mp4).
+unmask predict demo/clips/fake/fake_astronaut_02.mp4 --model demo/run --overlay demo/boxed.mp4
 echo
-echo "Open demo/eval/report.html (metrics, curves, timelines, heatmaps) and demo/why/*.png."
+echo "Open demo/eval/report.html (metrics, curves, timelines, heatmaps), demo/why/*.png and demo/boxed.mp4."

@@ -38,14 +38,11 @@ def predict_command(
     from tqdm import tqdm
 
     from unmask.errors import UnmaskError
-    from unmask.explain.cam import check_methods
-    from unmask.predict import Detector
     from unmask.predict.batch import list_inputs, predict_many
 
     fmt = "jsonl" if as_json else fmt
     if fmt is not None and fmt not in FORMATS:
         raise UnmaskError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    method_list = check_methods([m.strip() for m in methods.split(",") if m.strip()]) if methods else None
     if max_faces < 1:
         raise UnmaskError(f"--max-faces must be at least 1, not {max_faces}")
     if overlay_heatmap and overlay is None:
@@ -56,6 +53,10 @@ def predict_command(
     if overlay is not None and len(inputs) != 1:
         raise UnmaskError(f"--overlay takes one input video, not {len(inputs)}")
     single = len(inputs) == 1
+    from unmask.explain.cam import check_methods  # imports torch: after the cheap checks
+    from unmask.predict import Detector
+
+    method_list = check_methods([m.strip() for m in methods.split(",") if m.strip()]) if methods else None
     if fmt is None:
         fmt = "text" if single else "table"
     detector = Detector.load(model, device=device)
@@ -95,7 +96,7 @@ def _write_overlay(detector, prediction, out: Path, methods, with_heatmaps: bool
         method = (methods or ["gradcam"])[0]
         heatmaps = detector.explain(prediction, methods=[method], max_faces=len(prediction.timeline))
     write_overlay(prediction, out, heatmaps=heatmaps, margin=detector.prepare_config.margin)
-    typer.echo(f"overlay: {out}")
+    typer.echo(f"overlay: {out}", err=True)
 
 
 def _as_text(p) -> str:

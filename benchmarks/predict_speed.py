@@ -1,0 +1,141 @@
+"""How long ``unmask predict`` takes on one 10 s 720p clip, stage by stage, per backbone.
+
+The clip is the first 10 s of the FF++ sample 004.mp4 (1280x720, 25 fps) from ../shared/samples,
+re-encoded with H.264; without the samples, a demo clip rendered at 1280x720. 32 frames are
+sampled (uniform), faces found with the default detector (mtcnn), scored by each backbone with
+random weights (speed does not depend on the weights; nothing is downloaded) at its own input
+size. Each backbone is timed with the model loaded (the library, the server): one warm-up run,
+then the median of ``--repeats`` runs. Then ``unmask predict`` from a cold start (a new process,
+checkpoint on disk) for the first backbone.
+
+    python benchmarks/predict_speed.py                       # small backbones and the paper's four
+    python benchmarks/predict_speed.py --models mobilenetv3_small --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "ffpp" / "original_sequences" / "youtube" / "c23" / "videos" / "004.mp4"
+MODELS = ("mobilenetv3_small", "efficientnet_lite0", "xception", "inception_resnet_v2", "efficientnetv2_s",
+          "efficientnetv2_m")
+STAGES = ("decode", "detect", "crop", "model", "aggregate", "total")
+
+
+def make_clip(out: Path, seconds: float = 10.0) -> Path:
+    """A 10 s 1280x720 H.264 clip: cut from the FF++ sample, or rendered from a demo portrait."""
+    import numpy as np
+
+    from unmask.demo import FACE_BOXES, _head, load_portraits, render_frames, write_video
+    from unmask.video.reader import iter_decoded, open_video, to_rgb
+
+    if SAMPLE.is_file():
+        frames = []
+        with open_video(SAMPLE) as container:
+            for frame in iter_decoded(container, SAMPLE):
+                frames.append(to_rgb(frame))
+                if len(frames) == int(seconds * 25):
+                    break
+        while len(frames) < int(seconds * 25):  # loop the clip if it is shorter
+            frames += frames[: int(seconds * 25) - len(frames)]
+    else:
+        head = _head(load_portraits()["astronaut"], FACE_BOXES["astronaut"])
+        frames = render_frames(head, num_frames=int(seconds * 25), size=(1280, 720), seed=0)
+    assert frames[0].shape == (720, 1280, 3) and np.all([f.shape == frames[0].shape for f in frames])
+    return write_video(out, frames, fps=25, codec="libx264")
+
+
+def meta_for(name: str) -> dict:
+    """Checkpoint metadata for a random-weights ``name`` with unmask's default face step (32 frames)."""
+    from unmask.data.crop_video import PrepareConfig
+    from unmask.models import get_spec
+    from unmask.video import FrameSampler
+
+    spec = get_spec(name)
+    prepare = PrepareConfig("folder", sampler=FrameSampler("uniform", 32)).recorded()
+    return {"spec": asdict(spec), "size_px": spec.default_size_px, "temperature": 1.0, "bias": 0.0,
+            "threshold": 0.5, "costs": {"missed_fake": 1.0, "false_alarm": 1.0},
+            "data": {"prepare": prepare, "protocol": "video"}}
+
+
+def time_loaded(name: str, clip: Path, repeats: int) -> dict:
+    import torch
+
+    from unmask import Detector
+    from unmask.models import create_model
+
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    detector = Detector(create_model(name).eval(), meta_for(name), device="cpu")
+    load_s = time.perf_counter() - started
+    detector.predict(clip)  # warm-up: first-call allocations, OpenCV's network set-up
+    runs = [detector.predict(clip).timings for _ in range(repeats)]
+    out = {stage: statistics.median(r[stage] for r in runs) for stage in STAGES}
+    out["load"] = load_s
+    return out
+
+
+def time_cold(name: str, clip: Path, tmp: Path, threads: int | None = None) -> tuple[float, float]:
+    """Seconds of ``unmask --help`` and of ``unmask predict CLIP --model RUN`` in new processes."""
+    import torch
+
+    from unmask.models import create_model
+    from unmask.training.checkpoint import save_checkpoint
+
+    import os
+
+    run = tmp / f"run-{name}"
+    model = create_model(name)
+    save_checkpoint(run / "model.safetensors", {f"model.{k}": v for k, v in model.state_dict().items()},
+                    meta_for(name))
+    entry = Path(sys.executable).with_name("unmask")
+    command = [str(entry)] if entry.is_file() else [sys.executable, "-m", "unmask"]
+    started = time.perf_counter()
+    subprocess.run([*command, "--help"], check=True, capture_output=True)
+    help_s = time.perf_counter() - started
+    started = time.perf_counter()
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(torch.get_num_threads())} if threads else {})}
+    result = subprocess.run([*command, "predict", str(clip), "--model", str(run), "--device", "cpu"],
+                            capture_output=True, text=True, env=env)
+    cold_s = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(result.stderr)
+    return help_s, cold_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--clip", type=Path, help="Use this clip instead of making one.")
+    parser.add_argument("--threads", type=int, help="torch threads (default torch's: one per core). On a "
+                        "machine shared with other work, 1 avoids OpenMP's busy-waiting on taken cores.")
+    args = parser.parse_args()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        clip = args.clip or make_clip(tmp / "clip720p.mp4")
+        names = [m for m in args.models.split(",") if m]
+        print(f"clip {clip.name}; torch threads {torch.get_num_threads()}; {args.repeats} runs each, median")
+        print("| model | " + " | ".join(STAGES) + " | load |")
+        print("|---" * (len(STAGES) + 2) + "|")
+        for name in names:
+            t = time_loaded(name, clip, args.repeats)
+            print(f"| {name} | " + " | ".join(f"{t[s]:.2f}" for s in (*STAGES, "load")) + " |", flush=True)
+        help_s, cold_s = time_cold(names[0], clip, tmp, args.threads)
+        print(f"\ncold start, {names[0]}: `unmask --help` {help_s:.2f} s; `unmask predict` {cold_s:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
