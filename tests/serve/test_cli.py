@@ -60,6 +60,7 @@ def test_serve_answers_on_loopback_and_cleans_up_on_sigterm(small_run, good_clip
     finally:
         server.send_signal(signal.SIGTERM)
         out, err = server.communicate(timeout=60)
-    assert server.returncode == 0, err
+    # uvicorn shuts down cleanly, then re-raises the signal so that the exit status tells it was stopped
+    assert server.returncode in (0, -signal.SIGTERM) and "Application shutdown complete" in err, err
     assert f"http://127.0.0.1:{port}" in out
     assert not folder.exists(), "stopping the server removes every stored upload"
