@@ -25,7 +25,7 @@ from unmask.errors import UnmaskError, UnsupportedMediaError, VideoReadError
 from unmask.serve.jobs import Job, JobManager, QueueFull
 from unmask.serve.schemas import ErrorOut, Health, JobCreated, JobOut, Links
 from unmask.serve.settings import ServeSettings
-from unmask.serve.upload import UploadError, _drain, receive_upload
+from unmask.serve.upload import UploadError, drain, receive_upload
 from unmask.video.probe import IMAGE_FORMATS, probe_video
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ def create_app(detector_or_run, settings: ServeSettings | None = None) -> FastAP
         try:
             manager.reserve()
         except QueueFull as exc:
-            await _drain(request)
+            await drain(request)
             raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after_s), **_CLOSE}) from None
         job = manager.new_job()
         try:

@@ -1,7 +1,7 @@
-"""The API's shapes: what a client sends apart from the file, and what it gets back.
+"""The API's output shapes; the result mirrors :class:`unmask.Prediction` field for field, so /docs documents it.
 
-Input and output are separate models (as the FastAPI template does: ``ItemCreate``/``ItemPublic``);
-the result mirrors :class:`unmask.Prediction` field for field, so /docs documents it.
+The input is the multipart upload (its schema is declared on the route, since the body is parsed
+while it streams) and the ``wait`` query parameter; no input model doubles as an output model.
 """
 
 from __future__ import annotations
@@ -9,14 +9,6 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, Field
-
-
-# ---- input ------------------------------------------------------------------------------------
-class JobQuery(BaseModel):
-    """How long to wait for a job before answering."""
-
-    wait: float = Field(0.0, ge=0, description="Seconds to wait for the job to finish before answering (long poll); "
-                                               "capped by the server's --max-wait-s.")
 
 
 # ---- output -----------------------------------------------------------------------------------

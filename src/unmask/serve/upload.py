@@ -55,12 +55,12 @@ async def receive_upload(request: Request, dest: Path, *, max_bytes: int) -> str
     """
     ctype, params = parse_options_header(request.headers.get("content-type"))
     if ctype != b"multipart/form-data" or not params.get(b"boundary"):
-        await _drain(request)
+        await drain(request)
         raise UploadError(400, f"Send the video as multipart/form-data in a field named '{FIELD}' "
                                "(e.g. curl -F file=@clip.mp4 URL)")
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes + MULTIPART_SLACK:
-        await _drain(request)
+        await drain(request)
         raise UploadError(413, _too_large(max_bytes))
 
     part = _Part(os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600), max_bytes)
@@ -69,7 +69,7 @@ async def receive_upload(request: Request, dest: Path, *, max_bytes: int) -> str
         async for chunk in request.stream():
             parser.write(chunk)
             if part.too_large:
-                await _drain(request)
+                await drain(request)
                 raise UploadError(413, _too_large(max_bytes))
         parser.finalize()
     except MultipartParseError as exc:
@@ -91,7 +91,7 @@ def _too_large(max_bytes: int) -> str:
             "cut or compress the video (or start the server with a larger --max-upload-mb)")
 
 
-async def _drain(request: Request) -> None:
+async def drain(request: Request) -> None:
     """Read and drop what is left of the body (up to a bound), so that the client, still sending,
     reads our answer rather than a reset connection."""
     seen = 0
