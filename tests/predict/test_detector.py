@@ -66,6 +66,16 @@ def test_a_clip_is_cut_and_scored_exactly_as_the_runs_training_data(detector, sm
     assert p.p_fake == pytest.approx(float(np.mean(expected)))  # today's aggregation: the mean
 
 
+def test_frames_are_sampled_as_the_training_data_was(detector, fake_clip, tmp_path):
+    from unmask.video.sampling import evenly_spaced
+
+    frames = [f.image for f in sample_frames(fake_clip)]
+    write_video(tmp_path / "longer.mp4", frames * 3, fps=8, codec="mpeg4")  # 24 frames; the run sampled 8
+    p = detector.predict(tmp_path / "longer.mp4")
+    assert p.frames_sampled == 8 and [s.frame_index for s in p.timeline] == evenly_spaced(24, 8)
+    assert detector.predict(tmp_path / "longer.mp4", num_frames=5).frames_sampled == 5
+
+
 def test_the_result_survives_json(detector, fake_clip):
     p = detector.predict(fake_clip, keep_faces=True)
     assert len(p.faces) == len(p.timeline) and p.faces[0].dtype == np.uint8

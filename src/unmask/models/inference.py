@@ -28,7 +28,6 @@ def predict_logits(model, loader, device, *, amp: bool = False) -> tuple[np.ndar
     return torch.cat(out_logits).numpy(), torch.cat(out_labels).numpy(), torch.cat(out_index).numpy()
 
 
-
 def preprocess_crops(images, transform) -> torch.Tensor:
     """``(n, 3, S, S) float32``: the model's one preprocessing applied to ``(h, w, 3) uint8`` RGB crops."""
     return torch.stack([transform(image) for image in images])

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from unmask.errors import UnmaskError
+from unmask.errors import UnmaskError, unknown_name
 from unmask.predict.decision import decide_clip, decide_track, min_faces
 from unmask.predict.result import FrameScore, Heatmap, Prediction, TrackVerdict
 
@@ -55,7 +55,6 @@ class Detector:
 
         from unmask.data.crop_video import PrepareConfig, make_extractor
         from unmask.evaluation.aggregate import AGGREGATIONS
-        from unmask.errors import unknown_name
         from unmask.models import build_transform
         from unmask.models.registry import spec_from_dict
         from unmask.training.calibration import Costs
