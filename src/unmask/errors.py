@@ -13,6 +13,10 @@ class VideoReadError(UnmaskError):
     """A file is not a readable video, or holds no decodable frame."""
 
 
+class UnsupportedMediaError(VideoReadError):
+    """A file is not a video at all (text, audio, an unknown format) or uses a codec that cannot be decoded."""
+
+
 class NoFaceFoundError(UnmaskError):
     """No face was found where one was needed."""
 

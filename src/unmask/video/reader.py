@@ -10,7 +10,7 @@ from typing import Iterator
 import av
 import numpy as np
 
-from unmask.errors import VideoReadError
+from unmask.errors import UnsupportedMediaError, VideoReadError
 
 logger = logging.getLogger(__name__)
 
@@ -34,20 +34,6 @@ class Frame:
     stream_index: int = 0
 
 
-@dataclass(frozen=True)
-class VideoInfo:
-    """What a video is, without decoding it."""
-
-    path: Path
-    num_frames: int
-    fps: float
-    duration_s: float
-    width: int
-    height: int
-    codec: str
-    stream_index: int = 0
-
-
 def open_video(path: str | Path) -> av.container.InputContainer:
     """Open ``path`` for reading, or raise :class:`VideoReadError` saying why not."""
     path = Path(path)
@@ -58,11 +44,19 @@ def open_video(path: str | Path) -> av.container.InputContainer:
     try:
         container = av.open(str(path), mode="r")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
-        raise VideoReadError(f"{path.name} is not a readable video ({_reason(exc)})") from exc
+        if _starts_like_a_video(path):  # a damaged video, not another kind of file
+            raise VideoReadError(f"{path.name} is not a readable video: damaged or cut short ({_reason(exc)})") from exc
+        raise UnsupportedMediaError(f"{path.name} is not a readable video: not a video format ({_reason(exc)}); give an mp4, avi, mov, mkv or webm file") from exc
     if not _candidates(container):
+        kinds = sorted({s.type for s in container.streams}) or ["no streams"]
+        if container.streams.video:
+            kinds = [*[k for k in kinds if k != "video"], "only a cover picture"]
         container.close()
-        raise VideoReadError(f"{path.name} has no video stream (audio only, or only a cover picture)")
+        raise UnsupportedMediaError(f"{path.name} has no video stream (it holds {', '.join(kinds)})")
     stream = video_stream(container)
+    if stream.codec_context is None:
+        container.close()
+        raise UnsupportedMediaError(f"{path.name}: no decoder for its video codec here; re-encode it to H.264")
     stream.thread_type = "AUTO"
     if len(_candidates(container)) > 1:
         logger.info("%s holds %d video streams; reading stream #%d (%dx%d), the one ffmpeg would choose",
@@ -86,7 +80,20 @@ def video_stream(container: av.container.InputContainer):
     return max(_candidates(container), key=score)
 
 
+# Leading bytes of the containers unmask reads (offset, magic): MP4/MOV boxes, Matroska/WebM, AVI, MPEG-PS, FLV.
+_VIDEO_MAGIC = ((4, b"ftyp"), (4, b"moov"), (4, b"mdat"), (4, b"free"), (4, b"wide"), (0, b"\x1a\x45\xdf\xa3"),
+                (0, b"RIFF"), (0, b"\x00\x00\x01\xba"), (0, b"FLV"))
+
+
+def _starts_like_a_video(path: Path) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(12)
+    return any(head[at:at + len(magic)] == magic for at, magic in _VIDEO_MAGIC)
+
+
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, av.FFmpegError) and exc.strerror:  # FFmpeg's own words, without errno and file path
+        return str(exc.strerror)[:200]
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:200]
 
@@ -99,21 +106,6 @@ def count_frames(container: av.container.InputContainer) -> int:
     n = sum(1 for packet in container.demux(stream) if packet.size)
     container.seek(0)
     return n
-
-
-def probe_video(path: str | Path) -> VideoInfo:
-    """Describe a video from its headers (and a demux pass where the header has no frame count)."""
-    with open_video(path) as container:
-        stream = video_stream(container)
-        fps = stream_fps(stream)
-        n = count_frames(container)
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / av.time_base
-        else:
-            duration = n / fps if fps else 0.0
-        return VideoInfo(Path(path), n, fps, duration, stream.width, stream.height, stream.codec_context.name, stream.index)
 
 
 def to_rgb(frame: av.VideoFrame) -> np.ndarray:
@@ -165,3 +157,12 @@ def iter_decoded(container: av.container.InputContainer, path: Path, max_bad_pac
         yield from stream.codec_context.decode(None)
     except (av.FFmpegError, EOFError):
         pass
+
+
+def __getattr__(name: str):
+    """``probe_video`` and ``VideoInfo`` live in :mod:`unmask.video.probe`; imports from here still work."""
+    if name in ("probe_video", "VideoInfo"):
+        from unmask.video import probe
+
+        return getattr(probe, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

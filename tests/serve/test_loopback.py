@@ -1,0 +1,86 @@
+"""A storm of concurrent uploads on loopback: every request gets a proper answer, the server lives on."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+from unmask.serve import ServeSettings, create_app
+
+from tests.serve.conftest import live_server
+
+ALLOWED = {"good": {202, 429}, "notes.txt": {415, 429}, "empty.mp4": {400, 429}, "cut.mp4": {400, 429},
+           "big": {413, 429}}
+
+
+def test_twenty_concurrent_mixed_uploads_each_get_a_proper_answer(judge, good_clip, bad_files, tmp_path):
+    import httpx2 as httpx
+
+    limit = 256 * 1024
+    files = {"good": good_clip.read_bytes(), "big": random.Random(0).randbytes(limit + 50_000)}
+    for name in ("notes.txt", "empty.mp4", "cut.mp4"):
+        files[name] = (bad_files / name).read_bytes()
+    kinds = ["good"] * 8 + ["notes.txt", "empty.mp4", "cut.mp4", "big"] * 3
+    random.Random(1).shuffle(kinds)
+    expected = judge.predict(good_clip).verdict
+    answers: list[tuple] = [None] * len(kinds)
+    start = threading.Barrier(len(kinds))
+    app = create_app(judge, ServeSettings(upload_root=tmp_path, max_upload_bytes=limit, workers=1, queue_size=3,
+                                          heatmaps=1))
+
+    with live_server(app) as url:
+        def client(i: int, kind: str) -> None:
+            with httpx.Client(base_url=url, timeout=180) as http:
+                start.wait()
+                response = http.post("/api/v1/jobs", files={"file": (f"{kind}-{i}.mp4", files[kind])})
+                final = None
+                if response.status_code == 202:
+                    final = http.get(response.json()["links"]["self"], params={"wait": 150}).json()
+                answers[i] = (kind, response.status_code, response.headers.get("retry-after"),
+                              response.json(), final)
+
+        threads = [threading.Thread(target=client, args=(i, kind)) for i, kind in enumerate(kinds)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        with httpx.Client(base_url=url, timeout=30) as http:
+            health = http.get("/api/v1/health")
+        leftovers = list(app.state.manager.folder.iterdir())
+
+    assert all(answers), "every request must be answered"
+    for kind, status, retry_after, body, final in answers:
+        assert status in ALLOWED[kind], (kind, status, body)
+        if status == 429:
+            assert int(retry_after) >= 1
+        elif status == 202:
+            assert final["status"] == "done" and final["result"]["verdict"] == expected, final
+        else:
+            assert isinstance(body["detail"], str) and body["detail"], body
+    statuses = {status for _, status, *_ in answers}
+    assert 202 in statuses and {400, 415} & statuses, statuses  # work was done, bad files were refused
+    assert health.status_code == 200 and health.json()["queued"] == 0 and health.json()["running"] == 0
+    assert leftovers == []
+
+
+def test_an_oversized_upload_is_cut_off_while_it_streams(judge, tmp_path):
+    import httpx2 as httpx
+
+    from unmask.serve import upload
+
+    limit, chunk, chunks = 256 * 1024, 1024 * 1024, 200
+    sent = []
+
+    def body():  # 200 MiB announced by nothing (chunked): the server must stop reading, not store it all
+        yield b'--B\r\nContent-Disposition: form-data; name="file"; filename="huge.mp4"\r\n\r\n'
+        for _ in range(chunks):
+            sent.append(chunk)
+            yield bytes(chunk)
+
+    app = create_app(judge, ServeSettings(upload_root=tmp_path, max_upload_bytes=limit))
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=120) as http:
+        response = http.post("/api/v1/jobs", content=body(), headers={"content-type": "multipart/form-data; boundary=B"})
+        assert response.status_code == 413 and "limit of 256 KiB" in response.json()["detail"]
+        assert http.get("/api/v1/health").status_code == 200
+        assert list(app.state.manager.folder.iterdir()) == []
+    assert sum(sent) <= limit + upload.DRAIN_BYTES + 8 * chunk, f"the server read {sum(sent) / 2**20:.0f} MiB"
