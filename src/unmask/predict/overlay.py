@@ -61,7 +61,7 @@ def write_overlay(prediction: Prediction, out_path: str | Path, *, heatmaps: lis
     import av
 
     from unmask.utils.atomic import atomic_path
-    from unmask.video.reader import iter_decoded, open_video, to_rgb
+    from unmask.video.reader import iter_decoded, open_video, to_rgb, video_stream
 
     if prediction.kind != "video" or prediction.reason_code == "unreadable":
         raise UnmaskError(f"--overlay needs a readable video; {Path(prediction.input).name} is not one")
@@ -72,7 +72,7 @@ def write_overlay(prediction: Prediction, out_path: str | Path, *, heatmaps: lis
     maps = {(h.frame_index, h.track_id): h.heatmap for h in heatmaps or []}
     out_path = Path(out_path)
     with open_video(prediction.input) as source, atomic_path(out_path) as tmp:
-        in_stream = source.streams.video[0]
+        in_stream = video_stream(source)
         rate = in_stream.average_rate or in_stream.guessed_rate or 25
         with av.open(str(tmp), mode="w") as sink:
             stream = None
