@@ -110,7 +110,10 @@ def _with_metadata(run_dir, out, **changes):
     return out
 
 
-def test_decisions_at_a_cost_threshold_with_a_deployment_prior(small_run, prepared, tmp_path, caplog):
+def test_decisions_at_a_cost_threshold_with_a_deployment_prior(small_run, prepared, tmp_path, caplog, monkeypatch):
+    from unmask.training import calibration
+
+    monkeypatch.setattr(calibration, "_WARNED", set())  # the warning is once per process
     import numpy as np
     from sklearn.metrics import confusion_matrix
 

@@ -171,7 +171,10 @@ def test_video_calibration_is_fitted_on_validation_videos_and_used_by_the_one_vi
     assert decision_threshold(meta) == pytest.approx(0.25)
 
 
-def test_too_few_validation_videos_fall_back_to_the_aggregated_frame_score_and_old_checkpoints_load(caplog):
+def test_too_few_validation_videos_fall_back_to_the_aggregated_frame_score_and_old_checkpoints_load(caplog, monkeypatch):
+    from unmask.training import calibration
+
+    monkeypatch.setattr(calibration, "_WARNED", set())  # the warning is once per process
     rng = np.random.default_rng(4)
     few = fit_video_calibration(_video_frames(rng, 6), frame_prior=0.7)
     assert few["mean"]["identity"] and "fewer than" in few["mean"]["health"]["note"]

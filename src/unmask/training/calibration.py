@@ -219,6 +219,16 @@ def fit_video_calibration(frames, frame_prior: float) -> dict:
     return out
 
 
+_WARNED: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Log ``message`` once per process: a Detector judging a folder would repeat it per video."""
+    if message not in _WARNED:
+        _WARNED.add(message)
+        logger.warning(message)
+
+
 def calibrate_video_scores(scores, meta: dict, aggregation: str = "mean", *,
                            prior_fake: float | None = None) -> np.ndarray:
     """Video ``p_fake`` from aggregated (uncalibrated-at-video-level) frame scores.
@@ -228,8 +238,8 @@ def calibrate_video_scores(scores, meta: dict, aggregation: str = "mean", *,
     scores = np.asarray(scores, dtype=np.float64)
     video = meta.get("video_calibration", {}).get(aggregation)
     if video is None:
-        logger.warning("this checkpoint has no video-level calibration (trained before unmask recorded one): the "
-                       "video p_fake is the aggregated frame p_fake; train again to calibrate it")
+        _warn_once("this checkpoint has no video-level calibration (trained before unmask recorded one): the "
+                   "video p_fake is the aggregated frame p_fake; train again to calibrate it")
         return shift_prior(scores, _frame_prior(meta), prior_fake)
     if video.get("identity"):
         return shift_prior(scores, float(video["prior_fake"]), prior_fake)
