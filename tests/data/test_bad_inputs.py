@@ -53,6 +53,8 @@ def make_corpus(root: Path) -> tuple[set[str], set[str]]:
     for name, options in [("mjpeg.avi", ["-c:v", "mjpeg", "-q:v", "3"]),
                           ("grey.mkv", ["-c:v", "ffv1", "-pix_fmt", "gray"]),
                           ("ten_bit.mkv", ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le"]),
+                          ("hevc.mp4", ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error"]),
+                          ("av1.mkv", ["-c:v", "libsvtav1", "-preset", "12", "-svtav1-params", "log-level=0"]),
                           ("big_4k.mp4", ["-vf", "scale=3840:2160", "-frames:v", "2", "-c:v", "libx264", "-preset",
                                           "ultrafast", "-crf", "35"])]:
         if ffmpeg("-i", str(plain), *options, str(fake / name)):  # where this ffmpeg can make it
