@@ -13,17 +13,22 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_logits(model, loader, device, *, amp: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(logits (n, 2), labels (n,), dataset positions (n,))`` for every item of ``loader``."""
+def predict_logits(model, loader, device, *, amp: bool = False,
+                   amp_dtype: torch.dtype = torch.bfloat16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(logits (n, 2), labels (n,), dataset positions (n,))`` for every item of ``loader``.
+
+    ``amp``: run under autocast to ``amp_dtype``. Results stay on the device until the end, so
+    the host does not wait for each batch.
+    """
     model.eval()
     out_logits, out_labels, out_index = [], [], []
     for x, y, index in loader:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
             logits = model(to_device(x, device))
-        out_logits.append(logits.float().cpu())
-        out_labels.append(y)
-        out_index.append(index)
+        out_logits.append(logits.float())
+        out_labels.append(torch.as_tensor(y))
+        out_index.append(torch.as_tensor(index))
     if not out_logits:
         return np.zeros((0, 2), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return torch.cat(out_logits).numpy(), torch.cat(out_labels).numpy(), torch.cat(out_index).numpy()
-
+    return (torch.cat(out_logits).cpu().numpy(), torch.cat([y.cpu() for y in out_labels]).numpy(),
+            torch.cat([i.cpu() for i in out_index]).numpy())

@@ -21,6 +21,7 @@ from unmask.training.calibration import Costs
 
 SELECT_METRICS = ("val_acc", "val_auc", "val_loss")
 SAMPLERS = ("shuffle", "balanced")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,13 @@ class TrainConfig:
             CPU, where the model's own threads already use every core (measured: 2 loader
             processes beside training made a 2-core CPU epoch 1.4x slower).
         max_steps_per_epoch: cap on optimiser steps per epoch (0: all); for quick trials.
+        precision: ``auto`` (on a GPU bfloat16 autocast where it has bfloat16 units, else float16
+            with loss scaling; float32 on a CPU), ``fp32``, ``bf16`` or ``fp16``.
+        compile: ``torch.compile`` the model for training (minutes of compiling first; pays off on
+            a GPU over long runs).
+        cache: read the crops from the crop cache (:mod:`unmask.training.cache`), built on first
+            use; ``False`` decodes the PNGs every epoch.
+        cache_dir: where the crop cache lives (default: the data folder's ``cache/``).
     """
 
     model: str = "mobilenetv3_small"
@@ -71,6 +79,10 @@ class TrainConfig:
     workers: int | None = None
     max_steps_per_epoch: int = 0
     device: str | None = None
+    precision: str = "auto"
+    compile: bool = False
+    cache: bool = True
+    cache_dir: str | None = None
 
     def __post_init__(self):
         get_spec(self.model)  # an unknown name fails here, before any work
@@ -78,6 +90,8 @@ class TrainConfig:
             raise unknown_name("selection metric", self.select_metric, SELECT_METRICS)
         if self.sampler not in SAMPLERS:
             raise unknown_name("sampler", self.sampler, SAMPLERS)
+        if self.precision not in PRECISIONS:
+            raise unknown_name("precision", self.precision, PRECISIONS)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UnmaskError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")

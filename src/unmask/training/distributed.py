@@ -24,6 +24,8 @@ def local_device(requested: str | None) -> torch.device:
         device = torch.device(requested)
         if device.type == "cuda" and device.index is None:  # under torchrun: this rank's own GPU
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        if device.type == "cuda":
+            torch.cuda.set_device(device)  # NCCL's collectives run on the current device
         return device
     if torch.cuda.is_available():
         local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -64,7 +66,10 @@ def sync_buffers(model: torch.nn.Module) -> None:
 
 def barrier() -> None:
     if dist.is_initialized():
-        dist.barrier()
+        if dist.get_backend() == "nccl":  # name this rank's GPU, or NCCL guesses (and may hang)
+            dist.barrier(device_ids=[torch.cuda.current_device()])
+        else:
+            dist.barrier()
 
 
 def cleanup() -> None:
