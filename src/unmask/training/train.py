@@ -150,7 +150,7 @@ def _config_from_json(d: dict) -> TrainConfig:
     return TrainConfig(**{**d, "costs": Costs(**d["costs"])})
 
 
-def _autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype of ``precision`` on ``device`` (``None``: float32 throughout)."""
     if precision == "auto":
         if device.type != "cuda":
@@ -223,7 +223,7 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
     device = dist.local_device(config.device)
     rank, world = dist.init_distributed(device)
     is_main = rank == 0
-    amp = _autocast_dtype(config.precision, device)
+    amp = autocast_dtype(config.precision, device)
     channels_last = device.type == "cuda"
     workers = config.workers if config.workers is not None else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
     spec = get_spec(config.model)
