@@ -46,6 +46,20 @@ def test_cached_batches_equal_reading_the_pngs_bit_for_bit(data, name, size):
         assert torch.equal(a, b) and torch.equal(ya, yb) and torch.equal(ia, ib)
 
 
+def test_loader_processes_read_the_cache_like_the_main_process(data):
+    """Worker processes (a GPU's loaders) map the cache themselves and hand back the same batches."""
+    spec = get_spec("mobilenetv3_small")
+    rows = _rows(data)
+    cache = open_crop_cache(data, list(rows["crop_path"]), spec, 32)
+    dataset = CachedCropDataset(rows, cache)
+    order = list(torch.randperm(len(rows), generator=torch.Generator().manual_seed(0)))
+    here = list(batch_loader(dataset, batch_size=16, sampler=order))
+    there = list(batch_loader(dataset, batch_size=16, sampler=order, workers=2))
+    assert len(here) == len(there) == -(-len(rows) // 16)
+    for (a, ya, ia), (b, yb, ib) in zip(here, there, strict=True):
+        assert torch.equal(a, b) and torch.equal(ya, yb) and torch.equal(ia, ib)
+
+
 def test_the_cache_is_reused_and_rebuilt_when_crops_size_or_manifest_change(data):
     spec = get_spec("mobilenetv3_small")
     rows = _rows(data)

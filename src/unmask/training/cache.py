@@ -226,10 +226,9 @@ class CachedCropDataset(Dataset):
         positions = np.asarray(positions, dtype=np.int64)
         rows = self._rows[positions]
         order = np.argsort(rows, kind="stable")  # read the file front to back, then put back in batch order
-        batch = np.empty((len(rows), *self._images.shape[1:]), np.uint8)
-        batch[order] = self._images[rows[order]]
-        return (torch.from_numpy(batch).permute(0, 3, 1, 2), torch.from_numpy(self.labels[positions]),
-                torch.from_numpy(positions))
+        batch = torch.empty((len(rows), *self._images.shape[1:]), dtype=torch.uint8)  # torch's memory: shareable
+        batch.numpy()[order] = self._images[rows[order]]
+        return (batch.permute(0, 3, 1, 2), torch.from_numpy(self.labels[positions]), torch.from_numpy(positions))
 
     def __getstate__(self):  # worker processes map the file themselves instead of copying the array
         return {**self.__dict__, "_images": None}
