@@ -372,7 +372,7 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
         best_epoch = read_metadata(best_path)["epoch"]  # the file is the truth, even after a resume
         model.load_state_dict({k.removeprefix("model."): v for k, v in best.items()})
         val_logits, val_labels = score_dataset(model, val_set, device, batch_size=config.batch_size, workers=workers,
-                                                   amp=amp, normalise=normalise, channels_last=channels_last)
+                                               amp=amp, normalise=normalise, channels_last=channels_last)
         temperature, bias = fit_calibration(val_logits, val_labels)
         threshold = config.costs.threshold
         val_at_threshold = basic_metrics(val_labels, p_fake(val_logits, temperature, bias), threshold)
