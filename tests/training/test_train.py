@@ -281,5 +281,6 @@ def test_unreachable_hub_weights_say_what_to_do(monkeypatch):
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(timm, "create_model", offline)
+    monkeypatch.setattr("unmask.models.registry.resolve_hub_weights", lambda spec: None)  # the hub answered
     with pytest.raises(UnmaskError, match="Cannot get ImageNet weights for 'xception'.*--weights FILE.*--no-pretrained"):
         create_model("xception", pretrained=True)

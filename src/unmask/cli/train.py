@@ -19,7 +19,7 @@ def train_command(
     preset: str = typer.Option("default", help="default (honest video split, augmentation) or paper (the paper exactly)."),
     protocol: Optional[str] = typer.Option(None, help="Split to train on: paper, video or official."),
     size: Optional[int] = typer.Option(None, help="Input side in pixels (0: the backbone's own)."),
-    epochs: Optional[int] = typer.Option(None),
+    epochs: Optional[int] = typer.Option(None, help="Epochs in all; with --resume, trains a finished or interrupted run on to this many."),
     batch_size: Optional[int] = typer.Option(None),
     lr: Optional[float] = typer.Option(None, help="Adam learning rate."),
     class_weights: Optional[str] = typer.Option(None, help="balanced, none or effective."),
@@ -38,7 +38,11 @@ def train_command(
     workers: Optional[int] = typer.Option(None, help="Data-loading worker processes."),
     max_steps: Optional[int] = typer.Option(None, help="At most N steps per epoch (quick trials)."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: this rank's GPU, else CPU)."),
-    resume: bool = typer.Option(False, help="Continue the run in --out from its last completed epoch."),
+    precision: Optional[str] = typer.Option(None, help="auto (bf16 or fp16 autocast on a GPU, fp32 on a CPU), fp32, bf16, fp16."),
+    compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (slow start; for long GPU runs)."),
+    cache: Optional[bool] = typer.Option(None, "--cache/--no-cache", help="Read crops from the crop cache (built on first use) or decode the PNGs each epoch."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Where the crop cache lives (default: DATA_DIR/cache)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last completed epoch (with --epochs N: train on to N)."),
 ):
     """Train a cost-sensitive deepfake detector on prepared face crops.
 
@@ -54,9 +58,22 @@ def train_command(
         class_weights=class_weights, effective_beta=beta, loss=loss, sampler=sampler, label_level=label_level, augment=augment, select_metric=select_metric,
         early_stopping=early_stopping, pretrained=pretrained, weights=str(weights) if weights else None,
         costs=Costs(cost_missed_fake, cost_false_alarm), seed=seed, workers=workers, max_steps_per_epoch=max_steps,
-        device=device,
+        device=device, precision=precision, compile=compile, cache=cache, cache_dir=str(cache_dir) if cache_dir else None,
     )
     bar = None
+    cache_bar = None
+
+    def on_cache_progress(done, total):
+        nonlocal cache_bar
+        if cache_bar is None:
+            cache_bar = tqdm(total=total, desc="crop cache", unit="crop", disable=None, leave=False)
+        cache_bar.update(done - cache_bar.n)
+
+    def on_cache(crop_cache):
+        if cache_bar is not None:
+            cache_bar.close()
+        how = f"built in {crop_cache.built_s:.0f} s" if crop_cache.built_s else "reused"
+        typer.echo(f"crop cache: {crop_cache.path} ({crop_cache.nbytes / 1e9:.2f} GB, {how})", err=True)
 
     def on_step(epoch, step, steps):
         nonlocal bar
@@ -72,7 +89,8 @@ def train_command(
         typer.echo(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}  val acc {row['val_acc']:.4f}  "
                    f"val auc {row['val_auc']:.4f}  val f1 {row['val_f1']:.4f}  ({row['seconds']:.0f} s)")
 
-    result = train(data_dir, out, config, resume=resume, on_epoch=on_epoch, on_step=on_step)
+    result = train(data_dir, out, config, resume=resume, epochs=epochs if resume else None, on_epoch=on_epoch,
+                   on_step=on_step, on_cache=on_cache, on_cache_progress=on_cache_progress)
     typer.echo(f"best epoch {result.best_epoch} ({config.select_metric} {result.best_metric:.4f}); calibration: "
                f"temperature {result.temperature:.3f}, bias {result.bias:+.3f}; threshold {result.threshold:.3f}")
     typer.echo(f"checkpoint: {result.checkpoint}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
 
 CLASS_NAMES = ("real", "fake")  # logit and label order everywhere: fake = 1 is the positive class
 FAKE = CLASS_NAMES.index("fake")
@@ -24,41 +23,59 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_logits(model, loader, device, *, amp: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(logits (n, 2), labels (n,), dataset positions (n,))`` for every item of ``loader``."""
+def predict_logits(model, loader, device, *, amp: bool = False,
+                   amp_dtype: torch.dtype = torch.bfloat16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(logits (n, 2), labels (n,), dataset positions (n,))`` for every item of ``loader``.
+
+    ``amp``: run under autocast to ``amp_dtype``. Results stay on the device until the end, so
+    the host does not wait for each batch.
+    """
     model.eval()
     out_logits, out_labels, out_index = [], [], []
     for x, y, index in loader:
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
             logits = model(to_device(x, device))
-        out_logits.append(logits.float().cpu())
-        out_labels.append(y)
-        out_index.append(index)
+        out_logits.append(logits.float())
+        out_labels.append(torch.as_tensor(y))
+        out_index.append(torch.as_tensor(index))
     if not out_logits:
         return np.zeros((0, 2), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return torch.cat(out_logits).numpy(), torch.cat(out_labels).numpy(), torch.cat(out_index).numpy()
+    return (torch.cat(out_logits).cpu().numpy(), torch.cat([y.cpu() for y in out_labels]).numpy(),
+            torch.cat([i.cpu() for i in out_index]).numpy())
 
 
-def score_dataset(model, dataset, device, *, batch_size: int, workers: int = 0,
-                  amp: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Logits and labels of all of ``dataset`` (manifest crops), in dataset order.
+def score_dataset(model, dataset, device, *, batch_size: int, workers: int = 0, amp: bool | torch.dtype | None = False,
+                  normalise=None, channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels of all of ``dataset`` (manifest crops), in dataset order: the one manifest
+    scorer of training (validation, calibration) and evaluation.
+
+    Args:
+        dataset: items ``(image, label, position)``: model-ready ``float32`` tensors, or ``uint8``
+            ones (training's crop cache) when ``normalise`` is given.
+        amp: autocast: ``True`` (bfloat16), a dtype, or off (``False``/``None``).
+        normalise: :func:`unmask.models.transforms.build_normalise`, applied to each batch on
+            ``device`` (for ``uint8`` datasets).
+        channels_last: lay batches out channels-last.
 
     Under ``torchrun`` each rank scores its share and all ranks get the whole result.
     """
     import torch.distributed as torch_dist
 
     from unmask.training import distributed as dist
+    from unmask.training.data import DeviceBatches, batch_loader
 
     rank, world = (torch_dist.get_rank(), torch_dist.get_world_size()) if torch_dist.is_initialized() else (0, 1)
-    subset = Subset(dataset, list(range(rank, len(dataset), world)))
-    loader = DataLoader(subset, batch_size=batch_size, num_workers=workers, pin_memory=device.type == "cuda")
-    logits, labels, index = predict_logits(model, loader, device, amp=amp)  # index: positions in dataset
+    loader = batch_loader(dataset, batch_size=batch_size, sampler=range(rank, len(dataset), world), workers=workers,
+                          device=device)
+    batches = DeviceBatches(loader, device, normalise, channels_last=channels_last) if normalise else loader
+    dtype = torch.bfloat16 if amp is True else (amp or None)
+    logits, labels, index = predict_logits(model, batches, device, amp=dtype is not None,
+                                           amp_dtype=dtype or torch.bfloat16)  # index: positions in dataset
     parts = dist.gather((logits, labels, index))
     logits = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     order = np.argsort(np.concatenate([p[2] for p in parts]))
     return logits[order], labels[order]
-
 
 def preprocess_crops(images, transform) -> torch.Tensor:
     """``(n, 3, S, S) float32``: the model's one preprocessing applied to ``(h, w, 3) uint8`` RGB crops."""

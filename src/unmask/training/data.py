@@ -1,15 +1,15 @@
-"""Crops listed in a manifest, as tensors for training and evaluation."""
+"""Crops listed in a manifest, as tensors for training and evaluation, and the batches the model sees."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import cv2
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
 
 from unmask.errors import ManifestError
 
@@ -22,13 +22,22 @@ def load_crop(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def missing_crops_error(missing: list[Path], total: int) -> ManifestError:
+    """The error for crops the manifest lists but the disk lacks."""
+    return ManifestError(
+        f"{len(missing)} of {total} crops listed in the manifest are missing (first: {missing[0]}); "
+        "run `unmask prepare` again into the same --out"
+    )
+
+
 class CropDataset(Dataset):
     """Rows of a manifest -> ``(image tensor, label, row position)``.
 
     Args:
         rows: manifest rows (``crop_path`` relative to ``root``, ``label``).
         root: the manifest's folder.
-        transform: the model's preprocessing (:func:`unmask.models.build_transform`).
+        transform: the model's preprocessing (:func:`unmask.models.build_transform`), or its first
+            half (:func:`unmask.models.transforms.build_resize`) when batches are normalised later.
 
     Raises:
         ManifestError: a listed crop file is missing (checked once, here, not mid-epoch).
@@ -39,10 +48,7 @@ class CropDataset(Dataset):
         self.paths = [self.root / p for p in rows["crop_path"]]
         missing = [p for p in self.paths if not p.is_file()]
         if missing:
-            raise ManifestError(
-                f"{len(missing)} of {len(self.paths)} crops listed in the manifest are missing (first: {missing[0]}); "
-                "run `unmask prepare` again into the same --out"
-            )
+            raise missing_crops_error(missing, len(self.paths))
         self.labels = rows["label"].to_numpy(dtype=np.int64)
         self.transform = transform
 
@@ -51,3 +57,53 @@ class CropDataset(Dataset):
 
     def __getitem__(self, i: int):
         return self.transform(load_crop(self.paths[i])), torch.tensor(self.labels[i]), i
+
+
+def batch_loader(dataset: Dataset, *, batch_size: int, sampler: Iterable[int] | None = None, drop_last: bool = False,
+                 workers: int = 0, device: torch.device | None = None) -> DataLoader:
+    """Batches ``(images, labels, positions)`` of ``dataset`` in ``sampler``'s order.
+
+    A dataset that reads whole batches (``reads_batches``: the crop cache) gets lists of
+    positions; others are read item by item and stacked. On a GPU the batches come in pinned
+    memory, so that copying them to the device does not wait for the host.
+
+    Worker processes hold no randomness (augmentation runs on whole batches later), so they
+    live for the whole run; the loader draws its worker seed from a generator of its own, so
+    that neither the sampler's generator nor the global one depends on how many epochs a worker
+    lived (a resumed run repeats the order of one never stopped).
+    """
+    sampler = sampler if sampler is not None else SequentialSampler(dataset)
+    common = dict(num_workers=workers, pin_memory=device is not None and device.type == "cuda",
+                  persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
+    if getattr(dataset, "reads_batches", False):
+        return DataLoader(dataset, batch_size=None, sampler=BatchSampler(sampler, batch_size, drop_last), **common)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **common)
+
+
+class DeviceBatches:
+    """The batches of ``loader`` as the model takes them: on ``device``, augmented, normalised.
+
+    Args:
+        loader: yields ``(images (B, 3, S, S) uint8, labels, positions)``.
+        normalise: :func:`unmask.models.transforms.build_normalise` of the model's spec.
+        augment: ``uint8 -> uint8`` batch augmentation (:class:`unmask.training.augment.BatchAugment`).
+        channels_last: lay the batch out channels-last (what a GPU convolves fastest).
+
+    Yields ``(images (B, 3, S, S) float32, labels, positions)``, images and labels on ``device``.
+    """
+
+    def __init__(self, loader: DataLoader, device: torch.device, normalise: Callable,
+                 augment: Callable | None = None, channels_last: bool = False):
+        self.loader, self.device, self.normalise, self.augment = loader, device, normalise, augment
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for x, y, positions in self.loader:
+            x = x.to(self.device, non_blocking=True)  # uint8: a quarter of the bytes of float32
+            if self.augment is not None:
+                x = self.augment(x)
+            x = self.normalise(x).contiguous(memory_format=self.memory_format)
+            yield x, y.to(self.device, non_blocking=True), positions

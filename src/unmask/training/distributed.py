@@ -77,7 +77,10 @@ def sync_buffers(model: torch.nn.Module) -> None:
 
 def barrier() -> None:
     if dist.is_initialized():
-        dist.barrier()
+        if dist.get_backend() == "nccl":  # name this rank's GPU, or NCCL guesses (and may hang)
+            dist.barrier(device_ids=[torch.cuda.current_device()])
+        else:
+            dist.barrier()
 
 
 def cleanup() -> None:

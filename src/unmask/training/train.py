@@ -9,6 +9,8 @@ ends with an atomic ``last.safetensors`` holding everything ``--resume`` needs.
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
 import io
 import json
 import logging
@@ -23,19 +25,22 @@ from typing import Callable
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler, WeightedRandomSampler
+from torch.utils.data import DistributedSampler, WeightedRandomSampler
 
 from unmask.data.manifest import read_manifest, select_label_level, select_split
 from unmask.errors import UnmaskError
 from unmask.evaluation.metrics import basic_metrics
-from unmask.models import build_transform, create_model, get_spec
+from unmask.models import create_model, get_spec
 from unmask.models.inference import score_dataset, to_device
+from unmask.models.transforms import build_normalise, build_resize
 from unmask.training import distributed as dist
 from unmask.training.calibration import Costs, calibrated_p_fake, fit_calibration, fit_video_calibration, p_fake
 from unmask.training.checkpoint import load_tensors, read_metadata, save_checkpoint
 from unmask.training.config import TrainConfig
 from unmask.training.cost import compute_class_weights, create_loss
-from unmask.training.data import CropDataset
+from unmask.training.augment import BatchAugment
+from unmask.training.cache import CachedCropDataset, CropCache, open_crop_cache
+from unmask.training.data import CropDataset, DeviceBatches, batch_loader
 from unmask.utils.atomic import write_atomic
 from unmask.utils.outdir import ensure_out_dir
 
@@ -65,29 +70,40 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_one_epoch(model, loader, loss_fn, optimiser, device, *, max_steps: int = 0, amp: bool = False,
+def train_one_epoch(model, loader, loss_fn, optimiser, device, *, max_steps: int = 0, amp: torch.dtype | None = None,
+                    scaler: torch.amp.GradScaler | None = None,
                     on_step: Callable[[int, int], None] | None = None) -> tuple[float, np.ndarray, np.ndarray]:
-    """One pass over ``loader``; returns ``(mean loss, labels, p_fake)`` of the batches seen."""
+    """One pass over ``loader``; returns ``(mean loss, labels, p_fake)`` of the batches seen.
+
+    ``amp`` is the autocast dtype (``None``: full precision); ``scaler`` scales float16 losses.
+    Losses and scores stay on the device until the epoch ends: a GPU is never made to wait
+    for the host mid-epoch.
+    """
     model.train()
-    total, seen, labels, scores = 0.0, 0, [], []
+    total, seen, labels, scores = torch.zeros((), dtype=torch.float64, device=device), 0, [], []
     steps = min(len(loader), max_steps) if max_steps else len(loader)
     for step, (x, y, _) in enumerate(loader):
         if step >= steps:
             break
         x, y = to_device(x, device), y.to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             logits = model(x)
             loss = loss_fn(logits.float(), y)
         optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        total += loss.item() * len(y)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimiser)
+            scaler.update()
+        else:
+            loss.backward()
+            optimiser.step()
+        total += loss.detach().double() * len(y)
         seen += len(y)
-        labels.append(y.cpu())
-        scores.append(torch.from_numpy(p_fake(logits.detach().float().cpu().numpy())))
+        labels.append(y)
+        scores.append(logits.detach().float())
         if on_step:
             on_step(step + 1, steps)
-    return total / max(seen, 1), torch.cat(labels).numpy(), torch.cat(scores).numpy()
+    return total.item() / max(seen, 1), torch.cat(labels).cpu().numpy(), p_fake(torch.cat(scores).cpu().numpy())
 
 
 def balanced_sampler(labels: np.ndarray, generator: torch.Generator) -> WeightedRandomSampler:
@@ -143,9 +159,41 @@ def _repair_best(best_path: Path, last_path: Path, last_meta: dict, base_meta: d
     save_checkpoint(best_path, model, {**base_meta, "epoch": progress["epoch"], "val": last_meta["history"][-1]})
 
 
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``precision`` on ``device`` (``None``: float32 throughout)."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return None  # a CPU without bfloat16 units computes it slower than float32
+        precision = "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def _augment_seed(seed: int, epoch: int, rank: int) -> int:
+    """A seed of its own for each epoch and rank (ranks augment their shares differently)."""
+    return int.from_bytes(hashlib.sha256(f"augment {seed} {epoch} {rank}".encode()).digest()[:8], "little") >> 1
+
+
+def _datasets(data_root: Path, manifest, train_rows, val_rows, spec, size_px: int, config: TrainConfig,
+              on_cache: Callable[[CropCache], None] | None, on_cache_progress: Callable[[int, int], None] | None):
+    """Train and validation sets of ``uint8`` images at ``size_px``: from the crop cache, or the PNGs."""
+    if not config.cache:
+        resize = build_resize(spec, size_px)
+        return CropDataset(train_rows, data_root, resize), CropDataset(val_rows, data_root, resize)
+    cache = open_crop_cache(data_root, list(manifest["crop_path"]), spec, size_px, cache_dir=config.cache_dir,
+                            progress=on_cache_progress)
+    logger.info("crop cache %s: %.2f GB%s", cache.path, cache.nbytes / 1e9,
+                f", built in {cache.built_s:.1f} s" if cache.built_s else "")
+    if on_cache:
+        on_cache(cache)
+    return CachedCropDataset(train_rows, cache), CachedCropDataset(val_rows, cache)
+
+
 def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, resume: bool = False,
+          epochs: int | None = None,
           on_epoch: Callable[[dict], None] | None = None,
-          on_step: Callable[[int, int, int], None] | None = None) -> TrainResult:
+          on_step: Callable[[int, int, int], None] | None = None,
+          on_cache: Callable[[CropCache], None] | None = None,
+          on_cache_progress: Callable[[int, int], None] | None = None) -> TrainResult:
     """Train ``config.model`` on the manifest in ``data_dir``; write the run to ``run_dir``.
 
     Args:
@@ -153,8 +201,12 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
         run_dir: where checkpoints, ``metrics.csv`` and TensorBoard logs go.
         config: see :class:`TrainConfig`; with ``resume`` the run's own recorded config is used.
         resume: continue the run in ``run_dir`` from its last completed epoch.
+        epochs: with ``resume``, train on until this many epochs in all: extends a finished run
+            (one that had stopped early gets its early-stopping patience back).
         on_epoch: called on rank 0 with each epoch's metrics row.
         on_step: called on rank 0 with ``(epoch, step, steps)`` after each optimiser step.
+        on_cache: called on rank 0 with the opened crop cache (its path, size, build time).
+        on_cache_progress: called on rank 0 with ``(crops done, crops)`` while the cache is built.
 
     Returns:
         A :class:`TrainResult`; ``checkpoint`` is ``run_dir/model.safetensors``.
@@ -167,15 +219,23 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
             raise UnmaskError(f"Nothing to resume in {run_dir}: it has no last.safetensors; start without --resume")
         resume_meta = read_metadata(last_path)
         config = _config_from_json(resume_meta["config"])
+        done = resume_meta["progress"]["epoch"]
+        if epochs is not None and epochs <= done:
+            raise UnmaskError(f"{run_dir} has trained {done} epochs already; to train on, pass --epochs more than {done}")
+        if epochs is None and final_path.exists():
+            raise UnmaskError(f"{run_dir} finished after {done} epochs; to train on, pass --resume --epochs N with N > {done}")
     elif last_path.exists() or final_path.exists():
         raise UnmaskError(f"{run_dir} already holds a training run; pass --resume to continue it, or choose another --out")
     ensure_out_dir(run_dir)  # also removes half-written checkpoints of a killed run (up to the model's size each)
+    if epochs is not None:
+        config = dataclasses.replace(config, epochs=epochs)
 
     device = dist.local_device(config.device)
     rank, world = dist.init_distributed(device)
     is_main = rank == 0
-    amp = device.type == "cuda"
-    workers = config.workers if config.workers is not None else (min(8, os.cpu_count() or 1) if amp else 0)
+    amp = autocast_dtype(config.precision, device)
+    channels_last = device.type == "cuda"
+    workers = config.workers if config.workers is not None else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
     spec = get_spec(config.model)
     size_px = config.size_px or spec.default_size_px
 
@@ -184,20 +244,26 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
     train_rows = select_label_level(select_split(manifest, config.protocol, "train"), config.label_level)
     val_rows = select_split(manifest, config.protocol, "val")
     class_weights = compute_class_weights(train_rows["label"], config.class_weights, beta=config.effective_beta)
-    train_set = CropDataset(train_rows, data_root, build_transform(spec, size_px, augment=config.augment))
-    val_set = CropDataset(val_rows, data_root, build_transform(spec, size_px))
 
     _seed_everything(config.seed)
-    model = create_model(config.model, pretrained=config.pretrained and not config.weights, weights=config.weights)
+    # The model first: missing ImageNet weights stop the run before the crop cache is built. A
+    # resumed run loads its own weights: fetching ImageNet's first would be wasted (or fail offline).
+    pretrained = config.pretrained and resume_meta is None
+    model = create_model(config.model, pretrained=pretrained and not config.weights,
+                         weights=config.weights if pretrained else None)
     model.to(device)
-    if device.type == "cuda":
+    if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    train_set, val_set = _datasets(data_root, manifest, train_rows, val_rows, spec, size_px, config,
+                                   on_cache if is_main else None, on_cache_progress if is_main else None)
+    normalise = build_normalise(spec)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     maximise = config.select_metric != "val_loss"
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         # Keras cuts after `patience` bad epochs, torch after more than `patience`: keep Keras's count.
         optimiser, mode="max" if maximise else "min", factor=config.lr_factor, patience=max(0, config.lr_patience - 1),
         threshold=1e-4, threshold_mode="abs", min_lr=config.min_lr)
+    scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
     loss_fn = create_loss(config.loss, torch.tensor(class_weights, dtype=torch.float32), gamma=config.focal_gamma).to(device)
 
     start_epoch, best_metric, best_epoch, bad_epochs, history = 1, -math.inf if maximise else math.inf, 0, 0, []
@@ -212,7 +278,14 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
         state = resume_meta["progress"]
         start_epoch, best_metric, best_epoch, bad_epochs = state["epoch"] + 1, state["best_metric"], state["best_epoch"], state["bad_epochs"]
         history = resume_meta["history"]
-    net = DistributedDataParallel(model) if world > 1 else model
+        if scaler is not None and resume_meta.get("scaler"):
+            scaler.load_state_dict(resume_meta["scaler"])
+        if epochs is not None and config.early_stopping and bad_epochs >= config.early_stopping:
+            logger.info("the run had stopped early at epoch %d; training on to epoch %d", state["epoch"], config.epochs)
+            bad_epochs = 0
+    net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if world > 1 else model
+    if config.compile:
+        net = torch.compile(net)
 
     generator = torch.Generator()
     if world > 1:
@@ -223,9 +296,11 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
         sampler = balanced_sampler(train_set.labels, generator)
     else:
         sampler = torch.utils.data.RandomSampler(train_set, generator=generator)
-    loader = DataLoader(train_set, batch_size=config.batch_size, sampler=sampler, num_workers=workers,
-                        pin_memory=device.type == "cuda", drop_last=len(sampler) > config.batch_size,
-                        persistent_workers=False, generator=generator)  # reseeded per epoch
+    loader = batch_loader(train_set, batch_size=config.batch_size, sampler=sampler,
+                          drop_last=len(sampler) > config.batch_size, workers=workers, device=device)
+    augment_generator = torch.Generator()  # reseeded per epoch, like the sampler's
+    batches = DeviceBatches(loader, device, normalise, augment=BatchAugment(augment_generator) if config.augment else None,
+                            channels_last=channels_last)
 
     writer = None
     base_meta = {
@@ -250,15 +325,17 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
         for epoch in range(start_epoch, config.epochs + 1):
             started = time.perf_counter()
             generator.manual_seed(config.seed + epoch)  # the epoch's order and augmentation, resumable
+            augment_generator.manual_seed(_augment_seed(config.seed, epoch, rank))
             if world > 1:
                 sampler.set_epoch(epoch)
             step_cb = (lambda s, n, e=epoch: on_step(e, s, n)) if (on_step and is_main) else None
             train_loss, train_labels, train_scores = train_one_epoch(
-                net, loader, loss_fn, optimiser, device, max_steps=config.max_steps_per_epoch, amp=amp, on_step=step_cb)
+                net, batches, loss_fn, optimiser, device, max_steps=config.max_steps_per_epoch, amp=amp, scaler=scaler,
+                on_step=step_cb)
             train_loss = float(np.mean(dist.gather(train_loss)))
             dist.sync_buffers(model)
-            val_logits, val_labels = score_dataset(model, val_set, device, batch_size=config.batch_size,
-                                              workers=workers, amp=amp)
+            val_logits, val_labels = score_dataset(model, val_set, device, batch_size=config.batch_size, workers=workers,
+                                                   amp=amp, normalise=normalise, channels_last=channels_last)
             val_p = p_fake(val_logits)
             row = {"epoch": epoch, "lr": optimiser.param_groups[0]["lr"], "train_loss": train_loss,
                    **{f"train_{k}": v for k, v in basic_metrics(train_labels, train_scores).items()},
@@ -288,6 +365,7 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
                     rng["rng.cuda"] = torch.cuda.get_rng_state(device)
                 save_checkpoint(last_path, {**state_dict, **optim_tensors, **rng}, {
                     **base_meta, "optimiser": optim_meta, "scheduler": scheduler.state_dict(), "history": history,
+                    "scaler": scaler.state_dict() if scaler is not None else None,
                     "progress": {"epoch": epoch, "best_metric": best_metric, "best_epoch": best_epoch,
                                  "bad_epochs": bad_epochs}})
                 if improved:
@@ -308,8 +386,8 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, res
         best = load_tensors(best_path)
         best_epoch = read_metadata(best_path)["epoch"]  # the file is the truth, even after a resume
         model.load_state_dict({k.removeprefix("model."): v for k, v in best.items()})
-        val_logits, val_labels = score_dataset(model, val_set, device, batch_size=config.batch_size,
-                                          workers=workers, amp=amp)
+        val_logits, val_labels = score_dataset(model, val_set, device, batch_size=config.batch_size, workers=workers,
+                                               amp=amp, normalise=normalise, channels_last=channels_last)
         calibration = fit_calibration(val_logits, val_labels, val_rows["video_id"].to_numpy())
         temperature, bias = calibration["temperature"], calibration["bias"]
         calibrated = {"temperature": temperature, "bias": bias, "calibration": calibration}
