@@ -62,3 +62,17 @@ def test_each_rank_takes_its_own_gpu_whatever_the_flag_says(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "0")
     assert distributed.local_device("cuda:1") == torch.device("cuda", 1)  # one process: the flag holds
     assert distributed.local_device("cpu") == torch.device("cpu") and len(chosen) == 4
+
+
+def test_a_second_run_into_a_folder_in_use_stops_at_once(prepared, tmp_path):
+    from unmask.errors import UnmaskError
+    from unmask.utils.outdir import hold_lock
+
+    run = tmp_path / "run"
+    config = make_config(model="mobilenetv3_small", epochs=1, pretrained=False, size_px=64, batch_size=16, workers=0)
+    with hold_lock(run, train_module.LOCK_NAME):  # as another live training run holds it
+        with pytest.raises(UnmaskError, match="in use by another unmask run"):
+            train_module.train(prepared, run, config)
+    assert not (run / "last.safetensors").exists() and not (run / "model.safetensors").exists()
+    result = train_module.train(prepared, run, config)  # the lock is released with its holder
+    assert result.checkpoint.is_file() and not (run / train_module.LOCK_NAME).exists()

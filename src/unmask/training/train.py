@@ -42,9 +42,11 @@ from unmask.training.augment import BatchAugment
 from unmask.training.cache import CachedCropDataset, CropCache, open_crop_cache
 from unmask.training.data import CropDataset, DeviceBatches, batch_loader
 from unmask.utils.atomic import write_atomic
-from unmask.utils.outdir import ensure_out_dir
+from unmask.utils.outdir import ensure_out_dir, hold_lock
 
 logger = logging.getLogger(__name__)
+
+LOCK_NAME = ".lock"  # in the run folder while a run writes there
 
 HISTORY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "train_auc", "train_f1",
                   "val_loss", "val_acc", "val_auc", "val_f1", "seconds"]
@@ -188,13 +190,27 @@ def _datasets(data_root: Path, manifest, train_rows, val_rows, spec, size_px: in
     return CachedCropDataset(train_rows, cache), CachedCropDataset(val_rows, cache)
 
 
-def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, resume: bool = False,
-          epochs: int | None = None,
-          on_epoch: Callable[[dict], None] | None = None,
-          on_step: Callable[[int, int, int], None] | None = None,
-          on_cache: Callable[[CropCache], None] | None = None,
-          on_cache_progress: Callable[[int, int], None] | None = None) -> TrainResult:
+def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, **kwargs) -> TrainResult:
     """Train ``config.model`` on the manifest in ``data_dir``; write the run to ``run_dir``.
+
+    Holds ``run_dir/.lock`` (pid and host) while it runs, so that a second run started into the
+    same folder stops at once with one line instead of interleaving its checkpoints with this
+    one's. Under ``torchrun`` rank 0 holds it for all ranks. Arguments: see :func:`_train`.
+    """
+    if int(os.environ.get("RANK", "0")) != 0:
+        return _train(data_dir, run_dir, config, **kwargs)
+    run_dir = ensure_out_dir(run_dir)
+    with hold_lock(run_dir, LOCK_NAME):
+        return _train(data_dir, run_dir, config, **kwargs)
+
+
+def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, resume: bool = False,
+           epochs: int | None = None,
+           on_epoch: Callable[[dict], None] | None = None,
+           on_step: Callable[[int, int, int], None] | None = None,
+           on_cache: Callable[[CropCache], None] | None = None,
+           on_cache_progress: Callable[[int, int], None] | None = None) -> TrainResult:
+    """The training run itself (its folder already locked by :func:`train`).
 
     Args:
         data_dir: a ``prepare`` output folder (or its ``manifest.parquet``).
