@@ -79,8 +79,16 @@ def test_an_oversized_upload_is_cut_off_while_it_streams(judge, tmp_path):
 
     app = create_app(judge, ServeSettings(upload_root=tmp_path, max_upload_bytes=limit))
     with live_server(app) as url, httpx.Client(base_url=url, timeout=120) as http:
-        response = http.post("/api/v1/jobs", content=body(), headers={"content-type": "multipart/form-data; boundary=B"})
-        assert response.status_code == 413 and "limit of 256 KiB" in response.json()["detail"]
+        try:
+            response = http.post("/api/v1/jobs", content=body(),
+                                 headers={"content-type": "multipart/form-data; boundary=B"})
+        except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+            # The server answered 413 and closed while this client was still sending: on a busy
+            # machine the client may see the close before it reads the answer. Either way the
+            # server stopped reading, which is what the assertions below check.
+            response = None
+        if response is not None:
+            assert response.status_code == 413 and "limit of 256 KiB" in response.json()["detail"]
         assert http.get("/api/v1/health").status_code == 200
         assert list(app.state.manager.folder.iterdir()) == []
     assert sum(sent) <= limit + upload.DRAIN_BYTES + 8 * chunk, f"the server read {sum(sent) / 2**20:.0f} MiB"
