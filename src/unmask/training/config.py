@@ -120,8 +120,6 @@ class TrainConfig:
                 raise UnmaskError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
         if not 0 < self.lr < math.inf:  # also refuses nan
             raise UnmaskError(f"--lr must be a positive number, not {self.lr}")
-        if self.weights is not None:
-            check_weights_file(self.weights)
         for name in ("size_px", "max_steps_per_epoch", "early_stopping", "lr_patience"):
             if getattr(self, name) < 0:
                 raise UnmaskError(f"--{name.replace('_px', '').replace('_per_epoch', '').replace('_', '-')} "
@@ -164,4 +162,6 @@ def make_config(preset: str = "default", **overrides) -> TrainConfig:
         # The balanced sampler does the preset's balancing: weighting as well would do it twice.
         logger.info("--sampler balanced: class weights set to none (the sampler already balances the classes)")
         values["class_weights"] = "none"
+    if values.get("weights") is not None:  # checked at the door of a new run, not when a resumed run
+        check_weights_file(values["weights"])  # rebuilds its recorded config (the file may be gone)
     return TrainConfig(**values)

@@ -199,9 +199,15 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, **kwar
     """
     if int(os.environ.get("RANK", "0")) != 0:
         return _train(data_dir, run_dir, config, **kwargs)
+    created = not Path(run_dir).exists()
     run_dir = ensure_out_dir(run_dir)
-    with hold_lock(run_dir, LOCK_NAME):
-        return _train(data_dir, run_dir, config, **kwargs)
+    try:
+        with hold_lock(run_dir, LOCK_NAME):
+            return _train(data_dir, run_dir, config, **kwargs)
+    except BaseException:
+        if created and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # a run that failed before writing anything leaves no folder behind
+        raise
 
 
 def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, resume: bool = False,
