@@ -19,6 +19,7 @@ import cv2
 
 from unmask.data.sources import VideoItem
 from unmask.errors import UnmaskError, unknown_name
+from unmask.faces.crop import CROP_BOX_COLUMNS
 from unmask.faces.detectors import DEFAULT_DETECTOR, DETECTORS, LANDMARK_COLUMNS, create_detector
 from unmask.faces.extract import FaceExtractor, check_crop_settings
 from unmask.utils.atomic import fsync_path, write_atomic
@@ -281,7 +282,8 @@ def _write_crops(item: VideoItem, crops, out_dir: Path, config: PrepareConfig) -
         rows.append({"crop_path": f"{folder}/{name}", "frame_index": crop.frame_index,
                      "time_s": crop.time_s, "track_id": crop.track_id, "det_score": crop.score,
                      "x1": x1, "y1": y1, "x2": x2, "y2": y2, "det_pass": crop.det_pass,
-                     **landmark_columns(crop.landmarks)})
+                     **landmark_columns(crop.landmarks),
+                     **dict(zip(CROP_BOX_COLUMNS, crop.crop_box or (float("nan"),) * 4))})
     fsync_path(partial)
     if final.exists():
         shutil.rmtree(final)

@@ -21,6 +21,8 @@ det_pass       how the face was found: ``1`` first pass, ``2`` second pass, ``br
 left_eye_x ... the detector's five landmarks in frame pixels (``left_eye``, ``right_eye``,
 mouth_right_y  ``nose``, ``mouth_left``, ``mouth_right``; ``_x`` and ``_y``); NaN without
                them (haar, bridged crops)
+crop_x1 ...    the square the crop was cut from, in frame pixels (maps landmarks into the
+crop_y2        crop; NaN in manifests written before it was recorded)
 official_split the dataset's own split of the video, where it has one
 label_level    ``face``: the label is known to hold for this face; ``video``: it is the
                video's label only (see :func:`label_levels`; absent in older manifests)
@@ -29,7 +31,7 @@ split_video    ``excluded``: the video joins people held on different sides (``v
 split_official protocol only), used by none of them
 ============== =========================================================================
 
-``det_pass`` and the landmarks are absent from manifests written before they existed; nothing
+``det_pass``, the landmarks and the crop square are absent from manifests written before they existed; nothing
 requires them.
 
 The Parquet file's metadata holds how it was made (``unmask`` key, JSON).
@@ -46,6 +48,7 @@ import pyarrow.parquet as pq
 
 from unmask.data.splits import PROTOCOLS, split_column
 from unmask.errors import ManifestError, unknown_name
+from unmask.faces.crop import CROP_BOX_COLUMNS
 from unmask.faces.detectors import LANDMARK_COLUMNS
 from unmask.utils.atomic import atomic_path
 
@@ -55,7 +58,7 @@ CROP_COLUMNS = [
     "frame_index", "time_s", "track_id", "det_score", "x1", "y1", "x2", "y2", "official_split",
 ]
 # Written by today's prepare, but not required: manifests made before them still load.
-FACE_COLUMNS = ["det_pass", *LANDMARK_COLUMNS]
+FACE_COLUMNS = ["det_pass", *LANDMARK_COLUMNS, *CROP_BOX_COLUMNS]
 SPLIT_COLUMNS = [split_column(p) for p in PROTOCOLS]
 
 

@@ -290,7 +290,7 @@ def _prepare_locked(root: Path, out_dir: Path, config: PrepareConfig, items: lis
 
 def video_fields(item: VideoItem, dataset: str) -> dict:
     """The manifest columns that describe the video a crop comes from."""
-    return {"dataset": dataset, "video_id": item.video_id, "video_path": str(item.path.resolve()),
+    return {"dataset": item.dataset or dataset, "video_id": item.video_id, "video_path": str(item.path.resolve()),
             "label": item.label, "method": item.method, "source_id": item.source_ids[0],
             "source_ids": "|".join(item.source_ids), "official_split": item.official_split}
 

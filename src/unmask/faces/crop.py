@@ -5,6 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+CROP_BOX_COLUMNS = ("crop_x1", "crop_y1", "crop_x2", "crop_y2")  # manifest columns: the square of square_box
+
 
 def square_box(box, frame_size: tuple[int, int], margin: float = 1.3) -> tuple[int, int, int, int]:
     """The square around ``box`` grown by ``margin``, moved (then shrunk if need be) to fit the frame.

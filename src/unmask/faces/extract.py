@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from unmask.errors import UnmaskError
-from unmask.faces.crop import crop_face
+from unmask.faces.crop import crop_face, square_box
 from unmask.faces.detectors import DEFAULT_DETECTOR, Detection, FaceDetector, create_detector
 from unmask.faces.track import assign_tracks, same_place
 from unmask.video.reader import Frame
@@ -51,6 +51,8 @@ class FaceCrop:
             across a gap in its track; ``score`` is then 0.0).
         landmarks: five ``(x, y)`` points in frame pixels, flattened (see
             :data:`unmask.faces.detectors.LANDMARK_NAMES`); None when the detector gives none.
+        crop_box: ``(x1, y1, x2, y2)`` of the square the crop was cut from, in frame pixels
+            (:func:`unmask.faces.crop.square_box`): maps frame points (landmarks) into the crop.
     """
 
     frame_index: int
@@ -61,6 +63,7 @@ class FaceCrop:
     image: np.ndarray
     det_pass: str = "1"
     landmarks: tuple[float, ...] | None = None
+    crop_box: tuple[int, int, int, int] | None = None
 
 
 def check_crop_settings(*, margin: float, size_px: int, keep: str) -> None:
@@ -177,6 +180,7 @@ class FaceExtractor:
             found += [(track_id, det, "bridged") for track_id, det in extra]
             for track_id, det, p in sorted(found, key=lambda x: x[0]):
                 image = crop_face(frame.image, det.box, margin=self.margin, size_px=self.size_px)
+                square = square_box(det.box, (frame.image.shape[1], frame.image.shape[0]), self.margin)
                 crops.append(FaceCrop(frame.index, frame.time_s, track_id, det.score, det.box, image, p,
-                                      det.landmarks))
+                                      det.landmarks, square))
         return crops

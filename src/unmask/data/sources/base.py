@@ -25,6 +25,8 @@ class VideoItem:
         source_ids: the people or source clips the video shows or is made from, its own first.
             Videos that share one are kept on one side of the ``video`` split.
         official_split: ``train``/``val``/``test`` where the dataset has official lists, else None.
+        dataset: the dataset the video comes from, where a list mixes several (a CSV's
+            ``dataset`` column); None: the adapter's name.
     """
 
     path: Path
@@ -33,6 +35,7 @@ class VideoItem:
     method: str
     source_ids: tuple[str, ...]
     official_split: str | None = None
+    dataset: str | None = None
 
 
 def check_root(root: str | Path, dataset: str) -> Path:

@@ -1,5 +1,9 @@
 """A CSV of ``path,label`` (label ``fake``/``real`` or ``1``/``0``), with optional ``method``,
-``source_id`` and ``split`` columns; relative paths are taken from the CSV's folder."""
+``source_id``, ``split`` and ``dataset`` columns; relative paths are taken from the CSV's folder.
+
+``dataset`` names where a row's video comes from (``ffpp``, ``celebdf`` ...) when one list mixes
+several; it goes into the manifest's ``dataset`` column (else ``csv``), so results can be read
+per source dataset and a run trained on one can be evaluated on the others."""
 
 from __future__ import annotations
 
@@ -45,7 +49,8 @@ def _read_rows(root: Path, reader: csv.DictReader) -> list[VideoItem]:
             raise DatasetLayoutError(f"{root}:{number}: split {split!r} is not train, val or test")
         method = (row.get("method") or "").strip() or ("fake" if label == FAKE else "real")
         source = (row.get("source_id") or "").strip() or video_id
-        items.append(VideoItem(path, video_id, label, method, (source,), split))
+        dataset = (row.get("dataset") or "").strip() or None
+        items.append(VideoItem(path, video_id, label, method, (source,), split, dataset))
     return items
 
 
