@@ -27,6 +27,8 @@ def train_command(
     loss: Optional[str] = typer.Option(None, help="ce or focal."),
     sampler: Optional[str] = typer.Option(None, help="shuffle or balanced (then class weights are none)."),
     label_level: Optional[str] = typer.Option(None, help="video: every crop; face: drop the other faces of fake videos with several faces."),
+    synthesize: Optional[str] = typer.Option(None, help="sbi: also train on self-blended fakes made from the real crops (works with real videos only); none: the data's fakes only."),
+    sbi_ratio: Optional[float] = typer.Option(None, help="With --synthesize sbi: probability that a real crop also appears as its self-blended fake [default: 1.0]."),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Flip, jitter, JPEG, blur."),
     select_metric: Optional[str] = typer.Option(None, help="Validation metric that picks the checkpoint: val_acc, val_auc, val_loss."),
     early_stopping: Optional[int] = typer.Option(None, help="Stop after N epochs without progress (0: never)."),
@@ -55,7 +57,7 @@ def train_command(
 
     config = make_config(
         preset, model=model, protocol=protocol, size_px=size, epochs=epochs, batch_size=batch_size, lr=lr,
-        class_weights=class_weights, effective_beta=beta, loss=loss, sampler=sampler, label_level=label_level, augment=augment, select_metric=select_metric,
+        class_weights=class_weights, effective_beta=beta, loss=loss, sampler=sampler, label_level=label_level, synthesize=synthesize, sbi_ratio=sbi_ratio, augment=augment, select_metric=select_metric,
         early_stopping=early_stopping, pretrained=pretrained, weights=str(weights) if weights else None,
         costs=Costs(cost_missed_fake, cost_false_alarm), seed=seed, workers=workers, max_steps_per_epoch=max_steps,
         device=device, precision=precision, compile=compile, cache=cache, cache_dir=str(cache_dir) if cache_dir else None,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from unmask.errors import UnmaskError, unknown_name
 from unmask.models.registry import check_weights_file, get_spec
 from unmask.training.calibration import Costs
+from unmask.training.sbi import SYNTHESIZERS
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,11 @@ class TrainConfig:
         cache: read the crops from the crop cache (:mod:`unmask.training.cache`), built on first
             use; ``False`` decodes the PNGs every epoch.
         cache_dir: where the crop cache lives (default: the data folder's ``cache/``).
+        synthesize: ``sbi``: self-blended pseudo-fakes made from the real training crops on the
+            fly (:mod:`unmask.training.sbi`); ``none``: the data's own fakes only.
+        sbi_ratio: with ``sbi``, the probability that a real crop of a batch also appears as its
+            self-blended fake (the paper pairs every real, 1.0). A validation split with no fakes
+            gets a fixed self-blended twin of every real crop.
     """
 
     model: str = "mobilenetv3_small"
@@ -98,6 +104,8 @@ class TrainConfig:
     compile: bool = False
     cache: bool = True
     cache_dir: str | None = None
+    synthesize: str = "none"
+    sbi_ratio: float = 1.0
 
     def __post_init__(self):
         get_spec(self.model)  # an unknown name fails here, before any work
@@ -113,6 +121,10 @@ class TrainConfig:
                               "Use --class-weights none with it, or --sampler shuffle")
         if self.effective_beta is not None and not 0 <= self.effective_beta < 1:
             raise UnmaskError(f"--beta must lie in [0, 1), not {self.effective_beta}")
+        if self.synthesize not in SYNTHESIZERS:
+            raise unknown_name("synthesizer", self.synthesize, SYNTHESIZERS)
+        if not 0 < self.sbi_ratio <= 1:  # also refuses nan
+            raise UnmaskError(f"--sbi-ratio must lie in (0, 1], not {self.sbi_ratio}")
         if self.precision not in PRECISIONS:
             raise unknown_name("precision", self.precision, PRECISIONS)
         for name in ("epochs", "batch_size"):

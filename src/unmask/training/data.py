@@ -88,13 +88,16 @@ class DeviceBatches:
         normalise: :func:`unmask.models.transforms.build_normalise` of the model's spec.
         augment: ``uint8 -> uint8`` batch augmentation (:class:`unmask.training.augment.BatchAugment`).
         channels_last: lay the batch out channels-last (what a GPU convolves fastest).
+        synthesize: ``(uint8 images, labels, positions) -> (images, labels)`` run before the
+            augmentation: adds pseudo-fakes (:class:`unmask.training.sbi.SelfBlendTwins`).
 
     Yields ``(images (B, 3, S, S) float32, labels, positions)``, images and labels on ``device``.
     """
 
     def __init__(self, loader: DataLoader, device: torch.device, normalise: Callable,
-                 augment: Callable | None = None, channels_last: bool = False):
+                 augment: Callable | None = None, channels_last: bool = False, synthesize: Callable | None = None):
         self.loader, self.device, self.normalise, self.augment = loader, device, normalise, augment
+        self.synthesize = synthesize
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def __len__(self) -> int:
@@ -103,7 +106,35 @@ class DeviceBatches:
     def __iter__(self):
         for x, y, positions in self.loader:
             x = x.to(self.device, non_blocking=True)  # uint8: a quarter of the bytes of float32
+            y = y.to(self.device, non_blocking=True)
+            if self.synthesize is not None:
+                x, y = self.synthesize(x, y, positions)
             if self.augment is not None:
                 x = self.augment(x)
             x = self.normalise(x).contiguous(memory_format=self.memory_format)
-            yield x, y.to(self.device, non_blocking=True), positions
+            yield x, y, positions
+
+
+class TensorCrops(Dataset):
+    """``uint8`` images held in memory, read a whole batch per index like the crop cache
+    (:class:`unmask.training.cache.CachedCropDataset`): for crops made in training, such as the
+    validation split's self-blended twins."""
+
+    reads_batches = True
+
+    def __init__(self, images: torch.Tensor, labels: np.ndarray):
+        self.images, self.labels = images, np.asarray(labels, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, positions):
+        positions = np.asarray(positions, dtype=np.int64)
+        return self.images[positions], torch.from_numpy(self.labels[positions]), torch.from_numpy(positions)
+
+
+def all_images(dataset: Dataset) -> torch.Tensor:
+    """Every image of a ``uint8`` crop dataset as one ``(N, 3, S, S)`` tensor."""
+    if getattr(dataset, "reads_batches", False):
+        return dataset[list(range(len(dataset)))][0].contiguous()
+    return torch.stack([dataset[i][0] for i in range(len(dataset))])

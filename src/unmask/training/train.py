@@ -41,6 +41,7 @@ from unmask.training.cost import compute_class_weights, create_loss
 from unmask.training.augment import BatchAugment
 from unmask.training.cache import CachedCropDataset, CropCache, open_crop_cache
 from unmask.training.data import CropDataset, DeviceBatches, batch_loader
+from unmask.training.sbi import SBI_METHOD, SelfBlendTwins, face_ellipses, with_blended_twins
 from unmask.utils.atomic import write_atomic
 from unmask.utils.outdir import ensure_out_dir, hold_lock
 
@@ -170,9 +171,21 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
-def _augment_seed(seed: int, epoch: int, rank: int) -> int:
-    """A seed of its own for each epoch and rank (ranks augment their shares differently)."""
-    return int.from_bytes(hashlib.sha256(f"augment {seed} {epoch} {rank}".encode()).digest()[:8], "little") >> 1
+def _augment_seed(seed: int, epoch: int, rank: int, kind: str = "augment") -> int:
+    """A seed of its own for each epoch, rank and kind of randomness (ranks augment their shares differently)."""
+    return int.from_bytes(hashlib.sha256(f"{kind} {seed} {epoch} {rank}".encode()).digest()[:8], "little") >> 1
+
+
+def _expected_labels(train_rows, config: TrainConfig) -> np.ndarray:
+    """The training labels as the loss will see them: with self-blended fakes, a fake for each
+    real crop that gets a twin (``sbi_ratio`` of them), so that class weights count them."""
+    labels = train_rows["label"].to_numpy(dtype=np.int64)
+    if config.synthesize != "sbi":
+        return labels
+    reals = int((labels == 0).sum())
+    if reals == 0:
+        raise UnmaskError("--synthesize sbi makes its fakes from real faces, and the training split has none")
+    return np.concatenate([labels, np.ones(int(round(config.sbi_ratio * reals)), dtype=np.int64)])
 
 
 def _datasets(data_root: Path, manifest, train_rows, val_rows, spec, size_px: int, config: TrainConfig,
@@ -265,7 +278,8 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
     data_root = Path(data_dir) if Path(data_dir).is_dir() else Path(data_dir).parent
     train_rows = select_label_level(select_split(manifest, config.protocol, "train"), config.label_level)
     val_rows = select_split(manifest, config.protocol, "val")
-    class_weights = compute_class_weights(train_rows["label"], config.class_weights, beta=config.effective_beta)
+    class_weights = compute_class_weights(_expected_labels(train_rows, config), config.class_weights,
+                                          beta=config.effective_beta)
 
     _seed_everything(config.seed)
     # The model first: missing ImageNet weights stop the run before the crop cache is built. A
@@ -278,6 +292,12 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
         model = model.to(memory_format=torch.channels_last)
     train_set, val_set = _datasets(data_root, manifest, train_rows, val_rows, spec, size_px, config,
                                    on_cache if is_main else None, on_cache_progress if is_main else None)
+    synthesize, synth_generator = None, torch.Generator()  # reseeded per epoch, like the sampler's
+    if config.synthesize == "sbi":
+        margin = float(manifest_meta.get("margin", 1.3))
+        synthesize = SelfBlendTwins(face_ellipses(train_rows, size_px, margin), config.sbi_ratio, synth_generator)
+        if not (val_rows["label"] == 1).any():
+            val_set, val_rows = with_blended_twins(val_set, val_rows, margin=margin, seed=config.seed)
     normalise = build_normalise(spec)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     maximise = config.select_metric != "val_loss"
@@ -322,7 +342,7 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
                           drop_last=len(sampler) > config.batch_size, workers=workers, device=device)
     augment_generator = torch.Generator()  # reseeded per epoch, like the sampler's
     batches = DeviceBatches(loader, device, normalise, augment=BatchAugment(augment_generator) if config.augment else None,
-                            channels_last=channels_last)
+                            channels_last=channels_last, synthesize=synthesize)
 
     writer = None
     base_meta = {
@@ -330,6 +350,7 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
         "class_weights": class_weights.tolist(),
         "data": {"manifest": str(Path(data_root).resolve()), "dataset": manifest_meta.get("dataset"),
                  "protocol": config.protocol, "train_crops": len(train_set), "val_crops": len(val_set),
+                 "val_self_blended": int((val_rows["method"] == SBI_METHOD).sum()),
                  "prepare": {k: v for k, v in manifest_meta.items() if k not in ("root", "shard", "unmask_version",
                                                                                    "merged_from")}},
     }
@@ -348,6 +369,7 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
             started = time.perf_counter()
             generator.manual_seed(config.seed + epoch)  # the epoch's order and augmentation, resumable
             augment_generator.manual_seed(_augment_seed(config.seed, epoch, rank))
+            synth_generator.manual_seed(_augment_seed(config.seed, epoch, rank, "self-blend"))
             if world > 1:
                 sampler.set_epoch(epoch)
             step_cb = (lambda s, n, e=epoch: on_step(e, s, n)) if (on_step and is_main) else None
