@@ -30,12 +30,12 @@ from pathlib import Path
 
 import torch
 
-from unmask.data.prepare import PrepareConfig, prepare
+from unmask.data.preparation import PrepareConfig, prepare
 from unmask.demo import make_demo_dataset
 from unmask.models import create_model, get_spec
 from unmask.models.registry import PAPER_BACKBONES
 from unmask.training.config import make_config
-from unmask.training.train import autocast_dtype, train
+from unmask.training.trainer import autocast_dtype, train
 from unmask.video import FrameSampler
 
 

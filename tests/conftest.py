@@ -56,7 +56,7 @@ def hard_clips(tmp_path_factory):
 @pytest.fixture(scope="session")
 def prepared(tmp_path_factory):
     """12 demo clips (6 real, 6 fake) -> 8 face crops each, 64 px, with all split protocols."""
-    from unmask.data.prepare import PrepareConfig, prepare
+    from unmask.data.preparation import PrepareConfig, prepare
     from unmask.video import FrameSampler
 
     clips = make_demo_dataset(tmp_path_factory.mktemp("train-clips"), clips_per_class=6, seconds=1.0, fps=8)
@@ -70,7 +70,7 @@ def paper_runs(prepared, tmp_path_factory):
     """Each of the paper's four backbones trained with the paper preset for 2 steps at 128 px."""
     from unmask.models.registry import PAPER_BACKBONES
     from unmask.training.config import make_config
-    from unmask.training.train import train
+    from unmask.training.trainer import train
 
     root = tmp_path_factory.mktemp("paper-runs")
     runs = {}
@@ -85,7 +85,7 @@ def paper_runs(prepared, tmp_path_factory):
 def small_run(prepared, tmp_path_factory):
     """mobilenetv3_small trained for 10 epochs on the demo crops (it learns them)."""
     from unmask.training.config import make_config
-    from unmask.training.train import train
+    from unmask.training.trainer import train
 
     config = make_config(model="mobilenetv3_small", pretrained=False, size_px=64, batch_size=16, workers=0,
                          epochs=10, lr=1e-3, early_stopping=0)

@@ -12,7 +12,7 @@ import pytest
 from unmask.data.crop_video import make_extractor
 from unmask.data.manifest import CROP_COLUMNS, FACE_COLUMNS, read_manifest, write_manifest
 from unmask.faces.detectors import LANDMARK_COLUMNS
-from unmask.data.prepare import PrepareConfig, merge_manifests, prepare
+from unmask.data.preparation import PrepareConfig, merge_manifests, prepare
 from unmask.demo import make_demo_dataset, write_video
 from unmask.errors import ManifestError, UnmaskError
 from unmask.video import FrameSampler
@@ -96,7 +96,7 @@ def test_no_face_videos_are_done_once_and_still_reported(dataset_with_bad_files,
 
 def test_a_worker_that_dies_costs_only_its_video(demo_clips, tmp_path, monkeypatch):
     from tests.data.crash_helper import crop_or_die
-    from unmask.data import prepare as prepare_module
+    from unmask.data import preparation as prepare_module
 
     root = tmp_path / "data"
     shutil.copytree(demo_clips, root)

@@ -16,7 +16,7 @@ import cv2
 import pandas as pd
 import pytest
 
-from unmask.data.prepare import PrepareConfig, merge_manifests, prepare
+from unmask.data.preparation import PrepareConfig, merge_manifests, prepare
 from unmask.demo import make_demo_dataset
 from unmask.errors import UnmaskError
 from unmask.utils.atomic import HOST_TAG

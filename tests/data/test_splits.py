@@ -140,7 +140,7 @@ def test_add_splits_without_official_lists_leaves_official_empty():
 
 def test_prepare_counts_the_videos_a_chained_celebdf_split_leaves_out(demo_clips, tmp_path):
     from unmask.data.manifest import read_manifest
-    from unmask.data.prepare import PrepareConfig, prepare
+    from unmask.data.preparation import PrepareConfig, prepare
     from unmask.video import FrameSampler
 
     root = tmp_path / "celebdf"

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from unmask.errors import ManifestError, UnknownNameError, UnmaskError
-from unmask.evaluation.evaluate import evaluate
+from unmask.evaluation.evaluator import evaluate
 from unmask.evaluation.table import make_table, to_markdown
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -76,7 +76,7 @@ def test_table_shows_paper_and_video_protocols_side_by_side(small_run, prepared,
 
 
 def test_cross_dataset_on_every_crop(small_run, tmp_path):
-    from unmask.data.prepare import PrepareConfig, prepare
+    from unmask.data.preparation import PrepareConfig, prepare
     from unmask.demo import make_demo_dataset
     from unmask.video import FrameSampler
 

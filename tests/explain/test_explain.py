@@ -7,7 +7,7 @@ import pytest
 from unmask.demo import load_portraits, write_video
 from unmask.errors import NoFaceFoundError, UnknownNameError
 from unmask.explain import PAPER_METHODS
-from unmask.explain.explain import explain
+from unmask.explain.explainer import explain
 from unmask.models.registry import PAPER_BACKBONES
 
 

@@ -14,7 +14,7 @@ from unmask.training.cache import CachedCropDataset, open_crop_cache
 from unmask.training.checkpoint import read_metadata
 from unmask.training.config import make_config
 from unmask.training.data import DeviceBatches, batch_loader
-from unmask.training.train import autocast_dtype, train
+from unmask.training.trainer import autocast_dtype, train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 

@@ -14,7 +14,7 @@ from unmask.errors import ManifestError, UnknownNameError, UnmaskError
 from unmask.models.registry import PAPER_BACKBONES
 from unmask.training.checkpoint import load_classifier, read_metadata
 from unmask.training.config import PRESETS, make_config
-from unmask.training.train import train
+from unmask.training.trainer import train
 
 QUICK = dict(pretrained=False, size_px=64, batch_size=16, workers=0)
 
@@ -111,7 +111,7 @@ def test_two_process_ddp_on_gloo(prepared, tmp_path):
     from sklearn.metrics import roc_auc_score
 
     from unmask.data.manifest import select_split
-    from unmask.evaluation.evaluate import score_rows
+    from unmask.evaluation.evaluator import score_rows
 
     model, meta = load_classifier(tmp_path / "ddp")
     val = select_split(pd.read_parquet(prepared / "manifest.parquet"), "video", "val")
@@ -170,7 +170,7 @@ def test_loaded_checkpoint_scores_like_the_trained_model(small_run, prepared):
     from sklearn.metrics import roc_auc_score
 
     from unmask.data.manifest import select_split
-    from unmask.evaluation.evaluate import score_rows
+    from unmask.evaluation.evaluator import score_rows
 
     result, rows = small_run
     model, meta = load_classifier(result.checkpoint)
@@ -199,7 +199,7 @@ def test_settings_are_checked_before_any_work():
 def test_balanced_sampler_draws_classes_equally_and_is_never_combined_with_class_weights():
     import numpy as np
 
-    from unmask.training.train import balanced_sampler
+    from unmask.training.trainer import balanced_sampler
 
     labels = np.array([0] * 100 + [1] * 400)
     drawn = labels[list(balanced_sampler(labels, torch.Generator().manual_seed(0)))]
@@ -217,7 +217,7 @@ def _fewer_real_training_videos(df):
 
 def test_val_loss_is_the_training_objective_focal_and_weighted(prepared, tmp_path):
     from unmask.data.manifest import select_split
-    from unmask.evaluation.evaluate import score_rows
+    from unmask.evaluation.evaluator import score_rows
     from unmask.training.cost import FocalLoss
 
     data = _manifest_copy(prepared, tmp_path, _fewer_real_training_videos)

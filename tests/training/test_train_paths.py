@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from unmask.errors import UnmaskError
 from unmask.training.checkpoint import read_metadata
 from unmask.training.config import make_config
-from unmask.training.train import train
+from unmask.training.trainer import train
 
 QUICK = dict(pretrained=False, size_px=64, batch_size=16, workers=0)
 

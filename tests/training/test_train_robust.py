@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from unmask.training import distributed
-from unmask.training import train as train_module
+from unmask.training import trainer as train_module
 from unmask.training.checkpoint import read_metadata
 from unmask.training.config import make_config
 from unmask.utils.atomic import HOST_TAG

@@ -52,7 +52,7 @@ def prepare_command(
 
     Example: unmask prepare /data/FaceForensics++ --dataset ffpp --out runs/ffpp --workers 2
     """
-    from unmask.data.prepare import PrepareConfig, prepare  # imported per command: keeps --help fast
+    from unmask.data.preparation import PrepareConfig, prepare  # imported per command: keeps --help fast
     from unmask.video.sampling import FrameSampler
 
     options = {}
@@ -113,7 +113,7 @@ def merge_command(
 
     Example: unmask merge runs/part1 runs/part2 --out runs/all
     """
-    from unmask.data.prepare import merge_manifests
+    from unmask.data.preparation import merge_manifests
 
     path = merge_manifests(shards, out)
     typer.echo(f"manifest: {path}")

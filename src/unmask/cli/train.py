@@ -51,7 +51,7 @@ def train_command(
     """
     from unmask.training.calibration import Costs  # here, not at the top: torch takes seconds to import
     from unmask.training.config import make_config
-    from unmask.training.train import train
+    from unmask.training.trainer import train
 
     config = make_config(
         preset, model=model, protocol=protocol, size_px=size, epochs=epochs, batch_size=batch_size, lr=lr,

@@ -1,6 +1,6 @@
 """One video -> face crops on disk: the work a ``prepare`` worker process does.
 
-Kept apart from :mod:`unmask.data.prepare` so that worker processes import only what they need
+Kept apart from :mod:`unmask.data.preparation` so that worker processes import only what they need
 (no pandas, pyarrow or scikit-learn: that would add a second to every worker's start).
 """
 

@@ -211,7 +211,7 @@ class Detector:
         import cv2
 
         from unmask.explain.cam import PAPER_METHODS, check_methods
-        from unmask.explain.explain import explain_crops
+        from unmask.explain.explainer import explain_crops
         from unmask.explain.overlay import overlay_heatmap
 
         methods = check_methods(PAPER_METHODS if methods is None else methods)
