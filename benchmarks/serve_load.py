@@ -34,8 +34,8 @@ def small_model(work: Path) -> Path:
     from unmask.video import FrameSampler
 
     clips = make_demo_dataset(work / "clips", clips_per_class=6, seconds=1.0, fps=16)
-    prepare(clips, work / "faces", PrepareConfig("folder", sampler=FrameSampler("uniform", 16), size_px=64))
-    config = make_config(model="mobilenetv3_small", pretrained=False, size_px=64, batch_size=16, workers=0, epochs=3)
+    prepare(clips, work / "faces", PrepareConfig("folder", sampler=FrameSampler("uniform", 16), size=64))
+    config = make_config(model="mobilenetv3_small", pretrained=False, size=64, batch_size=16, workers=0, epochs=3)
     return train(work / "faces", work / "run", config).run_dir
 
 

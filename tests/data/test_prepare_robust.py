@@ -22,7 +22,7 @@ from unmask.errors import UnmaskError
 from unmask.utils.atomic import HOST_TAG
 from unmask.video import FrameSampler
 
-SMALL = dict(sampler=FrameSampler("uniform", 2), size_px=32)
+SMALL = dict(sampler=FrameSampler("uniform", 2), size=32)
 
 
 def dead_pid() -> int:

@@ -82,7 +82,7 @@ def test_cross_dataset_on_every_crop(small_run, tmp_path):
 
     clips = make_demo_dataset(tmp_path / "other", clips_per_class=1, seconds=1.0, fps=8, size=(400, 300), seed=7)
     other = tmp_path / "other-crops"
-    prepare(clips, other, PrepareConfig("folder", sampler=FrameSampler("uniform", 4), size_px=64))
+    prepare(clips, other, PrepareConfig("folder", sampler=FrameSampler("uniform", 4), size=64))
     result = evaluate(small_run[0].run_dir, other, tmp_path / "cross", split="all", aggregation="confident",
                       report=False, bootstrap=0)
     assert result.metrics["frame"]["n"] == 8 and result.metrics["split"] == "all"
@@ -139,5 +139,5 @@ def test_decisions_at_a_cost_threshold_with_a_deployment_prior(small_run, prepar
     means = frames.assign(p=calibrated).groupby("video_id")["p"].mean().loc[videos.index]
     np.testing.assert_allclose(videos["p_fake"], sigmoid(logit(means) + logit(0.2) - logit(0.5)), rtol=1e-6)
     assert "no video-level calibration" in caplog.text and "not recorded" in m["calibration"]["video"]["note"]
-    with pytest.raises(UnmaskError, match="--prior-fake must lie strictly between 0 and 1"):
+    with pytest.raises(UnmaskError, match="prior_fake must lie strictly between 0 and 1"):
         evaluate(run, prepared, tmp_path / "bad", prior_fake=1.5, report=False)

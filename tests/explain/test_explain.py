@@ -44,7 +44,7 @@ def test_errors_and_the_is_crop_escape(small_run, tmp_path):
     run = small_run[0].run_dir
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((120, 120, 3), 127, np.uint8))
-    with pytest.raises(NoFaceFoundError, match="No face found in blank.png.*--is-crop"):
+    with pytest.raises(NoFaceFoundError, match="No face found in blank.png.*is_crop=True"):
         explain(run, blank, tmp_path / "o1")
     assert len(explain(run, blank, tmp_path / "o2", methods=["gradcam"], is_crop=True)) == 1
     with pytest.raises(UnknownNameError, match="Unknown explanation method 'gradcam\\+'.*Did you mean 'gradcam\\+\\+'"):

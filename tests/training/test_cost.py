@@ -44,7 +44,7 @@ def test_default_effective_beta_weights_by_class_share_at_any_scale():
         assert 2.8 < ratio < 3.2, (n, ratio)  # between none (1) and balanced (4), whatever n
     old = compute_class_weights([0] * 5000 + [1] * 20000, "effective", beta=0.999)
     assert old[0] / old[1] < 1.01  # what the fixed beta did: no weighting at all
-    with pytest.raises(UnmaskError, match="--beta must lie in"):
+    with pytest.raises(UnmaskError, match="^beta must lie in"):
         compute_class_weights([0, 1], "effective", beta=1.0)
 
 
@@ -129,7 +129,7 @@ def test_prior_shift_is_bayes_rule_on_the_log_odds():
     # exact case: a calibrated p at base rate 0.8 for likelihood ratio 1 is 0.8; at base rate 0.2 it is 0.2
     assert shift_prior([0.8], 0.8, 0.2)[0] == pytest.approx(0.2)
     np.testing.assert_array_equal(shift_prior(p, 0.8, None), p)
-    with pytest.raises(UnmaskError, match="--prior-fake must lie strictly between 0 and 1"):
+    with pytest.raises(UnmaskError, match="^prior_fake must lie strictly between 0 and 1"):
         shift_prior(p, 0.8, 1.0)
 
 

@@ -24,7 +24,7 @@ import pandas as pd
 
 from unmask.data.manifest import read_manifest, select_split
 from unmask.data.splits import PROTOCOLS
-from unmask.errors import ManifestError, UnmaskError, unknown_name
+from unmask.errors import ManifestError, SettingError, unknown_name
 from unmask.evaluation.aggregate import AGGREGATIONS, aggregate_videos
 from unmask.evaluation.metrics import bootstrap_ci, score_metrics, threshold_metrics
 from unmask.models import build_transform
@@ -123,7 +123,8 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
     if split not in SPLITS:
         raise unknown_name("split", split, SPLITS)
     if batch_size < 1 or bootstrap < 0:
-        raise UnmaskError(f"--batch-size must be at least 1 and --bootstrap not negative (got {batch_size}, {bootstrap})")
+        raise SettingError(f"batch_size must be at least 1 and bootstrap not negative (got {batch_size}, {bootstrap})",
+                           "batch_size", "bootstrap")
     if aggregation not in AGGREGATIONS:
         raise unknown_name("aggregation", aggregation, AGGREGATIONS)
     if protocol is not None and protocol not in PROTOCOLS:

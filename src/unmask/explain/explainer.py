@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from unmask.errors import NoFaceFoundError, UnmaskError
+from unmask.errors import NoFaceFoundError, SettingError, UnmaskError
 from unmask.explain.cam import PAPER_METHODS, check_methods, explain_batch
 from unmask.explain.faithfulness import deletion_faithfulness
 from unmask.models import build_transform
@@ -73,9 +73,9 @@ def explain(run_dir: str | Path, path: str | Path, out_dir: str | Path, *, metho
     methods = check_methods(methods)
     path, out_dir = Path(path), Path(out_dir)
     if not methods:
-        raise UnmaskError("Name at least one explanation method (--methods)")
+        raise SettingError("Name at least one explanation method in methods", "methods")
     if max_faces < 1:
-        raise UnmaskError(f"--max-faces must be at least 1, not {max_faces}")
+        raise SettingError(f"max_faces must be at least 1, not {max_faces}", "max_faces")
     if not path.is_file():
         raise UnmaskError(f"No such file: {path}")
     detector = Detector.load(run_dir, device=device)
@@ -84,8 +84,9 @@ def explain(run_dir: str | Path, path: str | Path, out_dir: str | Path, *, metho
     if prediction.reason_code == "unreadable":
         raise UnmaskError(prediction.reason)
     if prediction.reason_code == "no_face":
-        hint = "; if it is already a face crop, pass --is-crop" if prediction.kind == "image" else ""
-        raise NoFaceFoundError(f"No face found in {path.name} ({prediction.frames_sampled} frames looked at){hint}")
+        hint = "; if it is already a face crop, pass is_crop=True" if prediction.kind == "image" else ""
+        raise NoFaceFoundError(f"No face found in {path.name} ({prediction.frames_sampled} frames looked at){hint}",
+                               "is_crop")
     heatmaps = detector.explain(prediction, methods=methods, max_faces=max_faces, size_px=detector.size_px)
     return write_explanations(heatmaps, out_dir, stem=path.stem,
                               index={"input": str(path), "run": str(run_dir), "threshold": detector.threshold})

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unmask.errors import UnmaskError
+from unmask.errors import SettingError, UnmaskError
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def shift_prior(p, prior_from: float, prior_to: float | None) -> np.ndarray:
 def check_prior(prior_fake: float | None) -> None:
     """Refuse a deployment prior outside (0, 1)."""
     if prior_fake is not None and not 0 < prior_fake < 1:
-        raise UnmaskError(f"--prior-fake must lie strictly between 0 and 1 (a share of fakes), not {prior_fake}")
+        raise SettingError(f"prior_fake must lie strictly between 0 and 1 (a share of fakes), not {prior_fake}", "prior_fake")
 
 
 def _frame_prior(meta: dict) -> float:

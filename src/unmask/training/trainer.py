@@ -28,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, WeightedRandomSampler
 
 from unmask.data.manifest import read_manifest, select_label_level, select_split
-from unmask.errors import UnmaskError
+from unmask.errors import SettingError, UnmaskError
 from unmask.evaluation.metrics import basic_metrics
 from unmask.models import create_model, get_spec
 from unmask.models.inference import score_dataset, to_device
@@ -36,7 +36,7 @@ from unmask.models.transforms import build_normalise, build_resize
 from unmask.training import distributed as dist
 from unmask.training.calibration import Costs, calibrated_p_fake, fit_calibration, fit_video_calibration, p_fake
 from unmask.training.checkpoint import load_tensors, read_metadata, save_checkpoint
-from unmask.training.config import TrainConfig
+from unmask.training.config import TrainConfig, config_from_recorded
 from unmask.training.cost import compute_class_weights, create_loss
 from unmask.training.augment import BatchAugment
 from unmask.training.cache import CachedCropDataset, CropCache, open_crop_cache
@@ -143,10 +143,6 @@ def _write_history(path: Path, history: list[dict]) -> None:
         fh.write(text.getvalue())
 
 
-def _config_from_json(d: dict) -> TrainConfig:
-    return TrainConfig(**{**d, "costs": Costs(**d["costs"])})
-
-
 def _repair_best(best_path: Path, last_path: Path, last_meta: dict, base_meta: dict) -> None:
     """Make ``best`` agree with the resume state: a run killed between writing ``last`` and
     ``best`` of an improving epoch left ``best`` an epoch behind; that epoch's weights are in ``last``."""
@@ -238,16 +234,20 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
     resume_meta = None
     if resume:
         if not last_path.is_file():
-            raise UnmaskError(f"Nothing to resume in {run_dir}: it has no last.safetensors; start without --resume")
+            raise SettingError(f"Nothing to resume in {run_dir}: it has no last.safetensors; start without resume=True",
+                               "resume")
         resume_meta = read_metadata(last_path)
-        config = _config_from_json(resume_meta["config"])
+        config = config_from_recorded(resume_meta["config"])
         done = resume_meta["progress"]["epoch"]
         if epochs is not None and epochs <= done:
-            raise UnmaskError(f"{run_dir} has trained {done} epochs already; to train on, pass --epochs more than {done}")
+            raise SettingError(f"{run_dir} has trained {done} epochs already; to train on, pass epochs more than {done}",
+                               "epochs")
         if epochs is None and final_path.exists():
-            raise UnmaskError(f"{run_dir} finished after {done} epochs; to train on, pass --resume --epochs N with N > {done}")
+            raise SettingError(f"{run_dir} finished after {done} epochs; to train on, pass resume=True with epochs "
+                               f"N > {done}", "resume", "epochs")
     elif last_path.exists() or final_path.exists():
-        raise UnmaskError(f"{run_dir} already holds a training run; pass --resume to continue it, or choose another --out")
+        raise SettingError(f"{run_dir} already holds a training run; pass resume=True to continue it, or choose "
+                           "another run folder", "resume")
     ensure_out_dir(run_dir)  # also removes half-written checkpoints of a killed run (up to the model's size each)
     if epochs is not None:
         config = dataclasses.replace(config, epochs=epochs)
@@ -259,13 +259,13 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
     channels_last = device.type == "cuda"
     workers = config.workers if config.workers is not None else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
     spec = get_spec(config.model)
-    size_px = config.size_px or spec.default_size_px
+    size_px = config.size or spec.default_size_px
 
     manifest, manifest_meta = read_manifest(data_dir)
     data_root = Path(data_dir) if Path(data_dir).is_dir() else Path(data_dir).parent
     train_rows = select_label_level(select_split(manifest, config.protocol, "train"), config.label_level)
     val_rows = select_split(manifest, config.protocol, "val")
-    class_weights = compute_class_weights(train_rows["label"], config.class_weights, beta=config.effective_beta)
+    class_weights = compute_class_weights(train_rows["label"], config.class_weights, beta=config.beta)
 
     _seed_everything(config.seed)
     # The model first: missing ImageNet weights stop the run before the crop cache is built. A
@@ -311,10 +311,11 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
 
     generator = torch.Generator()
     if world > 1:
-        if config.sampler == "balanced":
-            raise UnmaskError("--sampler balanced does not run under torchrun yet; use class weights (--class-weights)")
+        if config.batch_sampler == "balanced":
+            raise SettingError("batch_sampler balanced does not run under torchrun yet; use class_weights instead",
+                               "batch_sampler", "class_weights")
         sampler = DistributedSampler(train_set, shuffle=True, seed=config.seed)
-    elif config.sampler == "balanced":
+    elif config.batch_sampler == "balanced":
         sampler = balanced_sampler(train_set.labels, generator)
     else:
         sampler = torch.utils.data.RandomSampler(train_set, generator=generator)
@@ -352,7 +353,7 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
                 sampler.set_epoch(epoch)
             step_cb = (lambda s, n, e=epoch: on_step(e, s, n)) if (on_step and is_main) else None
             train_loss, train_labels, train_scores = train_one_epoch(
-                net, batches, loss_fn, optimiser, device, max_steps=config.max_steps_per_epoch, amp=amp, scaler=scaler,
+                net, batches, loss_fn, optimiser, device, max_steps=config.max_steps, amp=amp, scaler=scaler,
                 on_step=step_cb)
             train_loss = float(np.mean(dist.gather(train_loss)))
             dist.sync_buffers(model)
@@ -368,8 +369,8 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
                    "seconds": time.perf_counter() - started}
             metric = row[config.select_metric]
             if math.isnan(metric):
-                raise UnmaskError(f"{config.select_metric} is undefined: the validation split holds one class only; "
-                                  "use --select-metric val_acc or another --protocol")
+                raise SettingError(f"{config.select_metric} is undefined: the validation split holds one class only; "
+                                   "use select_metric val_acc or another protocol", "select_metric", "protocol")
             improved = metric > best_metric if maximise else metric < best_metric
             scheduler.step(metric)
             if improved:

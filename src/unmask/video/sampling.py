@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unmask.errors import UnmaskError, VideoReadError, unknown_name
+from unmask.errors import SettingError, UnmaskError, VideoReadError, unknown_name
 from unmask.video.reader import (Frame, count_frames, frame_time, iter_decoded, open_video, stream_fps, to_rgb,
                                  video_stream)
 
@@ -46,9 +46,9 @@ class FrameSampler:
         if self.strategy not in SAMPLERS:
             raise unknown_name("frame sampler", self.strategy, SAMPLERS)
         if self.num_frames < 0 or (self.strategy == "uniform" and self.num_frames == 0):
-            raise UnmaskError(f"--num-frames must be a positive number, not {self.num_frames}")
+            raise SettingError(f"num_frames must be a positive number, not {self.num_frames}", "num_frames")
         if self.every_n < 1:
-            raise UnmaskError(f"--every-n must be at least 1, not {self.every_n}")
+            raise SettingError(f"every_n must be at least 1, not {self.every_n}", "every_n")
 
 
 def sample_frames(path: str | Path, sampler: FrameSampler = FrameSampler()) -> list[Frame]:
