@@ -75,17 +75,33 @@ def test_table_shows_paper_and_video_protocols_side_by_side(small_run, prepared,
     assert "| video |" in markdown
 
 
-def test_cross_dataset_on_every_crop(small_run, tmp_path):
+def test_cross_dataset_on_every_crop_warns_of_crops_cut_unlike_the_training_data(small_run, tmp_path, caplog):
     from unmask.data.preparation import PrepareConfig, prepare
     from unmask.demo import make_demo_dataset
     from unmask.video import FrameSampler
 
     clips = make_demo_dataset(tmp_path / "other", clips_per_class=1, seconds=1.0, fps=8, size=(400, 300), seed=7)
     other = tmp_path / "other-crops"
-    prepare(clips, other, PrepareConfig("folder", sampler=FrameSampler("uniform", 4), size=64))
-    result = evaluate(small_run[0].run_dir, other, tmp_path / "cross", split="all", aggregation="confident",
-                      report=False, bootstrap=0)
+    # the run trained on 64 px PNG crops with margin 1.3
+    prepare(clips, other, PrepareConfig("folder", sampler=FrameSampler("uniform", 4), size=48, image_format="jpg"))
+    with caplog.at_level("WARNING", logger="unmask.evaluation"):
+        result = evaluate(small_run[0].run_dir, other, tmp_path / "cross", split="all", aggregation="confident",
+                          report=False, bootstrap=0)
     assert result.metrics["frame"]["n"] == 8 and result.metrics["split"] == "all"
+    assert "cut unlike the run's training data (size 48 px, not 64 px as in training; format jpg, not png as in " \
+           "training)" in caplog.text
+
+
+def test_crops_cut_alike_give_no_warning_and_old_names_compare(small_run, prepared, caplog):
+    from unmask.data.manifest import read_manifest
+    from unmask.evaluation.evaluator import warn_crop_differences
+    from unmask.training.checkpoint import read_metadata
+
+    meta = read_metadata(small_run[0].checkpoint)
+    _, manifest_meta = read_manifest(prepared)
+    assert warn_crop_differences(meta, manifest_meta, prepared) == [] and "cut unlike" not in caplog.text
+    old = {**{k: v for k, v in manifest_meta.items() if k != "size"}, "size_px": 64, "margin": 1.5}
+    assert warn_crop_differences(meta, old, prepared) == ["margin 1.5, not 1.3 as in training"]
 
 
 def test_bad_inputs_are_clear(small_run, prepared, tmp_path):

@@ -183,3 +183,15 @@ def test_too_few_validation_videos_fall_back_to_the_aggregated_frame_score_and_o
     old = {"temperature": 2.0, "bias": 0.5, "threshold": 0.5}  # a checkpoint from before video calibration
     assert calibrate_video_scores([0.3], old, "mean")[0] == pytest.approx(0.3)
     assert "no video-level calibration" in caplog.text
+
+
+def test_training_warns_when_it_enlarges_crops_smaller_than_the_input(caplog):
+    from unmask.training.trainer import warn_upsampling
+
+    with caplog.at_level("WARNING", logger="unmask.training"):
+        assert warn_upsampling({"size": 64}, 128)
+        assert not warn_upsampling({"size": 224}, 224) and not warn_upsampling({"size": 299}, 224)
+        assert not warn_upsampling({}, 224)  # a manifest that does not record its crop size
+        assert warn_upsampling({"size_px": 112}, 224)  # recorded under the old name
+    assert "the crops are 64 px and the model's input 128 px: training enlarges every crop 2.00x" in caplog.text
+    assert caplog.text.count("training enlarges") == 2

@@ -159,6 +159,27 @@ class PrepareConfig:
         return d
 
 
+# How crops are cut, as a model sees them: crops cut otherwise than a run's training crops look
+# unlike what it learnt (another scale, more or less context, JPEG traces it never saw).
+CROP_LOOK = {"size": "size {} px", "margin": "margin {}", "image_format": "format {}"}
+
+
+def crop_differences(trained: dict, data: dict) -> list[str]:
+    """How the crops recorded in ``data`` were cut unlike those recorded in ``trained``.
+
+    Args:
+        trained, data: prepare settings as recorded (:meth:`PrepareConfig.recorded`; a manifest's
+            metadata, a checkpoint's ``data.prepare``), old names included. A setting either
+            lacks is not compared.
+
+    Returns:
+        One phrase per difference, e.g. ``"size 128 px, not 224 px as in training"``.
+    """
+    trained, data = upgrade_recorded(trained or {}, RENAMED), upgrade_recorded(data or {}, RENAMED)
+    return [f"{CROP_LOOK[k].format(data[k])}, not {CROP_LOOK[k].format(trained[k]).split(' ', 1)[1]} as in training"
+            for k in CROP_LOOK if trained.get(k) is not None and data.get(k) is not None and trained[k] != data[k]]
+
+
 def video_key(video_id: str) -> str:
     """A file name for ``video_id``'s resume record and scratch folder (distinct ids, distinct keys)."""
     return hashlib.sha1(video_id.encode()).hexdigest()[:24]

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from unmask.errors import SettingError, UnmaskError
+from unmask.settings import named_settings
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ MIN_TRUSTED = 30  # per class; fewer validation examples than this and the fit i
 MAX_SLOPE = 1e3  # |1/T| beyond this is a numerical runaway, never a calibration
 
 
+@named_settings("cost")
 @dataclass(frozen=True)
 class Costs:
     """What each kind of error costs, in any unit (only the ratio matters)."""

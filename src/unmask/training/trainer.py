@@ -27,12 +27,14 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, WeightedRandomSampler
 
+from unmask.data.crop_video import RENAMED as PREPARE_RENAMED
 from unmask.data.manifest import read_manifest, select_label_level, select_split
 from unmask.errors import SettingError, UnmaskError
 from unmask.evaluation.metrics import basic_metrics
 from unmask.models import create_model, get_spec
 from unmask.models.inference import score_dataset, to_device
 from unmask.models.transforms import build_normalise, build_resize
+from unmask.settings import upgrade_recorded
 from unmask.training import distributed as dist
 from unmask.training.calibration import Costs, calibrated_p_fake, fit_calibration, fit_video_calibration, p_fake
 from unmask.training.checkpoint import load_tensors, read_metadata, save_checkpoint
@@ -186,6 +188,19 @@ def _datasets(data_root: Path, manifest, train_rows, val_rows, spec, size_px: in
     return CachedCropDataset(train_rows, cache), CachedCropDataset(val_rows, cache)
 
 
+def warn_upsampling(manifest_meta: dict, size_px: int, *, is_main: bool = True) -> bool:
+    """Warn when the prepared crops are smaller than the model's input: they are enlarged for it,
+    which adds no detail and blurs the fine traces (blending edges, resampling) a detector looks for."""
+    crop_px = upgrade_recorded(manifest_meta, PREPARE_RENAMED).get("size")
+    if crop_px is None or crop_px >= size_px:
+        return False
+    if is_main:
+        logger.warning("the crops are %d px and the model's input %d px: training enlarges every crop %.2fx, which "
+                       "blurs what a detector looks for; prepare with size %d, or train with size %d",
+                       crop_px, size_px, size_px / crop_px, size_px, crop_px)
+    return True
+
+
 def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, **kwargs) -> TrainResult:
     """Train ``config.model`` on the manifest in ``data_dir``; write the run to ``run_dir``.
 
@@ -262,6 +277,7 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
     size_px = config.size or spec.default_size_px
 
     manifest, manifest_meta = read_manifest(data_dir)
+    warn_upsampling(manifest_meta, size_px, is_main=rank == 0)
     data_root = Path(data_dir) if Path(data_dir).is_dir() else Path(data_dir).parent
     train_rows = select_label_level(select_split(manifest, config.protocol, "train"), config.label_level)
     val_rows = select_split(manifest, config.protocol, "val")

@@ -22,18 +22,20 @@ from pathlib import Path
 import numpy as np
 
 from unmask.errors import SettingError, UnmaskError, VideoReadError, unknown_name
+from unmask.settings import named_settings
 from unmask.video.reader import (Frame, count_frames, frame_time, iter_decoded, open_video, stream_fps, to_rgb,
                                  video_stream)
 
 SAMPLERS = ("uniform", "stride", "codec_keyframes", "content_keyframes")
 
 
+@named_settings("frame sampler setting")
 @dataclass(frozen=True)
 class FrameSampler:
     """How to sample frames from a video.
 
     Attributes:
-        strategy: one of :data:`SAMPLERS`.
+        strategy: one of :data:`SAMPLERS` (``prepare --sampler``).
         num_frames: frames to take (``uniform``) or the most to keep (the others; 0 = no cap).
         every_n: the stride of ``stride``.
     """
