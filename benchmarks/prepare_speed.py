@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from unmask.data.prepare import PrepareConfig, prepare
+from unmask.data.preparation import PrepareConfig, prepare
 from unmask.data.sources import list_videos
 from unmask.demo import make_demo_dataset
 from unmask.faces import create_detector

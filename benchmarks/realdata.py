@@ -92,7 +92,7 @@ def run_config(name: str, views: dict[str, Path], work: Path, args) -> dict:
 
     from unmask.evaluation.evaluate import evaluate
     from unmask.training.config import make_config
-    from unmask.training.train import train
+    from unmask.training.trainer import train
 
     torch.set_num_threads(args.threads)
     view, overrides, evals = CONFIGS[name]
@@ -100,7 +100,7 @@ def run_config(name: str, views: dict[str, Path], work: Path, args) -> dict:
     result_path = work / "results" / f"{name}.json"
     if result_path.is_file():
         return json.loads(result_path.read_text())
-    config = make_config(model=args.model, protocol="official", epochs=args.epochs, max_steps_per_epoch=args.max_steps,
+    config = make_config(model=args.model, protocol="official", epochs=args.epochs, max_steps=args.max_steps,
                          weights=None, seed=args.seed, **overrides)
     timing_path = run / "timing.json"
     if not (run / "model.safetensors").is_file():

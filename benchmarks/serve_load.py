@@ -27,15 +27,15 @@ SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "ffpp" / "
 
 def small_model(work: Path) -> Path:
     """mobilenetv3_small trained briefly on demo clips: 16 frames per video, 64 px faces."""
-    from unmask.data.prepare import PrepareConfig, prepare
+    from unmask.data.preparation import PrepareConfig, prepare
     from unmask.demo import make_demo_dataset
     from unmask.training.config import make_config
-    from unmask.training.train import train
+    from unmask.training.trainer import train
     from unmask.video import FrameSampler
 
     clips = make_demo_dataset(work / "clips", clips_per_class=6, seconds=1.0, fps=16)
-    prepare(clips, work / "faces", PrepareConfig("folder", sampler=FrameSampler("uniform", 16), size_px=64))
-    config = make_config(model="mobilenetv3_small", pretrained=False, size_px=64, batch_size=16, workers=0, epochs=3)
+    prepare(clips, work / "faces", PrepareConfig("folder", sampler=FrameSampler("uniform", 16), size=64))
+    config = make_config(model="mobilenetv3_small", pretrained=False, size=64, batch_size=16, workers=0, epochs=3)
     return train(work / "faces", work / "run", config).run_dir
 
 

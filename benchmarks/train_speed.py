@@ -30,12 +30,12 @@ from pathlib import Path
 
 import torch
 
-from unmask.data.prepare import PrepareConfig, prepare
+from unmask.data.preparation import PrepareConfig, prepare
 from unmask.demo import make_demo_dataset
 from unmask.models import create_model, get_spec
 from unmask.models.registry import PAPER_BACKBONES
 from unmask.training.config import make_config
-from unmask.training.train import autocast_dtype, train
+from unmask.training.trainer import autocast_dtype, train
 from unmask.video import FrameSampler
 
 
@@ -101,8 +101,8 @@ def measure(name: str, data: Path, out: Path, args) -> dict:
         marks["bare"].append(bare.run(args.bare_steps))  # off train's clock: the next epoch starts after it
         marks["resume"].append(time.perf_counter())
 
-    config = make_config(model=name, pretrained=False, size_px=size, batch_size=args.batch_size, epochs=args.epochs,
-                         max_steps_per_epoch=args.steps, workers=args.workers, early_stopping=0, device=args.device,
+    config = make_config(model=name, pretrained=False, size=size, batch_size=args.batch_size, epochs=args.epochs,
+                         max_steps=args.steps, workers=args.workers, early_stopping=0, device=args.device,
                          augment=not args.no_augment, precision=args.precision, compile=args.compile,
                          cache=not args.no_cache, cache_dir=str(out / "cache"))
     started = time.perf_counter()
@@ -150,7 +150,7 @@ def main():
         started = time.perf_counter()
         clips = make_demo_dataset(tmp / "clips", clips_per_class=args.clips, seconds=4, fps=10)
         data = tmp / "data"
-        prepare(clips, data, PrepareConfig("folder", sampler=FrameSampler("uniform", 40), size_px=crop_px,
+        prepare(clips, data, PrepareConfig("folder", sampler=FrameSampler("uniform", 40), size=crop_px,
                                            workers=os.cpu_count() or 1))
         cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
                    platform.processor())

@@ -56,12 +56,12 @@ def hard_clips(tmp_path_factory):
 @pytest.fixture(scope="session")
 def prepared(tmp_path_factory):
     """12 demo clips (6 real, 6 fake) -> 8 face crops each, 64 px, with all split protocols."""
-    from unmask.data.prepare import PrepareConfig, prepare
+    from unmask.data.preparation import PrepareConfig, prepare
     from unmask.video import FrameSampler
 
     clips = make_demo_dataset(tmp_path_factory.mktemp("train-clips"), clips_per_class=6, seconds=1.0, fps=8)
     out = tmp_path_factory.mktemp("prepared")
-    prepare(clips, out, PrepareConfig("folder", sampler=FrameSampler("uniform", 8), size_px=64))
+    prepare(clips, out, PrepareConfig("folder", sampler=FrameSampler("uniform", 8), size=64))
     return out
 
 
@@ -70,13 +70,13 @@ def paper_runs(prepared, tmp_path_factory):
     """Each of the paper's four backbones trained with the paper preset for 2 steps at 128 px."""
     from unmask.models.registry import PAPER_BACKBONES
     from unmask.training.config import make_config
-    from unmask.training.train import train
+    from unmask.training.trainer import train
 
     root = tmp_path_factory.mktemp("paper-runs")
     runs = {}
     for name in PAPER_BACKBONES:
-        config = make_config("paper", model=name, pretrained=False, size_px=128, epochs=1, batch_size=4,
-                             max_steps_per_epoch=2, workers=0)
+        config = make_config("paper", model=name, pretrained=False, size=128, epochs=1, batch_size=4,
+                             max_steps=2, workers=0)
         runs[name] = train(prepared, root / name, config)
     return runs
 
@@ -85,9 +85,9 @@ def paper_runs(prepared, tmp_path_factory):
 def small_run(prepared, tmp_path_factory):
     """mobilenetv3_small trained for 10 epochs on the demo crops (it learns them)."""
     from unmask.training.config import make_config
-    from unmask.training.train import train
+    from unmask.training.trainer import train
 
-    config = make_config(model="mobilenetv3_small", pretrained=False, size_px=64, batch_size=16, workers=0,
+    config = make_config(model="mobilenetv3_small", pretrained=False, size=64, batch_size=16, workers=0,
                          epochs=10, lr=1e-3, early_stopping=0)
     rows = []
     result = train(prepared, tmp_path_factory.mktemp("small-run") / "run", config, on_epoch=rows.append)

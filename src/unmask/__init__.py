@@ -1,19 +1,55 @@
 """unmask: find deepfaked faces in videos, and show why.
 
-``from unmask import Detector, Prediction`` gives the judge and its result; they are imported on
-first use so that ``import unmask`` (and ``unmask --help``) stays fast.
+The pipeline, one call per stage (each also a command: ``unmask prepare``, ``unmask train`` ...)::
+
+    import unmask
+
+    unmask.prepare("data/ffpp", "runs/faces", unmask.PrepareConfig("ffpp", size=224))
+    unmask.train("runs/faces", "runs/effv2", unmask.make_config(model="efficientnetv2_s"))
+    unmask.evaluate("runs/effv2", "runs/faces", "runs/effv2/eval-test")
+    unmask.explain("runs/effv2", "clip.mp4", "why/")
+    unmask.export("runs/effv2", "effv2.onnx")
+    verdict = unmask.Detector.load("runs/effv2").predict("clip.mp4")
+
+Everything here is imported on first use, so that ``import unmask`` (and ``unmask --help``)
+stays fast; torch and timm load with the first stage used. Settings carry the command line's
+names (``PrepareConfig(size=...)`` is ``unmask prepare --size``).
 """
+
+from unmask._lazy import lazy_exports
+from unmask.errors import UnmaskError
 
 __version__ = "0.1.0"
 
-_LAZY = {"Detector": "unmask.predict", "Prediction": "unmask.predict", "Heatmap": "unmask.predict",
-         "TrackVerdict": "unmask.predict", "FrameScore": "unmask.predict"}
-__all__ = ["__version__", *_LAZY]
+_EXPORTS = {
+    # prepare: videos -> face crops + manifest
+    "prepare": "unmask.data.preparation",
+    "merge_manifests": "unmask.data.preparation",
+    "PrepareConfig": "unmask.data.crop_video",
+    "PrepareSummary": "unmask.data.preparation",
+    "FrameSampler": "unmask.video.sampling",
+    # train: manifest -> calibrated checkpoint
+    "train": "unmask.training.trainer",
+    "TrainConfig": "unmask.training.config",
+    "TrainResult": "unmask.training.trainer",
+    "make_config": "unmask.training.config",
+    "Costs": "unmask.training.calibration",
+    # evaluate: checkpoint + manifest -> metrics, report
+    "evaluate": "unmask.evaluation.evaluator",
+    "EvalResult": "unmask.evaluation.evaluator",
+    # explain: heatmaps (the package unmask.explain, callable as its explain function)
+    "explain": ("unmask.explain", None),
+    "Explanation": "unmask.explain.explainer",
+    # export: ONNX, TorchScript
+    "export": ("unmask.models.export", "export_model"),
+    "ExportResult": "unmask.models.export",
+    # the judge
+    "Detector": "unmask.predict.detector",
+    "Prediction": "unmask.predict.result",
+    "Heatmap": "unmask.predict.result",
+    "TrackVerdict": "unmask.predict.result",
+    "FrameScore": "unmask.predict.result",
+}
+__all__ = ["__version__", "UnmaskError", *_EXPORTS]
 
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'unmask' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -1,3 +1,6 @@
-from unmask.cli import main
+"""``python -m unmask``: the command line. Importing this module runs nothing."""
 
-main()
+if __name__ == "__main__":
+    from unmask.cli import main
+
+    main()

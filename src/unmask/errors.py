@@ -6,7 +6,30 @@ is a bug and keeps its traceback.
 
 
 class UnmaskError(Exception):
-    """Base class of every error caused by the user's input or environment."""
+    """Base class of every error caused by the user's input or environment.
+
+    Messages name settings as Python does (``batch_size``, ``resume=True``), never as command-line
+    flags; ``settings`` lists the ones a message names, so that the command line can show them as
+    its flags instead (:meth:`for_cli`).
+    """
+
+    def __init__(self, message: str = "", *settings: str):
+        super().__init__(message)
+        self.settings = settings
+
+    def for_cli(self, flags: dict[str, str] | None = None) -> str:
+        """The message with each of :attr:`settings` written as its flag: ``batch_size`` as
+        ``--batch-size``, ``resume=True`` as ``--resume``; ``flags`` maps settings whose flag
+        is named otherwise."""
+        import re
+
+        text = str(self)
+        for name in self.settings:
+            flag = (flags or {}).get(name) or "--" + name.replace("_", "-")
+            text = re.sub(rf"(?<![\w.-]){re.escape(name)}=True\b", flag, text)
+            text = re.sub(rf"(?<![\w.-]){re.escape(name)}=False\b", "--no-" + flag.removeprefix("--"), text)
+            text = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", flag, text)
+        return text
 
 
 class VideoReadError(UnmaskError):
@@ -27,6 +50,10 @@ class DatasetLayoutError(UnmaskError):
 
 class ManifestError(UnmaskError):
     """A manifest is missing, incomplete, or lacks the asked split or protocol."""
+
+
+class SettingError(UnmaskError):
+    """A setting has a value unmask cannot use (its name in :attr:`UnmaskError.settings`)."""
 
 
 class UnknownNameError(UnmaskError):

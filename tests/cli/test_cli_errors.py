@@ -61,11 +61,11 @@ def test_bad_prepare_values_are_refused_before_any_work(flags, start, clips, tmp
 def test_out_folders_that_cannot_be_written_are_refused(clips, tmp_path):
     (tmp_path / "file").write_text("x")
     assert_one_line(run_unmask("prepare", clips, "--dataset", "folder", "--out", tmp_path / "file" / "out", cwd=tmp_path),
-                    1, "error: --out ")
+                    1, "error: The output folder ")
     readonly = Path("/sys") if os.geteuid() == 0 else tmp_path / "ro"
     readonly.mkdir(mode=0o555, exist_ok=True)
     result = run_unmask("prepare", clips, "--dataset", "folder", "--out", readonly, cwd=tmp_path)
-    assert_one_line(result, 1, "error: --out ")
+    assert_one_line(result, 1, "error: The output folder ")
     assert "cannot be written" in result.stderr
 
 
@@ -85,8 +85,12 @@ def test_bad_training_values_are_refused(tmp_path):
     (tmp_path / "file").write_text("x")
     (tmp_path / "weights.pth").write_bytes(os.urandom(4096))
     for args, start in [(["--lr", "nan"], "error: --lr must be a positive number, not nan"),
-                        (["--weights", tmp_path / "weights.pth"], "error: --weights "),
-                        (["--out", tmp_path / "file"], "error: --out ")]:
+                        (["--weights", tmp_path / "weights.pth"], "error: The weights file "),
+                        (["--out", tmp_path / "file"], "error: The output folder "),
+                        # the library names settings as Python does; the command line shows its flags
+                        (["--batch-sampler", "balanced", "--class-weights", "effective"],
+                         "error: --batch-sampler balanced already draws the classes equally; with --class-weights "
+                         "effective the imbalance would be corrected twice")]:
         out = [] if "--out" in args else ["--out", tmp_path / "run"]
         result = run_unmask("train", tmp_path, "--model", "mobilenetv3_small", *out, *args, cwd=tmp_path)
         assert_one_line(result, 1, start)

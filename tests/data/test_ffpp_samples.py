@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from unmask.data.prepare import PrepareConfig, prepare
+from unmask.data.preparation import PrepareConfig, prepare
 
 pytestmark = pytest.mark.slow
 

@@ -1,3 +1,4 @@
+import json
 import shutil
 import signal
 import subprocess
@@ -12,12 +13,12 @@ import pytest
 from unmask.data.crop_video import make_extractor
 from unmask.data.manifest import CROP_COLUMNS, FACE_COLUMNS, read_manifest, write_manifest
 from unmask.faces.detectors import LANDMARK_COLUMNS
-from unmask.data.prepare import PrepareConfig, merge_manifests, prepare
+from unmask.data.preparation import PrepareConfig, merge_manifests, prepare
 from unmask.demo import make_demo_dataset, write_video
 from unmask.errors import ManifestError, UnmaskError
 from unmask.video import FrameSampler
 
-SMALL = dict(sampler=FrameSampler("uniform", 4), size_px=64)
+SMALL = dict(sampler=FrameSampler("uniform", 4), size=64)
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def test_prepare_writes_crops_manifest_and_failures(dataset_with_bad_files, tmp_
     detected = df[df["det_pass"] != "bridged"]
     assert detected[list(LANDMARK_COLUMNS)].notna().all().all()
     assert ((detected["left_eye_x"] > detected["x1"]) & (detected["left_eye_x"] < detected["x2"])).all()
-    assert meta["dataset"] == "folder" and meta["size_px"] == 64
+    assert meta["dataset"] == "folder" and meta["size"] == 64
     assert df.groupby("video_id")["label"].first().to_dict() == {
         "fake/fake_astronaut_00": 1, "fake/fake_hopper_01": 1, "real/real_astronaut_00": 0, "real/real_hopper_01": 0}
     for path in df["crop_path"]:
@@ -68,8 +69,22 @@ def test_a_second_run_skips_finished_videos_and_refuses_other_settings(demo_clip
     second = prepare(demo_clips, out, PrepareConfig("folder", **SMALL))
     assert (second.skipped, second.processed, second.crops) == (4, 0, first.crops)
     pd.testing.assert_frame_equal(before, pd.read_parquet(out / "manifest.parquet"))
-    with pytest.raises(UnmaskError, match="prepared with other settings \\(size_px\\)"):
-        prepare(demo_clips, out, PrepareConfig("folder", sampler=SMALL["sampler"], size_px=96))
+    with pytest.raises(UnmaskError, match="prepared with other settings \\(size\\)"):
+        prepare(demo_clips, out, PrepareConfig("folder", sampler=SMALL["sampler"], size=96))
+
+    # A folder prepared before the settings took the command line's names resumes as before.
+    record = out / ".unmask" / "config.json"
+    old = json.loads(record.read_text())
+    for old_name, new_name in (("size_px", "size"), ("max_side_px", "max_side"),
+                               ("second_pass_side_px", "second_pass_side"), ("seed", "split_seed")):
+        old[old_name] = old.pop(new_name)
+    del old["split_fractions"]
+    record.write_text(json.dumps(old))
+    # New split settings re-split the kept crops: nothing is cropped again.
+    third = prepare(demo_clips, out, PrepareConfig("folder", split_seed=7, split_fractions=(0.5, 0.25, 0.25), **SMALL))
+    assert (third.skipped, third.processed) == (4, 0)
+    _, meta = read_manifest(out)
+    assert meta["split_seed"] == 7 and meta["split_fractions"] == [0.5, 0.25, 0.25]
 
 
 def test_video_details_come_from_the_current_listing_on_resume(demo_clips, tmp_path):
@@ -96,7 +111,7 @@ def test_no_face_videos_are_done_once_and_still_reported(dataset_with_bad_files,
 
 def test_a_worker_that_dies_costs_only_its_video(demo_clips, tmp_path, monkeypatch):
     from tests.data.crash_helper import crop_or_die
-    from unmask.data import prepare as prepare_module
+    from unmask.data import preparation as prepare_module
 
     root = tmp_path / "data"
     shutil.copytree(demo_clips, root)
@@ -109,14 +124,14 @@ def test_a_worker_that_dies_costs_only_its_video(demo_clips, tmp_path, monkeypat
 
 
 def test_bad_settings_and_an_out_file_stop_before_anything_is_written(demo_clips, tmp_path):
-    with pytest.raises(UnmaskError, match="--margin must be at least 1.0"):
+    with pytest.raises(UnmaskError, match="^margin must be at least 1.0"):
         PrepareConfig("folder", margin=0.5)
     for margin in (float("nan"), float("inf"), 100.0):  # inf cut whole frames as "faces", exit 0
-        with pytest.raises(UnmaskError, match="--margin must be at least 1.0 .* and at most 4.0, not"):
+        with pytest.raises(UnmaskError, match="^margin must be at least 1.0 .* and at most 4.0, not"):
             PrepareConfig("folder", margin=margin)
     for size in (4, 100000):  # 100000 px tried to allocate 30 GB per video
-        with pytest.raises(UnmaskError, match=f"--size must lie between 8 and 1024 pixels, not {size}"):
-            PrepareConfig("folder", size_px=size)
+        with pytest.raises(UnmaskError, match=f"^size must lie between 8 and 1024 pixels, not {size}"):
+            PrepareConfig("folder", size=size)
     (tmp_path / "file").write_text("x")
     with pytest.raises(UnmaskError, match="is a file; give a folder"):
         prepare(demo_clips, tmp_path / "file", PrepareConfig("folder", **SMALL))
@@ -153,7 +168,7 @@ def test_shards_can_share_one_out_folder_and_must_agree_on_settings(demo_clips, 
     merged = pd.read_parquet(merge_manifests([shared], shared))
     assert merged["video_id"].nunique() == 4 and all((shared / p).is_file() for p in merged["crop_path"])
     other = tmp_path / "other"
-    prepare(demo_clips, other, PrepareConfig("folder", shard=(2, 2), sampler=FrameSampler("uniform", 2), size_px=64))
+    prepare(demo_clips, other, PrepareConfig("folder", shard=(2, 2), sampler=FrameSampler("uniform", 2), size=64))
     with pytest.raises(UnmaskError, match="prepared with other settings \\(sampler\\)"):
         merge_manifests([shared / "manifest.shard-1-of-2.parquet", other], tmp_path / "mixed")
 
@@ -195,9 +210,9 @@ def test_prepare_on_an_empty_root_says_so(tmp_path):
 def test_recorded_settings_rebuild_the_same_config():
     import json
 
-    config = PrepareConfig("ffpp", sampler=FrameSampler("stride", 5, every_n=3), margin=1.5, size_px=128,
-                           keep="all", image_format="jpg", min_score=0.8, max_side_px=480, workers=2,
-                           second_pass_side_px=960, second_pass_min_score=0.85, second_pass_probe=4,
+    config = PrepareConfig("ffpp", sampler=FrameSampler("stride", 5, every_n=3), margin=1.5, size=128,
+                           keep="all", image_format="jpg", min_score=0.8, max_side=480, workers=2,
+                           second_pass_side=960, second_pass_min_score=0.85, second_pass_probe=4,
                            bridge_max_gap=3)
     again = PrepareConfig.from_recorded(json.loads(json.dumps(config.recorded())))
     assert again.recorded() == config.recorded() and again.sampler == config.sampler
@@ -234,7 +249,7 @@ def test_settings_recorded_before_the_two_pass_face_step_keep_their_one_pass_mea
     import json
 
     old = json.loads(json.dumps(PrepareConfig("ffpp").recorded()))
-    for key in ("second_pass", "second_pass_side_px", "second_pass_min_score", "second_pass_probe", "bridge_max_gap"):
+    for key in ("second_pass", "second_pass_side", "second_pass_min_score", "second_pass_probe", "bridge_max_gap"):
         del old[key]  # what a manifest or checkpoint written before them holds
     for recorded in (old, {"size_px": 224}):  # the second: a checkpoint with no prepare settings
         config = PrepareConfig.from_recorded(recorded)
@@ -245,7 +260,7 @@ def test_settings_recorded_before_the_two_pass_face_step_keep_their_one_pass_mea
     assert today.bridge_max_gap == 2 and today.second_pass.enhance
     assert (today.second_pass.max_side_px, today.second_pass.min_side_px) == (1280, 1280)
     assert today.second_pass.min_score == 0.9 and today.detector.max_side_px == 640 and today.second_pass_probe == 8
-    with pytest.raises(UnmaskError, match="--bridge-max-gap"):
+    with pytest.raises(UnmaskError, match="^bridge_max_gap must"):
         PrepareConfig("ffpp", bridge_max_gap=-1)
 
 

@@ -16,13 +16,13 @@ import cv2
 import pandas as pd
 import pytest
 
-from unmask.data.prepare import PrepareConfig, merge_manifests, prepare
+from unmask.data.preparation import PrepareConfig, merge_manifests, prepare
 from unmask.demo import make_demo_dataset
 from unmask.errors import UnmaskError
 from unmask.utils.atomic import HOST_TAG
 from unmask.video import FrameSampler
 
-SMALL = dict(sampler=FrameSampler("uniform", 2), size_px=32)
+SMALL = dict(sampler=FrameSampler("uniform", 2), size=32)
 
 
 def dead_pid() -> int:

@@ -192,3 +192,25 @@ def test_csv_with_a_byte_order_mark_is_read_and_a_binary_one_refused(tmp_path):
     listing.write_bytes(bytes(range(256)) * 4)
     with pytest.raises(DatasetLayoutError, match="is not a text CSV file"):
         list_videos(listing, "csv")
+
+
+def test_folder_people_file_names_who_is_in_each_video(tmp_path, caplog):
+    for name in ("real/alice_1.mp4", "real/alice_2.mp4", "real/bob_1.mp4", "fake/swap/alice_bob.mp4", "fake/carol.mp4"):
+        touch(tmp_path / name)
+    (tmp_path / "people.csv").write_text(
+        "video,person\nreal/alice_1.mp4,alice\nreal/alice_2,alice\nreal/bob_1.mp4,bob\n"
+        "fake/swap/alice_bob.mp4,alice|bob\nreal/gone.mp4,dave\n")
+    with caplog.at_level("WARNING"):
+        items = {i.video_id: i.source_ids for i in list_videos(tmp_path, "folder")}
+    assert items == {"real/alice_1": ("alice",), "real/alice_2": ("alice",), "real/bob_1": ("bob",),
+                     "fake/swap/alice_bob": ("alice", "bob"), "fake/carol": ("fake/carol",)}
+    assert "no person for 1 of 5 videos" in caplog.text and "real/gone" in caplog.text
+    # Another file, given by name, wins over ROOT/people.csv.
+    other = touch(tmp_path / "elsewhere" / "who.csv")
+    other.write_text("video,person\nfake/carol.mp4,carol\n")
+    assert list_videos(tmp_path, "folder", people=str(other))[0].source_ids == ("carol",)
+    other.write_text("clip,who\nfake/carol.mp4,carol\n")
+    with pytest.raises(DatasetLayoutError, match="columns video,person"):
+        list_videos(tmp_path, "folder", people=str(other))
+    with pytest.raises(DatasetLayoutError, match="people file .*missing.csv does not exist"):
+        list_videos(tmp_path, "folder", people=str(tmp_path / "missing.csv"))

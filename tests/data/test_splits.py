@@ -3,6 +3,7 @@ import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.model_selection import train_test_split
 
 from unmask.data.splits import add_splits, identity_components, split_counts, split_identities, split_paper
@@ -140,7 +141,7 @@ def test_add_splits_without_official_lists_leaves_official_empty():
 
 def test_prepare_counts_the_videos_a_chained_celebdf_split_leaves_out(demo_clips, tmp_path):
     from unmask.data.manifest import read_manifest
-    from unmask.data.prepare import PrepareConfig, prepare
+    from unmask.data.preparation import PrepareConfig, prepare
     from unmask.video import FrameSampler
 
     root = tmp_path / "celebdf"
@@ -152,9 +153,61 @@ def test_prepare_counts_the_videos_a_chained_celebdf_split_leaves_out(demo_clips
         shutil.copy(real, root / "Celeb-real" / f"id{i}_0000{real.suffix}")
         for step in (1, 2):
             shutil.copy(fake, root / "Celeb-synthesis" / f"id{i}_id{(i + step) % n}_0000{fake.suffix}")
-    summary = prepare(root, tmp_path / "out", PrepareConfig("celebdf", sampler=FrameSampler("uniform", 2), size_px=32))
+    summary = prepare(root, tmp_path / "out", PrepareConfig("celebdf", sampler=FrameSampler("uniform", 2), size=32))
     df, meta = read_manifest(tmp_path / "out")
     videos = df.drop_duplicates("video_id")
     assert summary.excluded == (videos["split_video"] == "excluded").sum() > 0
     assert meta["splits"]["video"]["excluded"] == summary.excluded
     assert not _people_on_two_sides(videos["split_video"].to_numpy(), [s.split("|") for s in videos["source_ids"]])
+
+
+def _video_crops(people_of_videos, labels, per_video=3):
+    rows = [{"video_id": f"v{v:03d}", "label": label, "frame_index": i, "track_id": 0,
+             "source_ids": "|".join(people), "official_split": None}
+            for v, (people, label) in enumerate(zip(people_of_videos, labels)) for i in range(per_video)]
+    return pd.DataFrame(rows)
+
+
+def test_split_fractions_set_the_shares_of_the_paper_and_video_splits():
+    labels = [1] * 100 + [0] * 100
+    df = add_splits(_video_crops([(f"p{v}",) for v in range(200)], labels), seed=3, fractions=(0.6, 0.2, 0.2))
+    videos = df.drop_duplicates("video_id")
+    assert videos["split_video"].value_counts().to_dict() == {"train": 120, "val": 40, "test": 40}
+    assert df["split_paper"].value_counts().to_dict() == {"train": 360, "val": 120, "test": 120}
+    # The default is the paper's: 10% test, then 10% of the rest, as split_paper does it.
+    default = add_splits(_video_crops([(f"p{v}",) for v in range(200)], labels), seed=3)
+    assert (default["split_paper"].to_numpy() == split_paper(default["label"].to_numpy(), seed=3)).all()
+    assert add_splits(_video_crops([(f"p{v}",) for v in range(200)], labels), seed=4)["split_video"].tolist() != \
+        default["split_video"].tolist()
+
+
+def test_split_fractions_that_are_not_shares_of_one_whole_are_refused():
+    from unmask.data.preparation import PrepareConfig
+    from unmask.errors import SettingError
+
+    for bad in ((0.5, 0.2, 0.2), (0.0, 0.5, 0.5), (1.2, -0.1, -0.1), (0.8, 0.2)):
+        with pytest.raises(SettingError, match="^split_fractions"):
+            PrepareConfig("folder", split_fractions=bad)
+    assert PrepareConfig("folder", split_fractions=[0.8, 0.2, 0]).split_fractions == (0.8, 0.2, 0.0)
+
+
+def test_folder_people_keep_a_persons_videos_on_one_side_of_the_video_split(tmp_path):
+    from unmask.data.preparation import video_fields
+    from unmask.data.sources import list_videos
+
+    people = [f"person{p:02d}" for p in range(20)]
+    lines = ["video,person"]
+    for p, person in enumerate(people):
+        for k in range(3):  # three real videos of each person, and one fake of them
+            (tmp_path / "real").mkdir(exist_ok=True)
+            (tmp_path / "real" / f"{person}_{k}.mp4").write_bytes(b"\0")
+            lines.append(f"real/{person}_{k}.mp4,{person}")
+        (tmp_path / "fake").mkdir(exist_ok=True)
+        (tmp_path / "fake" / f"{person}_fake.mp4").write_bytes(b"\0")
+        lines.append(f"fake/{person}_fake.mp4,{person}")
+    (tmp_path / "people.csv").write_text("\n".join(lines) + "\n")
+    items = list_videos(tmp_path, "folder")
+    crops = pd.DataFrame([{**video_fields(item, "folder"), "frame_index": 0, "track_id": 0} for item in items])
+    df = add_splits(crops, fractions=(0.6, 0.2, 0.2))
+    sides = df.assign(person=df["source_id"]).groupby("person")["split_video"].nunique()
+    assert (sides == 1).all() and set(df["split_video"]) == {"train", "val", "test"}

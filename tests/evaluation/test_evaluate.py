@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from unmask.errors import ManifestError, UnknownNameError, UnmaskError
-from unmask.evaluation.evaluate import evaluate
+from unmask.evaluation.evaluator import evaluate
 from unmask.evaluation.table import make_table, to_markdown
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -75,17 +75,33 @@ def test_table_shows_paper_and_video_protocols_side_by_side(small_run, prepared,
     assert "| video |" in markdown
 
 
-def test_cross_dataset_on_every_crop(small_run, tmp_path):
-    from unmask.data.prepare import PrepareConfig, prepare
+def test_cross_dataset_on_every_crop_warns_of_crops_cut_unlike_the_training_data(small_run, tmp_path, caplog):
+    from unmask.data.preparation import PrepareConfig, prepare
     from unmask.demo import make_demo_dataset
     from unmask.video import FrameSampler
 
     clips = make_demo_dataset(tmp_path / "other", clips_per_class=1, seconds=1.0, fps=8, size=(400, 300), seed=7)
     other = tmp_path / "other-crops"
-    prepare(clips, other, PrepareConfig("folder", sampler=FrameSampler("uniform", 4), size_px=64))
-    result = evaluate(small_run[0].run_dir, other, tmp_path / "cross", split="all", aggregation="confident",
-                      report=False, bootstrap=0)
+    # the run trained on 64 px PNG crops with margin 1.3
+    prepare(clips, other, PrepareConfig("folder", sampler=FrameSampler("uniform", 4), size=48, image_format="jpg"))
+    with caplog.at_level("WARNING", logger="unmask.evaluation"):
+        result = evaluate(small_run[0].run_dir, other, tmp_path / "cross", split="all", aggregation="confident",
+                          report=False, bootstrap=0)
     assert result.metrics["frame"]["n"] == 8 and result.metrics["split"] == "all"
+    assert "cut unlike the run's training data (size 48 px, not 64 px as in training; format jpg, not png as in " \
+           "training)" in caplog.text
+
+
+def test_crops_cut_alike_give_no_warning_and_old_names_compare(small_run, prepared, caplog):
+    from unmask.data.manifest import read_manifest
+    from unmask.evaluation.evaluator import warn_crop_differences
+    from unmask.training.checkpoint import read_metadata
+
+    meta = read_metadata(small_run[0].checkpoint)
+    _, manifest_meta = read_manifest(prepared)
+    assert warn_crop_differences(meta, manifest_meta, prepared) == [] and "cut unlike" not in caplog.text
+    old = {**{k: v for k, v in manifest_meta.items() if k != "size"}, "size_px": 64, "margin": 1.5}
+    assert warn_crop_differences(meta, old, prepared) == ["margin 1.5, not 1.3 as in training"]
 
 
 def test_bad_inputs_are_clear(small_run, prepared, tmp_path):
@@ -139,5 +155,5 @@ def test_decisions_at_a_cost_threshold_with_a_deployment_prior(small_run, prepar
     means = frames.assign(p=calibrated).groupby("video_id")["p"].mean().loc[videos.index]
     np.testing.assert_allclose(videos["p_fake"], sigmoid(logit(means) + logit(0.2) - logit(0.5)), rtol=1e-6)
     assert "no video-level calibration" in caplog.text and "not recorded" in m["calibration"]["video"]["note"]
-    with pytest.raises(UnmaskError, match="--prior-fake must lie strictly between 0 and 1"):
+    with pytest.raises(UnmaskError, match="prior_fake must lie strictly between 0 and 1"):
         evaluate(run, prepared, tmp_path / "bad", prior_fake=1.5, report=False)

@@ -7,7 +7,7 @@ import pytest
 from unmask.demo import load_portraits, write_video
 from unmask.errors import NoFaceFoundError, UnknownNameError
 from unmask.explain import PAPER_METHODS
-from unmask.explain.explain import explain
+from unmask.explain.explainer import explain
 from unmask.models.registry import PAPER_BACKBONES
 
 
@@ -44,7 +44,7 @@ def test_errors_and_the_is_crop_escape(small_run, tmp_path):
     run = small_run[0].run_dir
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((120, 120, 3), 127, np.uint8))
-    with pytest.raises(NoFaceFoundError, match="No face found in blank.png.*--is-crop"):
+    with pytest.raises(NoFaceFoundError, match="No face found in blank.png.*is_crop=True"):
         explain(run, blank, tmp_path / "o1")
     assert len(explain(run, blank, tmp_path / "o2", methods=["gradcam"], is_crop=True)) == 1
     with pytest.raises(UnknownNameError, match="Unknown explanation method 'gradcam\\+'.*Did you mean 'gradcam\\+\\+'"):
@@ -121,3 +121,17 @@ def test_num_frames_sets_how_many_frames_of_a_video_are_looked_at(small_run, dem
     assert len({e.frame_index for e in few}) == 3
     more = explain(small_run[0].run_dir, video, tmp_path / "more", methods=["gradcam"], max_faces=20, num_frames=6)
     assert len({e.frame_index for e in more}) == 6
+
+
+def test_a_given_crop_cut_unlike_the_training_crops_is_warned_about(tmp_path, caplog):
+    from unmask.explain.explainer import warn_crop_file_differences
+
+    trained = {"size": 64, "margin": 1.3, "image_format": "png"}
+    for name, shape in (("same.png", (64, 64, 3)), ("big.jpg", (100, 100, 3)), ("wide.png", (48, 64, 3))):
+        cv2.imwrite(str(tmp_path / name), np.full(shape, 128, np.uint8))
+    with caplog.at_level("WARNING", logger="unmask.explain"):
+        assert warn_crop_file_differences(tmp_path / "same.png", trained) == []
+        assert warn_crop_file_differences(tmp_path / "big.jpg", trained) == [
+            "size 100 px, not 64 px as in training", "format jpg, not png as in training"]
+        assert warn_crop_file_differences(tmp_path / "wide.png", trained) == ["64x48 px, not square as in training"]
+    assert caplog.text.count("was cut unlike the run's training crops") == 2

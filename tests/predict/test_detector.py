@@ -56,7 +56,7 @@ def test_a_clip_is_cut_and_scored_exactly_as_the_runs_training_data(detector, sm
     assert p.threshold == 0.5 and p.costs == {"missed_fake": 1.0, "false_alarm": 1.0}
     assert p.model["name"] == "mobilenetv3_small" and p.model["input_size_px"] == 64
 
-    from unmask.evaluation.evaluate import score_rows
+    from unmask.evaluation.evaluator import score_rows
     from unmask.training.calibration import calibrated_p_fake
 
     manifest = pd.read_parquet(prepared / "manifest.parquet")
@@ -186,7 +186,7 @@ def test_heatmaps_of_the_most_suspicious_faces(detector, fake_clip):
 
 
 def test_explain_of_a_video_goes_through_the_detector(small_run, detector, fake_clip, tmp_path):
-    from unmask.explain.explain import explain
+    from unmask.explain.explainer import explain
 
     explanations = explain(small_run[0].run_dir, fake_clip, tmp_path, methods=["gradcam"], max_faces=3)
     p = detector.predict(fake_clip)

@@ -44,7 +44,7 @@ def test_default_effective_beta_weights_by_class_share_at_any_scale():
         assert 2.8 < ratio < 3.2, (n, ratio)  # between none (1) and balanced (4), whatever n
     old = compute_class_weights([0] * 5000 + [1] * 20000, "effective", beta=0.999)
     assert old[0] / old[1] < 1.01  # what the fixed beta did: no weighting at all
-    with pytest.raises(UnmaskError, match="--beta must lie in"):
+    with pytest.raises(UnmaskError, match="^beta must lie in"):
         compute_class_weights([0, 1], "effective", beta=1.0)
 
 
@@ -129,7 +129,7 @@ def test_prior_shift_is_bayes_rule_on_the_log_odds():
     # exact case: a calibrated p at base rate 0.8 for likelihood ratio 1 is 0.8; at base rate 0.2 it is 0.2
     assert shift_prior([0.8], 0.8, 0.2)[0] == pytest.approx(0.2)
     np.testing.assert_array_equal(shift_prior(p, 0.8, None), p)
-    with pytest.raises(UnmaskError, match="--prior-fake must lie strictly between 0 and 1"):
+    with pytest.raises(UnmaskError, match="^prior_fake must lie strictly between 0 and 1"):
         shift_prior(p, 0.8, 1.0)
 
 
@@ -183,3 +183,15 @@ def test_too_few_validation_videos_fall_back_to_the_aggregated_frame_score_and_o
     old = {"temperature": 2.0, "bias": 0.5, "threshold": 0.5}  # a checkpoint from before video calibration
     assert calibrate_video_scores([0.3], old, "mean")[0] == pytest.approx(0.3)
     assert "no video-level calibration" in caplog.text
+
+
+def test_training_warns_when_it_enlarges_crops_smaller_than_the_input(caplog):
+    from unmask.training.trainer import warn_upsampling
+
+    with caplog.at_level("WARNING", logger="unmask.training"):
+        assert warn_upsampling({"size": 64}, 128)
+        assert not warn_upsampling({"size": 224}, 224) and not warn_upsampling({"size": 299}, 224)
+        assert not warn_upsampling({}, 224)  # a manifest that does not record its crop size
+        assert warn_upsampling({"size_px": 112}, 224)  # recorded under the old name
+    assert "the crops are 64 px and the model's input 128 px: training enlarges every crop 2.00x" in caplog.text
+    assert caplog.text.count("training enlarges") == 2

@@ -14,7 +14,7 @@ from unmask.training.cache import CachedCropDataset, open_crop_cache
 from unmask.training.checkpoint import read_metadata
 from unmask.training.config import make_config
 from unmask.training.data import DeviceBatches, batch_loader
-from unmask.training.train import autocast_dtype, train
+from unmask.training.trainer import autocast_dtype, train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
 
@@ -35,8 +35,8 @@ def test_device_batches_on_the_gpu_equal_the_cpus(prepared):
 
 @pytest.mark.parametrize("compile_", [False, True], ids=["eager", "compiled"])
 def test_training_on_the_gpu(prepared, tmp_path, compile_):
-    config = make_config(model="mobilenetv3_small", pretrained=False, size_px=64, batch_size=16, epochs=2,
-                         max_steps_per_epoch=3, device="cuda", compile=compile_)
+    config = make_config(model="mobilenetv3_small", pretrained=False, size=64, batch_size=16, epochs=2,
+                         max_steps=3, device="cuda", compile=compile_)
     result = train(prepared, tmp_path / "run", config)
     assert [r["epoch"] for r in result.history] == [1, 2]
     amp = autocast_dtype("auto", torch.device("cuda"))

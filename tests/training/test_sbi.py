@@ -15,9 +15,9 @@ from unmask.errors import UnmaskError
 from unmask.faces.crop import square_box
 from unmask.training.config import make_config
 from unmask.training.sbi import SBI_METHOD, SelfBlend, SelfBlendTwins, face_ellipses, with_blended_twins
-from unmask.training.train import train
+from unmask.training.trainer import train
 
-QUICK = dict(pretrained=False, size_px=64, batch_size=8, workers=0, epochs=1)
+QUICK = dict(pretrained=False, size=64, batch_size=8, workers=0, epochs=1)
 
 
 def _faces(n: int = 6, size: int = 96, seed: int = 0) -> torch.Tensor:
@@ -155,5 +155,5 @@ def test_validation_twins_are_fixed_and_labelled(prepared):
 def test_settings_are_checked():
     with pytest.raises(UnmaskError, match="synthesizer"):
         make_config(synthesize="blend")
-    with pytest.raises(UnmaskError, match="sbi-ratio"):
+    with pytest.raises(UnmaskError, match="sbi_ratio"):
         make_config(synthesize="sbi", sbi_ratio=0.0)

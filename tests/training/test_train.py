@@ -14,9 +14,9 @@ from unmask.errors import ManifestError, UnknownNameError, UnmaskError
 from unmask.models.registry import PAPER_BACKBONES
 from unmask.training.checkpoint import load_classifier, read_metadata
 from unmask.training.config import PRESETS, make_config
-from unmask.training.train import train
+from unmask.training.trainer import train
 
-QUICK = dict(pretrained=False, size_px=64, batch_size=16, workers=0)
+QUICK = dict(pretrained=False, size=64, batch_size=16, workers=0)
 
 
 def test_small_model_learns_the_demo_fakes(small_run):
@@ -53,7 +53,7 @@ def test_paper_preset_runs_each_paper_backbone(paper_runs, name):
     meta = read_metadata(paper_runs[name].checkpoint)
     recorded = meta["config"]
     for key, value in PRESETS["paper"].items():
-        if key not in ("size_px", "epochs", "batch_size"):
+        if key not in ("size", "epochs", "batch_size"):
             assert recorded[key] == value, key
     assert meta["data"]["protocol"] == "paper" and meta["spec"]["name"] == name
     assert len(paper_runs[name].history) == 1
@@ -61,7 +61,7 @@ def test_paper_preset_runs_each_paper_backbone(paper_runs, name):
 
 def test_paper_preset_is_the_papers_recipe():
     config = make_config("paper", model="xception")
-    assert (config.size_px, config.lr, config.batch_size, config.epochs) == (224, 1e-3, 16, 20)
+    assert (config.size, config.lr, config.batch_size, config.epochs) == (224, 1e-3, 16, 20)
     assert (config.lr_factor, config.lr_patience, config.min_lr) == (0.5, 5, 1e-4)
     assert (config.class_weights, config.augment, config.select_metric, config.protocol) == ("balanced", False, "val_acc", "paper")
 
@@ -111,7 +111,7 @@ def test_two_process_ddp_on_gloo(prepared, tmp_path):
     from sklearn.metrics import roc_auc_score
 
     from unmask.data.manifest import select_split
-    from unmask.evaluation.evaluate import score_rows
+    from unmask.evaluation.evaluator import score_rows
 
     model, meta = load_classifier(tmp_path / "ddp")
     val = select_split(pd.read_parquet(prepared / "manifest.parquet"), "video", "val")
@@ -155,7 +155,7 @@ def test_bad_inputs_give_clear_errors(prepared, tmp_path):
 def test_existing_runs_are_not_overwritten_and_truncated_checkpoints_are_refused(prepared, tmp_path):
     config = make_config(model="mobilenetv3_small", epochs=1, **QUICK)
     result = train(prepared, tmp_path / "run", config)
-    with pytest.raises(UnmaskError, match="already holds a training run; pass --resume"):
+    with pytest.raises(UnmaskError, match="already holds a training run; pass resume=True"):
         train(prepared, tmp_path / "run", config)
     data = result.checkpoint.read_bytes()
     broken = tmp_path / "broken.safetensors"
@@ -170,7 +170,7 @@ def test_loaded_checkpoint_scores_like_the_trained_model(small_run, prepared):
     from sklearn.metrics import roc_auc_score
 
     from unmask.data.manifest import select_split
-    from unmask.evaluation.evaluate import score_rows
+    from unmask.evaluation.evaluator import score_rows
 
     result, rows = small_run
     model, meta = load_classifier(result.checkpoint)
@@ -183,13 +183,13 @@ def test_loaded_checkpoint_scores_like_the_trained_model(small_run, prepared):
 
 
 def test_settings_are_checked_before_any_work():
-    with pytest.raises(UnmaskError, match="--preset paper needs --model"):
+    with pytest.raises(UnmaskError, match="preset paper needs a model"):
         make_config("paper")
-    with pytest.raises(UnmaskError, match="--size must not be negative"):
-        make_config(size_px=-1)
-    with pytest.raises(UnmaskError, match="--workers must not be negative"):
+    with pytest.raises(UnmaskError, match="^size must not be negative"):
+        make_config(size=-1)
+    with pytest.raises(UnmaskError, match="^workers must not be negative"):
         make_config(workers=-1)
-    with pytest.raises(UnmaskError, match="--device 'gpu' is not a device"):
+    with pytest.raises(UnmaskError, match="^device 'gpu' is not a device"):
         make_config(device="gpu")
     if not torch.cuda.is_available():
         with pytest.raises(UnmaskError, match="no usable GPU"):
@@ -199,15 +199,15 @@ def test_settings_are_checked_before_any_work():
 def test_balanced_sampler_draws_classes_equally_and_is_never_combined_with_class_weights():
     import numpy as np
 
-    from unmask.training.train import balanced_sampler
+    from unmask.training.trainer import balanced_sampler
 
     labels = np.array([0] * 100 + [1] * 400)
     drawn = labels[list(balanced_sampler(labels, torch.Generator().manual_seed(0)))]
     assert 0.45 < drawn.mean() < 0.55  # the data are 80% fake; the batches half
-    assert make_config(sampler="balanced").class_weights == "none"  # the default weights give way
+    assert make_config(batch_sampler="balanced").class_weights == "none"  # the default weights give way
     with pytest.raises(UnmaskError, match="corrected twice"):
-        make_config(sampler="balanced", class_weights="balanced")
-    assert make_config(sampler="balanced", class_weights="none").sampler == "balanced"
+        make_config(batch_sampler="balanced", class_weights="balanced")
+    assert make_config(batch_sampler="balanced", class_weights="none").batch_sampler == "balanced"
 
 
 def _fewer_real_training_videos(df):
@@ -217,7 +217,7 @@ def _fewer_real_training_videos(df):
 
 def test_val_loss_is_the_training_objective_focal_and_weighted(prepared, tmp_path):
     from unmask.data.manifest import select_split
-    from unmask.evaluation.evaluate import score_rows
+    from unmask.evaluation.evaluator import score_rows
     from unmask.training.cost import FocalLoss
 
     data = _manifest_copy(prepared, tmp_path, _fewer_real_training_videos)
@@ -236,7 +236,7 @@ def test_val_loss_is_the_training_objective_focal_and_weighted(prepared, tmp_pat
 
 def test_val_loss_selects_the_checkpoint_and_early_stopping_stops_after_n_bad_epochs(prepared, tmp_path):
     config = make_config(model="mobilenetv3_small", epochs=8, select_metric="val_loss", early_stopping=2,
-                         max_steps_per_epoch=2, lr=3e-3, **QUICK)
+                         max_steps=2, lr=3e-3, **QUICK)
     result = train(prepared, tmp_path / "run", config)
     losses = [row["val_loss"] for row in result.history]
     assert result.best_epoch == 1 + losses.index(min(losses)) and result.best_metric == min(losses)
@@ -259,7 +259,7 @@ def test_label_level_face_leaves_out_the_other_faces_of_fake_videos(prepared, tm
         select_label_level(df.drop(columns="label_level"), "face")
     data = _manifest_copy(prepared, tmp_path, lambda d: d.assign(
         label_level=["video" if v.endswith("1") and l == 1 else "face" for v, l in zip(d["video_id"], d["label"])]))
-    config = make_config(model="mobilenetv3_small", epochs=1, label_level="face", max_steps_per_epoch=1, **QUICK)
+    config = make_config(model="mobilenetv3_small", epochs=1, label_level="face", max_steps=1, **QUICK)
     meta = read_metadata(train(data, tmp_path / "run", config).checkpoint)
     rows = pd.read_parquet(data / "manifest.parquet")
     train_rows = rows[rows["split_video"] == "train"]
@@ -267,8 +267,8 @@ def test_label_level_face_leaves_out_the_other_faces_of_fake_videos(prepared, tm
 
 
 def test_bundled_weights_give_a_pretrained_start_with_no_internet(prepared, tmp_path):
-    config = make_config(model="efficientnet_lite0", epochs=1, pretrained=True, size_px=64, batch_size=8,
-                         max_steps_per_epoch=1, workers=0)
+    config = make_config(model="efficientnet_lite0", epochs=1, pretrained=True, size=64, batch_size=8,
+                         max_steps=1, workers=0)
     assert train(prepared, tmp_path / "run", config).checkpoint.is_file()
 
 
@@ -282,5 +282,5 @@ def test_unreachable_hub_weights_say_what_to_do(monkeypatch):
 
     monkeypatch.setattr(timm, "create_model", offline)
     monkeypatch.setattr("unmask.models.registry.resolve_hub_weights", lambda spec: None)  # the hub answered
-    with pytest.raises(UnmaskError, match="Cannot get ImageNet weights for 'xception'.*--weights FILE.*--no-pretrained"):
+    with pytest.raises(UnmaskError, match="Cannot get ImageNet weights for 'xception'.*weights file.*pretrained=False"):
         create_model("xception", pretrained=True)

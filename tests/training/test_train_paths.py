@@ -15,9 +15,9 @@ from safetensors.torch import load_file, save_file
 from unmask.errors import UnmaskError
 from unmask.training.checkpoint import read_metadata
 from unmask.training.config import make_config
-from unmask.training.train import train
+from unmask.training.trainer import train
 
-QUICK = dict(pretrained=False, size_px=64, batch_size=16, workers=0)
+QUICK = dict(pretrained=False, size=64, batch_size=16, workers=0)
 
 
 def _same_weights(a, b) -> bool:
@@ -27,7 +27,7 @@ def _same_weights(a, b) -> bool:
 
 def test_the_crop_cache_and_the_pngs_train_the_same_weights(prepared, tmp_path):
     """Cached batches equal decoded ones bit for bit, so the whole run (augmented) is the same."""
-    config = make_config(model="mobilenetv3_small", epochs=1, max_steps_per_epoch=2, **QUICK)
+    config = make_config(model="mobilenetv3_small", epochs=1, max_steps=2, **QUICK)
     cached = train(prepared, tmp_path / "cached", config)
     decoded = train(prepared, tmp_path / "decoded", dataclasses.replace(config, cache=False))
     assert read_metadata(cached.checkpoint)["config"]["augment"] is True
@@ -36,11 +36,11 @@ def test_the_crop_cache_and_the_pngs_train_the_same_weights(prepared, tmp_path):
 
 
 def test_resume_with_more_epochs_continues_the_curve(prepared, tmp_path):
-    config = make_config(model="mobilenetv3_small", epochs=2, early_stopping=0, lr=1e-3, max_steps_per_epoch=2, **QUICK)
+    config = make_config(model="mobilenetv3_small", epochs=2, early_stopping=0, lr=1e-3, max_steps=2, **QUICK)
     train(prepared, tmp_path / "run", config)
-    with pytest.raises(UnmaskError, match="finished after 2 epochs; to train on, pass --resume --epochs N with N > 2"):
+    with pytest.raises(UnmaskError, match="finished after 2 epochs; to train on, pass resume=True with epochs N > 2"):
         train(prepared, tmp_path / "run", config, resume=True)
-    with pytest.raises(UnmaskError, match="has trained 2 epochs already; to train on, pass --epochs more than 2"):
+    with pytest.raises(UnmaskError, match="has trained 2 epochs already; to train on, pass epochs more than 2"):
         train(prepared, tmp_path / "run", config, resume=True, epochs=2)
 
     rows = []
@@ -61,7 +61,7 @@ def test_resume_rebuilds_the_model_without_its_imagenet_weights(prepared, tmp_pa
 
     weights = tmp_path / "imagenet.pth"
     torch.save(timm.create_model("mobilenetv3_small_100", num_classes=0).state_dict(), weights)
-    config = make_config(model="mobilenetv3_small", epochs=1, max_steps_per_epoch=1,
+    config = make_config(model="mobilenetv3_small", epochs=1, max_steps=1,
                          **{**QUICK, "pretrained": True}, weights=str(weights))
     train(prepared, tmp_path / "run", config)
     weights.unlink()  # resuming must not need them: the checkpoint holds the weights
@@ -72,7 +72,7 @@ def test_resume_rebuilds_the_model_without_its_imagenet_weights(prepared, tmp_pa
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_mixed_precision_trains_on_the_cpu(prepared, tmp_path, precision):
     """The GPU's autocast path (and float16's loss scaling) run here on the CPU."""
-    config = make_config(model="mobilenetv3_small", epochs=1, max_steps_per_epoch=2, precision=precision, **QUICK)
+    config = make_config(model="mobilenetv3_small", epochs=1, max_steps=2, precision=precision, **QUICK)
     result = train(prepared, tmp_path / "run", config)
     assert torch.isfinite(torch.tensor(result.history[0]["train_loss"]))
     scaler = read_metadata(tmp_path / "run" / "last.safetensors")["scaler"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from unmask.training import distributed
-from unmask.training import train as train_module
+from unmask.training import trainer as train_module
 from unmask.training.checkpoint import read_metadata
 from unmask.training.config import make_config
 from unmask.utils.atomic import HOST_TAG
@@ -18,8 +18,8 @@ class Killed(BaseException):
 
 
 def test_a_kill_between_the_last_and_best_writes_leaves_a_consistent_pair(prepared, tmp_path, monkeypatch):
-    config = make_config(model="mobilenetv3_small", pretrained=False, size_px=64, batch_size=8, workers=0,
-                         epochs=2, max_steps_per_epoch=2, early_stopping=0)
+    config = make_config(model="mobilenetv3_small", pretrained=False, size=64, batch_size=8, workers=0,
+                         epochs=2, max_steps=2, early_stopping=0)
     run = tmp_path / "run"
     save = train_module.save_checkpoint
     writes = []
@@ -69,7 +69,7 @@ def test_a_second_run_into_a_folder_in_use_stops_at_once(prepared, tmp_path):
     from unmask.utils.outdir import hold_lock
 
     run = tmp_path / "run"
-    config = make_config(model="mobilenetv3_small", epochs=1, pretrained=False, size_px=64, batch_size=16, workers=0)
+    config = make_config(model="mobilenetv3_small", epochs=1, pretrained=False, size=64, batch_size=16, workers=0)
     with hold_lock(run, train_module.LOCK_NAME):  # as another live training run holds it
         with pytest.raises(UnmaskError, match="in use by another unmask run"):
             train_module.train(prepared, run, config)

@@ -18,9 +18,9 @@ def dead_pid() -> int:
 
 def test_out_folders_that_cannot_work_are_refused_in_one_line(tmp_path):
     (tmp_path / "file").write_text("x")
-    with pytest.raises(UnmaskError, match="--out .*file is a file; give a folder"):
+    with pytest.raises(UnmaskError, match="output folder .*file is a file; give a folder"):
         ensure_out_dir(tmp_path / "file")
-    with pytest.raises(UnmaskError, match="--out .*file/sub lies under a file"):
+    with pytest.raises(UnmaskError, match="output folder .*file/sub lies under a file"):
         ensure_out_dir(tmp_path / "file" / "sub")
     if os.geteuid() == 0:  # root writes through a folder's mode bits: use a read-only file system
         readonly = Path("/sys")

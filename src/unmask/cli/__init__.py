@@ -71,7 +71,7 @@ def main() -> None:
     try:
         code = app(standalone_mode=False)  # returns the code of a typer.Exit, or None
     except UnmaskError as exc:
-        typer.secho(f"error: {exc}", fg="red", err=True)
+        typer.secho(f"error: {exc.for_cli()}", fg="red", err=True)  # settings named as their flags
         sys.exit(EXIT_USER_ERROR)
     except (KeyboardInterrupt, typer.Abort):
         code = EXIT_INTERRUPTED

@@ -29,7 +29,7 @@ def evaluate_command(
 
     Example: unmask evaluate runs/xception-paper runs/ffpp --out runs/xception-paper/eval-test
     """
-    from unmask.evaluation.evaluate import evaluate, format_metrics
+    from unmask.evaluation.evaluator import evaluate, format_metrics
 
     result = evaluate(run_dir, data_dir, out, split=split, protocol=protocol, aggregation=aggregation,
                       device=device, batch_size=batch_size, bootstrap=bootstrap, report=report,

@@ -25,7 +25,7 @@ def explain_command(
 
     Example: unmask explain runs/xception-paper suspicious.mp4 --out why/ --methods gradcam,scorecam
     """
-    from unmask.explain.explain import explain
+    from unmask.explain.explainer import explain
 
     explanations = explain(run_dir, path, out, methods=[m.strip() for m in methods.split(",") if m.strip()],
                            max_faces=max_faces, is_crop=is_crop, num_frames=num_frames, device=device)

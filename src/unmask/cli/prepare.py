@@ -25,6 +25,14 @@ def parse_shard(text: Optional[str]) -> tuple[int, int] | None:
     return k, n
 
 
+def parse_fractions(text: str) -> tuple[float, ...]:
+    """``"0.8,0.1,0.1"`` -> ``(0.8, 0.1, 0.1)`` (checked by :class:`PrepareConfig`)."""
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise UnmaskError(f"--split-fractions must look like 0.8,0.1,0.1 (train,val,test), not {text!r}") from None
+
+
 @app.command("prepare")
 def prepare_command(
     root: Path = typer.Argument(..., help="Dataset folder (for --dataset csv: the CSV file)."),
@@ -47,15 +55,23 @@ def prepare_command(
     workers: int = typer.Option(1, help="Worker processes (one per core is a good start)."),
     shard: Optional[str] = typer.Option(None, help="K/N: do only the K-th of N parts; combine with `unmask merge`."),
     device: Optional[str] = typer.Option(None, help="Torch device for --detector facenet (default: cuda if there is one)."),
+    people: Optional[Path] = typer.Option(
+        None, help="folder only: CSV of video,person (default ROOT/people.csv if present): a person's videos stay on one side of the video split."),
+    split_seed: int = typer.Option(42, help="Seed of the paper and video splits."),
+    split_fractions: str = typer.Option("0.81,0.09,0.1", help="train,val,test shares of the paper and video splits (the paper's: 10% test, then 10% of the rest)."),
 ):
     """Turn a video dataset into face crops and a manifest with train/val/test splits.
 
     Example: unmask prepare /data/FaceForensics++ --dataset ffpp --out runs/ffpp --workers 2
     """
-    from unmask.data.prepare import PrepareConfig, prepare  # imported per command: keeps --help fast
+    from unmask.data.preparation import PrepareConfig, prepare  # imported per command: keeps --help fast
     from unmask.video.sampling import FrameSampler
 
     options = {}
+    if people is not None:
+        if dataset != "folder":
+            raise UnmaskError("--people is for --dataset folder (the other layouts name their people themselves)")
+        options["people"] = str(people)
     if dataset == "ffpp":
         options["compression"] = compression
         if methods:
@@ -65,7 +81,7 @@ def prepare_command(
         sampler=FrameSampler(sampler, num_frames, every_n),
         detector=detector,
         margin=margin,
-        size_px=size,
+        size=size,
         keep=keep,
         second_pass=second_pass,
         bridge_max_gap=bridge_max_gap,
@@ -74,6 +90,8 @@ def prepare_command(
         workers=workers,
         shard=parse_shard(shard),
         device=device,
+        split_seed=split_seed,
+        split_fractions=parse_fractions(split_fractions),
     )
     bar = None
 
@@ -113,7 +131,7 @@ def merge_command(
 
     Example: unmask merge runs/part1 runs/part2 --out runs/all
     """
-    from unmask.data.prepare import merge_manifests
+    from unmask.data.preparation import merge_manifests
 
     path = merge_manifests(shards, out)
     typer.echo(f"manifest: {path}")

@@ -25,7 +25,7 @@ def train_command(
     class_weights: Optional[str] = typer.Option(None, help="balanced, none or effective."),
     beta: Optional[float] = typer.Option(None, help="Beta of --class-weights effective (default 1 - 1/N, N training crops)."),
     loss: Optional[str] = typer.Option(None, help="ce or focal."),
-    sampler: Optional[str] = typer.Option(None, help="shuffle or balanced (then class weights are none)."),
+    batch_sampler: Optional[str] = typer.Option(None, help="How batches are drawn: shuffle, or balanced (equal class odds; then class weights are none)."),
     label_level: Optional[str] = typer.Option(None, help="video: every crop; face: drop the other faces of fake videos with several faces."),
     synthesize: Optional[str] = typer.Option(None, help="sbi: also train on self-blended fakes made from the real crops (works with real videos only); none: the data's fakes only."),
     sbi_ratio: Optional[float] = typer.Option(None, help="With --synthesize sbi: probability that a real crop also appears as its self-blended fake [default: 1.0]."),
@@ -53,13 +53,13 @@ def train_command(
     """
     from unmask.training.calibration import Costs  # here, not at the top: torch takes seconds to import
     from unmask.training.config import make_config
-    from unmask.training.train import train
+    from unmask.training.trainer import train
 
     config = make_config(
-        preset, model=model, protocol=protocol, size_px=size, epochs=epochs, batch_size=batch_size, lr=lr,
-        class_weights=class_weights, effective_beta=beta, loss=loss, sampler=sampler, label_level=label_level, synthesize=synthesize, sbi_ratio=sbi_ratio, augment=augment, select_metric=select_metric,
+        preset, model=model, protocol=protocol, size=size, epochs=epochs, batch_size=batch_size, lr=lr,
+        class_weights=class_weights, beta=beta, loss=loss, batch_sampler=batch_sampler, label_level=label_level, synthesize=synthesize, sbi_ratio=sbi_ratio, augment=augment, select_metric=select_metric,
         early_stopping=early_stopping, pretrained=pretrained, weights=str(weights) if weights else None,
-        costs=Costs(cost_missed_fake, cost_false_alarm), seed=seed, workers=workers, max_steps_per_epoch=max_steps,
+        costs=Costs(cost_missed_fake, cost_false_alarm), seed=seed, workers=workers, max_steps=max_steps,
         device=device, precision=precision, compile=compile, cache=cache, cache_dir=str(cache_dir) if cache_dir else None,
     )
     bar = None

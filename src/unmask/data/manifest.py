@@ -131,10 +131,10 @@ def select_label_level(rows: pd.DataFrame, level: str) -> pd.DataFrame:
         return rows
     if "label_level" not in rows.columns:
         raise ManifestError("This manifest does not record label levels; prepare it again with this unmask "
-                            "to train with --label-level face")
+                            "to train with label_level face", "label_level")
     kept = rows[rows["label_level"] == "face"]
     if kept.empty:
-        raise ManifestError("No crop of the training split is labelled per face; use --label-level video")
+        raise ManifestError("No crop of the training split is labelled per face; use label_level video", "label_level")
     return kept
 
 
@@ -147,5 +147,5 @@ def select_split(df: pd.DataFrame, protocol: str, split: str) -> pd.DataFrame:
         raise ManifestError(f"The manifest has no {protocol!r} split; prepare it again with this unmask")
     rows = df[df[column] == split]
     if rows.empty:
-        raise ManifestError(f"The manifest's {protocol!r} protocol has no {split!r} videos; choose another --protocol")
+        raise ManifestError(f"The manifest's {protocol!r} protocol has no {split!r} videos; choose another protocol", "protocol")
     return rows

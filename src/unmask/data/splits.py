@@ -19,15 +19,41 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections import Counter, defaultdict
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-import pandas as pd
+
+from unmask.errors import SettingError
+
+if TYPE_CHECKING:  # pandas is imported where used: prepare's worker processes import this module
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
 PROTOCOLS = ("paper", "video", "official")
 TEST_SIZE, VAL_SIZE, SEED = 0.1, 0.1, 42
+# (train, val, test) shares: the paper's 10% test, then 10% of the rest for validation.
+DEFAULT_FRACTIONS = (0.81, 0.09, 0.1)
+
+
+def check_fractions(fractions) -> tuple[float, float, float]:
+    """``(train, val, test)`` shares as floats, or a :class:`SettingError` if they are not shares of one whole."""
+    try:
+        train, val, test = (float(f) for f in fractions)
+    except (TypeError, ValueError):
+        raise SettingError(f"split_fractions must be three numbers (train, val, test), not {fractions!r}",
+                           "split_fractions") from None
+    if not all(0.0 <= f <= 1.0 for f in (train, val, test)) or abs(train + val + test - 1.0) > 1e-6 or train <= 0:
+        raise SettingError(f"split_fractions (train, val, test) must be shares in [0, 1] that add up to 1, with some "
+                           f"left for training; not {train:g}, {val:g}, {test:g}", "split_fractions")
+    return train, val, test
+
+
+def split_sizes(fractions) -> tuple[float, float]:
+    """``(test_size, val_size)`` as :func:`split_paper` takes them: test of all, then val of the rest."""
+    train, val, test = check_fractions(fractions)
+    # rounded: 0.09 / 0.9 must give the paper's 0.1 exactly (sklearn takes ceil(size * n) rows)
+    return test, round(val / (train + val), 12)
 
 
 def split_column(protocol: str) -> str:
@@ -43,8 +69,8 @@ def split_paper(labels: Sequence[int], *, seed: int = SEED, test_size: float = T
     out = np.full(len(labels), "train", dtype=object)
     if len(labels) < 3:
         return out
-    rest, test = _stratified(index, labels, test_size, seed)
-    _, val = _stratified(rest, labels[rest], val_size, seed)
+    rest, test = _stratified(index, labels, test_size, seed) if test_size > 0 else (index, index[:0])
+    _, val = _stratified(rest, labels[rest], val_size, seed) if val_size > 0 else (rest, rest[:0])
     out[test], out[val] = "test", "val"
     return out
 
@@ -226,18 +252,23 @@ def _grow_inside(c, comp_people, members, videos_of, labels, side, split, have, 
     return added
 
 
-def add_splits(crops: pd.DataFrame, *, seed: int = SEED) -> pd.DataFrame:
+def add_splits(crops: pd.DataFrame, *, seed: int = SEED, fractions=DEFAULT_FRACTIONS) -> pd.DataFrame:
     """Return ``crops`` with a ``split_<protocol>`` column for each of :data:`PROTOCOLS`.
 
     ``crops`` needs ``label``, ``video_id``, ``source_ids`` (``|``-joined) and ``official_split``.
     Rows are put in a fixed order first, so that the same crops always get the same splits.
+    ``fractions``: ``(train, val, test)`` shares of the ``paper`` and ``video`` splits.
     """
+    import pandas as pd
+
+    test_size, val_size = split_sizes(fractions)
     df = crops.sort_values(["video_id", "frame_index", "track_id"], kind="stable").reset_index(drop=True)
-    df[split_column("paper")] = split_paper(df["label"].to_numpy(), seed=seed)
+    df[split_column("paper")] = split_paper(df["label"].to_numpy(), seed=seed, test_size=test_size, val_size=val_size)
 
     videos = df.drop_duplicates("video_id")[["video_id", "label", "source_ids", "official_split"]]
     people = [s.split("|") for s in videos["source_ids"]]
-    video_split = split_identities(videos["label"].to_numpy(), people, seed=seed)
+    video_split = split_identities(videos["label"].to_numpy(), people, seed=seed, test_size=test_size,
+                                   val_size=val_size)
     df[split_column("video")] = df["video_id"].map(dict(zip(videos["video_id"], video_split)))
 
     official = videos["official_split"].to_numpy(dtype=object)
@@ -245,7 +276,7 @@ def add_splits(crops: pd.DataFrame, *, seed: int = SEED) -> pd.DataFrame:
     if has_official.any() and "val" not in set(official[has_official]):
         train = np.flatnonzero(official == "train")
         carved = split_identities(videos["label"].to_numpy()[train], [people[i] for i in train], seed=seed,
-                                  splits=("val",))
+                                  val_size=val_size, splits=("val",))
         official = official.copy()
         official[train] = carved
     df[split_column("official")] = df["video_id"].map(dict(zip(videos["video_id"], official)))

@@ -106,7 +106,7 @@ def _timelines(frames: pd.DataFrame, videos: pd.DataFrame, threshold: float, cou
 
 
 def _gallery(frames, data_root, model, meta, per_case, device) -> tuple[str, pd.DataFrame]:
-    from unmask.explain.explain import explain_crops
+    from unmask.explain.explainer import explain_crops
     from unmask.training.data import load_crop
 
     threshold = float(meta["threshold"])

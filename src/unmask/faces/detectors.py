@@ -181,7 +181,7 @@ class MtcnnTorch(FaceDetector):
         except ImportError as exc:
             raise UnmaskError(
                 "Detector 'facenet' needs facenet-pytorch; install it with "
-                "`pip install --no-deps facenet-pytorch==2.6.0 requests` or use --detector mtcnn"
+                "`pip install --no-deps facenet-pytorch==2.6.0 requests` or use detector mtcnn", "detector"
             ) from exc
         from unmask.models.inference import default_device
 

@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from unmask.errors import UnmaskError
+from unmask.errors import SettingError
 from unmask.faces.crop import crop_face, square_box
 from unmask.faces.detectors import DEFAULT_DETECTOR, Detection, FaceDetector, create_detector
 from unmask.faces.track import assign_tracks, same_place
@@ -66,14 +66,15 @@ class FaceCrop:
     crop_box: tuple[int, int, int, int] | None = None
 
 
-def check_crop_settings(*, margin: float, size_px: int, keep: str) -> None:
-    """Raise :class:`UnmaskError` for crop settings that cannot work."""
+def check_crop_settings(*, margin: float, size: int, keep: str) -> None:
+    """Raise :class:`SettingError` for crop settings (``prepare``'s names) that cannot work."""
     if keep not in KEEP_MODES:
-        raise UnmaskError(f"--keep must be one of {', '.join(KEEP_MODES)}, not {keep!r}")
+        raise SettingError(f"keep must be one of {', '.join(KEEP_MODES)}, not {keep!r}", "keep")
     if not 1.0 <= margin <= MAX_MARGIN:  # also refuses nan (every comparison with it is false) and inf
-        raise UnmaskError(f"--margin must be at least 1.0 (the face box itself) and at most {MAX_MARGIN}, not {margin}")
-    if not 8 <= size_px <= MAX_SIZE_PX:
-        raise UnmaskError(f"--size must lie between 8 and {MAX_SIZE_PX} pixels, not {size_px}")
+        raise SettingError(f"margin must be at least 1.0 (the face box itself) and at most {MAX_MARGIN}, not {margin}",
+                           "margin")
+    if not 8 <= size <= MAX_SIZE_PX:
+        raise SettingError(f"size must lie between 8 and {MAX_SIZE_PX} pixels, not {size}", "size")
 
 
 def detect_frames(detector: FaceDetector, frames: Sequence[Frame], batch_size: int = 16) -> list[list]:
@@ -130,7 +131,7 @@ class FaceExtractor:
     def __init__(self, detector: FaceDetector | str = DEFAULT_DETECTOR, *, margin: float = 1.3,
                  size_px: int = 224, keep: str = "largest", batch_size: int = 16,
                  second_pass: FaceDetector | None = None, bridge_max_gap: int = 0, second_pass_probe: int = 0):
-        check_crop_settings(margin=margin, size_px=size_px, keep=keep)
+        check_crop_settings(margin=margin, size=size_px, keep=keep)
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
         self.margin, self.size_px, self.keep, self.batch_size = margin, size_px, keep, batch_size
         self.second_pass, self.bridge_max_gap, self.second_pass_probe = second_pass, bridge_max_gap, second_pass_probe

@@ -68,7 +68,7 @@ def export_model(run: str | Path, out: str | Path, *, format: str = "onnx", opse
     if out.suffix.lower() != SUFFIXES[format]:
         out = out.with_name(out.name + SUFFIXES[format])
     if out.is_dir():
-        raise UnmaskError(f"--out {out} is a folder; give a file name such as {out / ('model' + SUFFIXES[format])}")
+        raise UnmaskError(f"{out} is a folder; give a file name such as {out / ('model' + SUFFIXES[format])}")
     if format == "onnx":
         _require_onnx()
     model, meta = load_classifier(run)
@@ -85,7 +85,7 @@ def export_model(run: str | Path, out: str | Path, *, format: str = "onnx", opse
         diff = _max_diff_torchscript(data, model, example)
     if not diff <= atol:  # also catches NaN
         raise UnmaskError(f"The {format} export differs from the PyTorch model by {diff:.2e} (> {atol:.0e}) "
-                          f"on the same input; not written. Try another --opset, or report it")
+                          f"on the same input; not written. Try another opset, or report it", "opset")
     with atomic_path(out) as tmp:
         tmp.write_bytes(data)
     meta_path = out.with_name(out.name + ".json")

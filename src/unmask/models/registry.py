@@ -110,7 +110,7 @@ def check_weights_file(path: str | Path) -> Path:
     is_safetensors = len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < size
     is_torch = head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"  # torch.save's zip, or an old pickle
     if not (is_safetensors or is_torch):
-        raise UnmaskError(f"--weights {path} is not a weights file (expected .safetensors or a torch .pth/.bin); "
+        raise UnmaskError(f"The weights file {path} is not a weights file (expected .safetensors or a torch .pth/.bin); "
                           "give the backbone's ImageNet weights in timm's format")
     return path
 
@@ -178,7 +178,7 @@ def resolve_hub_weights(spec: BackboneSpec) -> str | None:
     if why:
         raise UnmaskError(f"Cannot get ImageNet weights for {spec.name!r} ({spec.timm_id}): they are not in this "
                           f"machine's cache and {urlparse(source).netloc} cannot be reached ({why}); "
-                          "pass --weights FILE, or train from scratch with --no-pretrained")
+                          "pass a weights file, or train from scratch with pretrained=False", "weights", "pretrained")
     return None
 
 
@@ -213,7 +213,7 @@ def create_model(name: str, *, pretrained: bool = False, weights: str | Path | N
     except OSError as exc:  # the download failed after all
         raise UnmaskError(
             f"Cannot get ImageNet weights for {name!r} ({spec.timm_id}): {str(exc).splitlines()[0][:160]}; "
-            "pass --weights FILE, or train from scratch with --no-pretrained"
+            "pass a weights file, or train from scratch with pretrained=False", "weights", "pretrained"
         ) from exc
     if pretrained and weights is None and spec.bundled_weights:
         from unmask.models.bundled import load_bundled_weights

@@ -60,7 +60,7 @@ def write_heatmaps(detector: Detector, prediction: Prediction, out_dir: str | Pa
                    max_faces: int = 4) -> list:
     """Explain ``prediction``'s most suspicious faces into ``out_dir``: PNGs and ``explanations.json``
     (the prediction itself under ``"prediction"``)."""
-    from unmask.explain.explain import write_explanations
+    from unmask.explain.explainer import write_explanations
 
     heatmaps = detector.explain(prediction, methods=methods, max_faces=max_faces)
     return write_explanations(heatmaps, out_dir, stem=Path(prediction.input).stem,

@@ -68,7 +68,7 @@ class Detector:
         try:
             self.model = model.to(self.device).eval()
         except (RuntimeError, AssertionError) as exc:  # e.g. "cuda" on a machine without one
-            raise UnmaskError(f"Cannot use device {device!r}: {str(exc).splitlines()[0]}; try --device cpu") from exc
+            raise UnmaskError(f"Cannot use device {device!r}: {str(exc).splitlines()[0]}; try device cpu", "device") from exc
         self.meta = meta
         self.source = source
         self.aggregation = aggregation
@@ -81,7 +81,7 @@ class Detector:
         costs = meta.get("costs") or meta.get("config", {}).get("costs") or {}
         self.costs = {"missed_fake": float(costs.get("missed_fake", Costs().missed_fake)),
                       "false_alarm": float(costs.get("false_alarm", Costs().false_alarm))}
-        self.prepare_config = PrepareConfig.from_recorded(meta["data"].get("prepare") or {"size_px": self.size_px})
+        self.prepare_config = PrepareConfig.from_recorded(meta["data"].get("prepare") or {"size": self.size_px})
         detector_device = None if self.device.type == "cpu" else str(self.device)
         self.extractor = make_extractor(replace(self.prepare_config, device=detector_device))
 
@@ -211,7 +211,7 @@ class Detector:
         import cv2
 
         from unmask.explain.cam import PAPER_METHODS, check_methods
-        from unmask.explain.explain import explain_crops
+        from unmask.explain.explainer import explain_crops
         from unmask.explain.overlay import overlay_heatmap
 
         methods = check_methods(PAPER_METHODS if methods is None else methods)

@@ -64,7 +64,7 @@ def write_overlay(prediction: Prediction, out_path: str | Path, *, heatmaps: lis
     from unmask.video.reader import iter_decoded, open_video, to_rgb, video_stream
 
     if prediction.kind != "video" or prediction.reason_code == "unreadable":
-        raise UnmaskError(f"--overlay needs a readable video; {Path(prediction.input).name} is not one")
+        raise UnmaskError(f"A boxed copy needs a readable video; {Path(prediction.input).name} is not one")
     by_frame: dict[int, list] = {}
     for s in prediction.timeline:
         by_frame.setdefault(s.frame_index, []).append(s)

@@ -160,7 +160,7 @@ def open_crop_cache(data_root: str | Path, crop_paths: list[str], spec: Backbone
         lock.touch()
     except OSError as exc:
         raise UnmaskError(f"Cannot write the crop cache in {folder} ({exc.strerror}); "
-                          "pass --cache-dir DIR on a writable disk, or --no-cache") from exc
+                          "pass a cache_dir on a writable disk, or cache=False", "cache_dir", "cache") from exc
     with _locked(lock):
         cache = _open(npy, meta_path) if meta_path.is_file() else None  # built while we waited?
         if cache is None:
@@ -185,7 +185,7 @@ def _build(data_root: Path, crop_paths: list[str], resize, size_px: int, npy: Pa
     free = shutil.disk_usage(npy.parent).free
     if need > free:
         raise UnmaskError(f"The crop cache needs {need / 1e9:.1f} GB in {npy.parent}, which has {free / 1e9:.1f} GB free; "
-                          "pass --cache-dir DIR on a larger disk, or --no-cache")
+                          "pass a cache_dir on a larger disk, or cache=False", "cache_dir", "cache")
     logger.info("building the crop cache of %d crops at %d px in %s (%.2f GB)", n, size_px, npy.parent, need / 1e9)
 
     with atomic_path(npy) as tmp:

@@ -38,7 +38,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unmask.errors import UnmaskError
+from unmask.errors import SettingError, UnmaskError
+from unmask.settings import named_settings
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ MIN_TRUSTED = 30  # per class; fewer validation examples than this and the fit i
 MAX_SLOPE = 1e3  # |1/T| beyond this is a numerical runaway, never a calibration
 
 
+@named_settings("cost")
 @dataclass(frozen=True)
 class Costs:
     """What each kind of error costs, in any unit (only the ratio matters)."""
@@ -177,7 +179,7 @@ def shift_prior(p, prior_from: float, prior_to: float | None) -> np.ndarray:
 def check_prior(prior_fake: float | None) -> None:
     """Refuse a deployment prior outside (0, 1)."""
     if prior_fake is not None and not 0 < prior_fake < 1:
-        raise UnmaskError(f"--prior-fake must lie strictly between 0 and 1 (a share of fakes), not {prior_fake}")
+        raise SettingError(f"prior_fake must lie strictly between 0 and 1 (a share of fakes), not {prior_fake}", "prior_fake")
 
 
 def _frame_prior(meta: dict) -> float:

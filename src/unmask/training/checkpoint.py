@@ -81,7 +81,7 @@ def load_classifier(path: str | Path):
     broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if broken:
         raise UnmaskError(f"{path} holds weights that are not numbers (NaN or inf, e.g. in {broken[0]}): the training "
-                          "diverged or the file is damaged; train again, with a lower --lr")
+                          "diverged or the file is damaged; train again, with a lower lr", "lr")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

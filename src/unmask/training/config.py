@@ -17,8 +17,9 @@ import logging
 import math
 from dataclasses import dataclass, field
 
-from unmask.errors import UnmaskError, unknown_name
+from unmask.errors import SettingError, unknown_name
 from unmask.models.registry import check_weights_file, get_spec
+from unmask.settings import named_settings, unknown_setting, upgrade_recorded
 from unmask.training.calibration import Costs
 from unmask.training.sbi import SYNTHESIZERS
 
@@ -28,22 +29,27 @@ SELECT_METRICS = ("val_acc", "val_auc", "val_loss")
 SAMPLERS = ("shuffle", "balanced")
 LABEL_LEVELS = ("video", "face")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# Settings renamed to the command line's names, and what they were called in older checkpoints.
+RENAMED = {"size_px": "size", "effective_beta": "beta", "sampler": "batch_sampler",
+           "max_steps_per_epoch": "max_steps"}
 
 
+@named_settings("training setting", RENAMED)
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything that decides a training run (recorded in its checkpoint).
+    """Everything that decides a training run (recorded in its checkpoint), named as ``unmask
+    train``'s flags (``costs`` are ``--cost-missed-fake`` and ``--cost-false-alarm``).
 
     Attributes:
         model: backbone name (see :data:`unmask.models.BACKBONES`).
         protocol: which split of the manifest to train and validate on.
-        size_px: input side; 0 = the backbone's own.
+        size: input side in pixels; 0 = the backbone's own.
         pretrained: start from ImageNet weights (timm's hub, or ``weights`` when given).
         weights: a local file of ImageNet weights for the backbone.
         class_weights: ``balanced``, ``none`` or ``effective``; loss: ``ce`` or ``focal``.
-        effective_beta: beta of ``effective`` weights; None: ``1 - 1/N`` (N training crops),
+        beta: beta of ``effective`` weights; None: ``1 - 1/N`` (N training crops),
             which makes the weights depend on the class shares, not on the data's size.
-        sampler: ``shuffle``, or ``balanced`` (each batch drawn with equal class odds). A
+        batch_sampler: ``shuffle``, or ``balanced`` (each batch drawn with equal class odds). A
             balanced sampler already equalises the classes: with class weights on top the
             imbalance would be corrected twice (at 4:1 the effective weighting flips to 1:4), so
             it runs with ``class_weights="none"``; asking for both is refused.
@@ -59,7 +65,7 @@ class TrainConfig:
         workers: data-loading worker processes; None: one per core (up to 8) on a GPU, none on a
             CPU, where the model's own threads already use every core (measured: 2 loader
             processes beside training made a 2-core CPU epoch 1.4x slower).
-        max_steps_per_epoch: cap on optimiser steps per epoch (0: all); for quick trials.
+        max_steps: cap on optimiser steps per epoch (0: all); for quick trials.
         precision: ``auto`` (on a GPU bfloat16 autocast where it has bfloat16 units, else float16
             with loss scaling; float32 on a CPU), ``fp32``, ``bf16`` or ``fp16``.
         compile: ``torch.compile`` the model for training (minutes of compiling first; pays off on
@@ -76,7 +82,7 @@ class TrainConfig:
 
     model: str = "mobilenetv3_small"
     protocol: str = "video"
-    size_px: int = 0
+    size: int = 0
     epochs: int = 20
     batch_size: int = 32
     lr: float = 1e-4
@@ -87,8 +93,8 @@ class TrainConfig:
     class_weights: str = "balanced"
     loss: str = "ce"
     focal_gamma: float = 2.0
-    effective_beta: float | None = None
-    sampler: str = "shuffle"
+    beta: float | None = None
+    batch_sampler: str = "shuffle"
     label_level: str = "video"
     augment: bool = True
     select_metric: str = "val_auc"
@@ -98,7 +104,7 @@ class TrainConfig:
     costs: Costs = field(default_factory=Costs)
     seed: int = 42
     workers: int | None = None
-    max_steps_per_epoch: int = 0
+    max_steps: int = 0
     device: str | None = None
     precision: str = "auto"
     compile: bool = False
@@ -111,49 +117,49 @@ class TrainConfig:
         get_spec(self.model)  # an unknown name fails here, before any work
         if self.select_metric not in SELECT_METRICS:
             raise unknown_name("selection metric", self.select_metric, SELECT_METRICS)
-        if self.sampler not in SAMPLERS:
-            raise unknown_name("sampler", self.sampler, SAMPLERS)
+        if self.batch_sampler not in SAMPLERS:
+            raise unknown_name("batch sampler", self.batch_sampler, SAMPLERS)
         if self.label_level not in LABEL_LEVELS:
             raise unknown_name("label level", self.label_level, LABEL_LEVELS)
-        if self.sampler == "balanced" and self.class_weights != "none":
-            raise UnmaskError(f"--sampler balanced already draws the classes equally; with --class-weights "
-                              f"{self.class_weights} the imbalance would be corrected twice (4:1 becomes 1:4). "
-                              "Use --class-weights none with it, or --sampler shuffle")
-        if self.effective_beta is not None and not 0 <= self.effective_beta < 1:
-            raise UnmaskError(f"--beta must lie in [0, 1), not {self.effective_beta}")
+        if self.batch_sampler == "balanced" and self.class_weights != "none":
+            raise SettingError(f"batch_sampler balanced already draws the classes equally; with class_weights "
+                               f"{self.class_weights} the imbalance would be corrected twice (4:1 becomes 1:4). "
+                               "Use class_weights none with it, or batch_sampler shuffle", "batch_sampler", "class_weights")
+        if self.beta is not None and not 0 <= self.beta < 1:
+            raise SettingError(f"beta must lie in [0, 1), not {self.beta}", "beta")
         if self.synthesize not in SYNTHESIZERS:
             raise unknown_name("synthesizer", self.synthesize, SYNTHESIZERS)
         if not 0 < self.sbi_ratio <= 1:  # also refuses nan
-            raise UnmaskError(f"--sbi-ratio must lie in (0, 1], not {self.sbi_ratio}")
+            raise SettingError(f"sbi_ratio must lie in (0, 1], not {self.sbi_ratio}", "sbi_ratio")
         if self.precision not in PRECISIONS:
             raise unknown_name("precision", self.precision, PRECISIONS)
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
-                raise UnmaskError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+                raise SettingError(f"{name} must be at least 1, not {getattr(self, name)}", name)
         if not 0 < self.lr < math.inf:  # also refuses nan
-            raise UnmaskError(f"--lr must be a positive number, not {self.lr}")
-        for name in ("size_px", "max_steps_per_epoch", "early_stopping", "lr_patience"):
+            raise SettingError(f"lr must be a positive number, not {self.lr}", "lr")
+        for name in ("size", "max_steps", "early_stopping", "lr_patience"):
             if getattr(self, name) < 0:
-                raise UnmaskError(f"--{name.replace('_px', '').replace('_per_epoch', '').replace('_', '-')} "
-                                  f"must not be negative, not {getattr(self, name)}")
+                raise SettingError(f"{name} must not be negative, not {getattr(self, name)}", name)
         if self.workers is not None and self.workers < 0:
-            raise UnmaskError(f"--workers must not be negative, not {self.workers}")
+            raise SettingError(f"workers must not be negative, not {self.workers}", "workers")
         if self.device is not None:
             import torch
 
             try:
                 device = torch.device(self.device)
             except RuntimeError:
-                raise UnmaskError(f"--device {self.device!r} is not a device; use cpu, cuda or cuda:N") from None
+                raise SettingError(f"device {self.device!r} is not a device; use cpu, cuda or cuda:N", "device") from None
             if device.type == "cuda" and not torch.cuda.is_available():
-                raise UnmaskError(f"--device {self.device} asked for, but this machine has no usable GPU; use --device cpu")
+                raise SettingError(f"device {self.device} asked for, but this machine has no usable GPU; use device cpu",
+                                   "device")
 
 
 PRESETS: dict[str, dict] = {
     "default": {},
     "paper": dict(
-        protocol="paper", size_px=224, epochs=20, batch_size=16, lr=1e-3, lr_factor=0.5, lr_patience=5,
-        min_lr=1e-4, class_weights="balanced", loss="ce", sampler="shuffle", augment=False,
+        protocol="paper", size=224, epochs=20, batch_size=16, lr=1e-3, lr_factor=0.5, lr_patience=5,
+        min_lr=1e-4, class_weights="balanced", loss="ce", batch_sampler="shuffle", augment=False,
         select_metric="val_acc", early_stopping=0,
     ),
 }
@@ -163,17 +169,24 @@ def make_config(preset: str = "default", **overrides) -> TrainConfig:
     """The ``preset``'s :class:`TrainConfig` with ``overrides`` (``None`` values are ignored)."""
     if preset not in PRESETS:
         raise unknown_name("preset", preset, PRESETS)
+    known = [f.name for f in dataclasses.fields(TrainConfig)]
+    for name in sorted(overrides):
+        if name not in known:
+            raise unknown_setting("training setting", name, known, RENAMED)
     if preset == "paper" and overrides.get("model") is None:
-        raise UnmaskError("--preset paper needs --model: xception, inception_resnet_v2, efficientnetv2_s or efficientnetv2_m")
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = set(overrides) - known
-    if unknown:
-        raise UnmaskError(f"Unknown training setting(s): {', '.join(sorted(unknown))}")
+        raise SettingError("preset paper needs a model: xception, inception_resnet_v2, efficientnetv2_s or "
+                           "efficientnetv2_m", "preset", "model")
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
-    if values.get("sampler") == "balanced" and overrides.get("class_weights") is None:
+    if values.get("batch_sampler") == "balanced" and overrides.get("class_weights") is None:
         # The balanced sampler does the preset's balancing: weighting as well would do it twice.
-        logger.info("--sampler balanced: class weights set to none (the sampler already balances the classes)")
+        logger.info("batch sampler balanced: class weights set to none (the sampler already balances the classes)")
         values["class_weights"] = "none"
     if values.get("weights") is not None:  # checked at the door of a new run, not when a resumed run
         check_weights_file(values["weights"])  # rebuilds its recorded config (the file may be gone)
     return TrainConfig(**values)
+
+
+def config_from_recorded(recorded: dict) -> TrainConfig:
+    """The :class:`TrainConfig` a checkpoint recorded (settings under their old names too)."""
+    values = upgrade_recorded(recorded, RENAMED)
+    return TrainConfig(**{**values, "costs": Costs(**values["costs"])})

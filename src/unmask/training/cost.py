@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from unmask.errors import ManifestError, UnmaskError, unknown_name
+from unmask.errors import ManifestError, SettingError, UnmaskError, unknown_name
 
 CLASS_WEIGHTS = ("balanced", "none", "effective")
 LOSSES = ("ce", "focal")
@@ -48,7 +48,7 @@ def compute_class_weights(labels: Sequence[int], mode: str = "balanced", *, beta
     if beta is None:
         beta = 1 - 1 / counts.sum()
     if not 0 <= beta < 1:
-        raise UnmaskError(f"--beta must lie in [0, 1), not {beta}")
+        raise SettingError(f"beta must lie in [0, 1), not {beta}", "beta")
     weights = (1 - beta) / (1 - np.power(beta, counts))
     return weights / weights.sum() * 2
 

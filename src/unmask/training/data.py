@@ -26,7 +26,7 @@ def missing_crops_error(missing: list[Path], total: int) -> ManifestError:
     """The error for crops the manifest lists but the disk lacks."""
     return ManifestError(
         f"{len(missing)} of {total} crops listed in the manifest are missing (first: {missing[0]}); "
-        "run `unmask prepare` again into the same --out"
+        "prepare the data again into the same folder"
     )
 
 

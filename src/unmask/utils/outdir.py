@@ -17,28 +17,28 @@ from unmask.utils.atomic import pid_alive, remove_stale_temps
 logger = logging.getLogger(__name__)
 
 
-def ensure_out_dir(path: str | os.PathLike, flag: str = "--out") -> Path:
+def ensure_out_dir(path: str | os.PathLike) -> Path:
     """Create folder ``path`` if needed, make sure this process can write into it, and remove the
     temporary files that killed atomic writes left there (see :func:`remove_stale_temps`).
 
-    Run before any long work, so that a bad ``--out`` costs one line, not an hour.
+    Run before any long work, so that a bad output folder costs one line, not an hour.
 
     Raises:
         UnmaskError: ``path`` is a file, lies under a file, or cannot be written.
     """
     path = Path(path)
     if path.exists() and not path.is_dir():
-        raise UnmaskError(f"{flag} {path} is a file; give a folder (it is created if missing)")
+        raise UnmaskError(f"The output folder {path} is a file; give a folder (it is created if missing)")
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass
     except (NotADirectoryError, FileExistsError):
-        raise UnmaskError(f"{flag} {path} lies under a file, not a folder; give another {flag}") from None
+        raise UnmaskError(f"The output folder {path} lies under a file, not a folder; give another folder") from None
     except PermissionError:
-        raise UnmaskError(f"{flag} {path} cannot be written (permission denied); give a folder you can write to") from None
+        raise UnmaskError(f"The output folder {path} cannot be written (permission denied); give a folder you can write to") from None
     except OSError as exc:
-        raise UnmaskError(f"{flag} {path} cannot be written ({exc.strerror}); give another {flag}") from None
+        raise UnmaskError(f"The output folder {path} cannot be written ({exc.strerror}); give another folder") from None
     remove_stale_temps(path)
     return path
 

@@ -21,19 +21,21 @@ from pathlib import Path
 
 import numpy as np
 
-from unmask.errors import UnmaskError, VideoReadError, unknown_name
+from unmask.errors import SettingError, UnmaskError, VideoReadError, unknown_name
+from unmask.settings import named_settings
 from unmask.video.reader import (Frame, count_frames, frame_time, iter_decoded, open_video, stream_fps, to_rgb,
                                  video_stream)
 
 SAMPLERS = ("uniform", "stride", "codec_keyframes", "content_keyframes")
 
 
+@named_settings("frame sampler setting")
 @dataclass(frozen=True)
 class FrameSampler:
     """How to sample frames from a video.
 
     Attributes:
-        strategy: one of :data:`SAMPLERS`.
+        strategy: one of :data:`SAMPLERS` (``prepare --sampler``).
         num_frames: frames to take (``uniform``) or the most to keep (the others; 0 = no cap).
         every_n: the stride of ``stride``.
     """
@@ -46,9 +48,9 @@ class FrameSampler:
         if self.strategy not in SAMPLERS:
             raise unknown_name("frame sampler", self.strategy, SAMPLERS)
         if self.num_frames < 0 or (self.strategy == "uniform" and self.num_frames == 0):
-            raise UnmaskError(f"--num-frames must be a positive number, not {self.num_frames}")
+            raise SettingError(f"num_frames must be a positive number, not {self.num_frames}", "num_frames")
         if self.every_n < 1:
-            raise UnmaskError(f"--every-n must be at least 1, not {self.every_n}")
+            raise SettingError(f"every_n must be at least 1, not {self.every_n}", "every_n")
 
 
 def sample_frames(path: str | Path, sampler: FrameSampler = FrameSampler()) -> list[Frame]:

@@ -107,7 +107,7 @@ def find_videos(root: str | Path, dataset: str, **options) -> Listing:
             logger.warning("%s left out: %s", item.path, reason)
     if not items:
         extra = f" ({len(skipped)} broken or repeated links left out)" if skipped else ""
-        raise DatasetLayoutError(f"No videos found under {root} for --dataset {dataset}{extra}")
+        raise DatasetLayoutError(f"No videos found under {root} for the {dataset} layout{extra}")
     return Listing(items, sorted(skipped, key=lambda s: s[0].video_id))
 
 

@@ -42,9 +42,9 @@ def check_root(root: str | Path, dataset: str) -> Path:
     """Return ``root`` as a Path, or raise one clear error if it is missing or empty."""
     root = Path(root)
     if not root.exists():
-        raise DatasetLayoutError(f"Dataset root {root} does not exist; pass the folder that holds --dataset {dataset}")
+        raise DatasetLayoutError(f"Dataset root {root} does not exist; pass the folder that holds the {dataset} dataset")
     if root.is_dir() and not any(root.iterdir()):
-        raise DatasetLayoutError(f"Dataset root {root} is empty; pass the folder that holds --dataset {dataset}")
+        raise DatasetLayoutError(f"Dataset root {root} is empty; pass the folder that holds the {dataset} dataset")
     return root
 
 

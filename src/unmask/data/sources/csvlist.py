@@ -20,7 +20,7 @@ LABELS = {"fake": FAKE, "1": FAKE, "real": REAL, "0": REAL}
 def list_csv(root: Path) -> list[VideoItem]:
     """List the videos named in the CSV file ``root``."""
     if not root.is_file():
-        raise DatasetLayoutError(f"--dataset csv needs a CSV file with columns path,label; {root} is a folder")
+        raise DatasetLayoutError(f"The csv layout needs a CSV file with columns path,label; {root} is a folder")
     try:
         # utf-8-sig: spreadsheet programs save CSV with a byte-order mark, which is not part of "path".
         with open(root, newline="", encoding="utf-8-sig") as fh:

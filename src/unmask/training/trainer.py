@@ -27,16 +27,18 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, WeightedRandomSampler
 
+from unmask.data.crop_video import RENAMED as PREPARE_RENAMED
 from unmask.data.manifest import read_manifest, select_label_level, select_split
-from unmask.errors import UnmaskError
+from unmask.errors import SettingError, UnmaskError
 from unmask.evaluation.metrics import basic_metrics
 from unmask.models import create_model, get_spec
 from unmask.models.inference import score_dataset, to_device
 from unmask.models.transforms import build_normalise, build_resize
+from unmask.settings import upgrade_recorded
 from unmask.training import distributed as dist
 from unmask.training.calibration import Costs, calibrated_p_fake, fit_calibration, fit_video_calibration, p_fake
 from unmask.training.checkpoint import load_tensors, read_metadata, save_checkpoint
-from unmask.training.config import TrainConfig
+from unmask.training.config import TrainConfig, config_from_recorded
 from unmask.training.cost import compute_class_weights, create_loss
 from unmask.training.augment import BatchAugment
 from unmask.training.cache import CachedCropDataset, CropCache, open_crop_cache
@@ -144,10 +146,6 @@ def _write_history(path: Path, history: list[dict]) -> None:
         fh.write(text.getvalue())
 
 
-def _config_from_json(d: dict) -> TrainConfig:
-    return TrainConfig(**{**d, "costs": Costs(**d["costs"])})
-
-
 def _repair_best(best_path: Path, last_path: Path, last_meta: dict, base_meta: dict) -> None:
     """Make ``best`` agree with the resume state: a run killed between writing ``last`` and
     ``best`` of an improving epoch left ``best`` an epoch behind; that epoch's weights are in ``last``."""
@@ -184,7 +182,8 @@ def _expected_labels(train_rows, config: TrainConfig) -> np.ndarray:
         return labels
     reals = int((labels == 0).sum())
     if reals == 0:
-        raise UnmaskError("--synthesize sbi makes its fakes from real faces, and the training split has none")
+        raise SettingError("synthesize sbi makes its fakes from real faces, and the training split has none",
+                           "synthesize")
     return np.concatenate([labels, np.ones(int(round(config.sbi_ratio * reals)), dtype=np.int64)])
 
 
@@ -201,6 +200,19 @@ def _datasets(data_root: Path, manifest, train_rows, val_rows, spec, size_px: in
     if on_cache:
         on_cache(cache)
     return CachedCropDataset(train_rows, cache), CachedCropDataset(val_rows, cache)
+
+
+def warn_upsampling(manifest_meta: dict, size_px: int, *, is_main: bool = True) -> bool:
+    """Warn when the prepared crops are smaller than the model's input: they are enlarged for it,
+    which adds no detail and blurs the fine traces (blending edges, resampling) a detector looks for."""
+    crop_px = upgrade_recorded(manifest_meta, PREPARE_RENAMED).get("size")
+    if crop_px is None or crop_px >= size_px:
+        return False
+    if is_main:
+        logger.warning("the crops are %d px and the model's input %d px: training enlarges every crop %.2fx, which "
+                       "blurs what a detector looks for; prepare with size %d, or train with size %d",
+                       crop_px, size_px, size_px / crop_px, size_px, crop_px)
+    return True
 
 
 def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, **kwargs) -> TrainResult:
@@ -251,16 +263,20 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
     resume_meta = None
     if resume:
         if not last_path.is_file():
-            raise UnmaskError(f"Nothing to resume in {run_dir}: it has no last.safetensors; start without --resume")
+            raise SettingError(f"Nothing to resume in {run_dir}: it has no last.safetensors; start without resume=True",
+                               "resume")
         resume_meta = read_metadata(last_path)
-        config = _config_from_json(resume_meta["config"])
+        config = config_from_recorded(resume_meta["config"])
         done = resume_meta["progress"]["epoch"]
         if epochs is not None and epochs <= done:
-            raise UnmaskError(f"{run_dir} has trained {done} epochs already; to train on, pass --epochs more than {done}")
+            raise SettingError(f"{run_dir} has trained {done} epochs already; to train on, pass epochs more than {done}",
+                               "epochs")
         if epochs is None and final_path.exists():
-            raise UnmaskError(f"{run_dir} finished after {done} epochs; to train on, pass --resume --epochs N with N > {done}")
+            raise SettingError(f"{run_dir} finished after {done} epochs; to train on, pass resume=True with epochs "
+                               f"N > {done}", "resume", "epochs")
     elif last_path.exists() or final_path.exists():
-        raise UnmaskError(f"{run_dir} already holds a training run; pass --resume to continue it, or choose another --out")
+        raise SettingError(f"{run_dir} already holds a training run; pass resume=True to continue it, or choose "
+                           "another run folder", "resume")
     ensure_out_dir(run_dir)  # also removes half-written checkpoints of a killed run (up to the model's size each)
     if epochs is not None:
         config = dataclasses.replace(config, epochs=epochs)
@@ -272,14 +288,15 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
     channels_last = device.type == "cuda"
     workers = config.workers if config.workers is not None else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
     spec = get_spec(config.model)
-    size_px = config.size_px or spec.default_size_px
+    size_px = config.size or spec.default_size_px
 
     manifest, manifest_meta = read_manifest(data_dir)
+    warn_upsampling(manifest_meta, size_px, is_main=rank == 0)
     data_root = Path(data_dir) if Path(data_dir).is_dir() else Path(data_dir).parent
     train_rows = select_label_level(select_split(manifest, config.protocol, "train"), config.label_level)
     val_rows = select_split(manifest, config.protocol, "val")
     class_weights = compute_class_weights(_expected_labels(train_rows, config), config.class_weights,
-                                          beta=config.effective_beta)
+                                          beta=config.beta)
 
     _seed_everything(config.seed)
     # The model first: missing ImageNet weights stop the run before the crop cache is built. A
@@ -331,10 +348,11 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
 
     generator = torch.Generator()
     if world > 1:
-        if config.sampler == "balanced":
-            raise UnmaskError("--sampler balanced does not run under torchrun yet; use class weights (--class-weights)")
+        if config.batch_sampler == "balanced":
+            raise SettingError("batch_sampler balanced does not run under torchrun yet; use class_weights instead",
+                               "batch_sampler", "class_weights")
         sampler = DistributedSampler(train_set, shuffle=True, seed=config.seed)
-    elif config.sampler == "balanced":
+    elif config.batch_sampler == "balanced":
         sampler = balanced_sampler(train_set.labels, generator)
     else:
         sampler = torch.utils.data.RandomSampler(train_set, generator=generator)
@@ -374,7 +392,7 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
                 sampler.set_epoch(epoch)
             step_cb = (lambda s, n, e=epoch: on_step(e, s, n)) if (on_step and is_main) else None
             train_loss, train_labels, train_scores = train_one_epoch(
-                net, batches, loss_fn, optimiser, device, max_steps=config.max_steps_per_epoch, amp=amp, scaler=scaler,
+                net, batches, loss_fn, optimiser, device, max_steps=config.max_steps, amp=amp, scaler=scaler,
                 on_step=step_cb)
             train_loss = float(np.mean(dist.gather(train_loss)))
             dist.sync_buffers(model)
@@ -390,8 +408,8 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
                    "seconds": time.perf_counter() - started}
             metric = row[config.select_metric]
             if math.isnan(metric):
-                raise UnmaskError(f"{config.select_metric} is undefined: the validation split holds one class only; "
-                                  "use --select-metric val_acc or another --protocol")
+                raise SettingError(f"{config.select_metric} is undefined: the validation split holds one class only; "
+                                   "use select_metric val_acc or another protocol", "select_metric", "protocol")
             improved = metric > best_metric if maximise else metric < best_metric
             scheduler.step(metric)
             if improved:

@@ -27,12 +27,13 @@ from typing import Callable
 import pandas as pd
 
 from unmask import __version__
-from unmask.data.crop_video import (STATE_DIR, PrepareConfig, crop_video, crops_intact, init_worker, make_detector,
-                                    video_key)
+from unmask.data.crop_video import (RENAMED, SPLIT_SETTINGS, STATE_DIR, PrepareConfig, crop_video, crops_intact,
+                                    init_worker, make_detector, video_key)
 from unmask.data.manifest import CROP_COLUMNS, FACE_COLUMNS, MANIFEST_NAME, label_levels, read_manifest, write_manifest
 from unmask.data.sources import VideoItem, find_videos
-from unmask.data.splits import add_splits, split_counts
-from unmask.errors import UnmaskError
+from unmask.data.splits import DEFAULT_FRACTIONS, SEED, add_splits, check_fractions, split_counts
+from unmask.errors import SettingError, UnmaskError
+from unmask.settings import upgrade_recorded
 from unmask.utils.atomic import remove_stale_temps, write_atomic
 from unmask.utils.outdir import ensure_out_dir, hold_lock
 
@@ -87,16 +88,19 @@ def output_names(shard: tuple[int, int] | None) -> tuple[str, str]:
 
 
 def _check_resumable(out_dir: Path, root: Path, config: PrepareConfig) -> None:
-    """Refuse to mix crops made with other settings into ``out_dir``; record ours."""
+    """Refuse to mix crops made with other settings into ``out_dir``; record ours.
+
+    The split settings may change: they decide the splits, made anew from the kept crops."""
     record_path = out_dir / STATE_DIR / "config.json"
     ours = json.loads(json.dumps({"root": str(root.resolve()), **config.recorded()}))
     if record_path.is_file():
-        theirs = json.loads(record_path.read_text())
-        changed = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
+        theirs = upgrade_recorded(json.loads(record_path.read_text()), RENAMED)  # recorded before a rename
+        changed = sorted(k for k in set(ours) | set(theirs)
+                         if k not in SPLIT_SETTINGS and ours.get(k) != theirs.get(k))
         if changed:
-            raise UnmaskError(
+            raise SettingError(
                 f"{out_dir} holds crops prepared with other settings ({', '.join(changed)}); "
-                "use another --out, or delete it to start over"
+                "use another output folder, or delete it to start over"
             )
     else:
         with write_atomic(record_path, "w") as fh:
@@ -185,7 +189,7 @@ def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
     started = time.perf_counter()
     root, out_dir = Path(root), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise UnmaskError(f"--out {out_dir} is a file; give a folder (it is created if missing)")
+        raise UnmaskError(f"The output folder {out_dir} is a file; give a folder (it is created if missing)")
     listing = find_videos(root, config.dataset, **config.dataset_options)
     items = shard_items(listing.items, config.shard)
     in_shard = set(shard_items([item for item, _ in listing.skipped], config.shard))
@@ -279,7 +283,7 @@ def _prepare_locked(root: Path, out_dir: Path, config: PrepareConfig, items: lis
         df = pd.DataFrame(rows, columns=CROP_COLUMNS + FACE_COLUMNS)
         df["label_level"] = label_levels(df)
         if config.shard is None:
-            df = add_splits(df, seed=config.seed)
+            df = add_splits(df, seed=config.split_seed, fractions=config.split_fractions)
             metadata["splits"] = split_counts(df)
             excluded = metadata["splits"].get("video", {}).get("excluded", 0)
         manifest_path = write_manifest(df, out_dir / manifest_name, json.loads(json.dumps(metadata, default=str)))
@@ -302,7 +306,8 @@ def _shard_manifests(path: Path) -> list[Path]:
     return found or [path / MANIFEST_NAME]
 
 
-def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, seed: int = 42) -> Path:
+def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, split_seed: int | None = None,
+                    split_fractions=None) -> Path:
     """Combine the manifests of ``prepare --shard K/N`` runs into one, with splits over all of them.
 
     The shards' ``failures.shard-K-of-N.csv`` are combined into ``out_dir/failures.csv`` too, so
@@ -313,6 +318,7 @@ def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, seed: 
             shared one ``--out``) or shard manifest files.
         out_dir: where the combined ``manifest.parquet`` goes; crops stay where they are and
             their paths are rewritten relative to it.
+        split_seed, split_fractions: as :class:`PrepareConfig`'s; default the shards' own.
 
     Raises:
         UnmaskError: shards are missing or repeated, or were prepared with different settings.
@@ -325,9 +331,9 @@ def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, seed: 
         if failures_path.is_file():
             failures.append(pd.read_csv(failures_path, dtype=str, keep_default_na=False))
         if not meta.get("shard"):
-            raise UnmaskError(f"{path} is not a shard manifest; merge the outputs of `unmask prepare --shard K/N`")
+            raise UnmaskError(f"{path} is not a shard manifest; merge the manifests of sharded prepare runs")
         shards.append(tuple(meta["shard"]))
-        recorded = {k: v for k, v in meta.items() if k not in ("shard", "unmask_version")}
+        recorded = upgrade_recorded({k: v for k, v in meta.items() if k not in ("shard", "unmask_version")}, RENAMED)
         if settings and recorded != settings:
             changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
             raise UnmaskError(f"{path} was prepared with other settings ({', '.join(changed)}) than the other shards")
@@ -337,7 +343,7 @@ def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, seed: 
         frames.append(df.drop(columns=[c for c in df.columns if c.startswith("split_")]))
     total = {n for _, n in shards}
     if len(total) != 1:
-        raise UnmaskError(f"The shards come from different --shard N ({', '.join(map(str, sorted(total)))})")
+        raise UnmaskError(f"The shards come from splits into different numbers of shards ({', '.join(map(str, sorted(total)))})")
     n = total.pop()
     ks = sorted(k for k, _ in shards)
     if ks != list(range(1, n + 1)):
@@ -348,7 +354,11 @@ def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, seed: 
     ensure_out_dir(out_dir)
     with write_atomic(out_dir / FAILURES_NAME, "w") as fh:
         pd.concat([pd.DataFrame(columns=FAILURE_COLUMNS), *failures], ignore_index=True).to_csv(fh, index=False)
-    merged = add_splits(pd.concat(frames, ignore_index=True), seed=seed)
+    split_seed = settings.get("split_seed", SEED) if split_seed is None else split_seed
+    split_fractions = check_fractions(settings.get("split_fractions", DEFAULT_FRACTIONS) if split_fractions is None
+                                      else split_fractions)
+    settings = {**settings, "split_seed": split_seed, "split_fractions": list(split_fractions)}
+    merged = add_splits(pd.concat(frames, ignore_index=True), seed=split_seed, fractions=split_fractions)
     counts = split_counts(merged)
     if counts.get("video", {}).get("excluded"):
         logger.warning("the video split leaves out %d videos whose people are on different sides",

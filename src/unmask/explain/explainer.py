@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from unmask.errors import NoFaceFoundError, UnmaskError
+from unmask.data.crop_video import crop_differences
+from unmask.errors import NoFaceFoundError, SettingError, UnmaskError
 from unmask.explain.cam import PAPER_METHODS, check_methods, explain_batch
 from unmask.explain.faithfulness import deletion_faithfulness
 from unmask.models import build_transform
@@ -17,6 +19,8 @@ from unmask.models.inference import default_device, preprocess_crops, score_crop
 from unmask.models.registry import spec_from_dict
 from unmask.utils.atomic import atomic_path
 from unmask.utils.outdir import ensure_out_dir
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,22 +77,45 @@ def explain(run_dir: str | Path, path: str | Path, out_dir: str | Path, *, metho
     methods = check_methods(methods)
     path, out_dir = Path(path), Path(out_dir)
     if not methods:
-        raise UnmaskError("Name at least one explanation method (--methods)")
+        raise SettingError("Name at least one explanation method in methods", "methods")
     if max_faces < 1:
-        raise UnmaskError(f"--max-faces must be at least 1, not {max_faces}")
+        raise SettingError(f"max_faces must be at least 1, not {max_faces}", "max_faces")
     if not path.is_file():
         raise UnmaskError(f"No such file: {path}")
     detector = Detector.load(run_dir, device=device)
     ensure_out_dir(out_dir)  # a file, a read-only folder: one line now, not after the work
+    if is_crop:  # faces found here are cut as in training; a given crop may not have been
+        warn_crop_file_differences(path, detector.prepare_config.recorded())
     prediction = detector.predict(path, keep_faces=True, num_frames=num_frames, is_crop=is_crop)
     if prediction.reason_code == "unreadable":
         raise UnmaskError(prediction.reason)
     if prediction.reason_code == "no_face":
-        hint = "; if it is already a face crop, pass --is-crop" if prediction.kind == "image" else ""
-        raise NoFaceFoundError(f"No face found in {path.name} ({prediction.frames_sampled} frames looked at){hint}")
+        hint = "; if it is already a face crop, pass is_crop=True" if prediction.kind == "image" else ""
+        raise NoFaceFoundError(f"No face found in {path.name} ({prediction.frames_sampled} frames looked at){hint}",
+                               "is_crop")
     heatmaps = detector.explain(prediction, methods=methods, max_faces=max_faces, size_px=detector.size_px)
     return write_explanations(heatmaps, out_dir, stem=path.stem,
                               index={"input": str(path), "run": str(run_dir), "threshold": detector.threshold})
+
+
+def warn_crop_file_differences(path: Path, trained: dict) -> list[str]:
+    """Warn when the face crop ``path`` looks cut unlike the run's training crops (side, file
+    format; its margin cannot be told from the file); return how."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            (width, height), kind = image.size, (image.format or "").lower()
+    except (OSError, UnidentifiedImageError):
+        return []  # not an image: the Detector says so in its own words
+    seen = {"size": width if width == height else None, "image_format": {"jpeg": "jpg"}.get(kind, kind)}
+    differences = crop_differences(trained, seen)
+    if width != height:
+        differences.insert(0, f"{width}x{height} px, not square as in training")
+    if differences:
+        logger.warning("%s was cut unlike the run's training crops (%s): the heatmaps show what the model sees in it, "
+                       "which may differ from what it learnt", path.name, "; ".join(differences))
+    return differences
 
 
 def write_explanations(heatmaps, out_dir: str | Path, *, stem: str, index: dict,

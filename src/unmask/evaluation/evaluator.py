@@ -15,6 +15,7 @@ the raw softmax (``scores_raw``), so the effect of calibration on the log-loss i
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,9 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from unmask.data.crop_video import crop_differences
 from unmask.data.manifest import read_manifest, select_split
 from unmask.data.splits import PROTOCOLS
-from unmask.errors import ManifestError, UnmaskError, unknown_name
+from unmask.errors import ManifestError, SettingError, unknown_name
 from unmask.evaluation.aggregate import AGGREGATIONS, aggregate_videos
 from unmask.evaluation.metrics import bootstrap_ci, score_metrics, threshold_metrics
 from unmask.models import build_transform
@@ -42,6 +44,8 @@ from unmask.training.checkpoint import load_classifier
 from unmask.training.data import CropDataset
 from unmask.utils.atomic import write_atomic
 from unmask.utils.outdir import ensure_out_dir
+
+logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test", "all")
 DECISIONS = {"raw_argmax": "argmax of the raw logits (the paper)",
@@ -77,6 +81,16 @@ def seen_in_training(meta: dict, manifest: pd.DataFrame, root: Path, rows: pd.Da
     column = f"split_{meta['data']['protocol']}"
     seen = set(manifest.loc[manifest[column].isin(["train", "val"]), "video_id"])
     return float(rows["video_id"].isin(seen).mean())
+
+
+def warn_crop_differences(meta: dict, manifest_meta: dict, data_dir) -> list[str]:
+    """Warn when the crops in ``data_dir`` were cut unlike the run's training crops; return how."""
+    differences = crop_differences((meta.get("data") or {}).get("prepare") or {}, manifest_meta)
+    if differences:
+        logger.warning("the crops in %s were cut unlike the run's training data (%s): the scores may be worse than "
+                       "on crops cut alike; prepare the data with the run's settings to compare fairly",
+                       data_dir, "; ".join(differences))
+    return differences
 
 
 def _level_metrics(labels, scores, raw_scores, groups, threshold: float, bootstrap: int) -> dict:
@@ -123,7 +137,8 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
     if split not in SPLITS:
         raise unknown_name("split", split, SPLITS)
     if batch_size < 1 or bootstrap < 0:
-        raise UnmaskError(f"--batch-size must be at least 1 and --bootstrap not negative (got {batch_size}, {bootstrap})")
+        raise SettingError(f"batch_size must be at least 1 and bootstrap not negative (got {batch_size}, {bootstrap})",
+                           "batch_size", "bootstrap")
     if aggregation not in AGGREGATIONS:
         raise unknown_name("aggregation", aggregation, AGGREGATIONS)
     if protocol is not None and protocol not in PROTOCOLS:
@@ -136,6 +151,7 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
     rows = manifest if split == "all" else select_split(manifest, protocol, split)
     if rows.empty:
         raise ManifestError(f"{data_dir} has no crops to evaluate")
+    warn_crop_differences(meta, manifest_meta, data_dir)
     ensure_out_dir(out_dir)  # a file, a read-only folder: one line now, not after the scoring
 
     seen = seen_in_training(meta, manifest, root, rows)
