@@ -22,6 +22,9 @@ left_eye_x ... the detector's five landmarks in frame pixels (``left_eye``, ``ri
 mouth_right_y  ``nose``, ``mouth_left``, ``mouth_right``; ``_x`` and ``_y``); NaN without
                them (haar, bridged crops)
 official_split the dataset's own split of the video, where it has one
+video_hash     the video file's content fingerprint (SHA-256 of its size, first and last
+               MiB): the same video prepared elsewhere has the same one (absent in older
+               manifests)
 label_level    ``face``: the label is known to hold for this face; ``video``: it is the
                video's label only (see :func:`label_levels`; absent in older manifests)
 split_paper    ``train``/``val``/``test`` under each protocol (see :mod:`unmask.data.splits`);
@@ -29,7 +32,7 @@ split_video    ``excluded``: the video joins people held on different sides (``v
 split_official protocol only), used by none of them
 ============== =========================================================================
 
-``det_pass`` and the landmarks are absent from manifests written before they existed; nothing
+``det_pass``, the landmarks and ``video_hash`` are absent from manifests written before they existed; nothing
 requires them.
 
 The Parquet file's metadata holds how it was made (``unmask`` key, JSON).
@@ -56,6 +59,7 @@ CROP_COLUMNS = [
 ]
 # Written by today's prepare, but not required: manifests made before them still load.
 FACE_COLUMNS = ["det_pass", *LANDMARK_COLUMNS]
+VIDEO_HASH_COLUMN = "video_hash"  # the video file's content fingerprint (unmask.utils.provenance.file_fingerprint)
 SPLIT_COLUMNS = [split_column(p) for p in PROTOCOLS]
 
 
