@@ -55,7 +55,7 @@ def test_report_renders_in_headless_chromium(evaluated, tmp_path):
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         browser.close()
     assert len(images) >= 8 and all(complete and width > 0 for _, complete, width in images), images
-    assert {"Metrics", "Confusion matrices", "ROC and precision-recall", "Training", "Worst-judged videos",
+    assert {"Metrics", "Confusion matrices", "ROC and precision-recall", "Training", "Wrongly judged videos",
             "Explanations"} <= set(headings)
     assert any(alt == "gradcam" for alt, _, _ in images)
     assert (tmp_path / "report.png").stat().st_size > 20_000

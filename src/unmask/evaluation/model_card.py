@@ -36,6 +36,16 @@ TRAINING_KEYS = ("model", "protocol", "size_px", "pretrained", "weights", "epoch
                  "select_metric", "early_stopping", "precision", "seed")
 
 
+def _face_step(prepare: dict) -> str | None:
+    """How the training crops were cut, in a line (from the manifest settings the run recorded)."""
+    if not prepare:
+        return None
+    sampler = prepare.get("sampler") or {}
+    return (f"{prepare.get('detector')} detector, {prepare.get('keep')} face(s) per frame, margin {prepare.get('margin')}, "
+            f"{prepare.get('size_px')} px {prepare.get('image_format', 'png')}, {sampler.get('strategy')} "
+            f"sampler, {sampler.get('num_frames')} frames per video")
+
+
 def _ids(df: pd.DataFrame) -> pd.Series:
     return df["dataset"].astype(str) + ":" + df["video_id"].astype(str)
 
@@ -154,12 +164,13 @@ def model_card(meta: dict, *, seen: dict | None = None) -> dict:
         "data": {"dataset": data.get("dataset"), "manifest": data.get("manifest"), "protocol": data.get("protocol"),
                  "classes": {str(i): name for i, name in enumerate(meta.get("class_names", ["real", "fake"]))},
                  "label_level": config.get("label_level"),
+                 "face_step": _face_step(data.get("prepare") or {}),
                  "train_crops": data.get("train_crops"), "val_crops": data.get("val_crops"),
                  "splits": data.get("splits"),
                  "videos_recorded": {k: len(videos.get(k, {}).get("ids", [])) for k in ("train", "val")} if videos else None},
         "training": {**{k: config.get(k) for k in TRAINING_KEYS if k in config},
                      "optimiser": "Adam", "class_weight_values": meta.get("class_weights"),
-                     "best_epoch": meta.get("epoch"), "epochs_run": len(meta.get("history") or []) or None,
+                     "best_epoch": meta.get("epoch"), "epochs_run": meta.get("epochs_run"),
                      "best_metric": meta.get("best_metric")},
         "validation": {"best_epoch": val.get("history"), "at_threshold": val.get("at_threshold"),
                        "reliability": val.get("reliability")},
@@ -186,13 +197,17 @@ def _f(x, digits: int = 4) -> str:
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
+def _signed(x) -> str:
+    return "+ -" if x is None else f"{'-' if x < 0 else '+'} {abs(x):.4f}"
+
+
 def _sections(card: dict) -> list[tuple[str, list[tuple[str, str]]]]:
     """The card as titled lists of (field, value) in plain text: one source for Markdown and HTML."""
     model, data, training = card["model"], card["data"], card["training"]
     val, decision, cal = card["validation"], card["decision"], card["calibration"]
     split_rows = []
     for split, s in (data.get("splits") or {}).items():
-        methods = ", ".join(f"{m} {n}" for m, n in s["methods"].items())
+        methods = "methods: " + ", ".join(f"{m} {n}" for m, n in s["methods"].items())
         split_rows.append((split, f"{s['videos']} videos ({s['videos_fake']} fake, {s['videos_real']} real), "
                                   f"{s['crops']} crops ({s['crops_fake']} fake, {s['crops_real']} real); {methods}"))
     if not split_rows:
@@ -212,7 +227,8 @@ def _sections(card: dict) -> list[tuple[str, list[tuple[str, str]]]]:
         ("Data", [("dataset", str(data["dataset"])), ("prepared folder", str(data["manifest"])),
                   ("split protocol", str(data["protocol"])),
                   ("classes", ", ".join(f"{k} = {v}" for k, v in data["classes"].items()) + " (fake is the positive class)"),
-                  ("labels trained on", str(data.get("label_level"))), *split_rows]),
+                  ("labels trained on", str(data.get("label_level"))),
+                  ("faces cut with", str(data.get("face_step"))), *split_rows]),
         ("Training", [(k, _f(v, 6) if isinstance(v, float) else str(v)) for k, v in training.items()]),
         ("Validation (chosen epoch)", [
             ("epoch", _f(best.get("epoch"))),
@@ -222,7 +238,7 @@ def _sections(card: dict) -> list[tuple[str, list[tuple[str, str]]]]:
         ("Costs and threshold", [("costs", str(decision.get("costs"))), ("threshold", _f(decision.get("threshold"))),
                                  ("rule", decision["rule"])]),
         ("Calibration", [
-            ("frame fit", f"p_fake = sigmoid(margin / {_f(cal.get('temperature'))} + {_f(cal.get('bias'))}); "
+            ("frame fit", f"p_fake = sigmoid(margin / {_f(cal.get('temperature'))} {_signed(cal.get('bias'))}); "
                           f"{health.get('n_fake', '?')} fake and {health.get('n_real', '?')} real validation crops from "
                           f"{health.get('videos_fake', '?')} fake and {health.get('videos_real', '?')} real videos; "
                           f"{health.get('note', 'not recorded')}"),
@@ -240,7 +256,8 @@ def _sections(card: dict) -> list[tuple[str, list[tuple[str, str]]]]:
     sections.append(("Versions", [
         ("unmask", str(prov.get("unmask") or card.get("unmask_version"))), ("python", str(prov.get("python"))),
         *[(name, str(version)) for name, version in packages.items()],
-        ("device", " ".join(str(v) for v in device.values()) or "not recorded"),
+        ("device", f"{device.get('name')} ({device.get('type')}" + (f", {device['cores']} cores)" if device.get("cores")
+                   else f", {device.get('count', 1)} visible)") if device else "not recorded"),
         ("command", str(prov.get("command"))),
         ("git commit", f"{git['commit']}{' (with uncommitted changes)' if git.get('dirty') else ''}" if git else
          "not from a git clone"),
@@ -292,7 +309,7 @@ def plot_reliability(curves: dict[str, dict], title: str = "reliability"):
         ax.plot([b["mean_p_fake"] for b in bins], [b["share_fake"] for b in bins], marker="o",
                 label=f"{name} (ECE {curve['ece']:.3f}, n {curve['n']})")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean p(fake) in the bin", ylabel="share truly fake", title=title)
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return fig
 
 

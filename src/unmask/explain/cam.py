@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torchvision.transforms.v2.functional as TF
 from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -63,6 +64,7 @@ _CAMS = {
 }
 EXPLAINERS = ("smoothgrad", *_CAMS)
 PAPER_METHODS = ("smoothgrad", "gradcam", "gradcam++", "scorecam")
+SMOOTHING = 0.04  # Gaussian sigma of the SmoothGrad display map, as a share of its side
 
 
 def check_methods(methods) -> tuple[str, ...]:
@@ -107,16 +109,15 @@ def smoothgrad_display(gradients: torch.Tensor) -> np.ndarray:
 
     As Smilkov et al. (2017) visualise it: the absolute value, summed over the colour channels,
     capped at its 99th percentile (a few extreme pixels would otherwise leave the rest dark);
-    then smoothed with a Gaussian (sigma 2% of the side, 4.5 px at 224) so that the pixel-scale
-    checkerboard of strided convolutions' gradients does not hide where the evidence lies.
+    then smoothed with a Gaussian (sigma :data:`SMOOTHING` of the side, 9 px at 224) so that the
+    checkerboard of strided convolutions' gradients (a few pixels' period) does not hide where
+    the evidence lies.
     """
     maps = gradients.abs().sum(dim=1)
     cap = torch.quantile(maps.reshape(len(maps), -1).float(), 0.99, dim=1)[:, None, None]
     maps = torch.minimum(maps, cap)
-    sigma = max(0.02 * maps.shape[-1], 0.5)
+    sigma = max(SMOOTHING * maps.shape[-1], 0.5)
     kernel = 2 * int(round(3 * sigma)) + 1
-    import torchvision.transforms.v2.functional as TF
-
     return TF.gaussian_blur(maps[:, None], kernel_size=[kernel, kernel], sigma=[sigma, sigma])[:, 0].cpu().numpy()
 
 

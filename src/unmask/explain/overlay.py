@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import cv2
 import numpy as np
 
@@ -43,8 +45,8 @@ def contact_sheet(rows: list[dict], methods: list[str], *, title: str = "", thre
     from matplotlib import cm, colors
 
     n_rows, n_cols = max(len(rows), 1), len(methods) + 1
-    # 2.6 inches at 120 dpi: each face and heatmap is drawn about 240 px wide
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.6 * n_cols + 0.8, 2.9 * n_rows), squeeze=False, dpi=120)
+    # 2.8 inches a column at 120 dpi: each face and heatmap is drawn about 235 px wide (>= 224)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(2.8 * n_cols + 0.8, 3.1 * n_rows), squeeze=False, dpi=120)
     for r, row in enumerate(rows):
         verdict = ""
         if threshold is not None:
@@ -60,10 +62,11 @@ def contact_sheet(rows: list[dict], methods: list[str], *, title: str = "", thre
         ax.axis("off")
     bar = fig.colorbar(cm.ScalarMappable(norm=colors.Normalize(0, 1), cmap="jet"), ax=axes.ravel().tolist(),
                        fraction=0.025, pad=0.02)
-    bar.set_label("evidence for fake (each map scaled to its own maximum)", fontsize=8)
+    bar.set_label("evidence for fake (1: the map's maximum)", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")  # tight: nothing cut, no empty margins
     plt.close(fig)
-    return image
+    image = cv2.imdecode(np.frombuffer(buffer.getvalue(), np.uint8), cv2.IMREAD_COLOR)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
