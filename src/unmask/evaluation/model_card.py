@@ -41,7 +41,8 @@ def _face_step(prepare: dict) -> str | None:
     if not prepare:
         return None
     sampler = prepare.get("sampler") or {}
-    return (f"{prepare.get('detector')} detector, {prepare.get('keep')} face(s) per frame, margin {prepare.get('margin')}, "
+    return (f"{prepare.get('detector')} detector, {prepare.get('keep')} face(s) per frame, "
+            f"margin {prepare.get('margin')}, "
             f"{prepare.get('size_px')} px {prepare.get('image_format', 'png')}, {sampler.get('strategy')} "
             f"sampler, {sampler.get('num_frames')} frames per video")
 
@@ -167,7 +168,8 @@ def model_card(meta: dict, *, seen: dict | None = None) -> dict:
                  "face_step": _face_step(data.get("prepare") or {}),
                  "train_crops": data.get("train_crops"), "val_crops": data.get("val_crops"),
                  "splits": data.get("splits"),
-                 "videos_recorded": {k: len(videos.get(k, {}).get("ids", [])) for k in ("train", "val")} if videos else None},
+                 "videos_recorded": ({k: len(videos.get(k, {}).get("ids", [])) for k in ("train", "val")}
+                                     if videos else None)},
         "training": {**{k: config.get(k) for k in TRAINING_KEYS if k in config},
                      "optimiser": "Adam", "class_weight_values": meta.get("class_weights"),
                      "best_epoch": meta.get("epoch"), "epochs_run": meta.get("epochs_run"),
@@ -175,7 +177,8 @@ def model_card(meta: dict, *, seen: dict | None = None) -> dict:
         "validation": {"best_epoch": val.get("history"), "at_threshold": val.get("at_threshold"),
                        "reliability": val.get("reliability")},
         "decision": {"costs": meta.get("costs"), "threshold": meta.get("threshold"),
-                     "rule": "fake when the calibrated p_fake >= threshold = c_false_alarm / (c_false_alarm + c_missed_fake)"},
+                     "rule": "fake when the calibrated p_fake >= threshold = "
+                             "c_false_alarm / (c_false_alarm + c_missed_fake)"},
         "calibration": {"temperature": meta.get("temperature"), "bias": meta.get("bias"),
                         "prior_fake": calibration.get("prior_fake"), "frame_health": calibration.get("health"),
                         "video_health": (video_calibration.get("mean") or {}).get("health"),
@@ -226,20 +229,24 @@ def _sections(card: dict) -> list[tuple[str, list[tuple[str, str]]]]:
                    ("explanation layer", str(model["explanation_layer"]))]),
         ("Data", [("dataset", str(data["dataset"])), ("prepared folder", str(data["manifest"])),
                   ("split protocol", str(data["protocol"])),
-                  ("classes", ", ".join(f"{k} = {v}" for k, v in data["classes"].items()) + " (fake is the positive class)"),
+                  ("classes", ", ".join(f"{k} = {v}" for k, v in data["classes"].items())
+                   + " (fake is the positive class)"),
                   ("labels trained on", str(data.get("label_level"))),
                   ("faces cut with", str(data.get("face_step"))), *split_rows]),
         ("Training", [(k, _f(v, 6) if isinstance(v, float) else str(v)) for k, v in training.items()]),
         ("Validation (chosen epoch)", [
             ("epoch", _f(best.get("epoch"))),
-            ("raw scores", f"AUC {_f(best.get('val_auc'))}, accuracy {_f(best.get('val_acc'))}, F1 {_f(best.get('val_f1'))}, "
+            ("raw scores", f"AUC {_f(best.get('val_auc'))}, accuracy {_f(best.get('val_acc'))}, "
+                           f"F1 {_f(best.get('val_f1'))}, "
                            f"loss {_f(best.get('val_loss'))}"),
-            ("calibrated, at the threshold", f"accuracy {_f(at.get('acc'))}, AUC {_f(at.get('auc'))}, F1 {_f(at.get('f1'))}")]),
+            ("calibrated, at the threshold",
+             f"accuracy {_f(at.get('acc'))}, AUC {_f(at.get('auc'))}, F1 {_f(at.get('f1'))}")]),
         ("Costs and threshold", [("costs", str(decision.get("costs"))), ("threshold", _f(decision.get("threshold"))),
                                  ("rule", decision["rule"])]),
         ("Calibration", [
             ("frame fit", f"p_fake = sigmoid(margin / {_f(cal.get('temperature'))} {_signed(cal.get('bias'))}); "
-                          f"{health.get('n_fake', '?')} fake and {health.get('n_real', '?')} real validation crops from "
+                          f"{health.get('n_fake', '?')} fake and {health.get('n_real', '?')} real validation "
+                          f"crops from "
                           f"{health.get('videos_fake', '?')} fake and {health.get('videos_real', '?')} real videos; "
                           f"{health.get('note', 'not recorded')}"),
             ("video fit (mean)", str(video_health.get("note", "not recorded"))),
@@ -251,7 +258,8 @@ def _sections(card: dict) -> list[tuple[str, list[tuple[str, str]]]]:
         seen = card["seen_in_training"]
         sections.append(("Seen in training", [
             ("evaluated videos the run trained or validated on",
-             f"{seen['n_seen']} of {seen['n_videos']} ({100 * seen['videos']:.1f}%; {100 * seen['crops']:.1f}% of crops)"),
+             f"{seen['n_seen']} of {seen['n_videos']} ({100 * seen['videos']:.1f}%; "
+             f"{100 * seen['crops']:.1f}% of crops)"),
             ("matched by", seen["matched_by"])]))
     sections.append(("Versions", [
         ("unmask", str(prov.get("unmask") or card.get("unmask_version"))), ("python", str(prov.get("python"))),

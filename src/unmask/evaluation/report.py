@@ -183,8 +183,8 @@ def _gallery(frames, data_root, model, meta, per_case, device) -> tuple[str, pd.
     for i, (case, words, row) in enumerate(picked):
         interpolation = cv2.INTER_AREA if crops[i].shape[0] > side else cv2.INTER_CUBIC
         face = cv2.resize(crops[i], (side, side), interpolation=interpolation)
-        entry = {"face": face, "label": f"{row['video_id']} frame {int(row['frame_index'])}", "p_fake": float(scores[i]),
-                 "overlays": {}, "faithfulness": {}}
+        entry = {"face": face, "label": f"{row['video_id']} frame {int(row['frame_index'])}",
+                 "p_fake": float(scores[i]), "overlays": {}, "faithfulness": {}}
         for method in GALLERY_METHODS:
             maps, faithful = results[method]
             entry["overlays"][method] = overlay_heatmap(face, maps[i])

@@ -64,8 +64,8 @@ def make_method_table(eval_dirs) -> pd.DataFrame:
                 "model": m["model"], "trained on": m.get("trained_on"), "evaluated on": r["dataset"],
                 "protocol": m["protocol"], "split": m["split"], "method": r["method"], "label": r["label"],
                 "fake videos": r["videos_fake"], "real videos": r["videos_real"],
-                "video auc": r["video"]["auc"], "video acc": r["video"]["accuracy"], "video recall": r["video"]["recall"],
-                "frame auc": r["frame"]["auc"], "frame acc": r["frame"]["accuracy"], "frame recall": r["frame"]["recall"],
+                **{f"{level} {name}": r[level][key] for level in ("video", "frame")
+                   for name, key in (("auc", "auc"), ("acc", "accuracy"), ("recall", "recall"))},
                 "seen in training": m.get("seen_in_training"),
             })
     return pd.DataFrame(rows, columns=METHOD_COLUMNS)

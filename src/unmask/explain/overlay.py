@@ -23,7 +23,8 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, *, alpha: float = 0.
 MIN_SIDE_PX = 224  # heatmaps are shown at least this large, whatever the model's input size
 
 
-def contact_sheet(rows: list[dict], methods: list[str], *, title: str = "", threshold: float | None = None) -> np.ndarray:
+def contact_sheet(rows: list[dict], methods: list[str], *, title: str = "",
+                  threshold: float | None = None) -> np.ndarray:
     """One labelled image of several faces and their heatmaps, with a colour bar.
 
     Args:
