@@ -64,7 +64,7 @@ EVAL_NAMES = {"test": "realdata test split", "ffpp-test": "FF++ test split", "cr
 def prepare_views(realdata: Path, work: Path) -> dict[str, Path]:
     """Prepare the videos once; derive the views as manifests over the same crops."""
     from unmask.data.manifest import read_manifest, write_manifest
-    from unmask.data.prepare import PrepareConfig, prepare
+    from unmask.data.preparation import PrepareConfig, prepare
 
     full = work / "data"
     if not (full / "manifest.parquet").is_file():
@@ -90,7 +90,7 @@ def run_config(name: str, views: dict[str, Path], work: Path, args) -> dict:
     """Train (or resume) one configuration and evaluate it; returns its figures."""
     import torch
 
-    from unmask.evaluation.evaluate import evaluate
+    from unmask.evaluation.evaluator import evaluate
     from unmask.training.config import make_config
     from unmask.training.trainer import train
 

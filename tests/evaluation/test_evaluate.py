@@ -52,12 +52,31 @@ def test_report_renders_in_headless_chromium(evaluated, tmp_path):
         page.goto(report.resolve().as_uri())
         images = page.evaluate("Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])")
         headings = page.evaluate("Array.from(document.querySelectorAll('h2')).map(h => h.textContent)")
+        card = page.locator("#model-card")
+        card_headings = card.locator("h3").all_text_contents()
+        card_rows = dict(zip(card.locator("th").all_text_contents(), card.locator("td").all_text_contents()))
+        warnings_visible = card.locator(".warnings").is_visible()
+        page.click("a[href='#model-card']")
+        card_in_view = page.evaluate("document.getElementById('model-card').getBoundingClientRect().top < 900")
+        video_rows = page.locator("#video-scores tr").count()
+        method_rows = page.locator("#per-method tr").all_text_contents()
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         browser.close()
     assert len(images) >= 8 and all(complete and width > 0 for _, complete, width in images), images
-    assert {"Metrics", "Confusion matrices", "ROC and precision-recall", "Training", "Worst-judged videos",
-            "Explanations"} <= set(headings)
-    assert any(alt == "gradcam" for alt, _, _ in images)
+    assert {"Metrics", "Per method", "Confusion matrices", "ROC and precision-recall", "Training",
+            "Wrongly judged videos", "Video scores", "Explanations", "Model card"} <= set(headings)
+    alts = [alt for alt, _, _ in images]
+    assert "reliability diagram" in alts and any(alt.endswith("heatmaps") for alt in alts)
+    # the model card: data, training, validation, costs, calibration health, seen share, versions
+    assert card_headings == ["Model", "Data", "Training", "Validation (chosen epoch)", "Costs and threshold",
+                             "Calibration", "Seen in training", "Versions"]
+    assert card_rows["split protocol"] == "video" and card_rows["threshold"] == "0.5000"
+    assert card_rows["train"].startswith("8 videos (4 fake, 4 real), 64 crops")
+    assert card_rows["evaluated videos the run trained or validated on"].startswith("0 of 2 (0.0%")
+    assert card_rows["torch"] and card_rows["pyav"] and card_rows["command"]
+    assert warnings_visible and card_in_view  # 1 validation video a class: the card warns, and the link reaches it
+    assert video_rows == 1 + evaluated.video_scores.shape[0]
+    assert any("fake" in row and "folder" in row for row in method_rows[1:])
     assert (tmp_path / "report.png").stat().st_size > 20_000
 
 

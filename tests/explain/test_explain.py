@@ -25,10 +25,11 @@ def test_the_papers_four_methods_on_each_paper_backbone(paper_runs, face_image, 
     assert [e.method for e in explanations] == list(PAPER_METHODS)
     for e in explanations:
         image = cv2.imread(str(out / e.png))
-        assert image is not None and image.shape == (128, 128, 3)
-        assert np.isfinite(e.faithfulness) and 0.0 <= e.p_fake <= 1.0
+        assert image is not None and image.shape == (224, 224, 3)  # a 128 px model's maps are shown at 224
+        assert 0.0 <= e.p_fake <= 1.0
     record = json.loads((out / "explanations.json").read_text())
     assert len(record["explanations"]) == 4 and (out / "astronaut_000000_00_face.png").is_file()
+    assert record["sheet"] == "astronaut_sheet.png" and (out / "astronaut_sheet.png").is_file()
 
 
 def test_a_video_is_explained_most_suspicious_face_first(small_run, demo_clips, tmp_path):
@@ -38,6 +39,25 @@ def test_a_video_is_explained_most_suspicious_face_first(small_run, demo_clips, 
     scores = [e.p_fake for e in explanations if e.method == "gradcam"]
     assert scores == sorted(scores, reverse=True)
     assert len({(e.frame_index, e.track_id) for e in explanations}) == 3
+    # a 64 px model: its heatmaps are still written at 224 px, and one contact sheet shows them all
+    assert cv2.imread(str(tmp_path / explanations[0].png)).shape == (224, 224, 3)
+    sheet = cv2.imread(str(tmp_path / f"{video.stem}_sheet.png"))
+    assert sheet.shape[0] > 3 * 224 and sheet.shape[1] > 3 * 224  # 3 faces x (face + 2 methods), colour bar
+    record = json.loads((tmp_path / "explanations.json").read_text())
+    assert record["sheet"] == f"{video.stem}_sheet.png" and len(record["explanations"]) == 6
+
+
+def test_the_cli_says_where_the_index_and_the_sheet_are(small_run, demo_clips, tmp_path):
+    import subprocess
+    import sys
+
+    video = next((demo_clips / "fake").glob("*.mp4"))
+    result = subprocess.run([sys.executable, "-m", "unmask", "explain", str(small_run[0].run_dir), str(video),
+                             "--out", str(tmp_path), "--methods", "gradcam", "--max-faces", "1"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert f"index of every heatmap: {tmp_path / 'explanations.json'}" in result.stdout
+    assert f"contact sheet: {tmp_path / (video.stem + '_sheet.png')}" in result.stdout
 
 
 def test_errors_and_the_is_crop_escape(small_run, tmp_path):
@@ -135,3 +155,35 @@ def test_a_given_crop_cut_unlike_the_training_crops_is_warned_about(tmp_path, ca
             "size 100 px, not 64 px as in training", "format jpg, not png as in training"]
         assert warn_crop_file_differences(tmp_path / "wide.png", trained) == ["64x48 px, not square as in training"]
     assert caplog.text.count("was cut unlike the run's training crops") == 2
+
+
+def test_a_flat_map_has_no_faithfulness_and_a_pointing_map_has_one():
+    import torch
+
+    from unmask.explain import deletion_faithfulness, explain_batch
+
+    model = _PatchModel.build()
+    x = torch.full((2, 3, 32, 32), 0.6)
+    x[:, 0] = 0.3
+    x[:, 0, 4:12, 20:28] = 1.0
+    pointing = explain_batch(model, x, "gradcam")
+    flat = np.zeros_like(pointing)  # what Grad-CAM gives when it finds no evidence for fake anywhere
+    scores = deletion_faithfulness(model, x, np.stack([pointing[0], flat[1]]))
+    assert scores[0] > 0 and np.isnan(scores[1])
+
+
+def test_smoothgrad_is_drawn_smoothed_not_as_a_checkerboard():
+    import torch
+
+    from unmask.explain.cam import smoothgrad_display
+
+    yy, xx = np.mgrid[:64, :64]
+    blob = np.exp(-((yy - 40) ** 2 + (xx - 20) ** 2) / (2 * 6.0 ** 2))
+    checker = np.where((yy + xx) % 2 == 0, 1.8, -0.2)  # the stride artefact: strong and weak pixels alternate
+    gradients = torch.tensor(np.stack([blob * checker] * 3)[None], dtype=torch.float32)
+    shown = smoothgrad_display(gradients)[0]
+    assert np.unravel_index(np.argmax(shown), shown.shape) == (40, 20)
+    raw = np.abs(blob * checker)
+    assert np.abs(np.diff(raw, axis=1)).max() > 0.5 * raw.max()  # the raw map: a checkerboard
+    assert np.abs(np.diff(shown, axis=1)).max() < 0.1 * shown.max()  # drawn: neighbours differ little
+    assert np.corrcoef(shown.ravel(), blob.ravel())[0, 1] > 0.95  # and it still shows where the evidence is

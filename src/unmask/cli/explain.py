@@ -25,10 +25,12 @@ def explain_command(
 
     Example: unmask explain runs/xception-paper suspicious.mp4 --out why/ --methods gradcam,scorecam
     """
-    from unmask.explain.explainer import explain
+    from unmask.explain.explainer import explain, sheet_name
 
     explanations = explain(run_dir, path, out, methods=[m.strip() for m in methods.split(",") if m.strip()],
                            max_faces=max_faces, is_crop=is_crop, num_frames=num_frames, device=device)
     for e in explanations:
+        score = f"{e.faithfulness:+.3f}" if e.faithfulness == e.faithfulness else "n/a (flat map)"
         typer.echo(f"frame {e.frame_index:5d} track {e.track_id}  p(fake) {e.p_fake:.3f}  {e.method:<10} "
-                   f"faithfulness {e.faithfulness:+.3f}  {out / e.png}")
+                   f"faithfulness {score}  {out / e.png}")
+    typer.echo(f"contact sheet: {out / sheet_name(path.stem)}\nindex of every heatmap: {out / 'explanations.json'}")

@@ -24,6 +24,9 @@ mouth_right_y  ``nose``, ``mouth_left``, ``mouth_right``; ``_x`` and ``_y``); Na
 crop_x1 ...    the square the crop was cut from, in frame pixels (maps landmarks into the
 crop_y2        crop; NaN in manifests written before it was recorded)
 official_split the dataset's own split of the video, where it has one
+video_hash     the video file's content fingerprint (SHA-256 of its size, first and last
+               MiB): the same video prepared elsewhere has the same one (absent in older
+               manifests)
 label_level    ``face``: the label is known to hold for this face; ``video``: it is the
                video's label only (see :func:`label_levels`; absent in older manifests)
 split_paper    ``train``/``val``/``test`` under each protocol (see :mod:`unmask.data.splits`);
@@ -31,7 +34,7 @@ split_video    ``excluded``: the video joins people held on different sides (``v
 split_official protocol only), used by none of them
 ============== =========================================================================
 
-``det_pass``, the landmarks and the crop square are absent from manifests written before they existed; nothing
+``det_pass``, the landmarks, the crop square and ``video_hash`` are absent from manifests written before they existed; nothing
 requires them.
 
 The Parquet file's metadata holds how it was made (``unmask`` key, JSON).
@@ -59,6 +62,7 @@ CROP_COLUMNS = [
 ]
 # Written by today's prepare, but not required: manifests made before them still load.
 FACE_COLUMNS = ["det_pass", *LANDMARK_COLUMNS, *CROP_BOX_COLUMNS]
+VIDEO_HASH_COLUMN = "video_hash"  # the video file's content fingerprint (unmask.utils.provenance.file_fingerprint)
 SPLIT_COLUMNS = [split_column(p) for p in PROTOCOLS]
 
 

@@ -29,13 +29,15 @@ import pandas as pd
 from unmask import __version__
 from unmask.data.crop_video import (RENAMED, SPLIT_SETTINGS, STATE_DIR, PrepareConfig, crop_video, crops_intact,
                                     init_worker, make_detector, video_key)
-from unmask.data.manifest import CROP_COLUMNS, FACE_COLUMNS, MANIFEST_NAME, label_levels, read_manifest, write_manifest
+from unmask.data.manifest import (CROP_COLUMNS, FACE_COLUMNS, MANIFEST_NAME, VIDEO_HASH_COLUMN, label_levels,
+                                  read_manifest, write_manifest)
 from unmask.data.sources import VideoItem, find_videos
 from unmask.data.splits import DEFAULT_FRACTIONS, SEED, add_splits, check_fractions, split_counts
 from unmask.errors import SettingError, UnmaskError
 from unmask.settings import upgrade_recorded
 from unmask.utils.atomic import remove_stale_temps, write_atomic
 from unmask.utils.outdir import ensure_out_dir, hold_lock
+from unmask.utils.provenance import collect_provenance, file_fingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -274,13 +276,14 @@ def _prepare_locked(root: Path, out_dir: Path, config: PrepareConfig, items: lis
 
     # Video fields come from this run's listing, crop fields from the records: a corrected label
     # or a newly added official list reaches the manifest without preparing the crops again.
-    rows = [{**video_fields(item, config.dataset), **crop}
-            for item in items if item.video_id in records for crop in records[item.video_id]["crops"]]
+    rows = [{**fields, **crop} for item in items if item.video_id in records
+            for fields in [video_fields(item, config.dataset)] for crop in records[item.video_id]["crops"]]
     manifest_path, excluded = None, 0
     if rows or config.shard is not None:  # an empty shard still counts when merging
         metadata = {"unmask_version": __version__, "root": str(root.resolve()), **config.recorded(),
-                    "shard": list(config.shard) if config.shard else None}
-        df = pd.DataFrame(rows, columns=CROP_COLUMNS + FACE_COLUMNS)
+                    "shard": list(config.shard) if config.shard else None,
+                    "provenance": collect_provenance(config.device)}
+        df = pd.DataFrame(rows, columns=CROP_COLUMNS + FACE_COLUMNS + [VIDEO_HASH_COLUMN])
         df["label_level"] = label_levels(df)
         if config.shard is None:
             df = add_splits(df, seed=config.split_seed, fractions=config.split_fractions)
@@ -296,7 +299,8 @@ def video_fields(item: VideoItem, dataset: str) -> dict:
     """The manifest columns that describe the video a crop comes from."""
     return {"dataset": item.dataset or dataset, "video_id": item.video_id, "video_path": str(item.path.resolve()),
             "label": item.label, "method": item.method, "source_id": item.source_ids[0],
-            "source_ids": "|".join(item.source_ids), "official_split": item.official_split}
+            "source_ids": "|".join(item.source_ids), "official_split": item.official_split,
+            VIDEO_HASH_COLUMN: file_fingerprint(item.path)}
 
 
 def _shard_manifests(path: Path) -> list[Path]:
@@ -324,7 +328,7 @@ def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, split_
         UnmaskError: shards are missing or repeated, or were prepared with different settings.
     """
     out_dir = Path(out_dir)
-    frames, settings, shards, failures = [], {}, [], []
+    frames, settings, shards, failures, provenances = [], {}, [], [], []
     for path in (p for d in shard_dirs for p in _shard_manifests(Path(d))):
         df, meta = read_manifest(path, need_splits=False)
         failures_path = path.with_name(path.name.replace("manifest.", "failures.", 1)).with_suffix(".csv")
@@ -333,7 +337,9 @@ def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, split_
         if not meta.get("shard"):
             raise UnmaskError(f"{path} is not a shard manifest; merge the manifests of sharded prepare runs")
         shards.append(tuple(meta["shard"]))
-        recorded = upgrade_recorded({k: v for k, v in meta.items() if k not in ("shard", "unmask_version")}, RENAMED)
+        recorded = upgrade_recorded({k: v for k, v in meta.items() if k not in ("shard", "unmask_version", "provenance")},
+                                    RENAMED)
+        provenances.append(meta.get("provenance"))
         if settings and recorded != settings:
             changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
             raise UnmaskError(f"{path} was prepared with other settings ({', '.join(changed)}) than the other shards")
@@ -364,4 +370,5 @@ def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, split_
         logger.warning("the video split leaves out %d videos whose people are on different sides",
                        counts["video"]["excluded"])
     return write_manifest(merged, out_dir / MANIFEST_NAME,
-                          {**settings, "shard": None, "merged_from": [str(d) for d in shard_dirs], "splits": counts})
+                          {**settings, "shard": None, "merged_from": [str(d) for d in shard_dirs], "splits": counts,
+                           "provenance": collect_provenance(), "shard_provenance": provenances})

@@ -44,13 +44,15 @@ def aggregate_scores(p_fake, *, frame_index=None, track_id=None, method: str = "
 
 def aggregate_videos(frame_scores: pd.DataFrame, method: str = "mean") -> pd.DataFrame:
     """Video scores from crop scores (columns ``video_id``, ``label``, ``frame_index``, ``track_id``,
-    ``p_fake``); one row per video with its ``p_fake``, crop and track counts."""
+    ``p_fake``; ``method`` and ``dataset`` are carried along); one row per video with its ``p_fake``,
+    crop and track counts."""
     rows = []
     for video_id, group in frame_scores.groupby("video_id", sort=True):
         rows.append({
             "video_id": video_id,
             "label": int(group["label"].iloc[0]),
             "method": group["method"].iloc[0] if "method" in group else None,
+            **({"dataset": group["dataset"].iloc[0]} if "dataset" in group else {}),
             "p_fake": aggregate_scores(group["p_fake"], frame_index=group["frame_index"],
                                        track_id=group["track_id"], method=method),
             "n_crops": len(group),

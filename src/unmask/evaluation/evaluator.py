@@ -28,7 +28,8 @@ from unmask.data.manifest import read_manifest, select_split
 from unmask.data.splits import PROTOCOLS
 from unmask.errors import ManifestError, SettingError, unknown_name
 from unmask.evaluation.aggregate import AGGREGATIONS, aggregate_videos
-from unmask.evaluation.metrics import bootstrap_ci, score_metrics, threshold_metrics
+from unmask.evaluation.metrics import bootstrap_ci, per_method_metrics, reliability, score_metrics, threshold_metrics
+from unmask.evaluation.model_card import model_card, seen_in_training
 from unmask.models import build_transform
 from unmask.models.inference import default_device, score_dataset
 from unmask.models.registry import spec_from_dict
@@ -68,19 +69,6 @@ def score_rows(model, meta: dict, rows: pd.DataFrame, root: Path, *, device=None
     dataset = CropDataset(rows, root, build_transform(spec_from_dict(meta["spec"]), meta["size_px"]))
     logits, _ = score_dataset(model.to(device), dataset, device, batch_size=batch_size, amp=device.type == "cuda")
     return logits
-
-
-def seen_in_training(meta: dict, manifest: pd.DataFrame, root: Path, rows: pd.DataFrame) -> float:
-    """Share of the evaluated crops whose video the run trained or validated on (0 on other data).
-
-    Evaluating a run under another protocol than its own scores videos it has seen: a run trained
-    on the paper's frame split has seen frames of nearly every video. This number says how much.
-    """
-    if str(root.resolve()) != meta["data"].get("manifest"):
-        return 0.0
-    column = f"split_{meta['data']['protocol']}"
-    seen = set(manifest.loc[manifest[column].isin(["train", "val"]), "video_id"])
-    return float(rows["video_id"].isin(seen).mean())
 
 
 def warn_crop_differences(meta: dict, manifest_meta: dict, data_dir) -> list[str]:
@@ -154,10 +142,11 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
     warn_crop_differences(meta, manifest_meta, data_dir)
     ensure_out_dir(out_dir)  # a file, a read-only folder: one line now, not after the scoring
 
-    seen = seen_in_training(meta, manifest, root, rows)
+    seen = seen_in_training(meta, rows, manifest=manifest, root=root)
     temperature, threshold = float(meta["temperature"]), decision_threshold(meta)
     logits = score_rows(model, meta, rows, root, device=device, batch_size=batch_size)
-    frames = rows[["video_id", "label", "method", "frame_index", "time_s", "track_id", "crop_path"]].reset_index(drop=True)
+    frames = rows[["dataset", "video_id", "label", "method", "frame_index", "time_s", "track_id",
+                   "crop_path"]].reset_index(drop=True)
     frames["logit_real"], frames["logit_fake"] = logits[:, 0], logits[:, 1]
     frames["p_fake_raw"] = p_fake(logits)
     frames["p_fake"] = calibrated_p_fake(logits, meta)  # the video calibration's input: no prior shift
@@ -175,11 +164,17 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
         "dataset": manifest_meta.get("dataset"), "trained_on": meta["data"].get("dataset"),
         "split": split, "protocol": protocol, "train_protocol": meta["data"]["protocol"], "aggregation": aggregation,
         "temperature": temperature, "bias": meta.get("bias", 0.0), "threshold": threshold, "costs": meta.get("costs"),
-        "calibration": calibration, "decisions": DECISIONS, "seen_in_training": seen,
+        "calibration": calibration, "decisions": DECISIONS,
+        # the share of evaluated videos the run trained or validated on, matched by video identity
+        "seen_in_training": seen["videos"], "seen": seen,
         "frame": _level_metrics(frames["label"], frames["p_fake"], frames["p_fake_raw"], frames["video_id"],
                                 threshold, bootstrap),
         "video": _level_metrics(videos["label"], videos["p_fake"], videos["p_fake_raw"], videos["video_id"],
                                 threshold, bootstrap),
+        "per_method": per_method_metrics(frames, videos, threshold),
+        "reliability": {"frame": reliability(frames["label"], frames["p_fake"]),
+                        "video": reliability(videos["label"], videos["p_fake"])},
+        "model_card": model_card(meta, seen=seen),
     })
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -217,4 +212,23 @@ def format_metrics(metrics: dict) -> str:
     lines.append("raw_argmax: the paper's argmax of the raw logits (scores: raw softmax); calibrated_cost: calibrated "
                  f"p_fake >= {metrics['threshold']:.3f} from the costs (scores: calibrated p_fake)")
     lines.append("precision, recall and F1 are weighted averages over both classes, as in the paper")
+    lines += ["", format_per_method(metrics)]
+    return "\n".join(lines)
+
+
+def format_per_method(metrics: dict) -> str:
+    """The per-method figures (video level, at the decision threshold) as a plain-text table."""
+    per_method = metrics.get("per_method") or {}
+    lines = [f"per method, video level, calibrated p_fake >= {per_method.get('threshold', metrics['threshold']):.3f}: "
+             f"{per_method.get('pairing', '')}",
+             f"{'dataset':<10}{'method':<18}{'fake':>6}{'real':>6}{'auc':>8}{'acc':>8}{'recall':>8}"]
+
+    def fmt(x):
+        return f"{x:8.4f}" if isinstance(x, (int, float)) else f"{'-':>8}"
+
+    for row in per_method.get("rows", []):
+        v = row["video"]
+        method = row["method"] + (" (real)" if row["label"] == "real" else "")
+        lines.append(f"{str(row['dataset']):<10}{method:<18}{row['videos_fake']:>6}{row['videos_real']:>6}"
+                     f"{fmt(v['auc'])}{fmt(v['accuracy'])}{fmt(v['recall'])}")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ otherwise (``null`` in JSON).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import (
     accuracy_score,
     average_precision_score,
@@ -99,3 +100,84 @@ def bootstrap_ci(labels, p_fake, groups, threshold: float, *, n: int = 1000, see
         return [float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))] if values else [float("nan")] * 2
 
     return {"auc": interval(aucs), "accuracy": interval(accs)}
+
+
+def reliability(labels, p_fake, *, n_bins: int = 10) -> dict:
+    """Reliability diagram and expected calibration error (ECE) of ``p_fake`` as P(fake).
+
+    Equal-width bins over [0, 1]; in each, the mean ``p_fake`` against the share that is truly
+    fake. ECE is the bins' mean gap weighted by their counts (Naeini et al., 2015; Guo et al.,
+    2017): 0 for a perfectly calibrated score.
+
+    Returns:
+        ``{"ece", "n", "bins": [{"low", "high", "n", "mean_p_fake", "share_fake"}, ...]}``; empty
+        bins are left out.
+    """
+    labels, p = np.asarray(labels, dtype=float), np.clip(np.asarray(p_fake, dtype=float), 0, 1)
+    which = np.minimum((p * n_bins).astype(int), n_bins - 1)  # p = 1 goes into the last bin
+    bins, ece = [], 0.0
+    for b in range(n_bins):
+        inside = which == b
+        if not inside.any():
+            continue
+        mean_p, share = float(p[inside].mean()), float(labels[inside].mean())
+        ece += inside.sum() / max(len(p), 1) * abs(mean_p - share)
+        bins.append({"low": b / n_bins, "high": (b + 1) / n_bins, "n": int(inside.sum()),
+                     "mean_p_fake": mean_p, "share_fake": share})
+    return {"ece": float(ece) if len(p) else float("nan"), "n": int(len(p)), "bins": bins}
+
+
+PAIRING = ("each manipulation method's fake videos with all real videos of the same source dataset "
+           "(real videos are shared by every method, as FaceForensics++ papers and DeepfakeBench report)")
+
+
+def subset_metrics(labels, p_fake, threshold: float) -> dict:
+    """AUC, accuracy and recall of fakes (``None`` where undefined) at ``p_fake >= threshold``."""
+    labels, p = np.asarray(labels, dtype=int), np.asarray(p_fake, dtype=float)
+    called = p >= threshold
+    fakes = labels == 1
+    return {"n": int(len(labels)),
+            "auc": float(roc_auc_score(labels, p)) if len(np.unique(labels)) == 2 else None,
+            "accuracy": float(np.mean(called == fakes)) if len(labels) else None,
+            "recall": float(called[fakes].mean()) if fakes.any() else None}
+
+
+def per_method_metrics(frames, videos, threshold: float) -> dict:
+    """Metrics per source dataset and manipulation method, at the decision ``threshold``.
+
+    Real videos are shared by all methods, so each method's fakes are paired with every real
+    video of their dataset (:data:`PAIRING`): a method's AUC says how well its fakes are told
+    from real footage, its recall how many of them are caught. Each real source (``original``,
+    ``Celeb-real``, ``YouTube-real`` ...) gets a row too, whose accuracy is the share of its
+    videos called real. A dataset with several methods gets an ``all`` row (every fake and real).
+
+    Args:
+        frames, videos: scored crops and videos with ``dataset``, ``method``, ``label``, ``p_fake``.
+
+    Returns:
+        ``{"pairing", "threshold", "rows": [{"dataset", "method", "label", "videos_fake",
+        "videos_real", "video": {...}, "frame": {...}}, ...]}``, each level as :func:`subset_metrics`.
+    """
+    rows = []
+    for dataset in sorted(videos["dataset"].unique()):
+        v = videos[videos["dataset"] == dataset]
+        f = frames[frames["dataset"] == dataset]
+        real_v, real_f = v[v["label"] == 0], f[f["label"] == 0]
+        fake_methods = sorted(v.loc[v["label"] == 1, "method"].unique())
+        groups = [(m, 1, v[(v["label"] == 1) & (v["method"] == m)], f[(f["label"] == 1) & (f["method"] == m)])
+                  for m in fake_methods]
+        if len(fake_methods) > 1:
+            groups.append(("all", 1, v[v["label"] == 1], f[f["label"] == 1]))
+        for method, label, fake_v, fake_f in groups:
+            both_v, both_f = pd.concat([fake_v, real_v]), pd.concat([fake_f, real_f])
+            rows.append({"dataset": dataset, "method": method, "label": "fake", "videos_fake": len(fake_v),
+                         "videos_real": len(real_v),
+                         "video": subset_metrics(both_v["label"], both_v["p_fake"], threshold),
+                         "frame": subset_metrics(both_f["label"], both_f["p_fake"], threshold)})
+        for method in sorted(real_v["method"].unique()):
+            mine_v, mine_f = real_v[real_v["method"] == method], real_f[real_f["method"] == method]
+            rows.append({"dataset": dataset, "method": method, "label": "real", "videos_fake": 0,
+                         "videos_real": len(mine_v),
+                         "video": subset_metrics(mine_v["label"], mine_v["p_fake"], threshold),
+                         "frame": subset_metrics(mine_f["label"], mine_f["p_fake"], threshold)})
+    return {"pairing": PAIRING, "threshold": float(threshold), "rows": rows}

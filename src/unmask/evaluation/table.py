@@ -26,8 +26,8 @@ def make_table(eval_dirs) -> pd.DataFrame:
     """One row per evaluation: the paper's weighted-average accuracy, precision, recall and F1 (frame
     level, ``argmax``: the argmax of the raw logits, the paper's decision), frame AUC, and the
     accuracy of the cost-based decision on calibrated probabilities (``cost``) per frame and per
-    video, with the video AUC. ``seen in training`` is the share of evaluated crops from videos
-    the run trained or validated on: 0 for an honest row."""
+    video, with the video AUC. ``seen in training`` is the share of evaluated videos the run
+    trained or validated on, matched by video identity: 0 for an honest row."""
     rows = []
     for eval_dir in eval_dirs:
         m = load_metrics(eval_dir)
@@ -43,6 +43,32 @@ def make_table(eval_dirs) -> pd.DataFrame:
             "video cost acc": video["calibrated_cost"]["accuracy"], "video auc": video["scores"]["auc"],
         })
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+METHOD_COLUMNS = ["model", "trained on", "evaluated on", "protocol", "split", "method", "label", "fake videos",
+                  "real videos", "video auc", "video acc", "video recall", "frame auc", "frame acc", "frame recall",
+                  "seen in training"]
+METHOD_NOTE = ("Each method's fake videos are paired with all real videos of their dataset (real videos are shared "
+               "by all methods); a real source's row gives the share of its videos called real. Accuracy and recall "
+               "(of fakes) at the run's decision threshold on the calibrated p_fake.")
+
+
+def make_method_table(eval_dirs) -> pd.DataFrame:
+    """One row per evaluation, source dataset and manipulation method (and real source): AUC,
+    accuracy and recall at the decision threshold, per video and per frame (see :data:`METHOD_NOTE`)."""
+    rows = []
+    for eval_dir in eval_dirs:
+        m = load_metrics(eval_dir)
+        for r in (m.get("per_method") or {}).get("rows", []):
+            rows.append({
+                "model": m["model"], "trained on": m.get("trained_on"), "evaluated on": r["dataset"],
+                "protocol": m["protocol"], "split": m["split"], "method": r["method"], "label": r["label"],
+                "fake videos": r["videos_fake"], "real videos": r["videos_real"],
+                **{f"{level} {name}": r[level][key] for level in ("video", "frame")
+                   for name, key in (("auc", "auc"), ("acc", "accuracy"), ("recall", "recall"))},
+                "seen in training": m.get("seen_in_training"),
+            })
+    return pd.DataFrame(rows, columns=METHOD_COLUMNS)
 
 
 def to_markdown(table: pd.DataFrame) -> str:

@@ -1,6 +1,7 @@
 """Heatmaps of what makes a face look fake, for any backbone in the registry.
 
-The paper's four methods, SmoothGrad saliency (captum; 20 samples, noise 0.2 of the input range),
+The paper's four methods, SmoothGrad saliency (captum; 20 samples, noise 0.2 of the input range;
+drawn as its authors draw it: absolute value, capped, smoothed, see :func:`smoothgrad_display`),
 Grad-CAM, Grad-CAM++ and (Faster-)Score-CAM, plus the other CAMs of pytorch-grad-cam, always on
 the backbone's own ``cam_layer`` and for the fake class. Inputs must come from the model's one
 preprocessing (:func:`unmask.models.build_transform`): the paper explained inputs scaled unlike
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torchvision.transforms.v2.functional as TF
 from pytorch_grad_cam import EigenCAM, GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
@@ -62,6 +64,7 @@ _CAMS = {
 }
 EXPLAINERS = ("smoothgrad", *_CAMS)
 PAPER_METHODS = ("smoothgrad", "gradcam", "gradcam++", "scorecam")
+SMOOTHING = 0.04  # Gaussian sigma of the SmoothGrad display map, as a share of its side
 
 
 def check_methods(methods) -> tuple[str, ...]:
@@ -94,11 +97,28 @@ def explain_batch(model, x: torch.Tensor, method: str, *, smoothgrad_samples: in
             maps = tunnel.attribute(x.clone().requires_grad_(True), nt_type="smoothgrad",
                                     nt_samples=smoothgrad_samples, nt_samples_batch_size=smoothgrad_samples,
                                     stdevs=spread, target=FAKE)
-        maps = maps.abs().amax(dim=1).detach().cpu().numpy()
+        maps = smoothgrad_display(maps.detach())
     else:
         with _CAMS[method](model=model, target_layers=[model.cam_layer]) as cam:
             maps = cam(input_tensor=x, targets=[ClassifierOutputTarget(FAKE)] * len(x))
     return _normalise(np.asarray(maps, dtype=np.float32))
+
+
+def smoothgrad_display(gradients: torch.Tensor) -> np.ndarray:
+    """The map SmoothGrad's authors draw, from averaged gradients ``(N, 3, H, W)``: ``(N, H, W)``.
+
+    As Smilkov et al. (2017) visualise it: the absolute value, summed over the colour channels,
+    capped at its 99th percentile (a few extreme pixels would otherwise leave the rest dark);
+    then smoothed with a Gaussian (sigma :data:`SMOOTHING` of the side, 9 px at 224) so that the
+    checkerboard of strided convolutions' gradients (a few pixels' period) does not hide where
+    the evidence lies.
+    """
+    maps = gradients.abs().sum(dim=1)
+    cap = torch.quantile(maps.reshape(len(maps), -1).float(), 0.99, dim=1)[:, None, None]
+    maps = torch.minimum(maps, cap)
+    sigma = max(SMOOTHING * maps.shape[-1], 0.5)
+    kernel = 2 * int(round(3 * sigma)) + 1
+    return TF.gaussian_blur(maps[:, None], kernel_size=[kernel, kernel], sigma=[sigma, sigma])[:, 0].cpu().numpy()
 
 
 def _normalise(maps: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from unmask.data.crop_video import crop_differences
 from unmask.errors import NoFaceFoundError, SettingError, UnmaskError
 from unmask.explain.cam import PAPER_METHODS, check_methods, explain_batch
 from unmask.explain.faithfulness import deletion_faithfulness
+from unmask.explain.overlay import MIN_SIDE_PX, contact_sheet
 from unmask.models import build_transform
 from unmask.models.inference import default_device, preprocess_crops, score_crops
 from unmask.models.registry import spec_from_dict
@@ -93,8 +94,10 @@ def explain(run_dir: str | Path, path: str | Path, out_dir: str | Path, *, metho
         hint = "; if it is already a face crop, pass is_crop=True" if prediction.kind == "image" else ""
         raise NoFaceFoundError(f"No face found in {path.name} ({prediction.frames_sampled} frames looked at){hint}",
                                "is_crop")
-    heatmaps = detector.explain(prediction, methods=methods, max_faces=max_faces, size_px=detector.size_px)
-    return write_explanations(heatmaps, out_dir, stem=path.stem,
+    # shown at least MIN_SIDE_PX large: a 64 px model's maps would be postage stamps
+    heatmaps = detector.explain(prediction, methods=methods, max_faces=max_faces,
+                                size_px=max(MIN_SIDE_PX, detector.size_px))
+    return write_explanations(heatmaps, out_dir, stem=path.stem, threshold=detector.threshold,
                               index={"input": str(path), "run": str(run_dir), "threshold": detector.threshold})
 
 
@@ -119,26 +122,44 @@ def warn_crop_file_differences(path: Path, trained: dict) -> list[str]:
 
 
 def write_explanations(heatmaps, out_dir: str | Path, *, stem: str, index: dict,
-                       index_name: str = "explanations.json") -> list[Explanation]:
-    """Write each face once and each :class:`unmask.predict.Heatmap` over it as PNG, and an index.
+                       index_name: str = "explanations.json", threshold: float | None = None) -> list[Explanation]:
+    """Write each face once and each :class:`unmask.predict.Heatmap` over it as PNG, a contact
+    sheet of them all, and an index.
 
-    Files are ``{stem}_{frame:06d}_{track:02d}_face.png`` and ``..._{method}.png``; the index
-    (``index_name``) is ``index`` plus ``"explanations"``: one entry per heatmap with its PNG's name.
+    Files are ``{stem}_{frame:06d}_{track:02d}_face.png``, ``..._{method}.png`` and
+    ``{stem}_sheet.png`` (every face, its p(fake), each method's heatmap and faithfulness, a
+    colour bar); the index (``index_name``) is ``index`` plus ``"sheet"`` and ``"explanations"``:
+    one entry per heatmap with its PNG's name (faithfulness ``null`` for a flat map).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    explanations, written = [], set()
+    explanations, faces = [], {}
     for h in heatmaps:
         face_stem = f"{stem}_{h.frame_index:06d}_{h.track_id:02d}"
-        if face_stem not in written:
+        if face_stem not in faces:
             _write_png(out_dir / f"{face_stem}_face.png", h.face)
-            written.add(face_stem)
+            faces[face_stem] = {"face": h.face, "label": f"frame {h.frame_index}, track {h.track_id}",
+                                "p_fake": h.p_fake, "overlays": {}, "faithfulness": {}}
+        faces[face_stem]["overlays"][h.method] = h.overlay
+        faces[face_stem]["faithfulness"][h.method] = h.faithfulness
         name = f"{face_stem}_{h.method}.png"
         _write_png(out_dir / name, h.overlay)
         explanations.append(Explanation(h.frame_index, h.time_s, h.track_id, h.p_fake, h.method, name, h.faithfulness))
+    sheet = None
+    if faces:
+        methods = list(dict.fromkeys(h.method for h in heatmaps))
+        sheet = sheet_name(stem)
+        _write_png(out_dir / sheet, contact_sheet(list(faces.values()), methods, title=stem, threshold=threshold))
+    entries = [{**asdict(e), "faithfulness": e.faithfulness if np.isfinite(e.faithfulness) else None}
+               for e in explanations]
     with atomic_path(out_dir / index_name) as tmp:
-        tmp.write_text(json.dumps({**index, "explanations": [asdict(e) for e in explanations]}, indent=1))
+        tmp.write_text(json.dumps({**index, "sheet": sheet, "explanations": entries}, indent=1))
     return explanations
+
+
+def sheet_name(stem: str) -> str:
+    """The contact sheet's file name for an input named ``stem``."""
+    return f"{stem}_sheet.png"
 
 
 def _write_png(path: Path, rgb: np.ndarray) -> None:

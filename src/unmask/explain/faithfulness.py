@@ -6,6 +6,13 @@ fall further than random deletion does: the score is the mean extra fall of the 
 (logit of fake minus logit of real; unlike ``p_fake`` it does not saturate on confident faces).
 Above 0: better than random; near 0: the map could have been random.
 
+A flat map (every pixel equal: Grad-CAM finds no positive evidence for fake anywhere, as on many
+real faces) points nowhere, so there is nothing to test: its score is NaN ("n/a"), not a number.
+Ranking a flat map's pixels would pick the first rows of the image by index order, and that
+band's deletion was what made flat maps on true negatives score highest. For a face called real,
+a map of the evidence for *fake* shows the little evidence there is; its faithfulness says
+whether that little evidence lies where the map points, not why the face was called real.
+
 Why not pytorch-grad-cam's ROAD (``ROADMostRelevantFirst``): it scores the change of the class
 *score* at each percentile with no random-deletion baseline, so it cannot say "no better than
 random", which is the question the report asks of each map; and it imputes removed pixels from
@@ -33,7 +40,7 @@ def deletion_faithfulness(model, x: torch.Tensor, heatmaps: np.ndarray, *, fract
 
     Returns:
         ``(N,)`` mean over ``fractions`` of (fall of the fake log-odds when deleting the top
-        pixels) minus (its fall when deleting as many random pixels).
+        pixels) minus (its fall when deleting as many random pixels); NaN for a flat map.
     """
     model.eval()
     n, _, h, w = x.shape
@@ -60,4 +67,6 @@ def deletion_faithfulness(model, x: torch.Tensor, heatmaps: np.ndarray, *, fract
         deleted = both * (1 - mask) + blurred.repeat_interleave(2, dim=0) * mask
         odds = log_odds(deleted).view(n, 2)
         scores += ((base - odds[:, 0]) - (base - odds[:, 1])).cpu().numpy()
+    flat = np.ptp(heatmaps.reshape(n, -1), axis=1) <= 0
+    scores[flat] = np.nan
     return (scores / len(fractions)).astype(np.float32)

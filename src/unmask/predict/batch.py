@@ -63,6 +63,6 @@ def write_heatmaps(detector: Detector, prediction: Prediction, out_dir: str | Pa
     from unmask.explain.explainer import write_explanations
 
     heatmaps = detector.explain(prediction, methods=methods, max_faces=max_faces)
-    return write_explanations(heatmaps, out_dir, stem=Path(prediction.input).stem,
+    return write_explanations(heatmaps, out_dir, stem=Path(prediction.input).stem, threshold=detector.threshold,
                               index={"input": prediction.input, "run": detector.source,
                                      "threshold": detector.threshold, "prediction": prediction.to_dict()})

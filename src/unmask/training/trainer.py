@@ -30,13 +30,16 @@ from torch.utils.data import DistributedSampler, WeightedRandomSampler
 from unmask.data.crop_video import RENAMED as PREPARE_RENAMED
 from unmask.data.manifest import read_manifest, select_label_level, select_split
 from unmask.errors import SettingError, UnmaskError
-from unmask.evaluation.metrics import basic_metrics
+from unmask.evaluation.aggregate import aggregate_videos
+from unmask.evaluation.metrics import basic_metrics, reliability
+from unmask.evaluation.model_card import record_videos, split_sizes, write_model_card
 from unmask.models import create_model, get_spec
 from unmask.models.inference import score_dataset, to_device
 from unmask.models.transforms import build_normalise, build_resize
 from unmask.settings import upgrade_recorded
 from unmask.training import distributed as dist
-from unmask.training.calibration import Costs, calibrated_p_fake, fit_calibration, fit_video_calibration, p_fake
+from unmask.training.calibration import (Costs, calibrate_video_scores, calibrated_p_fake, fit_calibration,
+                                        fit_video_calibration, p_fake)
 from unmask.training.checkpoint import load_tensors, read_metadata, save_checkpoint
 from unmask.training.config import TrainConfig, config_from_recorded
 from unmask.training.cost import compute_class_weights, create_loss
@@ -46,6 +49,7 @@ from unmask.training.data import CropDataset, DeviceBatches, batch_loader
 from unmask.training.sbi import SBI_METHOD, SelfBlendTwins, face_ellipses, with_blended_twins
 from unmask.utils.atomic import write_atomic
 from unmask.utils.outdir import ensure_out_dir, hold_lock
+from unmask.utils.provenance import collect_provenance
 
 logger = logging.getLogger(__name__)
 
@@ -370,7 +374,11 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
                  "protocol": config.protocol, "train_crops": len(train_set), "val_crops": len(val_set),
                  "val_self_blended": int((val_rows["method"] == SBI_METHOD).sum()),
                  "prepare": {k: v for k, v in manifest_meta.items() if k not in ("root", "shard", "unmask_version",
-                                                                                   "merged_from")}},
+                                                                                   "merged_from", "provenance",
+                                                                                   "shard_provenance")},
+                 "prepare_provenance": manifest_meta.get("provenance"),
+                 "splits": split_sizes(manifest, config.protocol)},
+        "provenance": collect_provenance(device),
     }
     if is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -461,12 +469,21 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
         for level, health in (("frame", calibration["health"]), ("video (mean)", video_calibration["mean"]["health"])):
             if not health.get("trusted"):
                 logger.warning("%s calibration rests on little data (%s)", level, health.get("note"))
+        video_scores = aggregate_videos(frames, "mean")
+        val_reliability = {"frame": reliability(val_labels, frames["p_fake"]),
+                           "video": reliability(video_scores["label"],
+                                                calibrate_video_scores(video_scores["p_fake"], {**calibrated,
+                                                                       "video_calibration": video_calibration}))}
         if is_main:
-            save_checkpoint(final_path, best, {
-                **base_meta, "epoch": best_epoch, "select_metric": config.select_metric, "best_metric": best_metric,
-                **calibrated, "video_calibration": video_calibration, "threshold": threshold,
+            final_meta = {
+                **base_meta, "data": {**base_meta["data"], "videos": record_videos(train_rows, val_rows)},
+                "epoch": best_epoch, "epochs_run": len(history), "select_metric": config.select_metric,
+                "best_metric": best_metric, **calibrated, "video_calibration": video_calibration, "threshold": threshold,
                 "costs": asdict(config.costs),
-                "val": {"at_threshold": val_at_threshold, "history": history[best_epoch - 1] if history else None}})
+                "val": {"at_threshold": val_at_threshold, "history": history[best_epoch - 1] if history else None,
+                        "reliability": val_reliability}}
+            save_checkpoint(final_path, best, final_meta)
+            write_model_card(run_dir, read_metadata(final_path))
         dist.barrier()
     finally:
         if writer is not None:

@@ -1,0 +1,78 @@
+"""The model card a run writes, and which evaluated videos a run has seen (by identity, not path)."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import torch
+
+from unmask.data.manifest import read_manifest, select_split
+from unmask.evaluation.model_card import card_warnings, model_card, seen_in_training
+from unmask.training.checkpoint import read_metadata
+
+
+def test_train_writes_a_model_card_with_data_settings_calibration_and_versions(small_run, prepared):
+    run = small_run[0].run_dir
+    card = json.loads((run / "model_card.json").read_text())
+    manifest = pd.read_parquet(prepared / "manifest.parquet")
+    for split in ("train", "val", "test"):
+        rows = manifest[manifest["split_video"] == split]
+        assert card["data"]["splits"][split]["videos"] == rows["video_id"].nunique()
+        assert card["data"]["splits"][split]["crops"] == len(rows)
+    assert card["data"]["classes"] == {"0": "real", "1": "fake"} and card["data"]["protocol"] == "video"
+    assert card["training"]["lr"] == 1e-3 and card["training"]["epochs_run"] == 10
+    assert card["decision"]["threshold"] == 0.5 and card["calibration"]["ece_frame"] is not None
+    # 1 fake and 1 real validation video: the card must say the calibration rests on too little
+    assert any("only 1 fake and 1 real videos" in w for w in card["warnings"]), card["warnings"]
+    assert card["provenance"]["packages"]["torch"] == torch.__version__.split("+")[0]
+    assert card["prepare_provenance"]["packages"]["pyav"]  # the manifest's own record, carried along
+    text = (run / "MODEL_CARD.md").read_text()
+    assert text.startswith("# Model card: mobilenetv3_small") and "**Warnings**" in text
+    assert "| train | 8 videos (4 fake, 4 real), 64 crops (32 fake, 32 real)" in text
+    assert "![reliability diagram](reliability.png)" in text and (run / "reliability.png").stat().st_size > 5000
+    config = json.loads((run / "config.json").read_text())
+    assert config["provenance"]["packages"]["timm"] and "command" in config["provenance"]
+    assert read_metadata(run)["provenance"]["device"]["type"] == "cpu"
+    _, manifest_meta = read_manifest(prepared)
+    assert manifest_meta["provenance"]["packages"]["opencv"]
+
+
+def test_a_healthy_calibration_gets_no_warning_and_a_bound_one_does():
+    healthy = {"calibration": {"health": {"n_fake": 400, "n_real": 300, "videos_fake": 20, "videos_real": 15,
+                                          "at_bound": False, "trusted": True, "note": "ok"}},
+               "video_calibration": {"mean": {"health": {"trusted": True, "at_bound": False, "note": "ok"}}}}
+    assert card_warnings(healthy) == []
+    bound = json.loads(json.dumps(healthy))
+    bound["calibration"]["health"].update(at_bound=True, trusted=False, note="slope reached 1000")
+    warnings = card_warnings(bound)
+    assert any("hit its bound" in w for w in warnings) and any("rests on little data" in w for w in warnings)
+    assert "seen_in_training" not in model_card(healthy)
+
+
+def test_the_same_videos_prepared_into_another_folder_count_as_seen(small_run, prepared, tmp_path):
+    from unmask.evaluation.evaluator import evaluate
+
+    run = small_run[0].run_dir
+    meta = read_metadata(run)
+    copy = tmp_path / "moved"
+    shutil.copytree(prepared, copy, ignore=shutil.ignore_patterns("cache"))
+    manifest, _ = read_manifest(copy)
+    assert str(copy.resolve()) != meta["data"]["manifest"]  # the old path rule would read all as unseen
+    seen = seen_in_training(meta, manifest)
+    assert (seen["n_seen"], seen["n_videos"]) == (10, 12)  # train and val videos, not the 2 test ones
+    result = evaluate(run, copy, tmp_path / "eval", protocol="paper", report=False, bootstrap=0)
+    paper_test = select_split(manifest, "paper", "test")
+    expected = paper_test.loc[paper_test["split_video"].isin(["train", "val"]), "video_id"].nunique()
+    assert result.metrics["seen"]["n_seen"] == expected > 0
+    assert result.metrics["seen_in_training"] == pytest.approx(expected / paper_test["video_id"].nunique())
+    assert result.metrics["model_card"]["seen_in_training"]["n_seen"] == expected
+
+
+def test_other_videos_under_the_same_names_are_not_seen(small_run, prepared):
+    meta = read_metadata(small_run[0].run_dir)
+    manifest, _ = read_manifest(prepared)
+    other = manifest.assign(video_hash="0" * 64)  # same dataset and ids, other content
+    assert seen_in_training(meta, other)["n_seen"] == 0
+    old = manifest.drop(columns="video_hash")  # a manifest from before fingerprints: matched by dataset:video_id
+    assert seen_in_training(meta, old)["n_seen"] == 10
