@@ -1,4 +1,4 @@
-"""``unmask evaluate`` and ``unmask table``."""
+"""``unmask evaluate``."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def evaluate_command(
 ):
     """Judge a trained detector per frame and per video, and write a report.
 
+    \b
     Example: unmask evaluate runs/xception-paper runs/ffpp --out runs/xception-paper/eval-test
     """
     from unmask.evaluation.evaluate import evaluate, format_metrics
@@ -36,23 +37,3 @@ def evaluate_command(
                       prior_fake=prior_fake)
     typer.echo(format_metrics(result.metrics))
     typer.echo(f"written: {out}/metrics.json" + (f", {out}/report.html" if report else ""))
-
-
-@app.command("table")
-def table_command(
-    eval_dirs: list[Path] = typer.Argument(..., help="Output folders of `unmask evaluate`."),
-    csv: Optional[Path] = typer.Option(None, help="Also write the table as CSV here."),
-):
-    """Print the paper's table (weighted accuracy, precision, recall, F1 at the raw argmax) with AUC,
-    cost-decision and video columns.
-
-    Example: unmask table runs/*/eval-test --csv results.csv
-    """
-    from unmask.evaluation.table import make_table, to_markdown
-    from unmask.utils.atomic import write_atomic
-
-    table = make_table(eval_dirs)
-    typer.echo(to_markdown(table))
-    if csv:
-        with write_atomic(csv, "w") as fh:
-            table.to_csv(fh, index=False)

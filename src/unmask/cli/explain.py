@@ -23,6 +23,7 @@ def explain_command(
 ):
     """Show why a face looks fake: heatmaps over the face, with a faithfulness score each.
 
+    \b
     Example: unmask explain runs/xception-paper suspicious.mp4 --out why/ --methods gradcam,scorecam
     """
     from unmask.explain.explain import explain

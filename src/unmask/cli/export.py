@@ -18,6 +18,7 @@ def export_command(
 ):
     """Export the trained detector to ONNX or TorchScript, checked against the PyTorch model.
 
+    \b
     Example: unmask export runs/effv2s --out effv2s.onnx
     """
     from unmask.models.export import export_model

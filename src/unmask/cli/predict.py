@@ -35,6 +35,7 @@ def predict_command(
 
     Exit status: 0 every input was judged, 1 a usage error, 3 some input could not be read.
 
+    \b
     Example: unmask predict clip.mp4 --model demo/run --explain why/ --overlay boxed.mp4
     """
     from tqdm import tqdm

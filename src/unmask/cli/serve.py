@@ -27,6 +27,7 @@ def serve_command(
 ):
     """Serve a web page and a JSON API that judge uploaded videos, with the model loaded once.
 
+    \b
     Example: unmask serve --model runs/effv2s   (then open http://127.0.0.1:8000)
     """
     import uvicorn

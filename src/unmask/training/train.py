@@ -43,6 +43,7 @@ from unmask.training.cache import CachedCropDataset, CropCache, open_crop_cache
 from unmask.training.data import CropDataset, DeviceBatches, batch_loader
 from unmask.utils.atomic import write_atomic
 from unmask.utils.outdir import ensure_out_dir, hold_lock
+from unmask.utils.progress import Progress, ProgressCallback, ProgressMeter
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +191,18 @@ def _datasets(data_root: Path, manifest, train_rows, val_rows, spec, size_px: in
     return CachedCropDataset(train_rows, cache), CachedCropDataset(val_rows, cache)
 
 
+def _cache_progress(progress: ProgressCallback, also: Callable[[int, int], None] | None) -> Callable[[int, int], None]:
+    """The crop cache's ``(done, total)`` reports as :class:`Progress` of a task of its own."""
+    started = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        progress(Progress("crop cache", "decoding crops", done, total, "crop", time.perf_counter() - started))
+        if also:
+            also(done, total)
+
+    return report
+
+
 def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, **kwargs) -> TrainResult:
     """Train ``config.model`` on the manifest in ``data_dir``; write the run to ``run_dir``.
 
@@ -215,7 +228,8 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
            on_epoch: Callable[[dict], None] | None = None,
            on_step: Callable[[int, int, int], None] | None = None,
            on_cache: Callable[[CropCache], None] | None = None,
-           on_cache_progress: Callable[[int, int], None] | None = None) -> TrainResult:
+           on_cache_progress: Callable[[int, int], None] | None = None,
+           progress: ProgressCallback | None = None) -> TrainResult:
     """The training run itself (its folder already locked by :func:`train`).
 
     Args:
@@ -229,6 +243,10 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
         on_step: called on rank 0 with ``(epoch, step, steps)`` after each optimiser step.
         on_cache: called on rank 0 with the opened crop cache (its path, size, build time).
         on_cache_progress: called on rank 0 with ``(crops done, crops)`` while the cache is built.
+        progress: called on rank 0 with a :class:`unmask.utils.progress.Progress` of the whole run
+            (training, validation and calibration, in weighted units: a training image counts 3,
+            a scored one 1; an upper bound while early stopping may end the run sooner), and
+            of the crop cache while it is built.
 
     Returns:
         A :class:`TrainResult`; ``checkpoint`` is ``run_dir/model.safetensors``.
@@ -276,6 +294,8 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
     model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if progress and is_main:
+        on_cache_progress = _cache_progress(progress, on_cache_progress)
     train_set, val_set = _datasets(data_root, manifest, train_rows, val_rows, spec, size_px, config,
                                    on_cache if is_main else None, on_cache_progress if is_main else None)
     normalise = build_normalise(spec)
@@ -324,6 +344,15 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
     batches = DeviceBatches(loader, device, normalise, augment=BatchAugment(augment_generator) if config.augment else None,
                             channels_last=channels_last)
 
+    # The whole run's work, weighted by cost: a training image (forward and backward) as 3 scored ones.
+    steps = min(len(batches), config.max_steps_per_epoch) if config.max_steps_per_epoch else len(batches)
+    epoch_work, val_work = 3 * steps * config.batch_size + len(val_set), len(val_set)
+    meter = ProgressMeter(progress if is_main else None, "train", config.epochs * epoch_work + val_work,
+                          done=(start_epoch - 1) * epoch_work)
+
+    def on_val_batch(items, stage):
+        meter.advance(items * world, stage=stage)
+
     writer = None
     base_meta = {
         "spec": asdict(spec), "size_px": size_px, "config": json.loads(json.dumps(asdict(config))),
@@ -350,14 +379,20 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
             augment_generator.manual_seed(_augment_seed(config.seed, epoch, rank))
             if world > 1:
                 sampler.set_epoch(epoch)
-            step_cb = (lambda s, n, e=epoch: on_step(e, s, n)) if (on_step and is_main) else None
+            def step_cb(s, n, e=epoch):
+                meter.advance(3 * config.batch_size, stage=f"epoch {e}/{config.epochs}: training")
+                if on_step and is_main:
+                    on_step(e, s, n)
+
             train_loss, train_labels, train_scores = train_one_epoch(
                 net, batches, loss_fn, optimiser, device, max_steps=config.max_steps_per_epoch, amp=amp, scaler=scaler,
                 on_step=step_cb)
             train_loss = float(np.mean(dist.gather(train_loss)))
             dist.sync_buffers(model)
-            val_logits, val_labels = score_dataset(model, val_set, device, batch_size=config.batch_size, workers=workers,
-                                                   amp=amp, normalise=normalise, channels_last=channels_last)
+            val_logits, val_labels = score_dataset(
+                model, val_set, device, batch_size=config.batch_size, workers=workers, amp=amp, normalise=normalise,
+                channels_last=channels_last, on_batch=lambda n, e=epoch: on_val_batch(n, f"epoch {e}/{config.epochs}: validation"))
+            meter.done = epoch * epoch_work  # exact at each epoch's end (the last batch may be short)
             val_p = p_fake(val_logits)
             row = {"epoch": epoch, "lr": optimiser.param_groups[0]["lr"], "train_loss": train_loss,
                    **{f"train_{k}": v for k, v in basic_metrics(train_labels, train_scores).items()},
@@ -401,6 +436,7 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
                     on_epoch(row)
             if config.early_stopping and bad_epochs >= config.early_stopping:
                 logger.info("no better %s for %d epochs: stopping early", config.select_metric, bad_epochs)
+                meter.total = meter.done + val_work
                 break
 
         dist.barrier()
@@ -408,8 +444,10 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
         best = load_tensors(best_path)
         best_epoch = read_metadata(best_path)["epoch"]  # the file is the truth, even after a resume
         model.load_state_dict({k.removeprefix("model."): v for k, v in best.items()})
+        meter.report("calibration")
         val_logits, val_labels = score_dataset(model, val_set, device, batch_size=config.batch_size, workers=workers,
-                                               amp=amp, normalise=normalise, channels_last=channels_last)
+                                               amp=amp, normalise=normalise, channels_last=channels_last,
+                                               on_batch=lambda n: on_val_batch(n, "calibration"))
         calibration = fit_calibration(val_logits, val_labels, val_rows["video_id"].to_numpy())
         temperature, bias = calibration["temperature"], calibration["bias"]
         calibrated = {"temperature": temperature, "bias": bias, "calibration": calibration}
@@ -428,6 +466,7 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
                 "costs": asdict(config.costs),
                 "val": {"at_threshold": val_at_threshold, "history": history[best_epoch - 1] if history else None}})
         dist.barrier()
+        meter.finish()
     finally:
         if writer is not None:
             writer.close()
