@@ -7,15 +7,23 @@ from pathlib import Path
 import typer
 
 from unmask.cli import app
+from unmask.cli._help import with_code_help
 
 
-@app.command("explain")
+def explain_choices() -> dict:
+    """The methods, read from the library when --help is shown."""
+    from unmask.explain.cam import EXPLAINERS
+
+    return {"methods": (None, f"any of {', '.join(EXPLAINERS)}")}
+
+
+@app.command("explain", cls=with_code_help(explain_choices))
 def explain_command(
     run_dir: Path = typer.Argument(..., help="Run folder of `unmask train`."),
     path: Path = typer.Argument(..., help="A face image or a video."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the heatmap PNGs and explanations.json."),
     methods: str = typer.Option("smoothgrad,gradcam,gradcam++,scorecam",
-                                help="Comma-separated: smoothgrad, gradcam, gradcam++, scorecam, hirescam, xgradcam, layercam, eigencam."),
+                                help="Comma-separated explanation methods (scorecam is slow on a CPU)."),
     max_faces: int = typer.Option(8, help="Explain the N most suspicious faces of a video."),
     is_crop: bool = typer.Option(False, "--is-crop", help="The image is already a face crop: skip face detection."),
     num_frames: int = typer.Option(None, help="Frames to sample from a video (default: as the training data was)."),
@@ -26,10 +34,19 @@ def explain_command(
     \b
     Example: unmask explain runs/xception-paper suspicious.mp4 --out why/ --methods gradcam,scorecam
     """
+    from unmask.cli._progress import ProgressBars
     from unmask.explain.explain import explain
 
-    explanations = explain(run_dir, path, out, methods=[m.strip() for m in methods.split(",") if m.strip()],
-                           max_faces=max_faces, is_crop=is_crop, num_frames=num_frames, device=device)
+    bars = ProgressBars()
+    try:
+        explanations = explain(run_dir, path, out, methods=[m.strip() for m in methods.split(",") if m.strip()],
+                               max_faces=max_faces, is_crop=is_crop, num_frames=num_frames, device=device,
+                               progress=bars)
+    finally:
+        bars.close()
     for e in explanations:
         typer.echo(f"frame {e.frame_index:5d} track {e.track_id}  p(fake) {e.p_fake:.3f}  {e.method:<10} "
                    f"faithfulness {e.faithfulness:+.3f}  {out / e.png}")
+    typer.echo(f"written: {len(explanations)} heatmaps, the faces, and {out / 'explanations.json'} (scores and "
+               "faithfulness per heatmap)")
+    typer.echo(f"next: unmask predict {path} --model {run_dir} (the verdict for the whole input)")

@@ -119,7 +119,9 @@ def split_sizes(manifest) -> dict[str, dict[str, tuple[int, int]]]:
         column = split_column(protocol)
         if column in manifest:
             grouped = manifest.groupby(manifest[column].fillna("none"))["video_id"]
-            sizes[protocol] = {str(k): (int(g.nunique()), int(len(g))) for k, g in grouped}
+            found = {str(k): (int(g.nunique()), int(len(g))) for k, g in grouped}
+            order = [k for k in ("train", "val", "test") if k in found] + sorted(set(found) - {"train", "val", "test"})
+            sizes[protocol] = {k: found[k] for k in order}
     return sizes
 
 

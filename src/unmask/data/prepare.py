@@ -231,6 +231,8 @@ def _prepare_locked(root: Path, out_dir: Path, config: PrepareConfig, items: lis
             # Scratch left by a killed run of this video (only ours: other shards may share out_dir).
             shutil.rmtree(out_dir / STATE_DIR / "partial" / video_key(item.video_id), ignore_errors=True)
     state.failed += len(left_out)
+    logger.info("%d videos to prepare into %s (%d done by an earlier run, %d left out)", len(todo), out_dir,
+                state.skipped, len(left_out))
     meter = ProgressMeter(progress, "prepare", state.total, unit="video", done=state.skipped)
     if state.skipped:
         meter.report(f"{state.skipped} done before", faces=state.crops, failed=state.failed)

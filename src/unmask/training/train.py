@@ -353,6 +353,9 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
     def on_val_batch(items, stage):
         meter.advance(items * world, stage=stage)
 
+    logger.info("training %s at %d px on %s (%s protocol): %d training crops, %d validation crops, %d steps of %d "
+                "per epoch, class weights %s", config.model, size_px, device, config.protocol, len(train_set),
+                len(val_set), steps, config.batch_size, np.round(class_weights, 3).tolist())
     writer = None
     base_meta = {
         "spec": asdict(spec), "size_px": size_px, "config": json.loads(json.dumps(asdict(config))),
@@ -401,6 +404,7 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
                    "val_loss": validation_loss(loss_fn, val_logits, val_labels, device),
                    **{f"val_{k}": v for k, v in basic_metrics(val_labels, val_p).items()},
                    "seconds": time.perf_counter() - started}
+            logger.debug("epoch %d: %s", epoch, {k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()})
             metric = row[config.select_metric]
             if math.isnan(metric):
                 raise UnmaskError(f"{config.select_metric} is undefined: the validation split holds one class only; "
@@ -449,6 +453,7 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
                                                amp=amp, normalise=normalise, channels_last=channels_last,
                                                on_batch=lambda n: on_val_batch(n, "calibration"))
         calibration = fit_calibration(val_logits, val_labels, val_rows["video_id"].to_numpy())
+        logger.info("calibrating epoch %d's weights on %d validation crops", best_epoch, len(val_rows))
         temperature, bias = calibration["temperature"], calibration["bias"]
         calibrated = {"temperature": temperature, "bias": bias, "calibration": calibration}
         frames = val_rows[["video_id", "label", "method", "frame_index", "track_id"]].reset_index(drop=True)
