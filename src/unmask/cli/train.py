@@ -111,7 +111,7 @@ def train_command(
     Example: unmask train runs/ffpp --model xception --preset paper --out runs/xception-paper
     Under torchrun: torchrun --nproc_per_node=4 -m unmask train runs/ffpp --model efficientnetv2_s --out runs/effv2
     """
-    if not print_config and ( data_dir is None or out is None):
+    if not print_config and (data_dir is None or out is None):
         raise typer.BadParameter("train needs DATA_DIR and --out (only --print-config runs without them)")
     from unmask.training.calibration import Costs  # here, not at the top: torch takes seconds to import
     from unmask.training.config import make_config, read_config_file
