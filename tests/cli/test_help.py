@@ -85,7 +85,7 @@ def test_a_bad_config_file_is_refused_with_what_is_wrong(tmp_path, text, message
 
 
 def test_the_old_sampler_option_still_works_with_a_warning_and_v_logs_more():
-    result = unmask("-v", "train", "--sampler", "balanced", "--class-weights", "none", "--print-config")
+    result = unmask("-v", "train", "--sampler", "balanced", "--print-config")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["sampler"] == "balanced"
     assert "--sampler is now --batch-sampler" in result.stderr
