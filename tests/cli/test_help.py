@@ -89,7 +89,7 @@ def test_the_old_sampler_option_still_works_with_a_warning_and_v_logs_more():
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["sampler"] == "balanced"
     assert "--sampler is now --batch-sampler" in result.stderr
-    assert "INFO unmask.training.config: --sampler balanced: class weights set to none" in result.stderr
+    assert "INFO unmask.training.config: --batch-sampler balanced: class weights set to none" in result.stderr
 
 
 def test_train_without_data_or_out_is_a_usage_error():

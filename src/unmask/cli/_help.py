@@ -47,6 +47,13 @@ def with_code_help(fill: Callable[[], dict]) -> type[CodeHelpCommand]:
     return type("CodeHelp", (CodeHelpCommand,), {"fill_help": staticmethod(fill)})
 
 
+def methods_note() -> dict:
+    """The explanation methods, read from the library when --help is shown."""
+    from unmask.explain.cam import EXPLAINERS
+
+    return {"methods": (None, f"any of {', '.join(EXPLAINERS)}")}
+
+
 def complete_from(choices: Callable[[], Sequence[str]]) -> Callable[[str], list[str]]:
     """A shell-completion function offering ``choices()`` that start with what was typed."""
 

@@ -7,22 +7,15 @@ from pathlib import Path
 import typer
 
 from unmask.cli import app
-from unmask.cli._help import with_code_help
+from unmask.cli._help import methods_note, with_code_help
 
 
-def explain_choices() -> dict:
-    """The methods, read from the library when --help is shown."""
-    from unmask.explain.cam import EXPLAINERS
-
-    return {"methods": (None, f"any of {', '.join(EXPLAINERS)}")}
-
-
-@app.command("explain", cls=with_code_help(explain_choices))
+@app.command("explain", cls=with_code_help(methods_note))
 def explain_command(
     run_dir: Path = typer.Argument(..., help="Run folder of `unmask train`."),
     path: Path = typer.Argument(..., help="A face image or a video."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the heatmap PNGs and explanations.json."),
-    methods: str = typer.Option("smoothgrad,gradcam,gradcam++,scorecam",
+    methods: str = typer.Option("smoothgrad,gradcam,gradcam++,scorecam", metavar="METHOD,...",
                                 help="Comma-separated explanation methods (scorecam is slow on a CPU)."),
     max_faces: int = typer.Option(8, help="Explain the N most suspicious faces of a video."),
     is_crop: bool = typer.Option(False, "--is-crop", help="The image is already a face crop: skip face detection."),

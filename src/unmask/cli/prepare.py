@@ -57,7 +57,7 @@ def prepare_command(
         2, help="Bridge gaps of up to this many sampled frames in a face track (0: never)."),
     image_format: str = typer.Option("png", help="png (lossless) or jpg."),
     compression: str = typer.Option("c23", help="FF++ only: which compression's videos."),
-    methods: Optional[str] = typer.Option(None, help="FF++ only: comma-separated methods (default: all found)."),
+    methods: Optional[str] = typer.Option(None, metavar="METHOD,...", help="FF++ only: comma-separated methods (default: all found)."),
     workers: int = typer.Option(1, help="Worker processes (one per core is a good start)."),
     shard: Optional[str] = typer.Option(None, help="K/N: do only the K-th of N parts; combine with `unmask merge`."),
     device: Optional[str] = typer.Option(None, help="Torch device for --detector facenet (default: cuda if there is one)."),
@@ -155,4 +155,5 @@ def report_prepared(manifest_path: Path, failures: Optional[Path]) -> None:
     if "video" in usable:
         typer.echo(f"next: unmask train {folder} --out runs/NAME   (the video protocol; see unmask train --help)")
     elif usable:
-        typer.echo(f"next: unmask train {folder} --protocol {usable[0]} --out runs/NAME")
+        leaks = " (frames of one video on both sides: optimistic figures)" if usable[0] == "paper" else ""
+        typer.echo(f"next: unmask train {folder} --protocol {usable[0]} --out runs/NAME{leaks}")

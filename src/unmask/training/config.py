@@ -108,9 +108,9 @@ class TrainConfig:
         if self.label_level not in LABEL_LEVELS:
             raise unknown_name("label level", self.label_level, LABEL_LEVELS)
         if self.sampler == "balanced" and self.class_weights != "none":
-            raise UnmaskError(f"--sampler balanced already draws the classes equally; with --class-weights "
+            raise UnmaskError(f"--batch-sampler balanced already draws the classes equally; with --class-weights "
                               f"{self.class_weights} the imbalance would be corrected twice (4:1 becomes 1:4). "
-                              "Use --class-weights none with it, or --sampler shuffle")
+                              "Use --class-weights none with it, or --batch-sampler shuffle")
         if self.effective_beta is not None and not 0 <= self.effective_beta < 1:
             raise UnmaskError(f"--beta must lie in [0, 1), not {self.effective_beta}")
         if self.precision not in PRECISIONS:
@@ -163,7 +163,7 @@ def make_config(preset: str = "default", **overrides) -> TrainConfig:
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
     if values.get("sampler") == "balanced" and overrides.get("class_weights") is None:
         # The balanced sampler does the preset's balancing: weighting as well would do it twice.
-        logger.info("--sampler balanced: class weights set to none (the sampler already balances the classes)")
+        logger.info("--batch-sampler balanced: class weights set to none (the sampler already balances the classes)")
         values["class_weights"] = "none"
     if values.get("weights") is not None:  # checked at the door of a new run, not when a resumed run
         check_weights_file(values["weights"])  # rebuilds its recorded config (the file may be gone)

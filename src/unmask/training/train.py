@@ -332,7 +332,7 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
     generator = torch.Generator()
     if world > 1:
         if config.sampler == "balanced":
-            raise UnmaskError("--sampler balanced does not run under torchrun yet; use class weights (--class-weights)")
+            raise UnmaskError("--batch-sampler balanced does not run under torchrun yet; use class weights (--class-weights)")
         sampler = DistributedSampler(train_set, shuffle=True, seed=config.seed)
     elif config.sampler == "balanced":
         sampler = balanced_sampler(train_set.labels, generator)
