@@ -38,6 +38,12 @@ def test_demo_clips_then_prepare_with_a_failure_exits_3(tmp_path):
     assert result.returncode == 3, result.stderr
     assert "3 videos: 2 prepared, 0 already done, 1 failed; 8 face crops" in result.stdout
     assert "1 videos failed; reasons in" in result.stderr
+    # what was written, the split sizes per protocol (videos / crops), an empty split named at once, what next
+    assert "written: " in result.stdout and "(8 crops of 2 videos)" in result.stdout
+    assert "  video     train 1 / 4, test 1 / 4" in result.stdout
+    assert "official  none: this dataset has no official split" in result.stdout
+    assert "warning: the video protocol has no val videos" in result.stderr
+    assert f"next: unmask train {tmp_path / 'out'} --protocol paper --out runs/NAME" in result.stdout
     df = pd.read_parquet(tmp_path / "out" / "manifest.parquet")
     assert sorted(df["video_id"].unique()) == ["fake/fake_astronaut_00", "real/real_astronaut_00"]
 
@@ -49,6 +55,8 @@ def test_shard_and_merge_from_the_command_line(demo_clips, tmp_path):
         assert result.returncode == 0, result.stderr
     result = unmask("merge", tmp_path / "s1", tmp_path / "s2", "--out", tmp_path / "all")
     assert result.returncode == 0, result.stderr
+    assert f"written: {tmp_path / 'all' / 'manifest.parquet'} (8 crops of 4 videos), " in result.stdout
+    assert (tmp_path / "all" / "failures.csv").is_file() and "next: unmask train" in result.stdout
     assert pd.read_parquet(tmp_path / "all" / "manifest.parquet")["video_id"].nunique() == 4
 
 
@@ -59,9 +67,12 @@ def test_train_evaluate_explain_and_table_from_the_command_line(prepared, tmp_pa
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "epoch 2:" in result.stdout and "checkpoint:" in result.stdout
+    assert f"next: unmask evaluate {run} {prepared} --out {run / 'eval-test'}" in result.stdout
+    assert f"tensorboard --logdir {run / 'tensorboard'}" in result.stdout
     result = unmask("evaluate", run, prepared, "--out", evals, "--bootstrap", "0", "--no-report")
     assert result.returncode == 0, result.stderr
     assert "frame  raw_argmax" in result.stdout and (evals / "metrics.json").is_file()
+    assert f"next: unmask table {evals}" in result.stdout
     result = unmask("table", evals, "--csv", tmp_path / "table.csv")
     assert result.returncode == 0 and "| mobilenetv3_small |" in result.stdout
     assert pd.read_csv(tmp_path / "table.csv").loc[0, "protocol"] == "video"
@@ -80,3 +91,23 @@ def test_later_stage_user_errors_are_one_line(args, message, tmp_path):
     result = subprocess.run([sys.executable, "-m", "unmask", *args], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 1 and result.stderr.startswith(message), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_an_interrupted_train_says_the_exact_command_that_goes_on(prepared, tmp_path):
+    import shlex
+    import signal
+    import time
+
+    args = ["train", str(prepared), "--out", str(tmp_path / "run"), "--model", "mobilenetv3_small", "--no-pretrained",
+            "--size", "64", "--epochs", "50", "--early-stopping", "0", "--workers", "0", "--max-steps", "1"]
+    proc = subprocess.Popen([sys.executable, "-m", "unmask", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not (tmp_path / "run" / "last.safetensors").is_file():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    hint = stderr.strip().splitlines()[-1]
+    assert hint.startswith(f"interrupted: the epochs finished are kept in {tmp_path / 'run'}; go on with: "), hint
+    assert shlex.split(hint.split("go on with: ", 1)[1]) == ["unmask", *args, "--resume"]

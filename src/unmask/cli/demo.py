@@ -17,6 +17,7 @@ def demo_clips_command(
 ):
     """Write synthetic face clips (public-domain portraits) in the `folder` layout.
 
+    \b
     Example: unmask demo-clips demo/clips && unmask prepare demo/clips --dataset folder --out demo/faces
     """
     from unmask.demo import make_demo_dataset

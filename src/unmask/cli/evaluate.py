@@ -1,4 +1,4 @@
-"""``unmask evaluate`` and ``unmask table``."""
+"""``unmask evaluate``."""
 
 from __future__ import annotations
 
@@ -8,16 +8,26 @@ from typing import Optional
 import typer
 
 from unmask.cli import app
+from unmask.cli._help import with_code_help
 
 
-@app.command("evaluate")
+def evaluate_choices() -> dict:
+    """Choices of ``evaluate``'s options, read from the library when --help is shown."""
+    from unmask.data.splits import PROTOCOLS
+    from unmask.evaluation.aggregate import AGGREGATIONS
+    from unmask.evaluation.evaluator import SPLITS
+
+    return {"split": (SPLITS, None), "protocol": (PROTOCOLS, None), "aggregation": (AGGREGATIONS, None)}
+
+
+@app.command("evaluate", cls=with_code_help(evaluate_choices))
 def evaluate_command(
     run_dir: Path = typer.Argument(..., help="Run folder of `unmask train` (holds model.safetensors)."),
     data_dir: Path = typer.Argument(..., help="Output folder of `unmask prepare` (this or another dataset)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for metrics.json, scores and report.html."),
-    split: str = typer.Option("test", help="train, val, test, or all (every crop: for a cross-dataset test)."),
-    protocol: Optional[str] = typer.Option(None, help="paper, video or official (default: the run's own)."),
-    aggregation: str = typer.Option("mean", help="Video score from frame scores: mean, median, confident, track."),
+    split: str = typer.Option("test", help="Which split; all: every crop (for a cross-dataset test)."),
+    protocol: Optional[str] = typer.Option(None, help="Split protocol (default: the run's own)."),
+    aggregation: str = typer.Option("mean", help="How frame scores make a video score."),
     bootstrap: int = typer.Option(1000, help="Resamples over videos for the 95% intervals (0: none)."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html."),
     device: Optional[str] = typer.Option(None, help="cpu, cuda ... (default: a GPU if there is one)."),
@@ -27,36 +37,22 @@ def evaluate_command(
 ):
     """Judge a trained detector per frame and per video, and write a report.
 
+    \b
     Example: unmask evaluate runs/xception-paper runs/ffpp --out runs/xception-paper/eval-test
     """
+    import shlex
+
+    from unmask.cli._progress import ProgressBars
     from unmask.evaluation.evaluator import evaluate, format_metrics
 
-    result = evaluate(run_dir, data_dir, out, split=split, protocol=protocol, aggregation=aggregation,
-                      device=device, batch_size=batch_size, bootstrap=bootstrap, report=report,
-                      prior_fake=prior_fake)
+    bars = ProgressBars()
+    try:
+        result = evaluate(run_dir, data_dir, out, split=split, protocol=protocol, aggregation=aggregation,
+                          device=device, batch_size=batch_size, bootstrap=bootstrap, report=report,
+                          prior_fake=prior_fake, progress=bars)
+    finally:
+        bars.close()
     typer.echo(format_metrics(result.metrics))
-    typer.echo(f"written: {out}/metrics.json" + (f", {out}/report.html" if report else ""))
-
-
-@app.command("table")
-def table_command(
-    eval_dirs: list[Path] = typer.Argument(..., help="Output folders of `unmask evaluate`."),
-    csv: Optional[Path] = typer.Option(None, help="Also write the table as CSV here (and the per-method table beside it, NAME.per-method.csv)."),
-):
-    """Print the paper's table (weighted accuracy, precision, recall, F1 at the raw argmax) with AUC,
-    cost-decision and video columns.
-
-    Example: unmask table runs/*/eval-test --csv results.csv
-    """
-    from unmask.evaluation.table import METHOD_NOTE, make_method_table, make_table, to_markdown
-    from unmask.utils.atomic import write_atomic
-
-    table, methods = make_table(eval_dirs), make_method_table(eval_dirs)
-    typer.echo(to_markdown(table))
-    if not methods.empty:
-        typer.echo(f"\nPer method. {METHOD_NOTE}\n")
-        typer.echo(to_markdown(methods))
-    if csv:
-        for path, df in ((csv, table), (csv.with_name(f"{csv.stem}.per-method{csv.suffix}"), methods)):
-            with write_atomic(path, "w") as fh:
-                df.to_csv(fh, index=False)
+    typer.echo(f"written: {out}/metrics.json, frame_scores.csv, video_scores.csv" + (", report.html" if report else ""))
+    nxt = f"next: open {shlex.quote(str(out / 'report.html'))}; " if report else "next: "
+    typer.echo(f"{nxt}unmask table {shlex.quote(str(out))} (the paper's table; give several evaluations to compare)")

@@ -7,17 +7,26 @@ from pathlib import Path
 import typer
 
 from unmask.cli import app
+from unmask.cli._help import with_code_help
 
 
-@app.command("export")
+def export_choices() -> dict:
+    """The export formats, read from the library when --help is shown."""
+    from unmask.models.export import FORMATS
+
+    return {"format": (FORMATS, None)}
+
+
+@app.command("export", cls=with_code_help(export_choices))
 def export_command(
     run_dir: Path = typer.Argument(..., help="Run folder of `unmask train` (or a checkpoint file)."),
     out: Path = typer.Option(..., "--out", "-o", help="File to write (model.onnx, model.pt)."),
-    format: str = typer.Option("onnx", "--format", help="onnx or torchscript."),
+    format: str = typer.Option("onnx", "--format", help="The file's format."),
     opset: int = typer.Option(17, help="ONNX operator set."),
 ):
     """Export the trained detector to ONNX or TorchScript, checked against the PyTorch model.
 
+    \b
     Example: unmask export runs/effv2s --out effv2s.onnx
     """
     from unmask.models.export import export_model

@@ -7,21 +7,22 @@ from pathlib import Path
 import typer
 
 from unmask.cli import app
+from unmask.cli._help import choice_list, methods_note, with_code_help
 
 EXIT_SOME_FAILED = 3
 FORMATS = ("text", "table", "csv", "jsonl")
 COLUMNS = ("verdict", "p_fake", "threshold", "frames_with_face", "frames_sampled", "persons", "seconds", "input", "reason")
 
 
-@app.command("predict")
+@app.command("predict", cls=with_code_help(methods_note))
 def predict_command(
     paths: list[Path] = typer.Argument(..., help="Videos, images, or folders (searched recursively)."),
     model: Path = typer.Option(..., "--model", "-m", help="Run folder of `unmask train` (or its model.safetensors)."),
     as_json: bool = typer.Option(False, "--json", help="The whole result as JSON (JSON Lines for several inputs)."),
-    fmt: str = typer.Option(None, "--format", "-f",
+    fmt: str = typer.Option(None, "--format", "-f", metavar=choice_list(FORMATS),
                             help="text (default for one input), table (default for several), csv or jsonl."),
     explain: Path = typer.Option(None, "--explain", help="Folder for heatmaps of the most suspicious faces."),
-    methods: str = typer.Option(None, help="Comma-separated explanation methods (default the paper's four)."),
+    methods: str = typer.Option(None, metavar="METHOD,...", help="Comma-separated explanation methods (default the paper's four)."),
     max_faces: int = typer.Option(4, help="Explain the N most suspicious faces of each input."),
     overlay: Path = typer.Option(None, "--overlay", help="Write the video with each face boxed and scored (.mp4)."),
     overlay_heatmap: bool = typer.Option(False, "--overlay-heatmap",
@@ -35,6 +36,7 @@ def predict_command(
 
     Exit status: 0 every input was judged, 1 a usage error, 3 some input could not be read.
 
+    \b
     Example: unmask predict clip.mp4 --model demo/run --explain why/ --overlay boxed.mp4
     """
     from tqdm import tqdm

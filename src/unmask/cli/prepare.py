@@ -1,4 +1,4 @@
-"""``unmask prepare`` and ``unmask merge``."""
+"""``unmask prepare``."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from tqdm import tqdm
 
 from unmask.cli import app
+from unmask.cli._help import with_code_help
 from unmask.errors import UnmaskError
 
 EXIT_SOME_FAILED = 3
@@ -33,25 +33,39 @@ def parse_fractions(text: str) -> tuple[float, ...]:
         raise UnmaskError(f"--split-fractions must look like 0.8,0.1,0.1 (train,val,test), not {text!r}") from None
 
 
-@app.command("prepare")
+def prepare_choices() -> dict:
+    """Each choice option's choices, read from the library when --help is shown."""
+    from unmask.data.crop_video import IMAGE_FORMATS
+    from unmask.data.sources import DATASETS
+    from unmask.data.sources.ffpp import COMPRESSIONS, METHODS
+    from unmask.faces.detectors import DETECTORS
+    from unmask.faces.extract import KEEP_MODES
+    from unmask.video.sampling import SAMPLERS
+
+    return {"dataset": (sorted(DATASETS), None), "sampler": (SAMPLERS, None), "detector": (list(DETECTORS), None),
+            "keep": (KEEP_MODES, None), "image_format": (IMAGE_FORMATS, None), "compression": (COMPRESSIONS, None),
+            "methods": (None, f"any of {', '.join(METHODS)}")}
+
+
+@app.command("prepare", cls=with_code_help(prepare_choices))
 def prepare_command(
     root: Path = typer.Argument(..., help="Dataset folder (for --dataset csv: the CSV file)."),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="Layout: celebdf, ffpp, dfdc, folder or csv."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Layout of ROOT."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for crops and manifest.parquet."),
-    sampler: str = typer.Option("uniform", help="Frames: uniform, stride, codec_keyframes, content_keyframes."),
+    sampler: str = typer.Option("uniform", help="Which frames of each video (the frame sampler)."),
     num_frames: int = typer.Option(32, help="Frames per video (uniform), or the most kept (others; 0 = all)."),
     every_n: int = typer.Option(10, help="Stride of --sampler stride."),
-    detector: str = typer.Option("mtcnn", help="Face detector: mtcnn, facenet or haar."),
+    detector: str = typer.Option("mtcnn", help="Face detector."),
     margin: float = typer.Option(1.3, help="Crop side over the face box's longer side."),
     size: int = typer.Option(224, help="Crop side in pixels."),
-    keep: str = typer.Option("largest", help="largest face per frame, or all faces linked into tracks."),
+    keep: str = typer.Option("largest", help="The largest face per frame, or all faces linked into tracks."),
     second_pass: bool = typer.Option(
         True, help="Look again (1280 px, contrast-equalised luma) at frames where the 640 px pass found no face."),
     bridge_max_gap: int = typer.Option(
         2, help="Bridge gaps of up to this many sampled frames in a face track (0: never)."),
     image_format: str = typer.Option("png", help="png (lossless) or jpg."),
-    compression: str = typer.Option("c23", help="FF++ only: raw, c23 or c40."),
-    methods: Optional[str] = typer.Option(None, help="FF++ only: comma-separated methods (default: all found)."),
+    compression: str = typer.Option("c23", help="FF++ only: which compression's videos."),
+    methods: Optional[str] = typer.Option(None, metavar="METHOD,...", help="FF++ only: comma-separated methods (default: all found)."),
     workers: int = typer.Option(1, help="Worker processes (one per core is a good start)."),
     shard: Optional[str] = typer.Option(None, help="K/N: do only the K-th of N parts; combine with `unmask merge`."),
     device: Optional[str] = typer.Option(None, help="Torch device for --detector facenet (default: cuda if there is one)."),
@@ -62,8 +76,10 @@ def prepare_command(
 ):
     """Turn a video dataset into face crops and a manifest with train/val/test splits.
 
+    \b
     Example: unmask prepare /data/FaceForensics++ --dataset ffpp --out runs/ffpp --workers 2
     """
+    from unmask.cli._progress import ProgressBars
     from unmask.data.preparation import PrepareConfig, prepare  # imported per command: keeps --help fast
     from unmask.video.sampling import FrameSampler
 
@@ -93,27 +109,17 @@ def prepare_command(
         split_seed=split_seed,
         split_fractions=parse_fractions(split_fractions),
     )
-    bar = None
-
-    def progress(state):
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=state.total, unit="video", desc="prepare", disable=None)
-        bar.n = state.done + state.skipped
-        bar.set_postfix(faces=state.crops, failed=state.failed, refresh=False)
-        bar.refresh()
-
+    bars = ProgressBars()
     try:
-        summary = prepare(root, out, config, progress=progress)
+        summary = prepare(root, out, config, progress=bars)
     finally:
-        if bar is not None:
-            bar.close()
+        bars.close()
     typer.echo(
         f"{summary.videos} videos: {summary.processed} prepared, {summary.skipped} already done, "
         f"{summary.failed} failed; {summary.crops} face crops in {summary.seconds:.1f} s"
     )
     if summary.manifest:
-        typer.echo(f"manifest: {summary.manifest}")
+        report_prepared(summary.manifest, summary.failures)
     if summary.excluded:
         typer.echo(f"video split: {summary.excluded} videos left out (their people fall on different sides; "
                    "counted in the manifest's metadata under 'splits')")
@@ -122,16 +128,50 @@ def prepare_command(
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
-@app.command("merge")
-def merge_command(
-    shards: list[Path] = typer.Argument(..., help="Output folders of `unmask prepare --shard K/N` runs."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the combined manifest.parquet."),
-):
-    """Combine the manifests of sharded prepare runs into one, with splits over all videos.
+def split_sizes(manifest) -> dict[str, dict[str, tuple[int, int]]]:
+    """``{protocol: {split: (videos, crops)}}`` of a manifest (a video counts in each split it has crops in)."""
+    from unmask.data.splits import PROTOCOLS, split_column
 
-    Example: unmask merge runs/part1 runs/part2 --out runs/all
-    """
-    from unmask.data.preparation import merge_manifests
+    sizes = {}
+    for protocol in PROTOCOLS:
+        column = split_column(protocol)
+        if column in manifest:
+            grouped = manifest.groupby(manifest[column].fillna("none"))["video_id"]
+            found = {str(k): (int(g.nunique()), int(len(g))) for k, g in grouped}
+            order = [k for k in ("train", "val", "test") if k in found] + sorted(set(found) - {"train", "val", "test"})
+            sizes[protocol] = {k: found[k] for k in order}
+    return sizes
 
-    path = merge_manifests(shards, out)
-    typer.echo(f"manifest: {path}")
+
+def report_prepared(manifest_path: Path, failures: Optional[Path]) -> None:
+    """Say what a prepared folder holds (split sizes per protocol, with a warning for an empty
+    split) and what to run next."""
+    import shlex
+
+    from unmask.data.manifest import read_manifest
+
+    manifest, _ = read_manifest(manifest_path, need_splits=False)
+    typer.echo(f"written: {manifest_path} ({len(manifest)} crops of {manifest['video_id'].nunique()} videos)"
+               + (f", {failures} (videos that gave no crop)" if failures else ""))
+    typer.echo("splits, videos / crops:")
+    usable = []
+    for protocol, sizes in split_sizes(manifest).items():
+        if set(sizes) == {"none"}:
+            typer.echo(f"  {protocol:<9} none: this dataset has no {protocol} split")
+            continue
+        typer.echo(f"  {protocol:<9} " + ", ".join(f"{k} {v} / {c}" for k, (v, c) in sizes.items()))
+        empty = [split for split in ("train", "val", "test") if split not in sizes]
+        if empty:
+            typer.secho(f"warning: the {protocol} protocol has no {' and no '.join(empty)} videos: "
+                        f"`unmask train --protocol {protocol}` " + ("cannot train or validate on it"
+                                                                     if {"train", "val"} & set(empty) else
+                                                                     "will run, but `unmask evaluate` has no test split")
+                        + "; prepare more videos", fg="yellow", err=True)
+        if not {"train", "val"} & set(empty):
+            usable.append(protocol)
+    folder = shlex.quote(str(manifest_path.parent))
+    if "video" in usable:
+        typer.echo(f"next: unmask train {folder} --out runs/NAME   (the video protocol; see unmask train --help)")
+    elif usable:
+        leaks = " (frames of one video on both sides: optimistic figures)" if usable[0] == "paper" else ""
+        typer.echo(f"next: unmask train {folder} --protocol {usable[0]} --out runs/NAME{leaks}")

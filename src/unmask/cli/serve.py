@@ -7,9 +7,10 @@ from pathlib import Path
 import typer
 
 from unmask.cli import app
+from unmask.cli._help import methods_note, with_code_help
 
 
-@app.command("serve")
+@app.command("serve", cls=with_code_help(methods_note))
 def serve_command(
     model: Path = typer.Option(..., "--model", "-m", help="Run folder of `unmask train` (or its model.safetensors)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on. The default serves this machine only; "
@@ -21,12 +22,13 @@ def serve_command(
     max_duration_s: float = typer.Option(600.0, help="Longest video in seconds (413 beyond)."),
     job_ttl_s: float = typer.Option(3600.0, help="Seconds a finished job's result is kept."),
     heatmaps: int = typer.Option(4, help="Faces explained per video (0: none)."),
-    methods: str = typer.Option("gradcam", help="Explanation methods of the heatmaps, comma-separated "
+    methods: str = typer.Option("gradcam", metavar="METHOD,...", help="Explanation methods of the heatmaps, comma-separated "
                                                 "(scorecam and smoothgrad are slow on a CPU)."),
     device: str = typer.Option(None, help="cpu, cuda ... (default: a GPU if there is one)."),
 ):
     """Serve a web page and a JSON API that judge uploaded videos, with the model loaded once.
 
+    \b
     Example: unmask serve --model runs/effv2s   (then open http://127.0.0.1:8000)
     """
     import uvicorn

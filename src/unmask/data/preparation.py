@@ -38,6 +38,7 @@ from unmask.settings import upgrade_recorded
 from unmask.utils.atomic import remove_stale_temps, write_atomic
 from unmask.utils.outdir import ensure_out_dir, hold_lock
 from unmask.utils.provenance import collect_provenance, file_fingerprint
+from unmask.utils.progress import ProgressCallback, ProgressMeter
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ FAILURE_COLUMNS = ["video_id", "path", "reason"]
 
 @dataclass
 class PrepareProgress:
-    """Counts so far, handed to the progress callback after each video."""
+    """Counts so far (reported through the progress callback after each video)."""
 
     total: int
     done: int = 0
@@ -165,7 +166,7 @@ def _run_pool(todo: list[VideoItem], out_dir: Path, config: PrepareConfig, recor
 
 
 def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
-            progress: Callable[[PrepareProgress], None] | None = None) -> PrepareSummary:
+            progress: ProgressCallback | None = None) -> PrepareSummary:
     """Turn the dataset at ``root`` into face crops and ``out_dir/manifest.parquet``.
 
     Finished videos of an earlier run into the same ``out_dir`` are kept and skipped. Videos that
@@ -177,7 +178,8 @@ def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
         root: dataset folder (for ``csv``: the CSV file).
         out_dir: where crops, manifest and failures go.
         config: see :class:`PrepareConfig`.
-        progress: called with a :class:`PrepareProgress` after every video.
+        progress: called with a :class:`unmask.utils.progress.Progress` after every video (``done``
+            counts videos, ``info`` the faces found and the failures so far).
 
     Returns:
         A :class:`PrepareSummary`; ``manifest`` is None when no video gave a face.
@@ -235,8 +237,11 @@ def _prepare_locked(root: Path, out_dir: Path, config: PrepareConfig, items: lis
             # Scratch left by a killed run of this video (only ours: other shards may share out_dir).
             shutil.rmtree(out_dir / STATE_DIR / "partial" / video_key(item.video_id), ignore_errors=True)
     state.failed += len(left_out)
-    if progress and state.skipped:
-        progress(state)
+    logger.info("%d videos to prepare into %s (%d done by an earlier run, %d left out)", len(todo), out_dir,
+                state.skipped, len(left_out))
+    meter = ProgressMeter(progress, "prepare", state.total, unit="video", done=state.skipped)
+    if state.skipped:
+        meter.report(f"{state.skipped} done before", faces=state.crops, failed=state.failed)
 
     read_errors: dict[str, str] = {}
     failed_now = 0
@@ -253,8 +258,7 @@ def _prepare_locked(root: Path, out_dir: Path, config: PrepareConfig, items: lis
         if reason is not None:
             state.failed += 1
             logger.info("%s failed: %s", video_id, reason)
-        if progress:
-            progress(state)
+        meter.advance(stage="videos", faces=state.crops, failed=state.failed)
 
     if config.workers == 1 or len(todo) <= 1:
         init_worker(config, single_thread=False, detector=detector)

@@ -45,6 +45,7 @@ from unmask.training.checkpoint import load_classifier
 from unmask.training.data import CropDataset
 from unmask.utils.atomic import write_atomic
 from unmask.utils.outdir import ensure_out_dir
+from unmask.utils.progress import ProgressCallback, ProgressMeter
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +64,14 @@ class EvalResult:
     video_scores: pd.DataFrame
 
 
-def score_rows(model, meta: dict, rows: pd.DataFrame, root: Path, *, device=None, batch_size: int = 64) -> np.ndarray:
-    """``(n, 2)`` logits of the manifest ``rows`` (crops under ``root``) through the run's preprocessing."""
+def score_rows(model, meta: dict, rows: pd.DataFrame, root: Path, *, device=None, batch_size: int = 64,
+               on_batch=None) -> np.ndarray:
+    """``(n, 2)`` logits of the manifest ``rows`` (crops under ``root``) through the run's preprocessing;
+    ``on_batch(items)`` after each batch."""
     device = default_device(device)
     dataset = CropDataset(rows, root, build_transform(spec_from_dict(meta["spec"]), meta["size_px"]))
-    logits, _ = score_dataset(model.to(device), dataset, device, batch_size=batch_size, amp=device.type == "cuda")
+    logits, _ = score_dataset(model.to(device), dataset, device, batch_size=batch_size, amp=device.type == "cuda",
+                              on_batch=on_batch)
     return logits
 
 
@@ -106,7 +110,8 @@ def _json_safe(obj):
 def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, split: str = "test",
              protocol: str | None = None, aggregation: str = "mean", device: str | None = None,
              batch_size: int = 64, bootstrap: int = 1000, report: bool = True,
-             explain_per_case: int = 2, prior_fake: float | None = None) -> EvalResult:
+             explain_per_case: int = 2, prior_fake: float | None = None,
+             progress: ProgressCallback | None = None) -> EvalResult:
     """Evaluate the run in ``run_dir`` on the ``split`` of the manifest in ``data_dir``.
 
     Args:
@@ -119,6 +124,8 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
         prior_fake: the share of fakes expected where the detector is used; the calibrated
             probabilities carry the validation set's share ``pi_val`` and are shifted to it:
             ``logit(p') = logit(p) + logit(prior_fake) - logit(pi_val)``. None: no shift.
+        progress: called with a :class:`unmask.utils.progress.Progress` while crops are scored,
+            then for the metrics and report (counted as a tenth of the scoring, an estimate).
 
     Writes ``metrics.json``, ``frame_scores.csv``, ``video_scores.csv`` (and ``report.html``).
     """
@@ -144,9 +151,13 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
 
     seen = seen_in_training(meta, rows, manifest=manifest, root=root)
     temperature, threshold = float(meta["temperature"]), decision_threshold(meta)
-    logits = score_rows(model, meta, rows, root, device=device, batch_size=batch_size)
-    frames = rows[["dataset", "video_id", "label", "method", "frame_index", "time_s", "track_id",
-                   "crop_path"]].reset_index(drop=True)
+    logger.info("scoring %d crops of %d videos (%s split, %s protocol) with %s", len(rows), rows["video_id"].nunique(),
+                split, protocol, meta["spec"]["name"])
+    meter = ProgressMeter(progress, "evaluate", len(rows) * (1.1 if report or bootstrap else 1.0), unit="work")
+    logits = score_rows(model, meta, rows, root, device=device, batch_size=batch_size,
+                        on_batch=lambda n: meter.advance(n, stage="scoring crops"))
+    meter.report("metrics" + (" and report" if report else ""))
+    frames = rows[["dataset", "video_id", "label", "method", "frame_index", "time_s", "track_id", "crop_path"]].reset_index(drop=True)
     frames["logit_real"], frames["logit_fake"] = logits[:, 0], logits[:, 1]
     frames["p_fake_raw"] = p_fake(logits)
     frames["p_fake"] = calibrated_p_fake(logits, meta)  # the video calibration's input: no prior shift
@@ -189,6 +200,7 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
 
         write_report(result, run_dir=Path(run_dir), data_root=root, model=model, meta=meta,
                      per_case=explain_per_case, device=device)
+    meter.finish()
     return result
 
 

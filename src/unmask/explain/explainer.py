@@ -20,6 +20,8 @@ from unmask.models.inference import default_device, preprocess_crops, score_crop
 from unmask.models.registry import spec_from_dict
 from unmask.utils.atomic import atomic_path
 from unmask.utils.outdir import ensure_out_dir
+from unmask.utils.progress import ProgressCallback, ProgressMeter
+
 
 logger = logging.getLogger(__name__)
 
@@ -37,11 +39,14 @@ class Explanation:
     faithfulness: float
 
 
-def explain_crops(model, meta: dict, crops: list[np.ndarray], methods, *, device=None) -> tuple[np.ndarray, dict]:
+def explain_crops(model, meta: dict, crops: list[np.ndarray], methods, *, device=None,
+                  on_method=None) -> tuple[np.ndarray, dict]:
     """Score face crops and explain them with each of ``methods``.
 
     Args:
         crops: ``(h, w, 3) uint8`` RGB face crops (any size: the run's preprocessing resizes).
+
+        on_method: called with each method's name when its heatmaps are done.
 
     Returns:
         ``(p_fake (n,), {method: (heatmaps (n, S, S) in [0, 1], faithfulness (n,))})``.
@@ -55,19 +60,22 @@ def explain_crops(model, meta: dict, crops: list[np.ndarray], methods, *, device
     for method in methods:
         maps = explain_batch(model, x, method)
         out[method] = (maps, deletion_faithfulness(model, x, maps))
+        if on_method:
+            on_method(method)
     return scores, out
 
 
 def explain(run_dir: str | Path, path: str | Path, out_dir: str | Path, *, methods=PAPER_METHODS,
             max_faces: int = 8, is_crop: bool = False, num_frames: int | None = None,
-            device: str | None = None) -> list[Explanation]:
+            device: str | None = None, progress: ProgressCallback | None = None) -> list[Explanation]:
     """Explain why the run judges the faces in ``path`` (an image or a video) as it does.
 
     The faces are found, cut and scored by the run's :class:`unmask.Detector` (for a video:
     ``num_frames`` sampled frames, default as the training data was, cut exactly as the run's
     training data was), and the ``max_faces`` most suspicious are explained. Writes one PNG per
     face and method (heatmap over the face, jet, alpha 0.5), the face itself, and
-    ``explanations.json``.
+    ``explanations.json``. ``progress`` gets a :class:`unmask.utils.progress.Progress` while the
+    faces are found (one unit of work) and after each method (one unit each).
 
     Raises:
         UnknownNameError: an unknown method; NoFaceFoundError: no face in the input;
@@ -87,16 +95,27 @@ def explain(run_dir: str | Path, path: str | Path, out_dir: str | Path, *, metho
     ensure_out_dir(out_dir)  # a file, a read-only folder: one line now, not after the work
     if is_crop:  # faces found here are cut as in training; a given crop may not have been
         warn_crop_file_differences(path, detector.prepare_config.recorded())
-    prediction = detector.predict(path, keep_faces=True, num_frames=num_frames, is_crop=is_crop)
+    meter = ProgressMeter(progress, "explain", 1 + len(methods), unit="work")
+
+    def on_faces(stage: str, fraction: float) -> None:
+        meter.done = min(1.0, fraction)
+        meter.report(f"finding faces: {stage}")
+
+    prediction = detector.predict(path, keep_faces=True, num_frames=num_frames, is_crop=is_crop, progress=on_faces)
     if prediction.reason_code == "unreadable":
         raise UnmaskError(prediction.reason)
     if prediction.reason_code == "no_face":
         hint = "; if it is already a face crop, pass is_crop=True" if prediction.kind == "image" else ""
         raise NoFaceFoundError(f"No face found in {path.name} ({prediction.frames_sampled} frames looked at){hint}",
                                "is_crop")
+    meter.done = 1.0
+    logger.info("explaining the %d most suspicious of %d faces with %s", min(max_faces, len(prediction.timeline)),
+                len(prediction.timeline), ", ".join(methods))
     # shown at least MIN_SIDE_PX large: a 64 px model's maps would be postage stamps
     heatmaps = detector.explain(prediction, methods=methods, max_faces=max_faces,
-                                size_px=max(MIN_SIDE_PX, detector.size_px))
+                                size_px=max(MIN_SIDE_PX, detector.size_px),
+                                on_method=lambda method: meter.advance(stage=f"{method} done"))
+    meter.finish()
     return write_explanations(heatmaps, out_dir, stem=path.stem, threshold=detector.threshold,
                               index={"input": str(path), "run": str(run_dir), "threshold": detector.threshold})
 

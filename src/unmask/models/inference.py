@@ -23,12 +23,12 @@ def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_logits(model, loader, device, *, amp: bool = False,
-                   amp_dtype: torch.dtype = torch.bfloat16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def predict_logits(model, loader, device, *, amp: bool = False, amp_dtype: torch.dtype = torch.bfloat16,
+                   on_batch=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(logits (n, 2), labels (n,), dataset positions (n,))`` for every item of ``loader``.
 
     ``amp``: run under autocast to ``amp_dtype``. Results stay on the device until the end, so
-    the host does not wait for each batch.
+    the host does not wait for each batch. ``on_batch(items)`` is called after each batch.
     """
     model.eval()
     out_logits, out_labels, out_index = [], [], []
@@ -38,6 +38,8 @@ def predict_logits(model, loader, device, *, amp: bool = False,
         out_logits.append(logits.float())
         out_labels.append(torch.as_tensor(y))
         out_index.append(torch.as_tensor(index))
+        if on_batch:
+            on_batch(len(index))
     if not out_logits:
         return np.zeros((0, 2), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
     return (torch.cat(out_logits).cpu().numpy(), torch.cat([y.cpu() for y in out_labels]).numpy(),
@@ -45,7 +47,7 @@ def predict_logits(model, loader, device, *, amp: bool = False,
 
 
 def score_dataset(model, dataset, device, *, batch_size: int, workers: int = 0, amp: bool | torch.dtype | None = False,
-                  normalise=None, channels_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                  normalise=None, channels_last: bool = False, on_batch=None) -> tuple[np.ndarray, np.ndarray]:
     """Logits and labels of all of ``dataset`` (manifest crops), in dataset order: the one manifest
     scorer of training (validation, calibration) and evaluation.
 
@@ -56,6 +58,7 @@ def score_dataset(model, dataset, device, *, batch_size: int, workers: int = 0, 
         normalise: :func:`unmask.models.transforms.build_normalise`, applied to each batch on
             ``device`` (for ``uint8`` datasets).
         channels_last: lay batches out channels-last.
+        on_batch: called with the number of items after each batch (of this rank's share).
 
     Under ``torchrun`` each rank scores its share and all ranks get the whole result.
     """
@@ -70,7 +73,7 @@ def score_dataset(model, dataset, device, *, batch_size: int, workers: int = 0, 
     batches = DeviceBatches(loader, device, normalise, channels_last=channels_last) if normalise else loader
     dtype = torch.bfloat16 if amp is True else (amp or None)
     logits, labels, index = predict_logits(model, batches, device, amp=dtype is not None,
-                                           amp_dtype=dtype or torch.bfloat16)  # index: positions in dataset
+                                           amp_dtype=dtype or torch.bfloat16, on_batch=on_batch)  # index: positions
     parts = dist.gather((logits, labels, index))
     logits = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])

@@ -195,7 +195,7 @@ class Detector:
                             frames_with_face=with_face, faces=[c.image for c in crops] if keep_faces else None)
 
     def explain(self, prediction: Prediction, *, methods=None, max_faces: int = 4,
-                size_px: int | None = None) -> list[Heatmap]:
+                size_px: int | None = None, on_method=None) -> list[Heatmap]:
         """Heatmaps of the ``max_faces`` most suspicious faces of ``prediction``, most suspicious first.
 
         Args:
@@ -204,6 +204,7 @@ class Detector:
                 :data:`unmask.explain.PAPER_METHODS`).
             size_px: side of the returned ``face`` and ``overlay`` images (default the model's
                 input size, at least 224).
+            on_method: called with each method's name when its heatmaps are done.
 
         Returns:
             One :class:`Heatmap` per face and method (faces in order, methods in order).
@@ -224,7 +225,7 @@ class Detector:
         side = size_px or max(224, self.size_px)
         order = np.argsort([-s.p_fake for s in prediction.timeline], kind="stable")[:max_faces]
         crops = [prediction.faces[i] for i in order]
-        _, results = explain_crops(self.model, self.meta, crops, methods, device=self.device)
+        _, results = explain_crops(self.model, self.meta, crops, methods, device=self.device, on_method=on_method)
         heatmaps = []
         for k, i in enumerate(order):
             score = prediction.timeline[i]

@@ -17,8 +17,8 @@ import logging
 import math
 from dataclasses import dataclass, field
 
-from unmask.errors import SettingError, unknown_name
-from unmask.models.registry import check_weights_file, get_spec
+from unmask.errors import SettingError, UnmaskError, unknown_name
+from unmask.models.registry import PAPER_BACKBONES, check_weights_file, get_spec
 from unmask.settings import named_settings, unknown_setting, upgrade_recorded
 from unmask.training.calibration import Costs
 from unmask.training.sbi import SYNTHESIZERS
@@ -173,9 +173,11 @@ def make_config(preset: str = "default", **overrides) -> TrainConfig:
     for name in sorted(overrides):
         if name not in known:
             raise unknown_setting("training setting", name, known, RENAMED)
-    if preset == "paper" and overrides.get("model") is None:
-        raise SettingError("preset paper needs a model: xception, inception_resnet_v2, efficientnetv2_s or "
-                           "efficientnetv2_m", "preset", "model")
+    if preset == "paper" and overrides.get("model") not in PAPER_BACKBONES:
+        # The paper's recipe was tuned for its four backbones; on another it reproduces nothing.
+        given = f", not {overrides['model']}" if overrides.get("model") else ""
+        raise SettingError(f"preset paper needs one of the paper's backbones as model: {', '.join(PAPER_BACKBONES)}"
+                           f"{given} (for another backbone use preset default)", "preset", "model")
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
     if values.get("batch_sampler") == "balanced" and overrides.get("class_weights") is None:
         # The balanced sampler does the preset's balancing: weighting as well would do it twice.
@@ -190,3 +192,39 @@ def config_from_recorded(recorded: dict) -> TrainConfig:
     """The :class:`TrainConfig` a checkpoint recorded (settings under their old names too)."""
     values = upgrade_recorded(recorded, RENAMED)
     return TrainConfig(**{**values, "costs": Costs(**values["costs"])})
+
+
+def read_config_file(path) -> dict:
+    """The training settings in a YAML or JSON file, for :func:`make_config` (``preset`` included).
+
+    The file holds :class:`TrainConfig` fields (``costs`` as ``{missed_fake, false_alarm}``),
+    optionally ``preset``; a run's own ``config.json`` (its settings under ``"config"``) is read
+    as well, so that a run can be repeated from its folder.
+    """
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise UnmaskError(f"No config file at {path}")
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            values = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise UnmaskError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    else:
+        try:
+            values = json.loads(text)
+        except ValueError as exc:
+            raise UnmaskError(f"{path} is not valid JSON ({exc}); name a YAML file .yaml") from None
+    if not isinstance(values, dict):
+        raise UnmaskError(f"{path} holds no settings: expected a mapping of setting names to values")
+    if isinstance(values.get("config"), dict):  # a run's config.json
+        values = values["config"]
+    values = upgrade_recorded(dict(values), RENAMED)  # a run recorded under the settings' old names
+    if isinstance(values.get("costs"), dict):
+        values["costs"] = Costs(**values["costs"])
+    return values

@@ -50,6 +50,7 @@ from unmask.training.sbi import SBI_METHOD, SelfBlendTwins, face_ellipses, with_
 from unmask.utils.atomic import write_atomic
 from unmask.utils.outdir import ensure_out_dir, hold_lock
 from unmask.utils.provenance import collect_provenance
+from unmask.utils.progress import Progress, ProgressCallback, ProgressMeter
 
 logger = logging.getLogger(__name__)
 
@@ -219,6 +220,18 @@ def warn_upsampling(manifest_meta: dict, size_px: int, *, is_main: bool = True) 
     return True
 
 
+def _cache_progress(progress: ProgressCallback, also: Callable[[int, int], None] | None) -> Callable[[int, int], None]:
+    """The crop cache's ``(done, total)`` reports as :class:`Progress` of a task of its own."""
+    started = time.perf_counter()
+
+    def report(done: int, total: int) -> None:
+        progress(Progress("crop cache", "decoding crops", done, total, "crop", time.perf_counter() - started))
+        if also:
+            also(done, total)
+
+    return report
+
+
 def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, **kwargs) -> TrainResult:
     """Train ``config.model`` on the manifest in ``data_dir``; write the run to ``run_dir``.
 
@@ -244,7 +257,8 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
            on_epoch: Callable[[dict], None] | None = None,
            on_step: Callable[[int, int, int], None] | None = None,
            on_cache: Callable[[CropCache], None] | None = None,
-           on_cache_progress: Callable[[int, int], None] | None = None) -> TrainResult:
+           on_cache_progress: Callable[[int, int], None] | None = None,
+           progress: ProgressCallback | None = None) -> TrainResult:
     """The training run itself (its folder already locked by :func:`train`).
 
     Args:
@@ -258,6 +272,10 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
         on_step: called on rank 0 with ``(epoch, step, steps)`` after each optimiser step.
         on_cache: called on rank 0 with the opened crop cache (its path, size, build time).
         on_cache_progress: called on rank 0 with ``(crops done, crops)`` while the cache is built.
+        progress: called on rank 0 with a :class:`unmask.utils.progress.Progress` of the whole run
+            (training, validation and calibration, in weighted units: a training image counts 3,
+            a scored one 1; an upper bound while early stopping may end the run sooner), and
+            of the crop cache while it is built.
 
     Returns:
         A :class:`TrainResult`; ``checkpoint`` is ``run_dir/model.safetensors``.
@@ -311,6 +329,8 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
     model.to(device)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if progress and is_main:
+        on_cache_progress = _cache_progress(progress, on_cache_progress)
     train_set, val_set = _datasets(data_root, manifest, train_rows, val_rows, spec, size_px, config,
                                    on_cache if is_main else None, on_cache_progress if is_main else None)
     synthesize, synth_generator = None, torch.Generator()  # reseeded per epoch, like the sampler's
@@ -366,6 +386,18 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
     batches = DeviceBatches(loader, device, normalise, augment=BatchAugment(augment_generator) if config.augment else None,
                             channels_last=channels_last, synthesize=synthesize)
 
+    # The whole run's work, weighted by cost: a training image (forward and backward) as 3 scored ones.
+    steps = min(len(batches), config.max_steps) if config.max_steps else len(batches)
+    epoch_work, val_work = 3 * steps * config.batch_size + len(val_set), len(val_set)
+    meter = ProgressMeter(progress if is_main else None, "train", config.epochs * epoch_work + val_work,
+                          done=(start_epoch - 1) * epoch_work)
+
+    def on_val_batch(items, stage):
+        meter.advance(items * world, stage=stage)
+
+    logger.info("training %s at %d px on %s (%s protocol): %d training crops, %d validation crops, %d steps of %d "
+                "per epoch, class weights %s", config.model, size_px, device, config.protocol, len(train_set),
+                len(val_set), steps, config.batch_size, np.round(class_weights, 3).tolist())
     writer = None
     base_meta = {
         "spec": asdict(spec), "size_px": size_px, "config": json.loads(json.dumps(asdict(config))),
@@ -398,14 +430,20 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
             synth_generator.manual_seed(_augment_seed(config.seed, epoch, rank, "self-blend"))
             if world > 1:
                 sampler.set_epoch(epoch)
-            step_cb = (lambda s, n, e=epoch: on_step(e, s, n)) if (on_step and is_main) else None
+            def step_cb(s, n, e=epoch):
+                meter.advance(3 * config.batch_size, stage=f"epoch {e}/{config.epochs}: training")
+                if on_step and is_main:
+                    on_step(e, s, n)
+
             train_loss, train_labels, train_scores = train_one_epoch(
                 net, batches, loss_fn, optimiser, device, max_steps=config.max_steps, amp=amp, scaler=scaler,
                 on_step=step_cb)
             train_loss = float(np.mean(dist.gather(train_loss)))
             dist.sync_buffers(model)
-            val_logits, val_labels = score_dataset(model, val_set, device, batch_size=config.batch_size, workers=workers,
-                                                   amp=amp, normalise=normalise, channels_last=channels_last)
+            val_logits, val_labels = score_dataset(
+                model, val_set, device, batch_size=config.batch_size, workers=workers, amp=amp, normalise=normalise,
+                channels_last=channels_last, on_batch=lambda n, e=epoch: on_val_batch(n, f"epoch {e}/{config.epochs}: validation"))
+            meter.done = epoch * epoch_work  # exact at each epoch's end (the last batch may be short)
             val_p = p_fake(val_logits)
             row = {"epoch": epoch, "lr": optimiser.param_groups[0]["lr"], "train_loss": train_loss,
                    **{f"train_{k}": v for k, v in basic_metrics(train_labels, train_scores).items()},
@@ -414,6 +452,7 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
                    "val_loss": validation_loss(loss_fn, val_logits, val_labels, device),
                    **{f"val_{k}": v for k, v in basic_metrics(val_labels, val_p).items()},
                    "seconds": time.perf_counter() - started}
+            logger.debug("epoch %d: %s", epoch, {k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()})
             metric = row[config.select_metric]
             if math.isnan(metric):
                 raise SettingError(f"{config.select_metric} is undefined: the validation split holds one class only; "
@@ -449,6 +488,7 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
                     on_epoch(row)
             if config.early_stopping and bad_epochs >= config.early_stopping:
                 logger.info("no better %s for %d epochs: stopping early", config.select_metric, bad_epochs)
+                meter.total = meter.done + val_work
                 break
 
         dist.barrier()
@@ -456,9 +496,12 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
         best = load_tensors(best_path)
         best_epoch = read_metadata(best_path)["epoch"]  # the file is the truth, even after a resume
         model.load_state_dict({k.removeprefix("model."): v for k, v in best.items()})
+        meter.report("calibration")
         val_logits, val_labels = score_dataset(model, val_set, device, batch_size=config.batch_size, workers=workers,
-                                               amp=amp, normalise=normalise, channels_last=channels_last)
+                                               amp=amp, normalise=normalise, channels_last=channels_last,
+                                               on_batch=lambda n: on_val_batch(n, "calibration"))
         calibration = fit_calibration(val_logits, val_labels, val_rows["video_id"].to_numpy())
+        logger.info("calibrating epoch %d's weights on %d validation crops", best_epoch, len(val_rows))
         temperature, bias = calibration["temperature"], calibration["bias"]
         calibrated = {"temperature": temperature, "bias": bias, "calibration": calibration}
         frames = val_rows[["video_id", "label", "method", "frame_index", "track_id"]].reset_index(drop=True)
@@ -485,6 +528,7 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
             save_checkpoint(final_path, best, final_meta)
             write_model_card(run_dir, read_metadata(final_path))
         dist.barrier()
+        meter.finish()
     finally:
         if writer is not None:
             writer.close()

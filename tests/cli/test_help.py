@@ -1,0 +1,116 @@
+"""``--help`` tells what the code does; settings can be printed, written to a file and read back."""
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from unmask.errors import UnmaskError
+from unmask.models.registry import BACKBONES, PAPER_BACKBONES
+from unmask.training.config import PRESETS, TrainConfig, make_config, read_config_file
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+def unmask(*args, env=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "unmask", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, env=env, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def train_help():
+    result = unmask("train", "--help")
+    assert result.returncode == 0, result.stderr
+    return " ".join(result.stdout.split())  # the help wraps to the terminal: compare word by word
+
+
+def _shown(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@pytest.mark.parametrize("option, field", [("--lr", "lr"), ("--batch-size", "batch_size"), ("--size", "size"),
+                                           ("--protocol", "protocol"), ("--select-metric", "select_metric"),
+                                           ("--early-stopping", "early_stopping"), ("--no-augment", "augment")])
+def test_train_help_shows_the_value_each_preset_uses(train_help, option, field):
+    default = getattr(TrainConfig(), field)
+    paper = PRESETS["paper"][field]
+    assert default != paper  # the test is about options the presets set differently
+    entry = train_help.split(f" {option} ", 1)[1].split(" --", 1)[0]
+    assert f"[default: {_shown(default)}; paper preset: {_shown(paper)}]" in entry, entry
+
+
+def test_train_help_states_the_codes_default_model_and_every_choice(train_help):
+    assert f"--model [{'|'.join(BACKBONES)}]" in train_help and "efficientnet_lite0" in train_help
+    assert f"[default: {TrainConfig().model}; paper preset: one of {', '.join(PAPER_BACKBONES)}, required]" in train_help
+    assert "--batch-sampler [shuffle|balanced]" in train_help and " --sampler " not in train_help
+    assert "--augment / --no-augment Flip" in train_help  # a flag: no <bool> to type
+    assert "<str>" not in train_help.split("--device")[0]  # every choice before --device is a choice list
+
+
+def test_the_paper_preset_refuses_another_backbone():
+    with pytest.raises(UnmaskError, match="preset paper needs one of the paper.s backbones.*not mobilenetv3_small"):
+        make_config("paper", model="mobilenetv3_small")
+
+
+def test_print_config_shows_the_resolved_settings_and_a_file_gives_them_back(tmp_path):
+    result = unmask("train", "--preset", "paper", "--model", "xception", "--lr", "0.01", "--print-config")
+    assert result.returncode == 0, result.stderr
+    assert "INFO" not in result.stderr  # without -v: warnings only
+    printed = json.loads(result.stdout)
+    assert printed == dataclasses.asdict(make_config("paper", model="xception", lr=0.01))
+    (tmp_path / "printed.json").write_text(result.stdout)
+    again = unmask("train", "--config", tmp_path / "printed.json", "--batch-size", "4", "--print-config")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout) == {**printed, "batch_size": 4}  # the file, then the flags over it
+
+    (tmp_path / "mine.yaml").write_text("preset: paper\nmodel: efficientnetv2_s\ncosts: {missed_fake: 5, false_alarm: 1}\n")
+    values = read_config_file(tmp_path / "mine.yaml")
+    config = make_config(values.pop("preset"), **values)
+    assert (config.model, config.lr, config.costs.threshold) == ("efficientnetv2_s", 1e-3, pytest.approx(1 / 6))
+    (tmp_path / "config.json").write_text(json.dumps({"spec": {}, "config": printed, "data": {}}))  # a run's own
+    assert make_config(**read_config_file(tmp_path / "config.json")) == make_config("paper", model="xception", lr=0.01)
+
+
+@pytest.mark.parametrize("text, message", [("modle: xception\n", "Unknown training setting"),
+                                           ("[1, 2]\n", "holds no settings"), ("a: [\n", "is not valid YAML")])
+def test_a_bad_config_file_is_refused_with_what_is_wrong(tmp_path, text, message):
+    (tmp_path / "bad.yaml").write_text(text)
+    with pytest.raises(UnmaskError, match=message):
+        make_config(**read_config_file(tmp_path / "bad.yaml"))
+
+
+def test_the_old_sampler_option_still_works_with_a_warning_and_v_logs_more():
+    result = unmask("-v", "train", "--sampler", "balanced", "--print-config")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["batch_sampler"] == "balanced"
+    assert "--sampler is now --batch-sampler" in result.stderr
+    assert "INFO unmask.training.config: batch sampler balanced: class weights set to none" in result.stderr
+
+
+def test_train_without_data_or_out_is_a_usage_error():
+    result = unmask("train", "--model", "xception")
+    assert result.returncode == 2 and "train needs DATA_DIR and --out" in result.stderr, result.stderr
+
+
+def test_shell_completion_completes_commands_and_model_names(tmp_path):
+    entry = shutil.which("unmask", path=str(Path(sys.executable).parent))
+    if entry is None:
+        pytest.fail(f"no `unmask` entry point beside {sys.executable}; install the package (pip install -e .)")
+    env = {**os.environ, "PYTHONPATH": str(SRC), "_UNMASK_COMPLETE": "complete_bash"}
+    commands = subprocess.run([entry], capture_output=True, text=True, timeout=120,
+                              env={**env, "COMP_WORDS": "unmask tr", "COMP_CWORD": "1"})
+    assert commands.returncode == 0 and commands.stdout.split() == ["train"], commands
+    models = subprocess.run([entry], capture_output=True, text=True, timeout=120,
+                            env={**env, "COMP_WORDS": "unmask train --model efficientnetv", "COMP_CWORD": "3"})
+    assert models.stdout.split() == [m for m in BACKBONES if m.startswith("efficientnetv")], models
+    home = tmp_path / "home"
+    home.mkdir()
+    installed = subprocess.run([entry, "--install-completion", "bash"], capture_output=True, text=True, timeout=120,
+                               env={**os.environ, "PYTHONPATH": str(SRC), "HOME": str(home), "SHELL": "/bin/bash"})
+    assert installed.returncode == 0, installed.stderr
+    assert "_unmask_completion" in (home / ".bash_completions" / "unmask.sh").read_text()
