@@ -122,6 +122,24 @@ def test_calibration_of_separable_scores_stays_sane_and_says_it_rests_on_little_
     assert log_loss < 0.25  # the unsmoothed fit (T = 0.03) scored 0.98 here; the raw softmax 0.19
 
 
+def test_calibration_never_turns_the_models_ranking_round():
+    # Validation scores that rank the classes the wrong way (a handful of videos can): a free Platt fit
+    # would take a negative slope and turn every later ranking round with it.
+    rng = np.random.default_rng(0)
+    labels = np.array([0] * 40 + [1] * 40)
+    scores = np.where(labels == 1, -1.0, 1.0) + rng.normal(0, 0.5, 80)
+    logits = np.stack([np.zeros(80), scores], 1)
+    calibration = fit_calibration(logits, labels)
+    assert calibration["temperature"] == 1.0  # slope 1: the model's own ranking
+    assert calibration["health"]["inverted"] and not calibration["health"]["trusted"]
+    assert "wrong way" in calibration["health"]["note"]
+    grid = np.stack([np.zeros(5), np.linspace(-3, 3, 5)], 1)
+    p = p_fake(grid, calibration["temperature"], calibration["bias"])
+    assert np.all(np.diff(p) > 0)  # increasing in the score: AUC unchanged by calibration
+    # the intercept is still fitted: half the crops are fake, the scores centred on 0
+    assert abs(calibration["bias"]) < 0.5
+
+
 def test_prior_shift_is_bayes_rule_on_the_log_odds():
     p = np.array([0.1, 0.5, 0.8])
     shifted = shift_prior(p, 0.8, 0.2)

@@ -121,23 +121,45 @@ def fit_platt(scores, labels) -> dict:
                                         cv=[(everything, everything)]).fit(x[:, None], y)
     sig = calibrated.calibrated_classifiers_[0].calibrators[0]  # sklearn: p = 1 / (1 + exp(a f + b))
     slope, intercept = -float(sig.a_), -float(sig.b_)
+    inverted = slope <= 0
+    if inverted:
+        # A calibration maps scores to probabilities without re-ranking them. A fit that turns the
+        # ranking round has learned the validation split's noise (often a handful of videos), not
+        # the model, and would turn every later ranking round with it (an AUC of 0.61 read as
+        # 0.39): keep the model's ranking (slope 1) and fit the intercept alone.
+        slope, intercept = 1.0, _fit_intercept(x, y)
     at_bound = abs(slope) > MAX_SLOPE
     if at_bound:
         scale = MAX_SLOPE / abs(slope)
         slope, intercept = slope * scale, intercept * scale
     separable = bool(x[y == 1].min() > x[y == 0].max() or x[y == 1].max() < x[y == 0].min())
-    trusted = min(n_fake, n_real) >= MIN_TRUSTED and slope > 0 and not at_bound
+    trusted = min(n_fake, n_real) >= MIN_TRUSTED and not inverted and not at_bound
     notes = []
     if min(n_fake, n_real) < MIN_TRUSTED:
         notes.append(f"fewer than {MIN_TRUSTED} of a class")
     if separable:
         notes.append("scores separate the classes (smoothed targets bound the fit)")
-    if slope <= 0:
-        notes.append("scores rank the classes the wrong way")
+    if inverted:
+        notes.append("scores rank the classes the wrong way: slope kept at 1, intercept fitted")
     if at_bound:
         notes.append(f"slope reached {MAX_SLOPE:g}")
-    health.update(separable=separable, at_bound=at_bound, trusted=bool(trusted), note="; ".join(notes) or "ok")
+    health.update(separable=separable, at_bound=at_bound, inverted=inverted, trusted=bool(trusted),
+                  note="; ".join(notes) or "ok")
     return {"slope": slope, "intercept": intercept, "health": health}
+
+
+def _fit_intercept(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The intercept ``b`` of ``sigmoid(score + b)`` of least log-loss against Platt's smoothed targets."""
+    from scipy.optimize import minimize_scalar
+
+    n_fake, n_real = int((labels == 1).sum()), int((labels == 0).sum())
+    target = np.where(labels == 1, (n_fake + 1) / (n_fake + 2), 1 / (n_real + 2))
+
+    def loss(b):
+        z = scores + b
+        return float(np.sum(np.logaddexp(0.0, z) - target * z))  # binary cross-entropy of sigmoid(z)
+
+    return float(minimize_scalar(loss, bounds=(-50.0, 50.0), method="bounded").x)
 
 
 def fit_calibration(logits, labels, video_ids=None) -> dict:
