@@ -136,6 +136,18 @@ def test_training_on_real_videos_alone_with_self_blended_fakes(real_only, tmp_pa
     assert result.checkpoint.is_file()
 
 
+def test_real_only_trains_on_the_real_videos_and_validates_on_the_datas_fakes(prepared, tmp_path):
+    manifest, _ = read_manifest(prepared)
+    train_split = manifest[manifest["split_video"] == "train"]
+    val_split = manifest[manifest["split_video"] == "val"]
+    with pytest.raises(UnmaskError, match="needs synthesize sbi"):
+        make_config(model="mobilenetv3_small", real_only=True, **QUICK)
+    train(prepared, tmp_path / "run", make_config(model="mobilenetv3_small", synthesize="sbi", real_only=True, **QUICK))
+    data = json.loads((tmp_path / "run" / "config.json").read_text())["data"]
+    assert data["train_crops"] == int((train_split["label"] == 0).sum()) < len(train_split)
+    assert data["val_crops"] == len(val_split) and data["val_self_blended"] == 0  # its own fakes: no twins
+
+
 def test_validation_twins_are_fixed_and_labelled(prepared):
     from unmask.models import get_spec
     from unmask.models.transforms import build_resize

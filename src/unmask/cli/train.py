@@ -45,7 +45,8 @@ def preset_notes() -> dict:
                "precision": cfg.PRECISIONS, "preset": list(cfg.PRESETS), "synthesize": SYNTHESIZERS}
     notes = {}
     for option in ("model", "protocol", "size", "epochs", "batch_size", "lr", "class_weights", "loss", "batch_sampler",
-                   "label_level", "synthesize", "sbi_ratio", "augment", "select_metric", "early_stopping", "pretrained", "seed", "precision",
+                   "label_level", "synthesize", "sbi_ratio", "real_only", "augment", "select_metric", "early_stopping",
+                   "pretrained", "seed", "precision",
                    "compile", "cache", "cost_missed_fake", "cost_false_alarm"):
         name = FIELDS.get(option, option)
         if option.startswith("cost_"):
@@ -91,6 +92,7 @@ def train_command(
     label_level: Optional[str] = typer.Option(None, help="video: every crop; face: drop the other faces of fake videos with several faces."),
     synthesize: Optional[str] = typer.Option(None, help="sbi: also train on self-blended fakes made from the real crops (works with real videos alone); none: the data's own fakes only."),
     sbi_ratio: Optional[float] = typer.Option(None, help="With --synthesize sbi: the probability that a real crop also appears as its self-blended fake."),
+    real_only: Optional[bool] = typer.Option(None, "--real-only/--with-fakes", help="Train on the real videos alone (with --synthesize sbi, its fakes are the only ones; validation keeps the data's fakes)."),
     augment: Optional[bool] = typer.Option(None, "--augment/--no-augment", help="Flip, jitter, JPEG, blur."),
     select_metric: Optional[str] = typer.Option(None, help="Validation metric that picks the checkpoint."),
     early_stopping: Optional[int] = typer.Option(None, help="Stop after N epochs without progress (0: never)."),
@@ -133,7 +135,7 @@ def train_command(
     flags = dict(
         model=model, protocol=protocol, size=size, epochs=epochs, batch_size=batch_size, lr=lr,
         class_weights=class_weights, beta=beta, loss=loss, batch_sampler=batch_sampler, label_level=label_level,
-        synthesize=synthesize, sbi_ratio=sbi_ratio, augment=augment, select_metric=select_metric, early_stopping=early_stopping, pretrained=pretrained,
+        synthesize=synthesize, sbi_ratio=sbi_ratio, real_only=real_only, augment=augment, select_metric=select_metric, early_stopping=early_stopping, pretrained=pretrained,
         weights=str(weights) if weights else None, costs=costs, seed=seed, workers=workers,
         max_steps=max_steps, device=device, precision=precision, compile=compile, cache=cache,
         cache_dir=str(cache_dir) if cache_dir else None,

@@ -78,6 +78,9 @@ class TrainConfig:
         sbi_ratio: with ``sbi``, the probability that a real crop of a batch also appears as its
             self-blended fake (the paper pairs every real, 1.0). A validation split with no fakes
             gets a fixed self-blended twin of every real crop.
+        real_only: train on the split's real videos alone (the data's fakes are left out of
+            training, not of validation); needs ``synthesize="sbi"``, whose fakes are then the only
+            ones. The Self-Blended Images paper's protocol: no generator's traces to learn.
     """
 
     model: str = "mobilenetv3_small"
@@ -112,6 +115,7 @@ class TrainConfig:
     cache_dir: str | None = None
     synthesize: str = "none"
     sbi_ratio: float = 1.0
+    real_only: bool = False
 
     def __post_init__(self):
         get_spec(self.model)  # an unknown name fails here, before any work
@@ -131,6 +135,9 @@ class TrainConfig:
             raise unknown_name("synthesizer", self.synthesize, SYNTHESIZERS)
         if not 0 < self.sbi_ratio <= 1:  # also refuses nan
             raise SettingError(f"sbi_ratio must lie in (0, 1], not {self.sbi_ratio}", "sbi_ratio")
+        if self.real_only and self.synthesize == "none":
+            raise SettingError("real_only trains on real videos alone: it needs synthesize sbi to make the fakes",
+                               "real_only", "synthesize")
         if self.precision not in PRECISIONS:
             raise unknown_name("precision", self.precision, PRECISIONS)
         for name in ("epochs", "batch_size"):

@@ -316,6 +316,8 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
     warn_upsampling(manifest_meta, size_px, is_main=rank == 0)
     data_root = Path(data_dir) if Path(data_dir).is_dir() else Path(data_dir).parent
     train_rows = select_label_level(select_split(manifest, config.protocol, "train"), config.label_level)
+    if config.real_only:  # the SBI protocol: self-blended fakes are the only fakes (validation keeps the data's)
+        train_rows = train_rows[train_rows["label"] == 0]
     val_rows = select_split(manifest, config.protocol, "val")
     class_weights = compute_class_weights(_expected_labels(train_rows, config), config.class_weights,
                                           beta=config.beta)
