@@ -42,6 +42,7 @@ from unmask.cli import demo as _demo  # noqa: E402,F401,I001
 from unmask.cli import prepare as _prepare  # noqa: E402,F401
 from unmask.cli import train as _train  # noqa: E402,F401
 from unmask.cli import evaluate as _evaluate  # noqa: E402,F401
+from unmask.cli import reproduce as _reproduce  # noqa: E402,F401
 from unmask.cli import explain as _explain  # noqa: E402,F401
 from unmask.cli import predict as _predict  # noqa: E402,F401
 from unmask.cli import serve as _serve  # noqa: E402,F401

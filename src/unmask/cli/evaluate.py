@@ -42,16 +42,23 @@ def evaluate_command(
 def table_command(
     eval_dirs: list[Path] = typer.Argument(..., help="Output folders of `unmask evaluate`."),
     csv: Optional[Path] = typer.Option(None, help="Also write the table as CSV here."),
+    cross: bool = typer.Option(False, "--cross", help="Within- and cross-dataset rows side by side (train data -> test data), with 95% intervals."),
 ):
     """Print the paper's table (weighted accuracy, precision, recall, F1 at the raw argmax) with AUC,
     cost-decision and video columns.
 
     Example: unmask table runs/*/eval-test --csv results.csv
+    Cross-dataset: unmask table runs/xception/eval-test runs/xception/eval-celebdf --cross
     """
     from unmask.evaluation.table import make_table, to_markdown
     from unmask.utils.atomic import write_atomic
 
-    table = make_table(eval_dirs)
+    if cross:
+        from unmask.evaluation.cross import cross_table
+
+        table = cross_table(eval_dirs)
+    else:
+        table = make_table(eval_dirs)
     typer.echo(to_markdown(table))
     if csv:
         with write_atomic(csv, "w") as fh:
