@@ -157,7 +157,7 @@ def reproduce(root: str | Path, out_dir: str | Path, *, dataset: str, models: Se
               epochs: int | None = None, size_px: int | None = None, batch_size: int | None = None,
               max_steps_per_epoch: int | None = None, pretrained: bool | None = None,
               weights: Mapping[str, str | Path] | None = None, weights_dir: str | Path | None = None,
-              device: str | None = None, bootstrap: int = 1000, report: bool = True,
+              device: str | None = None, bootstrap: int = 1000, report: bool = True, report_examples: int = 2,
               progress: Callable[[str], None] | None = None,
               on_prepare: Callable | None = None,
               on_epoch: Callable[[str, dict], None] | None = None,
@@ -180,7 +180,8 @@ def reproduce(root: str | Path, out_dir: str | Path, *, dataset: str, models: Se
         weights: local ImageNet weights per model name; ``weights_dir``: a folder holding them as
             ``<model>.safetensors`` (see :func:`resolve_weights`).
         bootstrap: resamples over videos for the 95% intervals.
-        report: write each evaluation's ``report.html`` (with its heatmap gallery).
+        report: write each evaluation's ``report.html``; ``report_examples``: heatmap examples per
+            cell of the confusion matrix in its gallery (see :func:`unmask.evaluation.evaluate.evaluate`).
         progress: called with a line as each step starts or is found finished.
         on_prepare: the prepare step's progress callback (see :func:`unmask.data.prepare.prepare`).
         on_epoch: called with ``(run name, epoch row)`` after each training epoch.
@@ -235,7 +236,7 @@ def reproduce(root: str | Path, out_dir: str | Path, *, dataset: str, models: Se
             run_dir = out_dir / "runs" / name
             _train_step(name, data_dir, run_dir, config, say, on_epoch, on_step, ran, skipped)
             eval_dir = out_dir / "eval" / name
-            _evaluate_step(name, run_dir, data_dir, eval_dir, state, dict(bootstrap=bootstrap, report=report, device=device),
+            _evaluate_step(name, run_dir, data_dir, eval_dir, state, dict(bootstrap=bootstrap, report=report, explain_per_case=report_examples, device=device),
                            say, ran, skipped)
             evals.append((m, p, eval_dir))
         table = results_table(evals, dataset)

@@ -45,6 +45,7 @@ def reproduce_command(
     workers: int = typer.Option(1, help="Prepare's worker processes."),
     bootstrap: int = typer.Option(1000, help="Resamples over videos for the 95% intervals."),
     report: bool = typer.Option(True, "--report/--no-report", help="Write each evaluation's report.html."),
+    report_examples: int = typer.Option(2, help="Heatmap examples per confusion-matrix cell in each report."),
 ):
     """Reproduce the paper: prepare, train each backbone with the paper preset and the default one,
     evaluate, and write the paper's table beside the honest one (results.md, results.html).
@@ -91,7 +92,7 @@ def reproduce_command(
             presets=[p.strip() for p in presets.split(",") if p.strip()], num_frames=num_frames, detector=detector,
             compression=compression, prepare_workers=workers, epochs=epochs, size_px=size, batch_size=batch_size,
             max_steps_per_epoch=max_steps, pretrained=pretrained, weights=parse_weights(weights),
-            weights_dir=weights_dir, device=device, bootstrap=bootstrap, report=report, progress=progress,
+            weights_dir=weights_dir, device=device, bootstrap=bootstrap, report=report, report_examples=report_examples, progress=progress,
             on_prepare=on_prepare, on_epoch=on_epoch, on_step=on_step)
     finally:
         for bar in (prepare_bar, step_bar):
