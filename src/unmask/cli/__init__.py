@@ -81,6 +81,7 @@ from unmask.cli import merge as _merge  # noqa: E402,F401
 from unmask.cli import train as _train  # noqa: E402,F401
 from unmask.cli import evaluate as _evaluate  # noqa: E402,F401
 from unmask.cli import table as _table  # noqa: E402,F401
+from unmask.cli import reproduce as _reproduce  # noqa: E402,F401
 from unmask.cli import explain as _explain  # noqa: E402,F401
 from unmask.cli import predict as _predict  # noqa: E402,F401
 from unmask.cli import serve as _serve  # noqa: E402,F401

@@ -173,6 +173,7 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
     metrics = _json_safe({
         "run": str(Path(run_dir).resolve()), "model": meta["spec"]["name"], "data": str(root.resolve()),
         "dataset": manifest_meta.get("dataset"), "trained_on": meta["data"].get("dataset"),
+        "trained_data": meta["data"].get("manifest"),  # the prepared folder it trained on: within or cross
         "split": split, "protocol": protocol, "train_protocol": meta["data"]["protocol"], "aggregation": aggregation,
         "temperature": temperature, "bias": meta.get("bias", 0.0), "threshold": threshold, "costs": meta.get("costs"),
         "calibration": calibration, "decisions": DECISIONS,
