@@ -24,14 +24,15 @@ CHEAP = dict(dataset="celebdf", models=[MODEL], pretrained=False, size=64, epoch
 
 def make_celebdf(out: Path, groups: int = 8) -> Path:
     """``groups`` pairs of people, each with a real clip of the first and a swap of the second onto it."""
-    clips = make_demo_dataset(out / "clips", clips_per_class=2, seconds=0.5, fps=8)
+    # distinct files: a video's identity is its content (copies of one clip would be one video seen twice)
+    clips = make_demo_dataset(out / "clips", clips_per_class=groups, seconds=0.5, fps=8)
     real, fake = sorted((clips / "real").iterdir()), sorted((clips / "fake").iterdir())
     root = out / "celebdf"
     (root / "Celeb-real").mkdir(parents=True)
     (root / "Celeb-synthesis").mkdir()
     for k in range(groups):
-        shutil.copy(real[k % 2], root / "Celeb-real" / f"id{2 * k}_0000.mp4")
-        shutil.copy(fake[k % 2], root / "Celeb-synthesis" / f"id{2 * k}_id{2 * k + 1}_0000.mp4")
+        shutil.copy(real[k], root / "Celeb-real" / f"id{2 * k}_0000.mp4")
+        shutil.copy(fake[k], root / "Celeb-synthesis" / f"id{2 * k}_id{2 * k + 1}_0000.mp4")
     (root / "List_of_testing_videos.txt").write_text("1 Celeb-real/id0_0000.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n")
     return root
 
@@ -151,7 +152,7 @@ def test_missing_imagenet_weights_stop_it_before_the_prepare(tmp_path, monkeypat
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda *a, **k: None)
     (tmp_path / "celebdf" / "Celeb-real").mkdir(parents=True)
-    with pytest.raises(UnmaskError, match="pass --weights xception=FILE or --weights-dir DIR, or train from scratch"):
+    with pytest.raises(UnmaskError, match=r"pass a weights file \(xception=FILE in weights, or a weights_dir\), or train from scratch"):
         reproduce(tmp_path / "celebdf", tmp_path / "out", dataset="celebdf", models=["xception"])
     assert not (tmp_path / "out" / "data").exists()
     with pytest.raises(UnmaskError, match="Unknown dataset for reproduce 'dfdc'; choose one of celebdf, ffpp"):
