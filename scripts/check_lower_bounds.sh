@@ -20,11 +20,11 @@ echo "check_lower_bounds: installing torch, then unmask with:"; tr '\n' ' ' < "$
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements/torch.txt
 # A copy of the source, so that building the package writes nothing into this checkout.
 git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$BUILD"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -c "$VENV/lower.txt" "$BUILD[export,demo]" "pytest>=8"
+"$VENV/bin/python" -m pip install -q --disable-pip-version-check --prefer-binary -c "$VENV/lower.txt" "$BUILD[export,demo]" "pytest>=8"
 "$VENV/bin/python" -m pip check
 "$VENV/bin/python" -m pip list --format=freeze | grep -i -E "^(numpy|pandas|scikit-learn|timm|av|opencv|typer|pyarrow|pillow|torch|grad-cam|captum|fastapi)" | tr '\n' ' '; echo
 # The installed package, not this checkout's src/, is what the tests import.
 cd "$BUILD" && rm -rf src && "$VENV/bin/python" -m pytest -q -p no:cacheprovider \
-  tests/test_api.py tests/data/test_splits.py tests/data/test_sources.py tests/training/test_cost.py \
+  tests/test_import.py tests/data/test_splits.py tests/data/test_sources.py tests/training/test_cost.py \
   tests/evaluation/test_evaluate.py tests/explain/test_explain.py tests/predict/test_detector.py \
   tests/models/test_export.py "$@"

@@ -209,5 +209,5 @@ def test_folder_people_keep_a_persons_videos_on_one_side_of_the_video_split(tmp_
     items = list_videos(tmp_path, "folder")
     crops = pd.DataFrame([{**video_fields(item, "folder"), "frame_index": 0, "track_id": 0} for item in items])
     df = add_splits(crops, fractions=(0.6, 0.2, 0.2))
-    sides = df.assign(person=df["source_id"]).groupby("person")["split_video"].nunique()
+    sides = df.assign(person=df["video_id"].str.extract(r"(person\d+)")[0]).groupby("person")["split_video"].nunique()
     assert (sides == 1).all() and set(df["split_video"]) == {"train", "val", "test"}

@@ -110,7 +110,7 @@ def test_malformed_requests_get_400(judge, tmp_path):
 
 def test_size_limit_is_enforced_with_or_without_a_declared_length(judge, good_clip, tmp_path):
     limit = 64 * 1024
-    app = create_app(judge, ServeSettings(upload_root=tmp_path, max_upload_bytes=limit))
+    app = create_app(judge, ServeSettings(upload_root=tmp_path, max_upload_mb=limit / 2**20))
     with TestClient(app) as client:
         declared = _post(client, b"\x00" * (limit + 100_000), "big.mp4")  # with a Content-Length
         assert declared.status_code == 413 and "limit of 64 KiB" in declared.json()["detail"]

@@ -25,7 +25,7 @@ def test_twenty_concurrent_mixed_uploads_each_get_a_proper_answer(judge, good_cl
     expected = judge.predict(good_clip).verdict
     answers: list[tuple] = [None] * len(kinds)
     start = threading.Barrier(len(kinds))
-    app = create_app(judge, ServeSettings(upload_root=tmp_path, max_upload_bytes=limit, workers=1, queue_size=3,
+    app = create_app(judge, ServeSettings(upload_root=tmp_path, max_upload_mb=limit / 2**20, workers=1, queue_size=3,
                                           heatmaps=1))
 
     with live_server(app) as url:
@@ -77,7 +77,7 @@ def test_an_oversized_upload_is_cut_off_while_it_streams(judge, tmp_path):
             sent.append(chunk)
             yield bytes(chunk)
 
-    app = create_app(judge, ServeSettings(upload_root=tmp_path, max_upload_bytes=limit))
+    app = create_app(judge, ServeSettings(upload_root=tmp_path, max_upload_mb=limit / 2**20))
     with live_server(app) as url, httpx.Client(base_url=url, timeout=120) as http:
         try:
             response = http.post("/api/v1/jobs", content=body(),

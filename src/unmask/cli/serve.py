@@ -22,7 +22,7 @@ def serve_command(
     max_duration_s: float = typer.Option(600.0, help="Longest video in seconds (413 beyond)."),
     job_ttl_s: float = typer.Option(3600.0, help="Seconds a finished job's result is kept."),
     heatmaps: int = typer.Option(4, help="Faces explained per video (0: none)."),
-    methods: str = typer.Option("gradcam", metavar="METHOD,...", help="Explanation methods of the heatmaps, comma-separated "
+    heatmap_methods: str = typer.Option("gradcam", metavar="METHOD,...", help="Explanation methods of the heatmaps, comma-separated "
                                                 "(scorecam and smoothgrad are slow on a CPU)."),
     device: str = typer.Option(None, help="cpu, cuda ... (default: a GPU if there is one)."),
 ):
@@ -35,9 +35,9 @@ def serve_command(
 
     from unmask.serve import ServeSettings, create_app
 
-    settings = ServeSettings.make(workers=workers, queue_size=queue_size, max_upload_bytes=int(max_upload_mb * 2**20),
+    settings = ServeSettings.make(workers=workers, queue_size=queue_size, max_upload_mb=max_upload_mb,
                                   max_duration_s=max_duration_s, job_ttl_s=job_ttl_s, heatmaps=heatmaps,
-                                  heatmap_methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+                                  heatmap_methods=tuple(m.strip() for m in heatmap_methods.split(",") if m.strip()),
                                   device=device)
     web = create_app(model, settings)
     typer.echo(f"unmask serving {model} on http://{'[' + host + ']' if ':' in host else host}:{port}  (Ctrl-C stops)")

@@ -7,15 +7,16 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from unmask.errors import UnmaskError
+from unmask.settings import unknown_setting
 
 MIB = 1024 * 1024
 
 
 class ServeSettings(BaseModel):
-    """Limits and sizes of ``unmask serve``; every default is the safe one.
+    """Limits and sizes of ``unmask serve``, named as its flags; every default is the safe one.
 
     Attributes:
-        max_upload_bytes: largest upload accepted; counted while it streams in (413 beyond).
+        max_upload_mb: largest upload accepted, in MiB; counted while it streams in (413 beyond).
         max_duration_s: longest video accepted, from its headers (413 beyond).
         max_side_px: largest frame side accepted (413 beyond): a tiny file can declare huge frames.
         queue_size: jobs that may wait for a worker; more are refused with 429 and Retry-After.
@@ -31,7 +32,7 @@ class ServeSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    max_upload_bytes: int = Field(200 * MIB, gt=0)
+    max_upload_mb: float = Field(200.0, gt=0)
     max_duration_s: float = Field(600.0, gt=0)
     max_side_px: int = Field(8192, gt=0)
     queue_size: int = Field(8, ge=0)
@@ -51,4 +52,11 @@ class ServeSettings(BaseModel):
         except ValidationError as exc:
             first = exc.errors()[0]
             name = ".".join(str(p) for p in first["loc"])
-            raise UnmaskError(f"Bad server setting {name}={first.get('input')!r}: {first['msg']}") from exc
+            if first["type"] == "extra_forbidden":
+                raise unknown_setting("server setting", name, cls.model_fields, {"max_upload_bytes": "max_upload_mb"}) from None
+            raise UnmaskError(f"Bad server setting {name}={first.get('input')!r}: {first['msg']}", name) from exc
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """:attr:`max_upload_mb` in bytes."""
+        return int(self.max_upload_mb * MIB)
