@@ -47,6 +47,10 @@ def test_a_healthy_calibration_gets_no_warning_and_a_bound_one_does():
     bound["calibration"]["health"].update(at_bound=True, trusted=False, note="slope reached 1000")
     warnings = card_warnings(bound)
     assert any("hit its bound" in w for w in warnings) and any("rests on little data" in w for w in warnings)
+    few = json.loads(json.dumps(healthy))
+    few["calibration"]["health"]["videos_real"] = 2
+    assert card_warnings(few) == ["the validation crops come from only 2 real videos: a threshold and a calibration "
+                                  "fitted on so few videos may not hold on others"]
     assert "seen_in_training" not in model_card(healthy)
 
 
@@ -76,3 +80,21 @@ def test_other_videos_under_the_same_names_are_not_seen(small_run, prepared):
     assert seen_in_training(meta, other)["n_seen"] == 0
     old = manifest.drop(columns="video_hash")  # a manifest from before fingerprints: matched by dataset:video_id
     assert seen_in_training(meta, old)["n_seen"] == 10
+
+
+def test_seen_is_matched_by_fingerprint_first_then_by_dataset_and_id():
+    from unmask.evaluation.model_card import record_videos
+
+    def rows(*videos):  # (dataset, video_id, hash or None), two crops each
+        return pd.DataFrame([{"dataset": d, "video_id": v, "video_hash": h} for d, v, h in videos for _ in range(2)])
+
+    meta = {"data": {"videos": record_videos(rows(("ffpp", "original/c23/004", "a" * 64)),
+                                             rows(("ffpp", "Deepfakes/c23/519_515", "b" * 64)))}}
+    evaluated = rows(("ffpp", "original/c23/004", "a" * 64),      # the same file: seen
+                     ("folder", "real/004", "a" * 64),            # the same file under another adapter: seen
+                     ("ffpp", "Deepfakes/c23/519_515", "c" * 64),  # the same name, other content: not seen
+                     ("ffpp", "Deepfakes/c23/519_515", None),     # no fingerprint: the name decides, seen
+                     ("celebdf", "original/c23/004", None))       # the same id in another dataset: not seen
+    seen = seen_in_training(meta, evaluated)
+    assert (seen["n_seen"], seen["n_videos"]) == (3, 4)  # the two Deepfakes rows share one name: one video
+    assert seen["crops"] == pytest.approx(6 / 10)

@@ -104,3 +104,14 @@ def test_unmask_table_prints_and_writes_the_per_method_table(ffpp_evaluated, tmp
     assert "| NeuralTextures |" in result.stdout
     methods = pd.read_csv(tmp_path / "r.per-method.csv")
     assert list(methods["method"]) == ["Deepfakes", "NeuralTextures", "all", "original"]
+
+
+def test_worst_judged_means_wrongly_judged():
+    from unmask.evaluation.report import wrongly_judged
+
+    videos = pd.DataFrame({"video_id": list("abcdef"), "label": [0, 0, 1, 1, 0, 1],
+                           "p_fake": [0.45, 0.7, 0.55, 0.1, 0.05, 0.95]})
+    # a real video at 0.45 is judged rightly at 0.5, however close: only b (real, 0.7) and d (fake, 0.1) are wrong
+    assert list(wrongly_judged(videos, 0.5)["video_id"]) == ["d", "b"]
+    assert list(wrongly_judged(videos, 0.4)["video_id"]) == ["d", "b", "a"]  # a threshold below 0.45 makes a wrong
+    assert wrongly_judged(videos[videos["video_id"].isin(["e", "f"])], 0.5).empty

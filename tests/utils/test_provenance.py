@@ -32,7 +32,7 @@ def test_no_commit_outside_a_git_clone(tmp_path):
 
 
 def test_a_fingerprint_names_content_not_place(tmp_path):
-    data = bytes(range(256)) * (3 * FINGERPRINT_BYTES // 256)  # 3 MiB: head and tail are read, the middle not
+    data = bytes(range(256)) * (3 * FINGERPRINT_BYTES // 256)  # 3 x 64 KiB: head and tail are read, the middle not
     (tmp_path / "a.mp4").write_bytes(data)
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "b.mp4").write_bytes(data)

@@ -25,7 +25,7 @@ crop_x1 ...    the square the crop was cut from, in frame pixels (maps landmarks
 crop_y2        crop; NaN in manifests written before it was recorded)
 official_split the dataset's own split of the video, where it has one
 video_hash     the video file's content fingerprint (SHA-256 of its size, first and last
-               MiB): the same video prepared elsewhere has the same one (absent in older
+               64 KiB): the same video prepared elsewhere has the same one (absent in older
                manifests)
 label_level    ``face``: the label is known to hold for this face; ``video``: it is the
                video's label only (see :func:`label_levels`; absent in older manifests)

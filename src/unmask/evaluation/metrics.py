@@ -159,6 +159,9 @@ def per_method_metrics(frames, videos, threshold: float) -> dict:
         "videos_real", "video": {...}, "frame": {...}}, ...]}``, each level as :func:`subset_metrics`.
     """
     rows = []
+    # a CSV listing may leave the method empty: such videos form a group of their own, never an error
+    frames, videos = (df.assign(method=df["method"].fillna("(none)").astype(str), dataset=df["dataset"].astype(str))
+                      for df in (frames, videos))
     for dataset in sorted(videos["dataset"].unique()):
         v = videos[videos["dataset"] == dataset]
         f = frames[frames["dataset"] == dataset]
