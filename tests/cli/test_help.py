@@ -53,7 +53,7 @@ def test_train_help_states_the_codes_default_model_and_every_choice(train_help):
 
 
 def test_the_paper_preset_refuses_another_backbone():
-    with pytest.raises(UnmaskError, match="--preset paper needs one of the paper's backbones.*not mobilenetv3_small"):
+    with pytest.raises(UnmaskError, match=r"--preset paper needs --model one of the paper's backbones \(xception.*\), not mobilenetv3_small"):
         make_config("paper", model="mobilenetv3_small")
 
 

@@ -154,8 +154,8 @@ def make_config(preset: str = "default", **overrides) -> TrainConfig:
     if preset == "paper" and overrides.get("model") not in PAPER_BACKBONES:
         # The paper's recipe was tuned for its four backbones; on another it reproduces nothing.
         given = f", not {overrides['model']}" if overrides.get("model") else ""
-        raise UnmaskError(f"--preset paper needs one of the paper's backbones: --model {', '.join(PAPER_BACKBONES)}"
-                          f"{given} (for another backbone use --preset default)")
+        raise UnmaskError(f"--preset paper needs --model one of the paper's backbones ({', '.join(PAPER_BACKBONES)})"
+                          f"{given}; for another backbone use --preset default")
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = set(overrides) - known
     if unknown:
