@@ -107,6 +107,8 @@ def test_two_process_ddp_on_gloo(prepared, tmp_path):
     history = pd.read_csv(tmp_path / "ddp" / "metrics.csv")
     assert list(history["epoch"]) == [1, 2]
     assert result.stdout.count("epoch 1:") == 1  # only rank 0 reports
+    assert result.stdout.count("checkpoint:") == 1 and result.stdout.count("next: unmask evaluate") == 1
+    assert result.stderr.count("frame calibration rests on little data") == 1  # rank 1 logs errors only
     # The validation AUC the two ranks computed together is the one a single process computes.
     from sklearn.metrics import roc_auc_score
 

@@ -10,7 +10,7 @@ from unmask.cli import app
 from unmask.cli._help import methods_note, with_code_help
 
 
-@app.command("serve", cls=with_code_help(methods_note))
+@app.command("serve", cls=with_code_help(lambda: {"heatmap_methods": methods_note()["methods"]}))
 def serve_command(
     model: Path = typer.Option(..., "--model", "-m", help="Run folder of `unmask train` (or its model.safetensors)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on. The default serves this machine only; "
