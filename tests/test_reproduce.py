@@ -126,7 +126,7 @@ def test_the_command_line_prints_the_table_of_a_finished_reproduction(reproduced
     result = subprocess.run(
         [sys.executable, "-m", "unmask", "reproduce", str(reproduced["root"]), "--dataset", "celebdf", "--out",
          str(reproduced["out"]), "--models", MODEL, "--no-pretrained", "--size", "64", "--epochs", "2",
-         "--num-frames", "4", "--bootstrap", "50", "--batch-size", "8", "--max-steps", "1", "--report-examples", "0"], capture_output=True, text=True, timeout=120)
+         "--num-frames", "4", "--bootstrap", "50", "--batch-size", "8", "--max-steps", "1", "--report-examples", "0"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "prepare: done already" in result.stdout and f"| {MODEL} | default | video |" in result.stdout
 

@@ -80,7 +80,7 @@ def test_format_interval():
 def test_table_cross_from_the_command_line(within_and_cross, tmp_path):
     within, cross, _ = within_and_cross
     result = subprocess.run([sys.executable, "-m", "unmask", "table", str(within.out_dir), str(cross.out_dir), "--cross",
-                             "--csv", str(tmp_path / "cross.csv")], capture_output=True, text=True, timeout=120)
+                             "--csv", str(tmp_path / "cross.csv")], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].startswith("| train -> test |") and "| within |" in result.stdout
     assert list(pd.read_csv(tmp_path / "cross.csv")["kind"]) == ["within", "cross"]
