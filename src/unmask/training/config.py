@@ -83,7 +83,7 @@ class TrainConfig:
             ones. The Self-Blended Images paper's protocol: no generator's traces to learn.
     """
 
-    model: str = "mobilenetv3_small"
+    model: str = "efficientnet_lite0"
     protocol: str = "video"
     size: int = 0
     epochs: int = 20
