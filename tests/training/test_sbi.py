@@ -126,7 +126,7 @@ def real_only(prepared, tmp_path_factory):
 
 def test_training_on_real_videos_alone_with_self_blended_fakes(real_only, tmp_path):
     with pytest.raises(UnmaskError, match="no fake"):
-        train(real_only, tmp_path / "plain", make_config(model="mobilenetv3_small", **QUICK))
+        train(real_only, tmp_path / "plain", make_config(model="mobilenetv3_small", synthesize="none", **QUICK))
     result = train(real_only, tmp_path / "sbi", make_config(model="mobilenetv3_small", synthesize="sbi", **QUICK))
     config = json.loads((tmp_path / "sbi" / "config.json").read_text())
     data = config["data"]
@@ -141,7 +141,7 @@ def test_real_only_trains_on_the_real_videos_and_validates_on_the_datas_fakes(pr
     train_split = manifest[manifest["split_video"] == "train"]
     val_split = manifest[manifest["split_video"] == "val"]
     with pytest.raises(UnmaskError, match="needs synthesize sbi"):
-        make_config(model="mobilenetv3_small", real_only=True, **QUICK)
+        make_config(model="mobilenetv3_small", synthesize="none", real_only=True, **QUICK)
     train(prepared, tmp_path / "run", make_config(model="mobilenetv3_small", synthesize="sbi", real_only=True, **QUICK))
     data = json.loads((tmp_path / "run" / "config.json").read_text())["data"]
     assert data["train_crops"] == int((train_split["label"] == 0).sum()) < len(train_split)
@@ -162,6 +162,11 @@ def test_validation_twins_are_fixed_and_labelled(prepared):
     assert rows_a["label"].tolist() == [0] * 5 + [1] * 5
     assert (rows_a["method"].iloc[5:] == SBI_METHOD).all()
     assert rows_a["video_id"].iloc[5].endswith("#sbi")
+
+
+def test_the_default_preset_blends_and_the_paper_preset_does_not():
+    assert make_config().synthesize == "sbi" and not make_config().real_only
+    assert make_config("paper", model="xception").synthesize == "none"
 
 
 def test_settings_are_checked():
