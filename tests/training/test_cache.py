@@ -114,6 +114,6 @@ def test_a_full_disk_is_said_before_building(data, monkeypatch):
     import unmask.training.cache as cache_module
 
     monkeypatch.setattr(cache_module.shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9, 1000))
-    with pytest.raises(UnmaskError, match=r"The crop cache needs 0.0 GB in .* which has 0.0 GB free; pass --cache-dir"):
+    with pytest.raises(UnmaskError, match=r"The crop cache needs 0.0 GB in .* which has 0.0 GB free; pass a cache_dir"):
         open_crop_cache(data, list(_rows(data)["crop_path"]), get_spec("mobilenetv3_small"), 32)
     assert not any(p.suffix == ".npy" for p in (data / "cache").iterdir())
