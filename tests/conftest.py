@@ -83,12 +83,13 @@ def paper_runs(prepared, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def small_run(prepared, tmp_path_factory):
-    """mobilenetv3_small trained for 10 epochs on the demo crops (it learns them)."""
+    """mobilenetv3_small trained for 10 epochs on the demo crops (it learns them), from their own fakes
+    alone (self-blended fakes have tests of their own, tests/training/test_sbi.py)."""
     from unmask.training.config import make_config
     from unmask.training.trainer import train
 
     config = make_config(model="mobilenetv3_small", pretrained=False, size=64, batch_size=16, workers=0,
-                         epochs=10, lr=1e-3, early_stopping=0)
+                         epochs=10, lr=1e-3, early_stopping=0, synthesize="none")
     rows = []
     result = train(prepared, tmp_path_factory.mktemp("small-run") / "run", config, on_epoch=rows.append)
     return result, rows

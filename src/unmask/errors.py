@@ -26,9 +26,15 @@ class UnmaskError(Exception):
         text = str(self)
         for name in self.settings:
             flag = (flags or {}).get(name) or "--" + name.replace("_", "-")
+            # A message that writes a setting as ``name=VALUE`` uses the bare word otherwise
+            # ("ImageNet weights ... pass weights=FILE"): then only that form is the setting.
+            explicit = re.search(rf"(?<![\w.-]){re.escape(name)}=", text) is not None
             text = re.sub(rf"(?<![\w.-]){re.escape(name)}=True\b", flag, text)
             text = re.sub(rf"(?<![\w.-]){re.escape(name)}=False\b", "--no-" + flag.removeprefix("--"), text)
-            text = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", flag, text)
+            if explicit:
+                text = re.sub(rf"(?<![\w.-]){re.escape(name)}=(?=\S)", flag + " ", text)
+            else:
+                text = re.sub(rf"(?<![\w.-]){re.escape(name)}(?![\w-])", flag, text)
         return text
 
 

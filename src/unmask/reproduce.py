@@ -116,8 +116,8 @@ def _check_hub_weights(config) -> None:
     try:
         resolve_hub_weights(spec)
     except UnmaskError as exc:
-        raise UnmaskError(str(exc).replace("pass a weights file", f"pass a weights file ({config.model}=FILE "
-                                           "in weights, or a weights_dir)")) from None
+        raise UnmaskError(str(exc).replace("pass weights=FILE", f"pass weights with {config.model}=FILE, or a "
+                                           "weights_dir")) from None
 
 
 def _differences(recorded: dict, asked: dict) -> list[str]:

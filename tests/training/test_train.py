@@ -16,7 +16,7 @@ from unmask.training.checkpoint import load_classifier, read_metadata
 from unmask.training.config import PRESETS, make_config
 from unmask.training.trainer import train
 
-QUICK = dict(pretrained=False, size=64, batch_size=16, workers=0)
+QUICK = dict(pretrained=False, size=64, batch_size=16, workers=0, synthesize="none")  # mechanics: the data alone
 
 
 def test_small_model_learns_the_demo_fakes(small_run):
@@ -185,7 +185,7 @@ def test_loaded_checkpoint_scores_like_the_trained_model(small_run, prepared):
 
 
 def test_settings_are_checked_before_any_work():
-    with pytest.raises(UnmaskError, match="preset paper needs a model"):
+    with pytest.raises(UnmaskError, match="preset paper needs one of the paper.s backbones"):
         make_config("paper")
     with pytest.raises(UnmaskError, match="^size must not be negative"):
         make_config(size=-1)

@@ -41,6 +41,7 @@ def explain_command(
         score = f"{e.faithfulness:+.3f}" if e.faithfulness == e.faithfulness else "n/a (flat map)"
         typer.echo(f"frame {e.frame_index:5d} track {e.track_id}  p(fake) {e.p_fake:.3f}  {e.method:<10} "
                    f"faithfulness {score}  {out / e.png}")
-    typer.echo(f"written: {len(explanations)} heatmaps, the faces, the contact sheet {out / sheet_name(path.stem)} "
-               f"and {out / 'explanations.json'} (scores and faithfulness per heatmap)")
+    typer.echo(f"written: {len(explanations)} heatmaps and the faces, in {out}")
+    typer.echo(f"contact sheet: {out / sheet_name(path.stem)}")
+    typer.echo(f"index of every heatmap: {out / 'explanations.json'} (scores and faithfulness per heatmap)")
     typer.echo(f"next: unmask predict {path} --model {run_dir} (the verdict for the whole input)")

@@ -178,7 +178,7 @@ def resolve_hub_weights(spec: BackboneSpec) -> str | None:
     if why:
         raise UnmaskError(f"Cannot get ImageNet weights for {spec.name!r} ({spec.timm_id}): they are not in this "
                           f"machine's cache and {urlparse(source).netloc} cannot be reached ({why}); "
-                          "pass a weights file, or train from scratch with pretrained=False", "weights", "pretrained")
+                          "pass weights=FILE, or train from scratch with pretrained=False", "weights", "pretrained")
     return None
 
 
@@ -213,7 +213,7 @@ def create_model(name: str, *, pretrained: bool = False, weights: str | Path | N
     except OSError as exc:  # the download failed after all
         raise UnmaskError(
             f"Cannot get ImageNet weights for {name!r} ({spec.timm_id}): {str(exc).splitlines()[0][:160]}; "
-            "pass a weights file, or train from scratch with pretrained=False", "weights", "pretrained"
+            "pass weights=FILE, or train from scratch with pretrained=False", "weights", "pretrained"
         ) from exc
     if pretrained and weights is None and spec.bundled_weights:
         from unmask.models.bundled import load_bundled_weights
