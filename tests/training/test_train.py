@@ -284,5 +284,5 @@ def test_unreachable_hub_weights_say_what_to_do(monkeypatch):
 
     monkeypatch.setattr(timm, "create_model", offline)
     monkeypatch.setattr("unmask.models.registry.resolve_hub_weights", lambda spec: None)  # the hub answered
-    with pytest.raises(UnmaskError, match="Cannot get ImageNet weights for 'xception'.*weights file.*pretrained=False"):
+    with pytest.raises(UnmaskError, match="Cannot get ImageNet weights for 'xception'.*pass weights=FILE.*pretrained=False"):
         create_model("xception", pretrained=True)
