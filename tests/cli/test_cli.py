@@ -100,8 +100,9 @@ def test_an_interrupted_train_says_the_exact_command_that_goes_on(prepared, tmp_
 
     args = ["train", str(prepared), "--out", str(tmp_path / "run"), "--model", "mobilenetv3_small", "--no-pretrained",
             "--size", "64", "--epochs", "50", "--early-stopping", "0", "--workers", "0", "--max-steps", "1"]
+    # SIG_DFL in the child: a test run started in the background inherits SIGINT ignored
     proc = subprocess.Popen([sys.executable, "-m", "unmask", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline and not (tmp_path / "run" / "last.safetensors").is_file():
         time.sleep(0.05)

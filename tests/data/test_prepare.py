@@ -179,7 +179,10 @@ def test_interrupted_run_keeps_finished_videos_and_resumes(tmp_path, sig):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "unmask", "prepare", str(root), "--dataset", "folder", "--out", str(out),
                "--num-frames", "6", "--size", "64"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIG_DFL in the child: a test run started in the background inherits SIGINT ignored, and
+    # Python then installs no handler of its own
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     done = out / ".unmask" / "done"
     deadline = time.time() + 120
     while time.time() < deadline and len(list(done.glob("*.json"))) < 2:

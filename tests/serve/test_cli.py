@@ -28,7 +28,7 @@ def test_bad_flags_get_one_line(tmp_path):
     missing = subprocess.run(_serve("--model", tmp_path / "nothing"), capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and missing.stderr.count("\n") == 1 and missing.stderr.startswith("error:")
     zero = subprocess.run(_serve("--model", tmp_path, "--workers", "0"), capture_output=True, text=True, timeout=120)
-    assert zero.returncode == 1 and "Bad server setting workers=0" in zero.stderr and "Traceback" not in zero.stderr
+    assert zero.returncode == 1 and "Bad server setting --workers 0" in zero.stderr and "Traceback" not in zero.stderr
 
 
 def test_serve_answers_on_loopback_and_cleans_up_on_sigterm(small_run, good_clip, tmp_path):

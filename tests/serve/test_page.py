@@ -23,7 +23,8 @@ def test_page_shows_verdict_chart_and_heatmaps_then_a_clear_error(small_run, goo
     app = create_app(judge, ServeSettings(upload_root=tmp_path, heatmaps=2))
     with live_server(app) as url, playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        # bypass_csp: playwright's waits evaluate strings, which the page's own policy forbids
+        page = browser.new_page(viewport={"width": 1200, "height": 900}, bypass_csp=True)
         page.goto(url)
         page.wait_for_function("document.getElementById('model').textContent.includes('mobilenetv3_small')")
         page.set_input_files("#file", str(good_clip))
