@@ -14,8 +14,6 @@ import typer
 from unmask.cli import app, on_interrupt
 from unmask.cli._help import complete_from, deprecated_option, with_code_help
 
-# CLI option -> TrainConfig field, where the two names differ (kept for settings that may yet differ).
-FIELDS: dict[str, str] = {}  # none differ: the settings carry the CLI's names
 
 
 def _model_names():
@@ -48,11 +46,10 @@ def preset_notes() -> dict:
                    "label_level", "synthesize", "sbi_ratio", "real_only", "augment", "select_metric", "early_stopping",
                    "pretrained", "seed", "precision",
                    "compile", "cache", "cost_missed_fake", "cost_false_alarm"):
-        name = FIELDS.get(option, option)
         if option.startswith("cost_"):
             values = {p: getattr(defaults["costs"], option.removeprefix("cost_")) for p in cfg.PRESETS}
-        elif name in defaults:
-            values = {p: cfg.PRESETS[p].get(name, defaults[name]) for p in cfg.PRESETS}
+        elif option in defaults:  # the settings carry the options' names
+            values = {p: cfg.PRESETS[p].get(option, defaults[option]) for p in cfg.PRESETS}
         else:
             continue
         if option == "model":

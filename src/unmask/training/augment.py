@@ -146,6 +146,17 @@ def _gaussian_kernels(sigma: torch.Tensor, size: int) -> torch.Tensor:
     return k / k.sum(1, keepdim=True)  # (n, size)
 
 
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, size: int = BLUR_SIZE) -> torch.Tensor:
+    """Blur each image of ``(k, c, H, W) float`` by its own ``sigma`` (pixels), ``size`` taps, reflected edges."""
+    k, c, h, w = x.shape
+    half = size // 2
+    weight = _gaussian_kernels(sigma, size).to(x.device).repeat_interleave(c, 0)  # (k*c, size): one kernel per channel
+    planes = F.pad(x.reshape(1, k * c, h, w), (half, half, half, half), mode="reflect")
+    planes = F.conv2d(planes, weight[:, None, :, None], groups=k * c)
+    planes = F.conv2d(planes, weight[:, None, None, :], groups=k * c)
+    return planes.view(k, c, h, w)
+
+
 # Images picked by row, one copy each: on a CPU index_select/index_copy_ on uint8 images cost
 # 10-50 times more than copying the rows one by one.
 def _take(x: torch.Tensor, rows: list[int]) -> torch.Tensor:
@@ -200,8 +211,8 @@ class BatchAugment:
 
         pick = self._draw(n, P_BLUR)
         if pick:
-            kernels = _gaussian_kernels(self._uniform(len(pick), *BLUR_SIGMA), BLUR_SIZE)
-            self._apply(x, pick, lambda sub: self._blur(sub, kernels))
+            sigma = self._uniform(len(pick), *BLUR_SIGMA)
+            self._apply(x, pick, lambda sub: gaussian_blur(sub, sigma))
         return x
 
     @staticmethod
@@ -218,13 +229,3 @@ class BatchAugment:
         k, c, h, w = x.shape
         out = torch.matmul(matrices.to(x.device, torch.float32), x.view(k, c, h * w)).view(k, c, h, w)
         return out.add_(shift[:, :, None, None]).clamp_(0, 255)
-
-    @staticmethod
-    def _blur(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
-        k, c, h, w = x.shape
-        half = BLUR_SIZE // 2
-        weight = kernels.to(x.device).repeat_interleave(c, 0)  # (k*c, size): one kernel per image channel
-        planes = F.pad(x.reshape(1, k * c, h, w), (half, half, half, half), mode="reflect")
-        planes = F.conv2d(planes, weight[:, None, :, None], groups=k * c)
-        planes = F.conv2d(planes, weight[:, None, None, :], groups=k * c)
-        return planes.view(k, c, h, w)

@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from unmask.faces.crop import CROP_BOX_COLUMNS
 from unmask.faces.detectors import LANDMARK_COLUMNS
-from unmask.training.augment import colour_matrices
+from unmask.training.augment import colour_matrices, gaussian_blur
 
 SYNTHESIZERS = ("none", "sbi")
 SBI_METHOD = "SBI"  # the method name of self-blended fakes (validation rows, reports)
@@ -115,20 +115,6 @@ def face_ellipses(rows: pd.DataFrame, size: int, margin: float = 1.3) -> np.ndar
     return out.astype(np.float32)
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-    """Blur each image of ``(n, c, H, W)`` by its own sigma (pixels); zero padding, so that a
-    mask that is zero far from its edge stays exactly zero there."""
-    n, c, h, w = x.shape
-    half = int(math.ceil(3 * float(sigma.max())))
-    r = torch.arange(-half, half + 1, dtype=torch.float32, device=x.device)
-    k = torch.exp(-0.5 * (r[None, :] / sigma[:, None].to(x.device)) ** 2)
-    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (n*c, size)
-    planes = x.reshape(1, n * c, h, w)
-    planes = F.conv2d(planes, k[:, None, :, None], padding=(half, 0), groups=n * c)
-    planes = F.conv2d(planes, k[:, None, None, :], padding=(0, half), groups=n * c)
-    return planes.view(n, c, h, w)
-
-
 class SelfBlend:
     """Self-blended pseudo-fakes of ``(n, 3, S, S) uint8`` real crops.
 
@@ -190,7 +176,7 @@ class SelfBlend:
         picked = torch.nonzero(sharpen).flatten().tolist()
         if picked:
             sub = out[picked]
-            smooth = _gaussian_blur(sub, torch.full((len(picked),), 1.0))
+            smooth = gaussian_blur(sub, torch.full((len(picked),), 1.0))  # augmentation's blur
             out[picked] = sub + amounts[picked].to(device)[:, None, None, None] * (sub - smooth)
         theta = torch.zeros(n, 2, 3)
         theta[:, 0, 0], theta[:, 1, 1] = 1 / self._uniform(n, *SCALE), 1 / self._uniform(n, *SCALE)
