@@ -29,8 +29,8 @@ def ffpp_samples() -> Path:
 # Which hard clips CI checks: the dark, small, compressed case on a real clip, and the other
 # conditions the single pass misses most, on real clips and package portraits. (Where ../shared is
 # absent, the portraits stand in for the real clips.)
-HARD_CLIPS = {"ffpp004": ("small_dark",), "ffpp519": ("profile",), "hopper": ("rotated", "crf40"),
-              "astronaut": ("blur",)}
+HARD_CLIPS = {"ffpp004": ("small_dark", "profile"), "ffpp519": ("profile",),
+              "hopper": ("rotated", "crf40", "small_dark", "cutaway"), "astronaut": ("blur", "small", "small_dark")}
 
 
 @pytest.fixture(scope="session")

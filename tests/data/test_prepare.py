@@ -47,7 +47,7 @@ def test_prepare_writes_crops_manifest_and_failures(dataset_with_bad_files, tmp_
 
     df, meta = read_manifest(out)
     assert set(CROP_COLUMNS) <= set(df.columns) and len(df) == 16
-    assert set(df["det_pass"]) <= {"1", "2", "bridged"}
+    assert set(df["det_pass"]) <= {"1", "2", "3", "bridged"}
     detected = df[df["det_pass"] != "bridged"]
     assert detected[list(LANDMARK_COLUMNS)].notna().all().all()
     assert ((detected["left_eye_x"] > detected["x1"]) & (detected["left_eye_x"] < detected["x2"])).all()
@@ -216,7 +216,7 @@ def test_recorded_settings_rebuild_the_same_config():
     config = PrepareConfig("ffpp", sampler=FrameSampler("stride", 5, every_n=3), margin=1.5, size=128,
                            keep="all", image_format="jpg", min_score=0.8, max_side=480, workers=2,
                            second_pass_side=960, second_pass_min_score=0.85, second_pass_probe=4,
-                           bridge_max_gap=3)
+                           near_pass_min_score=0.8, bridge_max_gap=3)
     again = PrepareConfig.from_recorded(json.loads(json.dumps(config.recorded())))
     assert again.recorded() == config.recorded() and again.sampler == config.sampler
 
@@ -252,14 +252,20 @@ def test_settings_recorded_before_the_two_pass_face_step_keep_their_one_pass_mea
     import json
 
     old = json.loads(json.dumps(PrepareConfig("ffpp").recorded()))
+    for key in ("near_pass", "near_pass_min_score"):
+        del old[key]
+    two_pass = PrepareConfig.from_recorded(old)  # recorded before the third pass: two passes, bridged
+    assert (two_pass.second_pass, two_pass.near_pass, two_pass.bridge_max_gap) == (True, False, 2)
+    assert make_extractor(two_pass).near_pass is None
     for key in ("second_pass", "second_pass_side", "second_pass_min_score", "second_pass_probe", "bridge_max_gap"):
         del old[key]  # what a manifest or checkpoint written before them holds
     for recorded in (old, {"size_px": 224}):  # the second: a checkpoint with no prepare settings
         config = PrepareConfig.from_recorded(recorded)
-        assert (config.second_pass, config.bridge_max_gap) == (False, 0)
+        assert (config.second_pass, config.near_pass, config.bridge_max_gap) == (False, False, 0)
         extractor = make_extractor(config)
-        assert extractor.second_pass is None and extractor.bridge_max_gap == 0
+        assert extractor.second_pass is None and extractor.near_pass is None and extractor.bridge_max_gap == 0
     today = make_extractor(PrepareConfig("ffpp"))
+    assert today.near_pass.min_score == 0.7 and today.near_pass.enhance and today.near_pass.clahe_tiles == 4
     assert today.bridge_max_gap == 2 and today.second_pass.enhance
     assert (today.second_pass.max_side_px, today.second_pass.min_side_px) == (1280, 1280)
     assert today.second_pass.min_score == 0.9 and today.detector.max_side_px == 640 and today.second_pass_probe == 8

@@ -4,6 +4,7 @@ import pytest
 
 from unmask.demo import FACE_BOXES, load_portraits
 from unmask.faces import Detection, FaceExtractor, create_detector
+from unmask.faces.detectors import FaceDetector
 from unmask.faces.extract import bridge_gaps
 from unmask.faces.track import iou
 from unmask.video import Frame
@@ -126,3 +127,72 @@ def test_the_second_pass_probes_spread_frames_and_stops_when_they_show_no_face()
     second = Scripted()
     FaceExtractor(first, size_px=32, second_pass=second, second_pass_probe=0)(frames_of([0] * 20))
     assert sum(second.calls) == 20  # in batches of 16
+
+
+class Squares(FaceDetector):
+    """Finds the white squares at least 70 px wide in the image it is given, so that the frame size
+    each pass brings the frame to decides what it sees; its landmarks are the square's centre."""
+
+    name = "squares"
+
+    def _detect_batch(self, images):
+        out = []
+        for image in images:
+            _, _, stats, _ = cv2.connectedComponentsWithStats((image[..., 0] > 127).astype(np.uint8))
+            out.append([((x, y, x + w, y + h), 0.95, (x + w / 2, y + h / 2) * 5)
+                        for x, y, w, h, _ in stats[1:] if min(w, h) >= 70])
+        return out
+
+
+def squares_frame(*squares):
+    """A black 1080p frame with white squares ``(x, y, side)``."""
+    image = np.zeros((1080, 1920, 3), np.uint8)
+    for x, y, side in squares:
+        image[y:y + side, x:x + side] = 255
+    return image
+
+
+def squares_clip(*frames):
+    return [Frame(i, i / 10, squares_frame(*squares)) for i, squares in enumerate(frames)]
+
+
+def near_extractor(**kwargs):
+    """The first pass sees the 1080p frame at 640 px: a 240 px square (80 px there) but not a 130 px one
+    (43 px); the third pass enlarges a window so that a 240 px face is 80, 120 and 160 px: at 160
+    px the 130 px square is 87 px, and found. (No CLAHE here: on flat white tiles it would break the
+    squares into pieces; the hard-set test covers the contrast.)"""
+    return FaceExtractor(Squares(), size_px=32, near_pass=Squares(min_score=0.7), **kwargs)
+
+
+def test_the_third_pass_finds_a_face_near_its_neighbours_and_gives_it_in_frame_pixels():
+    frames = squares_clip([(800, 400, 240)], [(850, 420, 130)], [(900, 400, 240)])
+    crops = near_extractor()(frames)
+    assert [(c.frame_index, c.det_pass) for c in crops] == [(0, "1"), (1, "3"), (2, "1")]
+    assert crops[1].box == pytest.approx((850, 420, 980, 550), abs=2)
+    assert crops[1].landmarks[:2] == pytest.approx((915, 485), abs=2)
+    assert [c.frame_index for c in FaceExtractor(Squares(), size_px=32)(frames)] == [0, 2]  # the first alone misses it
+
+
+def test_the_third_pass_takes_only_a_face_of_about_the_size_near_the_face_after_two_sightings():
+    far = squares_clip([(800, 400, 240)], [(100, 900, 130)], [(900, 400, 240)])
+    assert [c.frame_index for c in near_extractor()(far)] == [0, 2]  # outside the window: not looked at
+    small = squares_clip([(800, 400, 300)], [(850, 420, 140)], [(900, 400, 300)])  # seen at 160 px: 75 px
+    assert [c.frame_index for c in near_extractor()(small)] == [0, 2]  # under half the face's width: not it
+    lone = squares_clip([(800, 400, 240)], [(850, 420, 130)], [(850, 420, 130)])
+    assert [c.frame_index for c in near_extractor()(lone)] == [0]  # one sighting (perhaps a false box) is not followed
+
+
+def test_the_third_pass_reaches_two_frames_beyond_the_first_and_last_sightings():
+    frames = squares_clip(*[[(850, 420, 130)]] * 3, [(800, 400, 240)], [(820, 400, 240)], *[[(850, 420, 130)]] * 3)
+    crops = near_extractor()(frames)
+    assert [(c.frame_index, c.det_pass) for c in crops] == [(1, "3"), (2, "3"), (3, "1"), (4, "1"), (5, "3"), (6, "3")]
+    assert [c.frame_index for c in near_extractor(near_reach=1)(frames)] == [2, 3, 4, 5]
+
+
+def test_with_keep_all_the_third_pass_finds_each_face_near_its_own_track():
+    frames = squares_clip([(200, 400, 240), (1300, 400, 240)], [(250, 420, 130), (1350, 420, 130)],
+                          [(200, 400, 240), (1300, 400, 240)])
+    crops = near_extractor(keep="all")(frames)
+    gap = [(c.track_id, c.det_pass, round(c.box[0])) for c in crops if c.frame_index == 1]
+    assert [(t, p) for t, p, _ in gap] == [(0, "3"), (1, "3")]
+    assert sorted(x for *_, x in gap) == pytest.approx([250, 1350], abs=2)

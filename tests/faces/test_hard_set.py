@@ -1,11 +1,14 @@
 """The issue's goal, checked in CI: with the DEFAULT face step, every hard clip gives a face in at
-least 29 of its 32 sampled frames, and the no-face clip gives none."""
+least 29 of its 32 sampled frames, the faces found are where the face is, and frames without a
+face (the no-face clip, the cut of a cutaway clip) give none."""
 
 from dataclasses import replace
 
 import pytest
 
 from unmask.data.crop_video import PrepareConfig, make_extractor
+from unmask.faces.hard_set import CUTAWAY
+from unmask.faces.track import iou
 from unmask.video import FrameSampler, sample_frames
 
 DEFAULT = PrepareConfig("folder")
@@ -13,34 +16,60 @@ DEFAULT = PrepareConfig("folder")
 
 @pytest.fixture(scope="module")
 def results(hard_clips):
-    """Per clip name: (frames with a face, frames sampled, passes that found them), default settings."""
+    """Per clip name: its crops with the default settings, and the number of frames sampled."""
     extractor = make_extractor(DEFAULT)
-    return {c.path.name: frames_with_a_face(extractor, c.path) for c in hard_clips}
+    return {c.path.name: crops_of(extractor, c.path) for c in hard_clips}
 
 
-def frames_with_a_face(extractor, path) -> tuple[int, int, set]:
+def crops_of(extractor, path):
     frames = sample_frames(path, DEFAULT.sampler)
-    crops = extractor(frames)
-    return len({c.frame_index for c in crops}), len(frames), {c.det_pass for c in crops}
+    return extractor(frames), len(frames)
 
 
-def test_every_hard_clip_gives_a_face_in_29_of_32_frames_and_the_no_face_clip_none(hard_clips, results):
+def frames_with_a_face(crops) -> set[int]:
+    return {c.frame_index for c in crops}
+
+
+def test_every_hard_clip_gives_a_face_in_29_of_32_frames_and_faceless_frames_none(hard_clips, results):
     for clip in hard_clips:
-        found, total, _ = results[clip.path.name]
+        crops, total = results[clip.path.name]
         assert total == 32, f"{clip.path.name}: {total} sampled frames"
-        if clip.has_face:
-            assert found >= 29, f"{clip.path.name}: a face in {found}/32 frames ({results})"
-        else:
-            assert found == 0, f"{clip.path.name}: {found} frames with a (false) face"
+        found, faceless = frames_with_a_face(crops), set(clip.faceless_frames)
+        assert not found & faceless, f"{clip.path.name}: a (false) face in frames {sorted(found & faceless)}"
+        face_frames = 32 - len(faceless)
+        if clip.condition == "cutaway":  # 90% of its 24 face frames, as 29 of 32
+            assert len(found) >= 22, f"{clip.path.name}: a face in {len(found)}/{face_frames} face frames"
+        elif clip.has_face:
+            assert len(found) >= 29, f"{clip.path.name}: a face in {len(found)}/32 frames"
 
 
-def test_the_dark_small_clip_needs_the_second_pass(hard_clips, results):
-    """The clip is hard (one pass alone misses many frames), and the second pass is what finds them."""
-    clip = next(c for c in hard_clips if c.condition == "small_dark")
-    one_pass = make_extractor(replace(DEFAULT, second_pass=False, bridge_max_gap=0))
-    found, _, passes = frames_with_a_face(one_pass, clip.path)
-    assert found < 29 and passes == {"1"}
-    assert "2" in results[clip.path.name][2]
+def test_the_faces_found_in_the_dark_are_where_the_face_is(hard_clips, results):
+    """``small`` and ``small_dark`` place the face alike: every crop of the dark clip, whichever
+    pass found it or bridged it, overlaps the face found in the same frame of the clear one."""
+    crops, _ = results["astronaut_small_dark.mp4"]
+    truth = {c.frame_index: c.box for c in results["astronaut_small.mp4"][0]}
+    assert len(truth) == 32
+    assert {c.det_pass for c in crops} >= {"1", "2", "3"}
+    overlaps = {(c.frame_index, c.det_pass): round(iou(c.box, truth[c.frame_index]), 2) for c in crops}
+    assert min(overlaps.values()) >= 0.5, overlaps
+
+
+def test_the_dark_small_clips_need_the_later_passes(hard_clips, results):
+    """The clips are hard: one pass alone misses many frames, and passes 1 and 2 alone too few."""
+    first_only = make_extractor(replace(DEFAULT, second_pass=False, near_pass=False, bridge_max_gap=0))
+    crops, _ = crops_of(first_only, next(c.path for c in hard_clips if c.condition == "small_dark"))
+    assert len(frames_with_a_face(crops)) < 29 and {c.det_pass for c in crops} == {"1"}
+    no_third = make_extractor(replace(DEFAULT, near_pass=False))
+    hopper = next(c for c in hard_clips if c.path.name == "hopper_small_dark.mp4")
+    assert len(frames_with_a_face(crops_of(no_third, hopper.path)[0])) < 29
+    assert "3" in {c.det_pass for c in results[hopper.path.name][0]}
+
+
+def test_a_cut_away_from_the_face_gives_no_face_even_when_searched_near_it(hard_clips, results):
+    clip = next(c for c in hard_clips if c.condition == "cutaway")
+    found = frames_with_a_face(results[clip.path.name][0])
+    assert min(CUTAWAY) - 1 in found and max(CUTAWAY) + 1 in found  # seen on both sides of the cut
+    assert not found & set(CUTAWAY)
 
 
 def test_rotation_metadata_is_in_the_rotated_clip(hard_clips):

@@ -61,6 +61,8 @@ def prepare_command(
     keep: str = typer.Option("largest", help="The largest face per frame, or all faces linked into tracks."),
     second_pass: bool = typer.Option(
         True, help="Look again (1280 px, contrast-equalised luma) at frames where the 640 px pass found no face."),
+    near_pass: bool = typer.Option(
+        True, help="Search frames still without a face near where the face was in the frames around them."),
     bridge_max_gap: int = typer.Option(
         2, help="Bridge gaps of up to this many sampled frames in a face track (0: never)."),
     image_format: str = typer.Option("png", help="png (lossless) or jpg."),
@@ -100,6 +102,7 @@ def prepare_command(
         size=size,
         keep=keep,
         second_pass=second_pass,
+        near_pass=near_pass,
         bridge_max_gap=bridge_max_gap,
         image_format=image_format,
         dataset_options=options,

@@ -34,8 +34,8 @@ IMAGE_FORMATS = ("png", "jpg")
 CROPS_SUFFIX = ".crops"
 
 
-# What recorded configs from before the two-pass face step meant: one pass, gaps left open.
-BEFORE_TWO_PASS = {"second_pass": False, "bridge_max_gap": 0}
+# What recorded configs from before the later passes of the face step meant: one pass, gaps left open.
+BEFORE_TWO_PASS = {"second_pass": False, "bridge_max_gap": 0, "near_pass": False}
 
 
 # Settings renamed to the command line's names, and what they were called when recorded before.
@@ -69,6 +69,10 @@ class PrepareConfig:
             contrast-equalised (CLAHE) and the score floor ``second_pass_min_score``. When more
             than ``second_pass_probe`` frames were missed, it looks at that many, evenly spread,
             first, and at the rest only if it found a face (bounds the cost of faceless videos).
+        near_pass: search the frames still without a face near the face of the frames around
+            them (a window a few face widths across, enlarged, contrast-equalised), with the
+            score floor ``near_pass_min_score``; only in videos where the passes before found a
+            face in at least two frames (:class:`~unmask.faces.extract.FaceExtractor`).
         bridge_max_gap: bridge gaps of up to this many sampled frames in a face track (box
             interpolated, crop cut, ``det_pass="bridged"``); 0: never.
         workers: worker processes (1: in this process).
@@ -94,6 +98,8 @@ class PrepareConfig:
     second_pass_side: int = 1280
     second_pass_min_score: float = 0.9
     second_pass_probe: int = 8
+    near_pass: bool = True
+    near_pass_min_score: float = 0.7
     bridge_max_gap: int = 2
     device: str | None = None
     workers: int = 1
@@ -118,6 +124,9 @@ class PrepareConfig:
         if not 0.0 <= self.second_pass_min_score <= 1.0:
             raise SettingError(f"second_pass_min_score must lie in [0, 1], not {self.second_pass_min_score}",
                                "second_pass_min_score")
+        if not 0.0 <= self.near_pass_min_score <= 1.0:
+            raise SettingError(f"near_pass_min_score must lie in [0, 1], not {self.near_pass_min_score}",
+                               "near_pass_min_score")
         if self.second_pass_side < 64:
             raise SettingError(f"second_pass_side must be at least 64 pixels, not {self.second_pass_side}",
                                "second_pass_side")
@@ -214,6 +223,17 @@ def make_second_pass(config: PrepareConfig, detector):
                                   min_score=config.second_pass_min_score)
 
 
+def make_near_pass(config: PrepareConfig, detector):
+    """The third pass ``config`` asks for, sharing ``detector``'s weights; None when it is off.
+
+    CLAHE on a 4x4 grid: its windows are a few face widths across, so each tile holds about a face
+    (the 8x8 grid meant for whole frames found fewer faces and one false box on the hard set).
+    """
+    if not config.near_pass:
+        return None
+    return detector.with_settings(enhance=True, clahe_tiles=4, min_score=config.near_pass_min_score)
+
+
 
 # --- work on one video (runs in a worker process) -------------------------------------------------
 
@@ -244,12 +264,12 @@ def _die_with_parent(parent_pid: int) -> None:
 
 
 def make_extractor(config: PrepareConfig, detector=None) -> FaceExtractor:
-    """The face step ``config`` describes (detector and its second pass, margin, size, which faces
+    """The face step ``config`` describes (detector and its later passes, margin, size, which faces
     to keep, gap bridging): the one definition prepare, explain and predict all use."""
     detector = detector or make_detector(config)
     return FaceExtractor(detector, margin=config.margin, size_px=config.size, keep=config.keep,
                          second_pass=make_second_pass(config, detector), bridge_max_gap=config.bridge_max_gap,
-                         second_pass_probe=config.second_pass_probe)
+                         second_pass_probe=config.second_pass_probe, near_pass=make_near_pass(config, detector))
 
 
 def init_worker(config: PrepareConfig, single_thread: bool, detector=None, parent_pid: int | None = None) -> None:

@@ -67,24 +67,27 @@ class FaceDetector:
             frames: the detectors miss faces under ~20-40 px). 0 never enlarges.
         enhance: equalise the contrast of the luma (CLAHE) before detection: dark, flat and
             back-lit faces get their edges back; colours are kept.
+        clahe_tiles: CLAHE's grid (tiles per side): 8 for whole frames; fewer for a window a few
+            face widths across, so that each tile still holds a face-sized region.
         device: ``"cpu"``, ``"cuda"`` ... for backends that run on torch; ignored by the others.
     """
 
     name = "base"
 
     def __init__(self, *, min_score: float = 0.9, min_face_px: int = 32, max_side_px: int = 640,
-                 min_side_px: int = 0, enhance: bool = False, device: str | None = None):
+                 min_side_px: int = 0, enhance: bool = False, clahe_tiles: int = 8, device: str | None = None):
         self.min_score = min_score
         self.min_face_px = min_face_px
         self.max_side_px = max_side_px
         self.min_side_px = min_side_px
         self.enhance = enhance
+        self.clahe_tiles = clahe_tiles
         self.device = device
 
     def with_settings(self, **changes) -> "FaceDetector":
         """The same backend (weights shared, not loaded again) with other settings, e.g.
         ``detector.with_settings(max_side_px=1280, enhance=True)``."""
-        unknown = set(changes) - {"min_score", "min_face_px", "max_side_px", "min_side_px", "enhance"}
+        unknown = set(changes) - {"min_score", "min_face_px", "max_side_px", "min_side_px", "enhance", "clahe_tiles"}
         if unknown:
             raise TypeError(f"with_settings() got unknown settings {sorted(unknown)}")
         other = copy.copy(self)
@@ -121,7 +124,7 @@ class FaceDetector:
         else:
             resized = list(images)
         if self.enhance:
-            resized = [equalize_luma(im) for im in resized]
+            resized = [equalize_luma(im, tiles=self.clahe_tiles) for im in resized]
         results = []
         for raw in self._detect_batch(resized):
             kept = []

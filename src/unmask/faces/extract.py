@@ -1,17 +1,22 @@
 """Frames in, face crops out: the face step that prepare, predict and explain all call.
 
-Two passes and bridged gaps:
+Three passes and bridged gaps:
 
 1. The first pass runs the detector on every sampled frame at reduced size (640 px): fast, and it
    finds the faces of ordinary footage.
 2. Only the frames where it found nothing go to the second pass: the same detector's weights with
    other settings (larger frames, contrast-equalised luma), which finds small, dark and turned
    faces at a few times the cost. Ordinary clips never reach it, so they keep the first pass's speed.
-3. A face track with a short gap (sampled frames where neither pass found its face, between two
+3. The frames still without a face, in a video where the passes before found one in at least two
+   frames, are searched near where the face was seen in the neighbouring frames: a window a few
+   face widths across, enlarged so the face is 80, 120, then 160 px wide, its luma
+   contrast-equalised on a grid of face-sized tiles, with a lower score floor (where to look is
+   known, so a weaker response is trusted there). Faces found in the frame before serve the next.
+4. A face track with a short gap (sampled frames where neither pass found its face, between two
    frames where it was found at nearby places) is bridged: the box is interpolated and the crop
    cut, marked ``det_pass="bridged"``, so the gap is reported in the manifest, not dropped.
 
-Each crop records how it was found in ``FaceCrop.det_pass``: ``"1"``, ``"2"`` or ``"bridged"``.
+Each crop records how it was found in ``FaceCrop.det_pass``: ``"1"``, ``"2"``, ``"3"`` or ``"bridged"``.
 """
 
 from __future__ import annotations
@@ -24,12 +29,15 @@ import numpy as np
 from unmask.errors import SettingError
 from unmask.faces.crop import crop_face, square_box
 from unmask.faces.detectors import DEFAULT_DETECTOR, Detection, FaceDetector, create_detector
-from unmask.faces.track import assign_tracks, same_place
+from unmask.faces.track import assign_tracks, distance, iou, same_place
 from unmask.video.reader import Frame
 from unmask.video.sampling import evenly_spaced
 
 KEEP_MODES = ("largest", "all")
-DET_PASSES = ("1", "2", "bridged")
+DET_PASSES = ("1", "2", "3", "bridged")
+# Face widths (window pixels) the third pass enlarges its window to, in turn until one finds the
+# face: a dim, noisy face that MTCNN misses at one scale it often finds at another (hard set).
+NEAR_FACE_PX = (80, 120, 160)
 # Twice the largest input of any backbone (EfficientNetV2-M, 480 px): larger crops only cost disk
 # and memory (32 frames of 100000 px crops would take 30 GB).
 MAX_SIZE_PX = 1024
@@ -47,7 +55,8 @@ class FaceCrop:
         score: the detector's confidence.
         box: ``(x1, y1, x2, y2)`` detection box in frame pixels.
         image: ``(size_px, size_px, 3) uint8`` RGB crop.
-        det_pass: ``"1"`` (first pass), ``"2"`` (second pass) or ``"bridged"`` (box interpolated
+        det_pass: ``"1"`` (first pass), ``"2"`` (second pass), ``"3"`` (searched near the face of
+            the neighbouring frames) or ``"bridged"`` (box interpolated
             across a gap in its track; ``score`` is then 0.0).
         landmarks: five ``(x, y)`` points in frame pixels, flattened (see
             :data:`unmask.faces.detectors.LANDMARK_NAMES`); None when the detector gives none.
@@ -111,6 +120,62 @@ def bridge_gaps(detections: list[list[Detection]], track_ids: list[list[int]], m
     return bridged
 
 
+def search_window(a, b, frame_size: tuple[int, int], grow: float) -> tuple[tuple[int, int, int, int], float]:
+    """Where a face seen at boxes ``a`` and ``b`` (in the frames around a gap) should be between them.
+
+    Returns:
+        The window ``(x1, y1, x2, y2)``, both boxes and the path between them grown by ``grow``
+        face sides on every side and clipped to the frame, and the face side (the larger box's).
+    """
+    side = max(a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1])
+    width, height = frame_size
+    pad = grow * side
+    window = (max(0, int(min(a[0], b[0]) - pad)), max(0, int(min(a[1], b[1]) - pad)),
+              min(width, int(max(a[2], b[2]) + pad + 1)), min(height, int(max(a[3], b[3]) + pad + 1)))
+    return window, side
+
+
+def find_near(detector: FaceDetector, image: np.ndarray, window: tuple[int, int, int, int], side: float,
+              face_px: Sequence[int] = NEAR_FACE_PX) -> list[Detection]:
+    """Faces of about ``side`` px (half to twice) inside ``window`` of ``image``, in frame pixels.
+
+    The window is enlarged (or shrunk) so the expected face is ``face_px[0]`` px wide, then
+    ``face_px[1]`` ... until one size finds a face. ``detector`` brings its own score floor and
+    contrast settings; its frame-size settings are replaced per window.
+    """
+    x1, y1, x2, y2 = window
+    patch = image[y1:y2, x1:x2]
+    if patch.size == 0:
+        return []
+    longer = max(patch.shape[:2])
+    for px in face_px:
+        target = max(1, round(longer * px / side))
+        found = detector.with_settings(max_side_px=target, min_side_px=target).detect([patch])[0]
+        found = [_moved(d, x1, y1) for d in found if 0.5 <= max(d.box[2] - d.box[0], d.box[3] - d.box[1]) / side <= 2]
+        if found:
+            return found
+    return []
+
+
+def _moved(det: Detection, dx: float, dy: float) -> Detection:
+    """``det`` shifted by ``(dx, dy)`` (window pixels to frame pixels)."""
+    box = (det.box[0] + dx, det.box[1] + dy, det.box[2] + dx, det.box[3] + dy)
+    points = None if det.landmarks is None else tuple(v + (dx if k % 2 == 0 else dy) for k, v in enumerate(det.landmarks))
+    return Detection(box, det.score, points)
+
+
+def _pairs(before: list[Detection], after: list[Detection]) -> list[tuple[Detection, Detection]]:
+    """Pair each face of the frame before a gap with the nearest unpaired face of the frame after
+    it (largest first); a face with no partner is paired with itself."""
+    left, pairs = list(after), []
+    for a in sorted(before, key=lambda d: -d.area):
+        b = min(left, key=lambda d: distance(a.box, d.box), default=a)
+        if b in left:
+            left.remove(b)
+        pairs.append((a, b))
+    return pairs + [(b, b) for b in left]
+
+
 class FaceExtractor:
     """Detect, track and crop faces in sampled frames.
 
@@ -126,23 +191,37 @@ class FaceExtractor:
         second_pass_probe: when the first pass missed more frames than this, the second pass looks
             first at this many of them, spread evenly, and at the rest only if it found a face
             there: a video with no face costs at most this many second-pass frames. 0: all.
+        near_pass: the detector for the third pass, which searches the frames still without a
+            face near the faces of the frames around them (:func:`find_near`; usually
+            ``detector.with_settings(enhance=True, clahe_tiles=4, min_score=0.7)``); None: off.
+            It runs only where the passes before found faces in at least two frames (a lone
+            box, perhaps a false one, is not followed), and reaches at most ``near_reach``
+            frames beyond the first and last of them.
     """
 
     def __init__(self, detector: FaceDetector | str = DEFAULT_DETECTOR, *, margin: float = 1.3,
                  size_px: int = 224, keep: str = "largest", batch_size: int = 16,
-                 second_pass: FaceDetector | None = None, bridge_max_gap: int = 0, second_pass_probe: int = 0):
+                 second_pass: FaceDetector | None = None, bridge_max_gap: int = 0, second_pass_probe: int = 0,
+                 near_pass: FaceDetector | None = None, near_reach: int = 2):
         check_crop_settings(margin=margin, size=size_px, keep=keep)
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
         self.margin, self.size_px, self.keep, self.batch_size = margin, size_px, keep, batch_size
         self.second_pass, self.bridge_max_gap, self.second_pass_probe = second_pass, bridge_max_gap, second_pass_probe
+        self.near_pass, self.near_reach = near_pass, near_reach
 
     def detect(self, frames: Sequence[Frame]) -> tuple[list[list[Detection]], list[list[str]]]:
-        """Both passes: per frame its detections and, for each, the pass that found it."""
+        """All passes: per frame its detections and, for each, the pass that found it."""
         detections = detect_frames(self.detector, frames, self.batch_size)
         passes = [["1"] * len(d) for d in detections]
+        self._second_pass(frames, detections, passes)
+        self._near_pass(frames, detections, passes)
+        return detections, passes
+
+    def _second_pass(self, frames, detections, passes) -> None:
+        """Fill ``detections`` and ``passes`` of the frames the first pass missed, in place."""
         missed = [i for i, d in enumerate(detections) if not d]
         if self.second_pass is None or not missed:
-            return detections, passes
+            return
         todo = [missed]
         if self.second_pass_probe and len(missed) > self.second_pass_probe:
             picks = set(evenly_spaced(len(missed), self.second_pass_probe))
@@ -154,7 +233,30 @@ class FaceExtractor:
                 detections[i], passes[i] = dets, ["2"] * len(dets)
             if not any(found):  # nothing in the probe: most likely no face to find
                 break
-        return detections, passes
+
+    def _near_pass(self, frames, detections, passes) -> None:
+        """Search the frames still without a face near the faces of the frames around them, in place."""
+        seen = [i for i, d in enumerate(detections) if d]
+        if self.near_pass is None or len(seen) < 2 or len(seen) == len(frames):
+            return
+        frame_size = (frames[0].image.shape[1], frames[0].image.shape[0])
+        for t in range(seen[0] - self.near_reach, seen[-1] + self.near_reach + 1):
+            if not 0 <= t < len(frames) or detections[t]:
+                continue
+            before = max((i for i in range(t) if detections[i]), default=None)  # this pass's finds count
+            after = next((i for i in range(t + 1, len(frames)) if detections[i]), None)
+            around = [detections[i] for i in (before, after) if i is not None]
+            if self.keep == "largest":
+                around = [[max(d, key=lambda x: x.area)] for d in around]
+            pairs = _pairs(*around) if len(around) == 2 else [(a, a) for a in around[0]]
+            grow = 1.0 if len(around) == 2 else float(min(abs(t - i) for i in (before, after) if i is not None))
+            found: list[Detection] = []
+            for a, b in pairs:
+                window, side = search_window(a.box, b.box, frame_size, grow)
+                for det in find_near(self.near_pass, frames[t].image, window, side):
+                    if all(iou(det.box, f.box) < 0.5 for f in found):
+                        found.append(det)
+            detections[t], passes[t] = found, ["3"] * len(found)
 
     def __call__(self, frames: Sequence[Frame]) -> list[FaceCrop]:
         """Return the face crops found in ``frames``, in frame order (then by track)."""

@@ -15,6 +15,9 @@ Each clip holds 32 frames (the default sampler takes all of them). Conditions:
 - ``rotated``: stored a quarter turn sideways with rotation metadata (as phones write it).
 - ``profile``: a window following the face, turned in perspective about a vertical axis (to 55%
   of its width) and cut so the face's near side touches the frame's edge (a profile-ish face).
+- ``cutaway``: ``small_dark`` with a cut to the faceless scene for frames 12-19
+  (:data:`CUTAWAY`): the face step must find the face before and after the cut, and nothing in it
+  (a search near where the face last was must not invent one).
 - ``noface``: faceless scenes (coffee, rocket, cat, bricks ...) panning, at 1080p; ``noface_dark``
   the same, dark and noisy. The detector must find nothing in them.
 
@@ -38,8 +41,9 @@ from unmask.errors import UnmaskError
 
 NUM_FRAMES = 32
 FRAME_1080P = (1920, 1080)
-CONDITIONS = ("dark", "small", "small_dark", "blur", "crf40", "rotated", "profile")
+CONDITIONS = ("dark", "small", "small_dark", "blur", "crf40", "rotated", "profile", "cutaway")
 NOFACE_CONDITIONS = ("noface", "noface_dark")
+CUTAWAY = range(12, 20)  # the frames of a ``cutaway`` clip that show no face
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,13 @@ class HardClip:
     source: str
     condition: str
     has_face: bool
+
+    @property
+    def faceless_frames(self) -> range:
+        """The frames (of its :data:`NUM_FRAMES`) that show no face."""
+        if not self.has_face:
+            return range(NUM_FRAMES)
+        return CUTAWAY if self.condition == "cutaway" else range(0)
 
 
 def _darken(frames: list[np.ndarray], rng: np.random.Generator, *, gain: float = 0.45, gamma: float = 2.2,
@@ -146,16 +157,26 @@ def _profile(frames: list[np.ndarray], *, turn: float = 0.55, cut: float = 0.0) 
 
 
 def _face_boxes(frames: list[np.ndarray]) -> list[tuple[float, ...]]:
-    """The largest face's box in each clean source frame (the last one found where none is)."""
+    """The box of one face through the clean source frames: the largest face of the first frame,
+    then in each frame the face at the same place (the last box where none is).
+
+    Following one face, not the largest of each frame: FF++ clip 004 shows a picture with a face
+    beside the presenter, and a window jumping to it would leave frames with no human face.
+    """
     from unmask.faces.detectors import create_detector
+    from unmask.faces.track import distance
 
     detector, boxes, last = create_detector("mtcnn"), [], None
     for found in detector.detect(frames):
-        last = max(found, key=lambda d: d.area).box if found else last
+        if last is None:
+            last = max(found, key=lambda d: d.area).box if found else None
+        else:
+            near = min((d.box for d in found), key=lambda box: distance(last, box), default=None)
+            last = near if near is not None and distance(last, near) <= 1.0 else last
         boxes.append(last)
     if boxes[0] is None:
         raise UnmaskError("The hard set's source clip shows no face in its first frame; pick another source")
-    return [box or boxes[0] for box in boxes]
+    return boxes
 
 
 def encode(path: Path, frames: Sequence[np.ndarray], *, fps: int = 25, crf: int = 23, rotate: int = 0) -> Path:
@@ -195,15 +216,18 @@ def _face_width(frame: np.ndarray) -> tuple[float, tuple[float, ...]]:
 def make_condition(frames: list[np.ndarray], condition: str, path: Path, *, seed: int = 0) -> Path:
     """Apply ``condition`` (one of :data:`CONDITIONS`) to a face clip's ``frames`` and encode it."""
     rng = np.random.default_rng(seed)
-    if condition in ("small", "small_dark", "blur"):
+    if condition in ("small", "small_dark", "cutaway", "blur"):
         face_px, box = _face_width(frames[0])
     if condition == "dark":
         return encode(path, _darken(frames, rng))
     if condition == "small":
         return encode(path, _shrink(frames, face_px, rng))
-    if condition == "small_dark":
+    if condition in ("small_dark", "cutaway"):
         # a dark room at a distance: dimmer than ``dark``, out of focus, and compressed as uploads are
-        small = [cv2.GaussianBlur(f, (0, 0), 1.2) for f in _shrink(frames, face_px, rng)]
+        small = _shrink(frames, face_px, rng)
+        if condition == "cutaway":  # the faceless scene the face was shown over, alone
+            small = [_scene(FRAME_1080P, t + 3) if t in CUTAWAY else f for t, f in enumerate(small)]
+        small = [cv2.GaussianBlur(f, (0, 0), 1.2) for f in small]
         return encode(path, _darken(small, rng, gain=0.2, gamma=2.4, noise=10.0), crf=32)
     if condition == "blur":
         return encode(path, _motion_blur(frames, face_px, rng))

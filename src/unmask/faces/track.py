@@ -21,7 +21,7 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def _distance(a, b) -> float:
+def distance(a, b) -> float:
     """Centre distance over the mean box side: 0 for the same place, ~1 a face-width away."""
     side = ((a[2] - a[0]) + (a[3] - a[1]) + (b[2] - b[0]) + (b[3] - b[1])) / 4
     dx = (a[0] + a[2] - b[0] - b[2]) / 2
@@ -32,7 +32,7 @@ def _distance(a, b) -> float:
 def same_place(a, b, max_distance: float = 1.0) -> bool:
     """Whether boxes ``a`` and ``b`` could be one face in two sampled frames (centres at most
     ``max_distance`` mean face sides apart)."""
-    return _distance(a, b) <= max_distance
+    return distance(a, b) <= max_distance
 
 
 def assign_tracks(detections: Sequence[Sequence[Detection]], *, max_distance: float = 1.0,
@@ -53,10 +53,10 @@ def assign_tracks(detections: Sequence[Sequence[Detection]], *, max_distance: fl
     for t, frame_dets in enumerate(detections):
         alive = {k: v for k, v in tracks.items() if t - v[1] - 1 <= max_gap}  # frames missed in between
         pairs = sorted(
-            (_distance(d.box, box) - iou(d.box, box), i, k)
+            (distance(d.box, box) - iou(d.box, box), i, k)
             for i, d in enumerate(frame_dets)
             for k, (box, _) in alive.items()
-            if _distance(d.box, box) <= max_distance
+            if distance(d.box, box) <= max_distance
         )
         ids = [-1] * len(frame_dets)
         used = set()
