@@ -19,6 +19,7 @@ import argparse
 import multiprocessing as mp
 import os
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -51,13 +52,14 @@ def _decode_detect(path: str) -> int:
 
 
 def _folder_of_copies(source: Path, dataset: str, repeat: int, into: Path) -> Path:
-    """A folder-layout dataset holding each video of ``source`` ``repeat`` times (as links)."""
+    """A folder-layout dataset holding each video of ``source`` ``repeat`` times (copies: ``list_videos``
+    prepares links to one file once)."""
     for item in list_videos(source, dataset):
         for r in range(repeat):
             label = "fake" if item.label else "real"
             link = into / label / f"{item.video_id.replace('/', '_')}_{r}{item.path.suffix}"
             link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(item.path.resolve())
+            shutil.copyfile(item.path, link)
     return into
 
 
@@ -67,6 +69,7 @@ def main():
     parser.add_argument("--repeat", type=int, default=3, help="use each video this many times")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--detector", default="mtcnn")
+    parser.add_argument("--rounds", type=int, default=3, help="alternate the bare run and prepare this many times")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,22 +85,27 @@ def main():
         paths = [str(i.path) for i in list_videos(root, "folder")]
 
         ctx = mp.get_context("spawn")
-        with ctx.Pool(args.workers, initializer=_init, initargs=(args.detector,)) as pool:
-            pool.map(_decode, paths[: args.workers])  # warm up: workers started, libraries loaded
-            t0 = time.perf_counter()
-            frames = sum(pool.map(_decode, paths, chunksize=1))
-            t_decode = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            faces = sum(pool.map(_decode_detect, paths, chunksize=1))
-            t_both = time.perf_counter() - t0
+        t_decode = t_both = t_prepare = 0.0
+        for r in range(args.rounds):  # alternated, so that a slower spell of the machine weighs on both
+            with ctx.Pool(args.workers, initializer=_init, initargs=(args.detector,)) as pool:
+                pool.map(_decode, paths[: args.workers])  # warm up: workers started, libraries loaded
+                t0 = time.perf_counter()
+                frames = sum(pool.map(_decode, paths, chunksize=1))
+                t_decode += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                faces = sum(pool.map(_decode_detect, paths, chunksize=1))
+                t_both += time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        summary = prepare(root, tmp / "out", PrepareConfig("folder", detector=args.detector, workers=args.workers))
-        t_prepare = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            summary = prepare(root, tmp / f"out{r}", PrepareConfig("folder", detector=args.detector,
+                                                                   workers=args.workers))
+            t_prepare += time.perf_counter() - t0
+        t_decode, t_both, t_prepare = (t / args.rounds for t in (t_decode, t_both, t_prepare))
 
     n = len(paths)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
-    print(f"clips: {what}, each x{args.repeat} = {n} videos, {frames} sampled frames (32 per video)")
+    print(f"clips: {what}, each x{args.repeat} = {n} videos, {frames} sampled frames (32 per video); "
+          f"{args.rounds} rounds, mean seconds per round")
     print(f"machine: {os.cpu_count()} cores, {cpu}; workers: {args.workers}; detector: {args.detector}\n")
     print("| stage | seconds | videos/s | frames or faces/s |")
     print("|---|---|---|---|")
