@@ -16,8 +16,9 @@ time_s         presentation time in seconds
 track_id       face track within the video (0 when only the largest face is kept)
 det_score      the detector's confidence
 x1 y1 x2 y2    detection box in frame pixels
-det_pass       how the face was found: ``1`` first pass, ``2`` second pass, ``bridged``
-               box interpolated across a gap in its face track (det_score 0.0)
+det_pass       how the face was found: ``1`` first pass, ``2`` second pass, ``3`` third pass
+               (searched near the face of the frames around), ``bridged`` box interpolated
+               across a gap in its face track (det_score 0.0)
 left_eye_x ... the detector's five landmarks in frame pixels (``left_eye``, ``right_eye``,
 mouth_right_y  ``nose``, ``mouth_left``, ``mouth_right``; ``_x`` and ``_y``); NaN without
                them (haar, bridged crops)
