@@ -5,7 +5,7 @@ import pytest
 from unmask.demo import FACE_BOXES, load_portraits
 from unmask.faces import Detection, FaceExtractor, create_detector
 from unmask.faces.detectors import FaceDetector
-from unmask.faces.extract import bridge_gaps
+from unmask.faces.extract import NEAR_MAX_SIDE_PX, bridge_gaps, find_near
 from unmask.faces.track import iou
 from unmask.video import Frame
 
@@ -196,3 +196,18 @@ def test_with_keep_all_the_third_pass_finds_each_face_near_its_own_track():
     gap = [(c.track_id, c.det_pass, round(c.box[0])) for c in crops if c.frame_index == 1]
     assert [(t, p) for t, p, _ in gap] == [(0, "3"), (1, "3")]
     assert sorted(x for *_, x in gap) == pytest.approx([250, 1350], abs=2)
+
+
+def test_a_third_pass_window_is_never_enlarged_beyond_its_cap():
+    """Sightings far apart make a window of the whole frame: enlarged so a 100 px face is 80 px it
+    would be 1536 px wide; it is capped, and the face is still found where it is."""
+    seen = []
+
+    class Recording(Squares):
+        def _detect_batch(self, images):
+            seen.extend(max(im.shape[:2]) for im in images)
+            return super()._detect_batch(images)
+
+    found = find_near(Recording(), squares_frame((1500, 800, 150)), (0, 0, 1920, 1080), side=100.0)
+    assert seen and max(seen) <= NEAR_MAX_SIDE_PX
+    assert [d.box for d in found] == [pytest.approx((1500, 800, 1650, 950), abs=2)]

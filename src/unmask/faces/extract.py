@@ -38,6 +38,9 @@ DET_PASSES = ("1", "2", "3", "bridged")
 # Face widths (window pixels) the third pass enlarges its window to, in turn until one finds the
 # face: a dim, noisy face that MTCNN misses at one scale it often finds at another (hard set).
 NEAR_FACE_PX = (80, 120, 160)
+# The largest side a third-pass window is enlarged to: a window spanning most of a 1080p frame (two
+# sightings far apart) at 160 px per 40 px face would be 6000 px wide, seconds per try.
+NEAR_MAX_SIDE_PX = 1280
 # Twice the largest input of any backbone (EfficientNetV2-M, 480 px): larger crops only cost disk
 # and memory (32 frames of 100000 px crops would take 30 GB).
 MAX_SIZE_PX = 1024
@@ -136,12 +139,13 @@ def search_window(a, b, frame_size: tuple[int, int], grow: float) -> tuple[tuple
 
 
 def find_near(detector: FaceDetector, image: np.ndarray, window: tuple[int, int, int, int], side: float,
-              face_px: Sequence[int] = NEAR_FACE_PX) -> list[Detection]:
+              face_px: Sequence[int] = NEAR_FACE_PX, max_side_px: int = NEAR_MAX_SIDE_PX) -> list[Detection]:
     """Faces of about ``side`` px (half to twice) inside ``window`` of ``image``, in frame pixels.
 
     The window is enlarged (or shrunk) so the expected face is ``face_px[0]`` px wide, then
-    ``face_px[1]`` ... until one size finds a face. ``detector`` brings its own score floor and
-    contrast settings; its frame-size settings are replaced per window.
+    ``face_px[1]`` ... until one size finds a face, its longer side never above ``max_side_px``.
+    ``detector`` brings its own score floor and contrast settings; its frame-size settings are
+    replaced per window.
     """
     x1, y1, x2, y2 = window
     patch = image[y1:y2, x1:x2]
@@ -149,7 +153,7 @@ def find_near(detector: FaceDetector, image: np.ndarray, window: tuple[int, int,
         return []
     longer = max(patch.shape[:2])
     for px in face_px:
-        target = max(1, round(longer * px / side))
+        target = min(max(1, round(longer * px / side)), max_side_px)
         found = detector.with_settings(max_side_px=target, min_side_px=target).detect([patch])[0]
         found = [_moved(d, x1, y1) for d in found if 0.5 <= max(d.box[2] - d.box[0], d.box[3] - d.box[1]) / side <= 2]
         if found:
