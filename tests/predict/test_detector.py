@@ -67,6 +67,10 @@ def test_a_clip_is_cut_and_scored_exactly_as_the_runs_training_data(detector, sm
     expected = calibrated_p_fake(score_rows(model, meta, rows, prepared, device="cpu"), meta)
     np.testing.assert_allclose([s.p_fake for s in p.timeline], expected, atol=1e-5)
     assert p.p_fake == pytest.approx(float(np.mean(expected)))  # today's aggregation: the mean
+    # the face step prepare used, all passes on: the same definition cuts the faces here
+    config = detector.prepare_config
+    assert (config.second_pass, config.near_pass, config.bridge_max_gap) == (True, True, 2)
+    assert detector.extractor.second_pass is not None and detector.extractor.near_pass is not None
 
 
 def test_frames_are_sampled_as_the_training_data_was(detector, fake_clip, tmp_path):
