@@ -5,7 +5,7 @@ import pytest
 from unmask.demo import FACE_BOXES, load_portraits
 from unmask.faces import Detection, FaceExtractor, create_detector
 from unmask.faces.detectors import FaceDetector
-from unmask.faces.extract import NEAR_MAX_SIDE_PX, bridge_gaps, find_near
+from unmask.faces.extract import NEAR_MAX_SIDE_PX, bridge_gaps, expected_places, find_near
 from unmask.faces.track import iou
 from unmask.video import Frame
 
@@ -199,8 +199,8 @@ def test_with_keep_all_the_third_pass_finds_each_face_near_its_own_track():
 
 
 def test_a_third_pass_window_is_never_enlarged_beyond_its_cap():
-    """Sightings far apart make a window of the whole frame: enlarged so a 100 px face is 80 px it
-    would be 1536 px wide; it is capped, and the face is still found where it is."""
+    """A wide search (radius 8 face widths) makes a window of the whole frame: enlarged so a 100 px
+    face is 80 px it would be 1536 px wide; it is capped, and the face is still found where it is."""
     seen = []
 
     class Recording(Squares):
@@ -208,6 +208,42 @@ def test_a_third_pass_window_is_never_enlarged_beyond_its_cap():
             seen.extend(max(im.shape[:2]) for im in images)
             return super()._detect_batch(images)
 
-    found = find_near(Recording(), squares_frame((1500, 800, 150)), (0, 0, 1920, 1080), side=100.0)
+    found = find_near(Recording(), squares_frame((1500, 800, 150)), (900, 500, 1000, 600), radius=8.0)
     assert seen and max(seen) <= NEAR_MAX_SIDE_PX
+    seen.clear()
+    assert find_near(Recording(), squares_frame(), (900, 500, 1000, 600), radius=8.0) == []
+    assert seen == [NEAR_MAX_SIDE_PX]  # every enlargement capped to the same size: tried once, not three times
     assert [d.box for d in found] == [pytest.approx((1500, 800, 1650, 950), abs=2)]
+
+
+def test_sightings_far_apart_are_searched_near_each_and_only_two_frames_from_them():
+    """Faces seen only at opposite corners, frames 0 and 9: the frames next to each sighting are
+    searched near it (never the whole frame between), the frames in the middle not at all."""
+    a, b = (100, 100, 240), (1500, 700, 240)
+    frames = squares_clip([a], *[[(110, 110, 130), (1510, 710, 130)]] * 8, [b])
+    crops = near_extractor()(frames)
+    assert [(c.frame_index, c.det_pass) for c in crops] == [
+        (0, "1"), (1, "3"), (2, "3"), (7, "3"), (8, "3"), (9, "1")]
+    assert [round(c.box[0]) for c in crops] == pytest.approx([100, 110, 110, 1510, 1510, 1500], abs=2)
+
+
+def test_with_keep_all_a_neighbours_face_in_the_window_does_not_end_a_faces_search():
+    """In the gap frame the right face (200 px) shows at a smaller enlargement than the left one
+    (130 px) and lies inside the left face's window: the left face is still searched for until found."""
+    frames = squares_clip([(200, 400, 240), (560, 400, 240)], [(210, 420, 130), (570, 420, 200)],
+                          [(220, 400, 240), (580, 400, 240)])
+    crops = near_extractor(keep="all")(frames)
+    gap = sorted((c.box, c.det_pass) for c in crops if c.frame_index == 1)
+    assert [p for _, p in gap] == ["3", "3"]
+    assert [box for box, _ in gap] == [pytest.approx((210, 420, 340, 550), abs=2), pytest.approx((570, 420, 770, 620), abs=2)]
+
+
+def test_a_face_is_expected_between_two_nearby_sightings_or_near_each_far_one():
+    a, b = det(100, 100, 100), det(160, 100, 100)  # 0.6 face widths apart
+    (box, radius), = expected_places({4: [a], 6: [b]}, 5)
+    assert box == pytest.approx((130, 100, 230, 200)) and radius == pytest.approx(1.3)
+    (box, radius), = expected_places({4: [a], 7: [b]}, 6)
+    assert box == pytest.approx((140, 100, 240, 200))  # two thirds of the way
+    far = det(1000, 600, 100)  # 10 widths away: searched for near each sighting, a width per frame away
+    assert expected_places({4: [a], 6: [far]}, 5) == [(a.box, 1.0), (far.box, 1.0)]
+    assert expected_places({3: [a]}, 5) == [(a.box, 2.0)]

@@ -8,11 +8,13 @@ Three passes and bridged gaps:
    other settings (larger frames, contrast-equalised luma), which finds small, dark and turned
    faces at a few times the cost. Ordinary clips never reach it, so they keep the first pass's speed.
 3. The frames still without a face, in a video where the passes before found one in at least two
-   frames, are searched near where the face was seen in the neighbouring frames: a window a few
-   face widths across, enlarged so the face is 80, 120, then 160 px wide, its luma
-   contrast-equalised on a grid of face-sized tiles, with a lower score floor (where to look is
-   known, so a weaker response is trusted there). Faces found in the frame before serve the next.
-4. A face track with a short gap (sampled frames where neither pass found its face, between two
+   frames, are searched where the face should be, from where those passes saw it at most two
+   sampled frames away: a window a few face widths across, enlarged so the face is 80, 120, then
+   160 px wide, its luma contrast-equalised on a grid of face-sized tiles, with a lower score
+   floor (where to look is known, so a weaker response is trusted there). With ``keep="all"``,
+   only frames where no face at all was found are searched (each face of the frames around in
+   its own window); a frame where one of two people was found is left to bridging.
+4. A face track with a short gap (sampled frames where no pass found its face, between two
    frames where it was found at nearby places) is bridged: the box is interpolated and the crop
    cut, marked ``det_pass="bridged"``, so the gap is reported in the manifest, not dropped.
 
@@ -41,6 +43,9 @@ NEAR_FACE_PX = (80, 120, 160)
 # The largest side a third-pass window is enlarged to: a window spanning most of a 1080p frame (two
 # sightings far apart) at 160 px per 40 px face would be 6000 px wide, seconds per try.
 NEAR_MAX_SIDE_PX = 1280
+# A face seen on both sides of a gap that moved farther than this many face widths is searched for
+# near each sighting on its own: the line between them would make a window of most of the frame.
+NEAR_MAX_SPAN = 3.0
 # Twice the largest input of any backbone (EfficientNetV2-M, 480 px): larger crops only cost disk
 # and memory (32 frames of 100000 px crops would take 30 GB).
 MAX_SIZE_PX = 1024
@@ -123,39 +128,68 @@ def bridge_gaps(detections: list[list[Detection]], track_ids: list[list[int]], m
     return bridged
 
 
-def search_window(a, b, frame_size: tuple[int, int], grow: float) -> tuple[tuple[int, int, int, int], float]:
-    """Where a face seen at boxes ``a`` and ``b`` (in the frames around a gap) should be between them.
+def expected_places(near: dict[int, list[Detection]], t: int) -> list[tuple[tuple[float, ...], float]]:
+    """Where each face seen in the frames around frame ``t`` should be in it, and how far from there.
+
+    Args:
+        near: frame -> its faces, for the nearest frame with faces before ``t`` and the nearest
+            after it (either may be missing).
 
     Returns:
-        The window ``(x1, y1, x2, y2)``, both boxes and the path between them grown by ``grow``
-        face sides on every side and clipped to the frame, and the face side (the larger box's).
+        Per face, ``(expected box, radius)``: the radius is in face widths (centre distance over
+        the mean side, :func:`~unmask.faces.track.distance`). A face seen on both sides at most
+        :data:`NEAR_MAX_SPAN` widths apart is expected on the line between its two boxes (radius
+        1 plus half the way it moved); a face seen on one side, or that moved farther, where it
+        was seen, with a radius of one width per frame away.
     """
-    side = max(a[2] - a[0], a[3] - a[1], b[2] - b[0], b[3] - b[1])
+    (t0, before), *rest = sorted(near.items())
+    if not rest:
+        return [(d.box, float(abs(t - t0))) for d in before]
+    (t1, after), = rest
+    places = []
+    for a, b in _pairs(before, after):
+        if a is not None and b is not None and distance(a.box, b.box) <= NEAR_MAX_SPAN:
+            w = (t - t0) / (t1 - t0)
+            box = tuple((1 - w) * u + w * v for u, v in zip(a.box, b.box))
+            places.append((box, 1.0 + distance(a.box, b.box) / 2))
+            continue
+        places += [(d.box, float(abs(t - i))) for d, i in ((a, t0), (b, t1)) if d is not None]
+    return places
+
+
+def search_window(expected, radius: float, frame_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The part of the frame that holds every face of the expected box's size whose centre lies
+    within ``radius`` face widths of the expected box's: that box grown by ``radius + 0.5``
+    widths on every side, clipped to the frame (``frame_size``: width, height)."""
+    side = max(expected[2] - expected[0], expected[3] - expected[1])
+    pad = (radius + 0.5) * side
     width, height = frame_size
-    pad = grow * side
-    window = (max(0, int(min(a[0], b[0]) - pad)), max(0, int(min(a[1], b[1]) - pad)),
-              min(width, int(max(a[2], b[2]) + pad + 1)), min(height, int(max(a[3], b[3]) + pad + 1)))
-    return window, side
+    return (max(0, int(expected[0] - pad)), max(0, int(expected[1] - pad)),
+            min(width, int(expected[2] + pad + 1)), min(height, int(expected[3] + pad + 1)))
 
 
-def find_near(detector: FaceDetector, image: np.ndarray, window: tuple[int, int, int, int], side: float,
+def find_near(detector: FaceDetector, image: np.ndarray, expected, radius: float,
               face_px: Sequence[int] = NEAR_FACE_PX, max_side_px: int = NEAR_MAX_SIDE_PX) -> list[Detection]:
-    """Faces of about ``side`` px (half to twice) inside ``window`` of ``image``, in frame pixels.
+    """Faces of about the ``expected`` box's size (half to twice) whose centres lie within
+    ``radius`` face widths of its centre, in frame pixels.
 
-    The window is enlarged (or shrunk) so the expected face is ``face_px[0]`` px wide, then
-    ``face_px[1]`` ... until one size finds a face, its longer side never above ``max_side_px``.
-    ``detector`` brings its own score floor and contrast settings; its frame-size settings are
-    replaced per window.
+    The :func:`search_window` is enlarged (or shrunk) so the expected face is ``face_px[0]`` px
+    wide, then ``face_px[1]`` ... until one size finds such a face, its longer side never above
+    ``max_side_px``. Only such faces stop the search: another face in the window (a neighbour's,
+    with ``keep="all"``) does not. ``detector`` brings its own score floor and contrast settings;
+    its frame-size settings are replaced per window.
     """
-    x1, y1, x2, y2 = window
+    x1, y1, x2, y2 = search_window(expected, radius, (image.shape[1], image.shape[0]))
     patch = image[y1:y2, x1:x2]
     if patch.size == 0:
         return []
+    side = max(expected[2] - expected[0], expected[3] - expected[1])
     longer = max(patch.shape[:2])
-    for px in face_px:
-        target = min(max(1, round(longer * px / side)), max_side_px)
-        found = detector.with_settings(max_side_px=target, min_side_px=target).detect([patch])[0]
-        found = [_moved(d, x1, y1) for d in found if 0.5 <= max(d.box[2] - d.box[0], d.box[3] - d.box[1]) / side <= 2]
+    targets = dict.fromkeys(min(max(1, round(longer * px / side)), max_side_px) for px in face_px)  # once each
+    for target in targets:
+        found = [_moved(d, x1, y1) for d in detector.with_settings(max_side_px=target, min_side_px=target).detect([patch])[0]]
+        found = [d for d in found if 0.5 <= max(d.box[2] - d.box[0], d.box[3] - d.box[1]) / side <= 2
+                 and distance(d.box, expected) <= radius]
         if found:
             return found
     return []
@@ -168,16 +202,16 @@ def _moved(det: Detection, dx: float, dy: float) -> Detection:
     return Detection(box, det.score, points)
 
 
-def _pairs(before: list[Detection], after: list[Detection]) -> list[tuple[Detection, Detection]]:
+def _pairs(before: list[Detection], after: list[Detection]) -> list[tuple[Detection | None, Detection | None]]:
     """Pair each face of the frame before a gap with the nearest unpaired face of the frame after
-    it (largest first); a face with no partner is paired with itself."""
+    it (largest first); a face with no partner gets None."""
     left, pairs = list(after), []
     for a in sorted(before, key=lambda d: -d.area):
-        b = min(left, key=lambda d: distance(a.box, d.box), default=a)
-        if b in left:
+        b = min(left, key=lambda d: distance(a.box, d.box), default=None)
+        if b is not None:
             left.remove(b)
         pairs.append((a, b))
-    return pairs + [(b, b) for b in left]
+    return pairs + [(None, b) for b in left]
 
 
 class FaceExtractor:
@@ -196,11 +230,11 @@ class FaceExtractor:
             first at this many of them, spread evenly, and at the rest only if it found a face
             there: a video with no face costs at most this many second-pass frames. 0: all.
         near_pass: the detector for the third pass, which searches the frames still without a
-            face near the faces of the frames around them (:func:`find_near`; usually
+            face where the faces of the frames around them should be (:func:`find_near`; usually
             ``detector.with_settings(enhance=True, clahe_tiles=4, min_score=0.7)``); None: off.
             It runs only where the passes before found faces in at least two frames (a lone
-            box, perhaps a false one, is not followed), and reaches at most ``near_reach``
-            frames beyond the first and last of them.
+            box, perhaps a false one, is not followed), and only on frames at most
+            ``near_reach`` sampled frames from one of theirs.
     """
 
     def __init__(self, detector: FaceDetector | str = DEFAULT_DETECTOR, *, margin: float = 1.3,
@@ -239,25 +273,27 @@ class FaceExtractor:
                 break
 
     def _near_pass(self, frames, detections, passes) -> None:
-        """Search the frames still without a face near the faces of the frames around them, in place."""
+        """Search the frames still without a face near the faces passes 1 and 2 saw at most
+        ``near_reach`` frames away (:func:`expected_places`, :func:`find_near`), in place.
+
+        Only the earlier passes' sightings guide it, never its own finds: a weak find cannot
+        lead the search on to the next frame.
+        """
         seen = [i for i, d in enumerate(detections) if d]
         if self.near_pass is None or len(seen) < 2 or len(seen) == len(frames):
             return
-        frame_size = (frames[0].image.shape[1], frames[0].image.shape[0])
-        for t in range(seen[0] - self.near_reach, seen[-1] + self.near_reach + 1):
-            if not 0 <= t < len(frames) or detections[t]:
+        faces = {i: detections[i] if self.keep == "all" else [max(detections[i], key=lambda d: d.area)]
+                 for i in seen}
+        for t in range(len(frames)):
+            if detections[t]:
                 continue
-            before = max((i for i in range(t) if detections[i]), default=None)  # this pass's finds count
-            after = next((i for i in range(t + 1, len(frames)) if detections[i]), None)
-            around = [detections[i] for i in (before, after) if i is not None]
-            if self.keep == "largest":
-                around = [[max(d, key=lambda x: x.area)] for d in around]
-            pairs = _pairs(*around) if len(around) == 2 else [(a, a) for a in around[0]]
-            grow = 1.0 if len(around) == 2 else float(min(abs(t - i) for i in (before, after) if i is not None))
+            around = (max((i for i in seen if i < t), default=None), next((i for i in seen if i > t), None))
+            near = {i: faces[i] for i in around if i is not None and abs(t - i) <= self.near_reach}
+            if not near:
+                continue
             found: list[Detection] = []
-            for a, b in pairs:
-                window, side = search_window(a.box, b.box, frame_size, grow)
-                for det in find_near(self.near_pass, frames[t].image, window, side):
+            for expected, radius in expected_places(near, t):
+                for det in find_near(self.near_pass, frames[t].image, expected, radius):
                     if all(iou(det.box, f.box) < 0.5 for f in found):
                         found.append(det)
             detections[t], passes[t] = found, ["3"] * len(found)
