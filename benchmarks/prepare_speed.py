@@ -57,9 +57,9 @@ def _folder_of_copies(source: Path, dataset: str, repeat: int, into: Path) -> Pa
     for item in list_videos(source, dataset):
         for r in range(repeat):
             label = "fake" if item.label else "real"
-            link = into / label / f"{item.video_id.replace('/', '_')}_{r}{item.path.suffix}"
-            link.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(item.path, link)
+            copy = into / label / f"{item.video_id.replace('/', '_')}_{r}{item.path.suffix}"
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(item.path, copy)
     return into
 
 

@@ -249,13 +249,14 @@ def reproduce(root: str | Path, out_dir: str | Path, *, dataset: str, models: Se
 
 
 def _prepare_step(root: Path, data_dir: Path, config, state: Path, say, on_prepare, ran, skipped) -> None:
+    from unmask.data.crop_video import PrepareConfig
     from unmask.data.preparation import prepare
 
     marker = state / "done" / "prepare.json"
     recorded = json.loads(json.dumps(config.recorded()))
     done = _read_json(marker)
     if done is not None and (data_dir / "manifest.parquet").is_file():
-        changed = _differences(done["settings"], recorded)
+        changed = _differences(PrepareConfig.comparable(done["settings"]), recorded)
         if changed:
             raise UnmaskError(f"{data_dir} was prepared with other settings ({'; '.join(changed)}); "
                               "use another --out, or the same settings")

@@ -86,6 +86,16 @@ def test_a_second_run_skips_finished_videos_and_refuses_other_settings(demo_clip
     _, meta = read_manifest(out)
     assert meta["split_seed"] == 7 and meta["split_fractions"] == [0.5, 0.25, 0.25]
 
+    # A folder prepared by the two-pass face step: resumed with --no-near-pass; refused without it,
+    # naming only that setting.
+    old = json.loads(record.read_text())
+    del old["near_pass"], old["near_pass_min_score"]
+    record.write_text(json.dumps(old))
+    with pytest.raises(UnmaskError, match="prepared with other settings \\(near_pass\\); prepare with the settings"):
+        prepare(demo_clips, out, PrepareConfig("folder", **SMALL))
+    fourth = prepare(demo_clips, out, PrepareConfig("folder", near_pass=False, **SMALL))
+    assert (fourth.skipped, fourth.processed) == (4, 0)
+
 
 def test_video_details_come_from_the_current_listing_on_resume(demo_clips, tmp_path):
     rows = "".join(f"{p.relative_to(demo_clips)},{p.parent.name}\n" for p in sorted(demo_clips.rglob("*.mp4")))

@@ -34,8 +34,8 @@ IMAGE_FORMATS = ("png", "jpg")
 CROPS_SUFFIX = ".crops"
 
 
-# What recorded configs from before the later passes of the face step meant: one pass, gaps left open.
-BEFORE_TWO_PASS = {"second_pass": False, "bridge_max_gap": 0, "near_pass": False}
+# What recorded configs from before the face step's later passes meant: one pass, gaps left open.
+BEFORE_LATER_PASSES = {"second_pass": False, "bridge_max_gap": 0, "near_pass": False}
 
 
 # Settings renamed to the command line's names, and what they were called when recorded before.
@@ -149,10 +149,10 @@ class PrepareConfig:
         explaining and predicting cut faces exactly as the training data was cut.
 
         Settings recorded before a field existed take the value that reproduces what was done
-        then (:data:`BEFORE_TWO_PASS`: one pass, no bridging), not today's default."""
+        then (:data:`BEFORE_LATER_PASSES`: one pass, no bridging), not today's default."""
         known = {f.name for f in fields(cls)} - {"workers", "shard", "device"}
         recorded = upgrade_recorded(recorded, RENAMED)
-        values = {**BEFORE_TWO_PASS, **{k: v for k, v in recorded.items() if k in known and v is not None}}
+        values = {**BEFORE_LATER_PASSES, **{k: v for k, v in recorded.items() if k in known and v is not None}}
         if isinstance(values.get("sampler"), dict):
             values["sampler"] = FrameSampler(**values["sampler"])
         if "split_fractions" in values:
@@ -167,6 +167,13 @@ class PrepareConfig:
             d.pop(volatile)
         d["split_fractions"] = list(d["split_fractions"])
         return d
+
+    @classmethod
+    def comparable(cls, recorded: dict) -> dict:
+        """Recorded settings as today's fields with the meaning they had then (:meth:`from_recorded`),
+        as JSON gives them back: so that settings recorded before a field existed compare equal to
+        today's settings that mean the same (``near_pass=False`` for a two-pass folder)."""
+        return json.loads(json.dumps(cls.from_recorded(recorded).recorded()))
 
 
 # How crops are cut, as a model sees them: crops cut otherwise than a run's training crops look

@@ -97,13 +97,15 @@ def _check_resumable(out_dir: Path, root: Path, config: PrepareConfig) -> None:
     record_path = out_dir / STATE_DIR / "config.json"
     ours = json.loads(json.dumps({"root": str(root.resolve()), **config.recorded()}))
     if record_path.is_file():
-        theirs = upgrade_recorded(json.loads(record_path.read_text()), RENAMED)  # recorded before a rename
+        recorded = json.loads(record_path.read_text())
+        # compared as today's fields: a setting recorded before it existed has the meaning it had then
+        theirs = {"root": recorded.get("root"), **PrepareConfig.comparable(recorded)}
         changed = sorted(k for k in set(ours) | set(theirs)
                          if k not in SPLIT_SETTINGS and ours.get(k) != theirs.get(k))
         if changed:
             raise SettingError(
                 f"{out_dir} holds crops prepared with other settings ({', '.join(changed)}); "
-                "use another output folder, or delete it to start over"
+                "prepare with the settings it was made with, use another output folder, or delete it to start over"
             )
     else:
         with write_atomic(record_path, "w") as fh:

@@ -166,16 +166,17 @@ def _face_boxes(frames: list[np.ndarray]) -> list[tuple[float, ...]]:
     from unmask.faces.detectors import create_detector
     from unmask.faces.track import distance
 
-    detector, boxes, last = create_detector("mtcnn"), [], None
-    for found in detector.detect(frames):
-        if last is None:
-            last = max(found, key=lambda d: d.area).box if found else None
-        else:
-            near = min((d.box for d in found), key=lambda box: distance(last, box), default=None)
-            last = near if near is not None and distance(last, near) <= 1.0 else last
-        boxes.append(last)
-    if boxes[0] is None:
+    detector = create_detector("mtcnn")
+    first = detector.detect(frames[:1])[0]
+    if not first:
         raise UnmaskError("The hard set's source clip shows no face in its first frame; pick another source")
+    last, boxes = max(first, key=lambda d: d.area).box, []
+    # Sources are steady clips: a face that moves more than its width between two frames, or is
+    # lost, leaves the window where it last was (it is not searched for again).
+    for found in detector.detect(frames):
+        near = min((d.box for d in found), key=lambda box: distance(last, box), default=None)
+        last = near if near is not None and distance(last, near) <= 1.0 else last
+        boxes.append(last)
     return boxes
 
 
