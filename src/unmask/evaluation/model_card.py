@@ -22,7 +22,9 @@ import numpy as np
 import pandas as pd
 
 from unmask.data.manifest import VIDEO_HASH_COLUMN
+from unmask.settings import upgrade_recorded
 from unmask.training.calibration import MIN_VIDEOS_PER_CLASS
+from unmask.training.config import RENAMED as TRAINING_RENAMED
 from unmask.utils.atomic import atomic_path, write_atomic
 
 CARD_JSON = "model_card.json"
@@ -31,20 +33,25 @@ RELIABILITY_PNG = "reliability.png"
 MATCHED_BY = "the video file's content fingerprint (video_hash) where both manifests have it, else dataset:video_id"
 HASH_CHARS = 32  # 128 bits of the SHA-256: no collision among any dataset's videos, half the bytes
 # The settings a reader needs to know how the model was trained (the whole config is in config.json).
-TRAINING_KEYS = ("model", "protocol", "size_px", "pretrained", "weights", "epochs", "batch_size", "lr", "weight_decay",
-                 "lr_factor", "lr_patience", "min_lr", "class_weights", "loss", "sampler", "label_level", "augment",
-                 "select_metric", "early_stopping", "precision", "seed")
+# (named as today's settings: older checkpoints' names are read through the renames)
+TRAINING_KEYS = ("model", "protocol", "size", "pretrained", "weights", "epochs", "batch_size", "lr", "weight_decay",
+                 "lr_factor", "lr_patience", "min_lr", "class_weights", "loss", "batch_sampler", "synthesize",
+                 "sbi_ratio", "real_only", "label_level", "augment", "select_metric", "early_stopping", "precision",
+                 "seed")
 
 
 def _face_step(prepare: dict) -> str | None:
     """How the training crops were cut, in a line (from the manifest settings the run recorded)."""
     if not prepare:
         return None
-    sampler = prepare.get("sampler") or {}
-    return (f"{prepare.get('detector')} detector, {prepare.get('keep')} face(s) per frame, "
-            f"margin {prepare.get('margin')}, "
-            f"{prepare.get('size_px')} px {prepare.get('image_format', 'png')}, {sampler.get('strategy')} "
-            f"sampler, {sampler.get('num_frames')} frames per video")
+    from unmask.data.crop_video import PrepareConfig
+
+    config = PrepareConfig.from_recorded(prepare)
+    passes = ", ".join(["pass 1"] + ["pass 2"] * config.second_pass + ["pass 3 (near the face)"] * config.near_pass
+                       + [f"gaps up to {config.bridge_max_gap} bridged"] * bool(config.bridge_max_gap))
+    return (f"{config.detector} detector ({passes}), {config.keep} face(s) per frame, margin {config.margin}, "
+            f"{config.size} px {config.image_format}, {config.sampler.strategy} sampler, "
+            f"{config.sampler.num_frames} frames per video")
 
 
 def _ids(df: pd.DataFrame) -> pd.Series:
@@ -153,7 +160,7 @@ def model_card(meta: dict, *, seen: dict | None = None) -> dict:
         seen: an evaluation's :func:`seen_in_training` result, shown when given.
     """
     data = meta.get("data", {})
-    config = meta.get("config", {})
+    config = upgrade_recorded(meta.get("config", {}), TRAINING_RENAMED)
     spec = meta.get("spec", {})
     val = meta.get("val") or {}
     calibration = meta.get("calibration") or {}
