@@ -80,7 +80,7 @@ def test_settings_are_named_as_the_command_line_flags():
     prepare = {f.name for f in __import__("dataclasses").fields(unmask.PrepareConfig)}
     train = {f.name for f in __import__("dataclasses").fields(unmask.TrainConfig)}
     # every prepare and train flag that sets a field has the field's name
-    assert {"size", "margin", "keep", "detector", "image_format", "second_pass", "near_pass", "bridge_max_gap", "workers",
+    assert {"size", "margin", "keep", "detector", "image_format", "max_side", "second_pass", "near_pass", "bridge_max_gap", "workers",
             "device", "split_seed", "split_fractions", "shard"} <= prepare & flags["prepare"]
     not_fields = {"out", "preset", "resume", "cost_missed_fake", "cost_false_alarm",  # costs: TrainConfig.costs
                   "config_file", "print_config", "old_sampler"}  # the settings file, printing them; --sampler: an old name

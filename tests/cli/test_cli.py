@@ -4,6 +4,8 @@ import sys
 import pandas as pd
 import pytest
 
+from unmask.data.manifest import read_manifest
+
 
 def unmask(*args, timeout=300):
     return subprocess.run([sys.executable, "-m", "unmask", *map(str, args)], capture_output=True, text=True, timeout=timeout)
@@ -34,8 +36,11 @@ def test_user_errors_are_one_line_and_exit_1(args, message, tmp_path):
 def test_demo_clips_then_prepare_with_a_failure_exits_3(tmp_path):
     assert unmask("demo-clips", tmp_path / "clips", "--clips", "1", "--seconds", "1").returncode == 0
     (tmp_path / "clips" / "fake" / "broken.mp4").write_bytes(b"\0" * 100)
-    result = unmask("prepare", tmp_path / "clips", "--dataset", "folder", "--out", tmp_path / "out", "--num-frames", "4")
+    result = unmask("prepare", tmp_path / "clips", "--dataset", "folder", "--out", tmp_path / "out", "--num-frames", "4",
+                    "--max-side", "480", "--no-near-pass")
     assert result.returncode == 3, result.stderr
+    recorded = read_manifest(tmp_path / "out")[1]
+    assert (recorded["max_side"], recorded["near_pass"], recorded["second_pass"]) == (480, False, True)
     assert "3 videos: 2 prepared, 0 already done, 1 failed; 8 face crops" in result.stdout
     assert "1 videos failed; reasons in" in result.stderr
     # what was written, the split sizes per protocol (videos / crops), an empty split named at once, what next

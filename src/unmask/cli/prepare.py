@@ -59,6 +59,8 @@ def prepare_command(
     margin: float = typer.Option(1.3, help="Crop side over the face box's longer side."),
     size: int = typer.Option(224, help="Crop side in pixels."),
     keep: str = typer.Option("largest", help="The largest face per frame, or all faces linked into tracks."),
+    max_side: int = typer.Option(
+        640, help="The first pass detects on frames shrunk to this many px on their longer side (0: full size)."),
     second_pass: bool = typer.Option(
         True, help="Look again (1280 px, contrast-equalised luma) at frames where the 640 px pass found no face."),
     near_pass: bool = typer.Option(
@@ -101,6 +103,7 @@ def prepare_command(
         margin=margin,
         size=size,
         keep=keep,
+        max_side=max_side,
         second_pass=second_pass,
         near_pass=near_pass,
         bridge_max_gap=bridge_max_gap,
