@@ -74,6 +74,8 @@ def test_train_evaluate_explain_and_table_from_the_command_line(prepared, tmp_pa
     assert "epoch 2:" in result.stdout and "checkpoint:" in result.stdout
     assert f"next: unmask evaluate {run} {prepared} --out {run / 'eval-test'}" in result.stdout
     assert f"tensorboard --logdir {run / 'tensorboard'}" in result.stdout
+    assert "MODEL_CARD.md, model_card.json and reliability.png" in result.stdout
+    assert all((run / name).is_file() for name in ("MODEL_CARD.md", "model_card.json", "reliability.png"))
     result = unmask("evaluate", run, prepared, "--out", evals, "--bootstrap", "0", "--no-report")
     assert result.returncode == 0, result.stderr
     assert "frame  raw_argmax" in result.stdout and (evals / "metrics.json").is_file()
@@ -85,6 +87,7 @@ def test_train_evaluate_explain_and_table_from_the_command_line(prepared, tmp_pa
     result = unmask("explain", run, crop, "--out", tmp_path / "why", "--methods", "gradcam", "--is-crop")
     assert result.returncode == 0, result.stderr
     assert "gradcam" in result.stdout and len(list((tmp_path / "why").glob("*_gradcam.png"))) == 1
+    assert "next: unmask predict" not in result.stdout  # predict finds faces itself: a crop is no input for it
 
 
 @pytest.mark.parametrize("args, message", [

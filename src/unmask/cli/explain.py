@@ -44,4 +44,5 @@ def explain_command(
     typer.echo(f"written: {len(explanations)} heatmaps and the faces, in {out}")
     typer.echo(f"contact sheet: {out / sheet_name(path.stem)}")
     typer.echo(f"index of every heatmap: {out / 'explanations.json'} (scores and faithfulness per heatmap)")
-    typer.echo(f"next: unmask predict {path} --model {run_dir} (the verdict for the whole input)")
+    if not is_crop:  # predict finds the faces itself: a crop is no input for it
+        typer.echo(f"next: unmask predict {path} --model {run_dir} (the verdict for the whole input)")

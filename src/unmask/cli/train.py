@@ -182,7 +182,8 @@ def _train(data_dir: Path, out: Path, config, *, resume: bool, epochs: int | Non
                f"temperature {result.temperature:.3f}, bias {result.bias:+.3f}; threshold {result.threshold:.3f}")
     typer.echo(f"checkpoint: {result.checkpoint}")
     typer.echo(f"also written in {result.run_dir}: metrics.csv (per epoch), config.json (the settings: --config takes it "
-               "back), tensorboard/, best.safetensors, last.safetensors")
+               "back), MODEL_CARD.md, model_card.json and reliability.png (the model card), tensorboard/, "
+               "best.safetensors, last.safetensors")
     typer.echo(f"next: unmask evaluate {shlex.quote(str(out))} {shlex.quote(str(data_dir))} "
                f"--out {shlex.quote(str(out / 'eval-test'))}")
     typer.echo(f"      tensorboard --logdir {shlex.quote(str(out / 'tensorboard'))}   (the training curves)")

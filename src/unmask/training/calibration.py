@@ -136,7 +136,7 @@ def fit_platt(scores, labels) -> dict:
     trusted = min(n_fake, n_real) >= MIN_TRUSTED and not inverted and not at_bound
     notes = []
     if min(n_fake, n_real) < MIN_TRUSTED:
-        notes.append(f"fewer than {MIN_TRUSTED} of a class")
+        notes.append(f"fewer than {MIN_TRUSTED} examples of a class")
     if separable:
         notes.append("scores separate the classes (smoothed targets bound the fit)")
     if inverted:
