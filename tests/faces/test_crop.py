@@ -30,3 +30,14 @@ def test_crop_face_returns_the_region_resized_and_leaves_the_frame_alone():
     assert crop.shape == (64, 64, 3) and crop.dtype == np.uint8
     assert crop[8:56, 8:56].min() == 255
     np.testing.assert_array_equal(frame, before)
+
+
+def test_the_command_lines_default_margin_is_the_librarys():
+    import inspect
+
+    from unmask.cli.prepare import prepare_command
+    from unmask.data.crop_video import PrepareConfig
+    from unmask.faces.crop import DEFAULT_MARGIN
+
+    assert inspect.signature(prepare_command).parameters["margin"].default.default == DEFAULT_MARGIN
+    assert PrepareConfig("folder").margin == DEFAULT_MARGIN

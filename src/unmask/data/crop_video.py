@@ -20,7 +20,7 @@ import cv2
 from unmask.data.sources import VideoItem
 from unmask.data.splits import DEFAULT_FRACTIONS, SEED, check_fractions
 from unmask.errors import SettingError, UnmaskError, unknown_name
-from unmask.faces.crop import CROP_BOX_COLUMNS
+from unmask.faces.crop import CROP_BOX_COLUMNS, DEFAULT_MARGIN
 from unmask.faces.detectors import DEFAULT_DETECTOR, DETECTORS, LANDMARK_COLUMNS, create_detector
 from unmask.faces.extract import FaceExtractor, check_crop_settings
 from unmask.settings import named_settings, upgrade_recorded
@@ -87,7 +87,7 @@ class PrepareConfig:
     dataset: str
     sampler: FrameSampler = field(default_factory=FrameSampler)
     detector: str = DEFAULT_DETECTOR
-    margin: float = 1.3
+    margin: float = DEFAULT_MARGIN
     size: int = 224
     keep: str = "largest"
     image_format: str = "png"

@@ -6,15 +6,18 @@ import cv2
 import numpy as np
 
 CROP_BOX_COLUMNS = ("crop_x1", "crop_y1", "crop_x2", "crop_y2")  # manifest columns: the square of square_box
+# The crop's side over the face box's longer side: hair, chin and some background, like the
+# paper's loose crops. Every default margin (prepare, the extractor, SBI, the overlay) is this one.
+DEFAULT_MARGIN = 1.3
 
 
-def square_box(box, frame_size: tuple[int, int], margin: float = 1.3) -> tuple[int, int, int, int]:
+def square_box(box, frame_size: tuple[int, int], margin: float = DEFAULT_MARGIN) -> tuple[int, int, int, int]:
     """The square around ``box`` grown by ``margin``, moved (then shrunk if need be) to fit the frame.
 
     Args:
         box: ``(x1, y1, x2, y2)`` face box in pixels.
         frame_size: ``(width, height)`` of the frame.
-        margin: side of the square over the longer side of the box (1.3: hair, chin, some background).
+        margin: side of the square over the longer side of the box (:data:`DEFAULT_MARGIN`).
 
     Returns:
         ``(x1, y1, x2, y2)`` integer pixel bounds, inside the frame, with equal width and height.
@@ -32,7 +35,7 @@ def square_box(box, frame_size: tuple[int, int], margin: float = 1.3) -> tuple[i
     return left, top, left + side, top + side
 
 
-def crop_face(image: np.ndarray, box, *, margin: float = 1.3, size_px: int = 224) -> np.ndarray:
+def crop_face(image: np.ndarray, box, *, margin: float = DEFAULT_MARGIN, size_px: int = 224) -> np.ndarray:
     """Cut the square crop of :func:`square_box` out of ``image`` and resize it.
 
     Args:

@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from unmask.errors import SettingError
-from unmask.faces.crop import crop_face, square_box
+from unmask.faces.crop import DEFAULT_MARGIN, crop_face, square_box
 from unmask.faces.detectors import DEFAULT_DETECTOR, Detection, FaceDetector, create_detector
 from unmask.faces.track import assign_tracks, distance, iou, same_place
 from unmask.video.reader import Frame
@@ -237,7 +237,7 @@ class FaceExtractor:
             ``near_reach`` sampled frames from one of theirs.
     """
 
-    def __init__(self, detector: FaceDetector | str = DEFAULT_DETECTOR, *, margin: float = 1.3,
+    def __init__(self, detector: FaceDetector | str = DEFAULT_DETECTOR, *, margin: float = DEFAULT_MARGIN,
                  size_px: int = 224, keep: str = "largest", batch_size: int = 16,
                  second_pass: FaceDetector | None = None, bridge_max_gap: int = 0, second_pass_probe: int = 0,
                  near_pass: FaceDetector | None = None, near_reach: int = 2):

@@ -13,14 +13,14 @@ import cv2
 import numpy as np
 
 from unmask.errors import UnmaskError
-from unmask.faces.crop import square_box
+from unmask.faces.crop import DEFAULT_MARGIN, square_box
 from unmask.predict.result import Heatmap, Prediction
 
 FAKE_RGB, REAL_RGB = (230, 40, 40), (40, 200, 70)
 
 
 def draw_faces(image: np.ndarray, scores, threshold: float, *, heatmaps: dict | None = None,
-               margin: float = 1.3) -> np.ndarray:
+               margin: float = DEFAULT_MARGIN) -> np.ndarray:
     """Draw ``scores`` (:class:`FrameScore` of one frame) on a copy of ``image`` (``(H, W, 3) uint8`` RGB).
 
     ``heatmaps`` maps ``(frame_index, track_id)`` to a ``(h, w)`` map in [0, 1], blended (jet,
@@ -49,7 +49,7 @@ def draw_faces(image: np.ndarray, scores, threshold: float, *, heatmaps: dict | 
 
 
 def write_overlay(prediction: Prediction, out_path: str | Path, *, heatmaps: list[Heatmap] | None = None,
-                  margin: float = 1.3, codec: str = "libx264") -> Path:
+                  margin: float = DEFAULT_MARGIN, codec: str = "libx264") -> Path:
     """Write ``prediction``'s video to ``out_path`` with each face boxed and labelled.
 
     Every frame of the input is kept (same count, size and rate). ``heatmaps`` (e.g. one method's

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 from torch.nn import functional as F
 
-from unmask.faces.crop import CROP_BOX_COLUMNS
+from unmask.faces.crop import CROP_BOX_COLUMNS, DEFAULT_MARGIN
 from unmask.faces.detectors import LANDMARK_COLUMNS
 from unmask.training.augment import colour_matrices, gaussian_blur
 
@@ -62,7 +62,7 @@ CENTRE_UP, HALF_HEIGHT, HALF_WIDTH = 0.1, 1.25, 1.05
 BOX_HALF_HEIGHT, BOX_HALF_WIDTH = 0.45, 0.42  # without landmarks: shares of the detection box
 
 
-def face_ellipses(rows: pd.DataFrame, size: int, margin: float = 1.3) -> np.ndarray:
+def face_ellipses(rows: pd.DataFrame, size: int, margin: float = DEFAULT_MARGIN) -> np.ndarray:
     """The inner-face ellipse of each crop, in the pixels of a ``size`` x ``size`` crop.
 
     Args:
@@ -225,7 +225,7 @@ class SelfBlendTwins:
         return torch.cat([x, twins]), torch.cat([y, torch.ones(len(real), dtype=y.dtype, device=y.device)])
 
 
-def with_blended_twins(dataset, rows: pd.DataFrame, *, margin: float = 1.3, seed: int = 0):
+def with_blended_twins(dataset, rows: pd.DataFrame, *, margin: float = DEFAULT_MARGIN, seed: int = 0):
     """A validation set with a fixed self-blended twin (label fake) of each real crop.
 
     For a validation split with no fakes (training on real videos only): the checkpoint is then

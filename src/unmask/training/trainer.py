@@ -33,6 +33,7 @@ from unmask.errors import SettingError, UnmaskError
 from unmask.evaluation.aggregate import aggregate_videos
 from unmask.evaluation.metrics import basic_metrics, reliability
 from unmask.evaluation.model_card import record_videos, split_sizes, write_model_card
+from unmask.faces.crop import DEFAULT_MARGIN
 from unmask.models import create_model, get_spec
 from unmask.models.inference import score_dataset, to_device
 from unmask.models.transforms import build_normalise, build_resize
@@ -337,7 +338,7 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
                                    on_cache if is_main else None, on_cache_progress if is_main else None)
     synthesize, synth_generator = None, torch.Generator()  # reseeded per epoch, like the sampler's
     if config.synthesize == "sbi":
-        margin = float(manifest_meta.get("margin", 1.3))
+        margin = float(manifest_meta.get("margin", DEFAULT_MARGIN))
         synthesize = SelfBlendTwins(face_ellipses(train_rows, size_px, margin), config.sbi_ratio, synth_generator)
         if not (val_rows["label"] == 1).any():
             val_set, val_rows = with_blended_twins(val_set, val_rows, margin=margin, seed=config.seed)
