@@ -48,6 +48,7 @@ def test_demo_clips_then_prepare_with_a_failure_exits_3(tmp_path):
     assert "  video     train 1 / 4, test 1 / 4" in result.stdout
     assert "official  none: this dataset has no official split" in result.stdout
     assert "warning: the video protocol has no val videos" in result.stderr
+    assert result.stderr.count("has no val videos") == 1  # the library's warning gives way to the command's
     assert f"next: unmask train {tmp_path / 'out'} --protocol paper --out runs/NAME" in result.stdout
     df = pd.read_parquet(tmp_path / "out" / "manifest.parquet")
     assert sorted(df["video_id"].unique()) == ["fake/fake_astronaut_00", "real/real_astronaut_00"]

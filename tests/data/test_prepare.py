@@ -289,3 +289,11 @@ def test_manifests_without_the_face_step_columns_still_load(prepared, tmp_path):
     write_manifest(df.drop(columns=FACE_COLUMNS), tmp_path / "manifest.parquet", meta)
     old, _ = read_manifest(tmp_path)
     assert len(old) == len(df) and "det_pass" not in old.columns
+
+
+def test_python_callers_are_warned_of_an_empty_split(demo_clips, tmp_path):
+    """4 demo clips of 4 frames each: too few for the paper protocol to fill its test split."""
+    from unmask.data.splits import EmptySplitWarning
+
+    with pytest.warns(EmptySplitWarning, match="the paper protocol has no test videos"):
+        prepare(demo_clips, tmp_path / "out", PrepareConfig("folder", **SMALL))

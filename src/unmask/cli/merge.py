@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import typer
@@ -21,6 +22,9 @@ def merge_command(
     Example: unmask merge runs/part1 runs/part2 --out runs/all
     """
     from unmask.data.preparation import FAILURES_NAME, merge_manifests
+    from unmask.data.splits import EmptySplitWarning
 
-    path = merge_manifests(shards, out)
+    with warnings.catch_warnings():  # report_prepared says it with the command to run instead
+        warnings.simplefilter("ignore", EmptySplitWarning)
+        path = merge_manifests(shards, out)
     report_prepared(path, Path(out) / FAILURES_NAME)

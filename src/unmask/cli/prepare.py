@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -85,6 +86,7 @@ def prepare_command(
     """
     from unmask.cli._progress import ProgressBars
     from unmask.data.preparation import PrepareConfig, prepare  # imported per command: keeps --help fast
+    from unmask.data.splits import EmptySplitWarning
     from unmask.video.sampling import FrameSampler
 
     options = {}
@@ -117,7 +119,9 @@ def prepare_command(
     )
     bars = ProgressBars()
     try:
-        summary = prepare(root, out, config, progress=bars)
+        with warnings.catch_warnings():  # report_prepared says it with the command to run instead
+            warnings.simplefilter("ignore", EmptySplitWarning)
+            summary = prepare(root, out, config, progress=bars)
     finally:
         bars.close()
     typer.echo(

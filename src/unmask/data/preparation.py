@@ -32,7 +32,7 @@ from unmask.data.crop_video import (RENAMED, SPLIT_SETTINGS, STATE_DIR, PrepareC
 from unmask.data.manifest import (CROP_COLUMNS, FACE_COLUMNS, MANIFEST_NAME, VIDEO_HASH_COLUMN, label_levels,
                                   read_manifest, write_manifest)
 from unmask.data.sources import VideoItem, find_videos
-from unmask.data.splits import DEFAULT_FRACTIONS, SEED, add_splits, check_fractions, split_counts
+from unmask.data.splits import DEFAULT_FRACTIONS, SEED, add_splits, check_fractions, split_counts, warn_empty_splits
 from unmask.errors import SettingError, UnmaskError
 from unmask.settings import upgrade_recorded
 from unmask.utils.atomic import remove_stale_temps, write_atomic
@@ -294,6 +294,7 @@ def _prepare_locked(root: Path, out_dir: Path, config: PrepareConfig, items: lis
         if config.shard is None:
             df = add_splits(df, seed=config.split_seed, fractions=config.split_fractions)
             metadata["splits"] = split_counts(df)
+            warn_empty_splits(metadata["splits"], stacklevel=3)  # the caller of prepare()
             excluded = metadata["splits"].get("video", {}).get("excluded", 0)
         manifest_path = write_manifest(df, out_dir / manifest_name, json.loads(json.dumps(metadata, default=str)))
     return PrepareSummary(out_dir, len(items), state.done - failed_now, state.skipped, state.failed,
@@ -372,6 +373,7 @@ def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, split_
     settings = {**settings, "split_seed": split_seed, "split_fractions": list(split_fractions)}
     merged = add_splits(pd.concat(frames, ignore_index=True), seed=split_seed, fractions=split_fractions)
     counts = split_counts(merged)
+    warn_empty_splits(counts, stacklevel=2)  # the caller of merge_manifests()
     if counts.get("video", {}).get("excluded"):
         logger.warning("the video split leaves out %d videos whose people are on different sides",
                        counts["video"]["excluded"])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import warnings
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Sequence
 
@@ -281,6 +282,26 @@ def add_splits(crops: pd.DataFrame, *, seed: int = SEED, fractions=DEFAULT_FRACT
         official[train] = carved
     df[split_column("official")] = df["video_id"].map(dict(zip(videos["video_id"], official)))
     return df
+
+
+class EmptySplitWarning(UserWarning):
+    """A protocol's train, val or test split holds no video (too few videos or people for it)."""
+
+
+def warn_empty_splits(counts: dict[str, dict[str, int]], stacklevel: int = 2) -> dict[str, list[str]]:
+    """Warn (:class:`EmptySplitWarning`) for each protocol with splits whose train, val or test
+    split holds no video; ``counts`` as :func:`split_counts` gives them. Returns what it warned of.
+
+    ``stacklevel``: as :func:`warnings.warn`'s, counted from the caller of this function."""
+    empty = {}
+    for protocol, sizes in counts.items():
+        present = {split for split, n in sizes.items() if n}
+        missing = [split for split in ("train", "val", "test") if split not in present]
+        if present & {"train", "val", "test"} and missing:  # a protocol with no split at all has nothing to say
+            empty[protocol] = missing
+            warnings.warn(f"the {protocol} protocol has no {' and no '.join(missing)} videos: prepare more videos "
+                          "or change the split fractions", EmptySplitWarning, stacklevel=stacklevel + 1)
+    return empty
 
 
 def split_counts(df: pd.DataFrame) -> dict[str, dict[str, int]]:
