@@ -159,8 +159,10 @@ def report_prepared(manifest_path: Path, failures: Optional[Path]) -> None:
     import shlex
 
     from unmask.data.manifest import read_manifest
+    from unmask.data.splits import empty_splits, split_counts
 
     manifest, _ = read_manifest(manifest_path, need_splits=False)
+    empty_of = empty_splits(split_counts(manifest))
     typer.echo(f"written: {manifest_path} ({len(manifest)} crops of {manifest['video_id'].nunique()} videos)"
                + (f", {failures} (videos that gave no crop)" if failures else ""))
     typer.echo("splits, videos / crops:")
@@ -170,14 +172,14 @@ def report_prepared(manifest_path: Path, failures: Optional[Path]) -> None:
             typer.echo(f"  {protocol:<9} none: this dataset has no {protocol} split")
             continue
         typer.echo(f"  {protocol:<9} " + ", ".join(f"{k} {v} / {c}" for k, (v, c) in sizes.items()))
-        empty = [split for split in ("train", "val", "test") if split not in sizes]
+        empty = empty_of.get(protocol, [])
         if empty:
             typer.secho(f"warning: the {protocol} protocol has no {' and no '.join(empty)} videos: "
                         f"`unmask train --protocol {protocol}` " + ("cannot train or validate on it"
                                                                      if {"train", "val"} & set(empty) else
                                                                      "will run, but `unmask evaluate` has no test split")
                         + "; prepare more videos", fg="yellow", err=True)
-        if not {"train", "val"} & set(empty):
+        if {"train", "val"} <= set(sizes):
             usable.append(protocol)
     folder = shlex.quote(str(manifest_path.parent))
     if "video" in usable:

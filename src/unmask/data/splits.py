@@ -288,20 +288,25 @@ class EmptySplitWarning(UserWarning):
     """A protocol's train, val or test split holds no video (too few videos or people for it)."""
 
 
-def warn_empty_splits(counts: dict[str, dict[str, int]], stacklevel: int = 2) -> dict[str, list[str]]:
-    """Warn (:class:`EmptySplitWarning`) for each protocol with splits whose train, val or test
-    split holds no video; ``counts`` as :func:`split_counts` gives them. Returns what it warned of.
-
-    ``stacklevel``: as :func:`warnings.warn`'s, counted from the caller of this function."""
+def empty_splits(counts: dict[str, dict[str, int]]) -> dict[str, list[str]]:
+    """Per protocol with splits, its train, val and test splits that hold no video; ``counts`` as
+    :func:`split_counts` gives them (a protocol with no split at all, e.g. no official lists, is left out)."""
     empty = {}
     for protocol, sizes in counts.items():
         present = {split for split, n in sizes.items() if n}
         missing = [split for split in ("train", "val", "test") if split not in present]
-        if present & {"train", "val", "test"} and missing:  # a protocol with no split at all has nothing to say
+        if present & {"train", "val", "test"} and missing:
             empty[protocol] = missing
-            warnings.warn(f"the {protocol} protocol has no {' and no '.join(missing)} videos: prepare more videos "
-                          "or change the split fractions", EmptySplitWarning, stacklevel=stacklevel + 1)
     return empty
+
+
+def warn_empty_splits(counts: dict[str, dict[str, int]], stacklevel: int = 2) -> None:
+    """Warn (:class:`EmptySplitWarning`) of each of :func:`empty_splits`.
+
+    ``stacklevel``: as :func:`warnings.warn`'s, counted from the caller of this function."""
+    for protocol, missing in empty_splits(counts).items():
+        warnings.warn(f"the {protocol} protocol has no {' and no '.join(missing)} videos: prepare more videos "
+                      "or change the split fractions", EmptySplitWarning, stacklevel=stacklevel + 1)
 
 
 def split_counts(df: pd.DataFrame) -> dict[str, dict[str, int]]:
