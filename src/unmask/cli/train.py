@@ -15,7 +15,6 @@ from unmask.cli import app, on_interrupt
 from unmask.cli._help import complete_from, deprecated_option, with_code_help
 
 
-
 def _model_names():
     from unmask.models.registry import BACKBONES
 

@@ -241,7 +241,6 @@ def make_near_pass(config: PrepareConfig, detector):
     return detector.with_settings(enhance=True, clahe_tiles=4, min_score=config.near_pass_min_score)
 
 
-
 # --- work on one video (runs in a worker process) -------------------------------------------------
 
 _EXTRACTOR: FaceExtractor | None = None

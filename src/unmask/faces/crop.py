@@ -45,7 +45,12 @@ def crop_face(image: np.ndarray, box, *, margin: float = DEFAULT_MARGIN, size_px
     Returns:
         ``(size_px, size_px, 3) uint8`` RGB crop.
     """
-    x1, y1, x2, y2 = square_box(box, (image.shape[1], image.shape[0]), margin)
+    return cut_square(image, square_box(box, (image.shape[1], image.shape[0]), margin), size_px)
+
+
+def cut_square(image: np.ndarray, square: tuple[int, int, int, int], size_px: int) -> np.ndarray:
+    """The ``square`` (:func:`square_box`'s bounds) of ``image``, resized to ``size_px``."""
+    x1, y1, x2, y2 = square
     patch = image[y1:y2, x1:x2]
     interpolation = cv2.INTER_AREA if patch.shape[0] > size_px else cv2.INTER_CUBIC
     return cv2.resize(patch, (size_px, size_px), interpolation=interpolation)

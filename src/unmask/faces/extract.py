@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from unmask.errors import SettingError
-from unmask.faces.crop import DEFAULT_MARGIN, crop_face, square_box
+from unmask.faces.crop import DEFAULT_MARGIN, cut_square, square_box
 from unmask.faces.detectors import DEFAULT_DETECTOR, Detection, FaceDetector, create_detector
 from unmask.faces.track import assign_tracks, distance, iou, same_place
 from unmask.video.reader import Frame
@@ -322,8 +322,7 @@ class FaceExtractor:
             found = [(track_id, det, p) for det, track_id, p in zip(dets, ids, how)]
             found += [(track_id, det, "bridged") for track_id, det in extra]
             for track_id, det, p in sorted(found, key=lambda x: x[0]):
-                image = crop_face(frame.image, det.box, margin=self.margin, size_px=self.size_px)
                 square = square_box(det.box, (frame.image.shape[1], frame.image.shape[0]), self.margin)
-                crops.append(FaceCrop(frame.index, frame.time_s, track_id, det.score, det.box, image, p,
-                                      det.landmarks, square))
+                crops.append(FaceCrop(frame.index, frame.time_s, track_id, det.score, det.box,
+                                      cut_square(frame.image, square, self.size_px), p, det.landmarks, square))
         return crops
