@@ -18,10 +18,11 @@ Configurations (``--configs``):
 ============= ================== ==================================================
 name          trained on         what it asks
 ============= ================== ==================================================
-default       all train videos   the default preset as a new user runs it
-sbi           all train videos   + self-blended fakes (``--synthesize sbi``)
+default       all train videos   the default preset without self-blended fakes
+                                 (``--synthesize none``: the default before they were)
+sbi           all train videos   + self-blended fakes (``--synthesize sbi``, today's default)
 real-sbi      their real videos  self-blended fakes alone (``--real-only``)
-ffpp          FF++ train videos  the field's protocol: train on FF++ ...
+ffpp          FF++ train videos  the field's protocol: train on FF++ (no SBI) ...
 ffpp-sbi      FF++ train videos  ... with self-blended fakes: does SBI generalise?
 ffpp-real-sbi FF++ real videos   ... the SBI paper's protocol: FF++ reals alone
 reals-sbi     real videos only   as real-sbi, validated on self-blended twins of the
@@ -56,10 +57,11 @@ from pathlib import Path
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 DEFAULT_CONFIGS = ("default", "sbi", "real-sbi", "ffpp", "ffpp-sbi", "ffpp-real-sbi")
 CONFIGS = {
-    "default": ("all", {}, ("test",)),
+    # SBI is the default preset's now: the baselines without it say so
+    "default": ("all", {"synthesize": "none"}, ("test",)),
     "sbi": ("all", {"synthesize": "sbi"}, ("test",)),
     "real-sbi": ("all", {"synthesize": "sbi", "real_only": True}, ("test",)),
-    "ffpp": ("ffpp", {}, ("ffpp-test", "cross")),
+    "ffpp": ("ffpp", {"synthesize": "none"}, ("ffpp-test", "cross")),
     "ffpp-sbi": ("ffpp", {"synthesize": "sbi"}, ("ffpp-test", "cross")),
     "ffpp-real-sbi": ("ffpp", {"synthesize": "sbi", "real_only": True}, ("ffpp-test", "cross")),
     "reals-sbi": ("real", {"synthesize": "sbi"}, ("test",)),

@@ -22,7 +22,6 @@ from unmask.utils.atomic import atomic_path
 from unmask.utils.outdir import ensure_out_dir
 from unmask.utils.progress import ProgressCallback, ProgressMeter
 
-
 logger = logging.getLogger(__name__)
 
 
@@ -45,7 +44,6 @@ def explain_crops(model, meta: dict, crops: list[np.ndarray], methods, *, device
 
     Args:
         crops: ``(h, w, 3) uint8`` RGB face crops (any size: the run's preprocessing resizes).
-
         on_method: called with each method's name when its heatmaps are done.
 
     Returns:
