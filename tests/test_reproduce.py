@@ -122,13 +122,17 @@ def test_a_rerun_with_other_settings_stops_with_one_line(reproduced):
     assert mtimes(out) == before
 
 
-def test_the_command_line_prints_the_table_of_a_finished_reproduction(reproduced):
-    result = subprocess.run(
-        [sys.executable, "-m", "unmask", "reproduce", str(reproduced["root"]), "--dataset", "celebdf", "--out",
-         str(reproduced["out"]), "--models", MODEL, "--no-pretrained", "--size", "64", "--epochs", "2",
-         "--num-frames", "4", "--bootstrap", "50", "--batch-size", "8", "--max-steps", "1", "--report-examples", "0"], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "prepare: done already" in result.stdout and f"| {MODEL} | default | video |" in result.stdout
+def test_the_command_line_runs_a_reproduction_and_prints_its_table(reproduced, tmp_path):
+    """From the command line, into a new folder (its progress bars fed by every step), then again."""
+    command = [sys.executable, "-m", "unmask", "reproduce", str(reproduced["root"]), "--dataset", "celebdf", "--out",
+               str(tmp_path / "out"), "--models", MODEL, "--presets", "default", "--no-pretrained", "--size", "64",
+               "--epochs", "1", "--num-frames", "4", "--bootstrap", "50", "--batch-size", "8", "--max-steps", "1",
+               "--report-examples", "0"]
+    for done_before in (False, True):
+        result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert ("prepare: done already" in result.stdout) == done_before, result.stdout
+        assert f"| {MODEL} | default | video |" in result.stdout
 
 
 def test_weights_are_found_by_model_name_or_given_one_by_one(tmp_path):

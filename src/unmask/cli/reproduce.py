@@ -52,18 +52,12 @@ def reproduce_command(
 
     Example: unmask reproduce /data/Celeb-DF-v2 --dataset celebdf --out runs/repro-celebdf --weights-dir weights/
     """
+    from unmask.cli._progress import ProgressBars
     from unmask.evaluation.table import to_markdown
     from unmask.reproduce import reproduce
 
-    prepare_bar = None
+    bars = ProgressBars()  # prepare's progress, as `unmask prepare` shows it
     step_bar = None
-
-    def on_prepare(state):
-        nonlocal prepare_bar
-        if prepare_bar is None:
-            prepare_bar = tqdm(total=state.total, unit="video", desc="prepare", disable=None, leave=False)
-        prepare_bar.n = state.done + state.skipped
-        prepare_bar.refresh()
 
     def on_step(name, epoch, step, steps):
         nonlocal step_bar
@@ -80,10 +74,7 @@ def reproduce_command(
                    f"val auc {row['val_auc']:.4f}  ({row['seconds']:.0f} s)")
 
     def progress(line):
-        nonlocal prepare_bar
-        if prepare_bar is not None:
-            prepare_bar.close()
-            prepare_bar = None
+        bars.close()
         typer.echo(line)
 
     try:
@@ -93,10 +84,10 @@ def reproduce_command(
             compression=compression, prepare_workers=workers, epochs=epochs, size=size, batch_size=batch_size,
             max_steps=max_steps, pretrained=pretrained, weights=parse_weights(weights),
             weights_dir=weights_dir, device=device, bootstrap=bootstrap, report=report, report_examples=report_examples, progress=progress,
-            on_prepare=on_prepare, on_epoch=on_epoch, on_step=on_step)
+            on_prepare=bars, on_epoch=on_epoch, on_step=on_step)
     finally:
-        for bar in (prepare_bar, step_bar):
-            if bar is not None:
-                bar.close()
+        bars.close()
+        if step_bar is not None:
+            step_bar.close()
     typer.echo(to_markdown(result.table))
     typer.echo(f"written: {result.markdown}, {result.html}")
