@@ -164,7 +164,7 @@ def _face_boxes(frames: list[np.ndarray]) -> list[tuple[float, ...]]:
     beside the presenter, and a window jumping to it would leave frames with no human face.
     """
     from unmask.faces.detectors import create_detector
-    from unmask.faces.track import distance
+    from unmask.faces.track import distance, same_place
 
     detector = create_detector("mtcnn")
     first = detector.detect(frames[:1])[0]
@@ -175,7 +175,7 @@ def _face_boxes(frames: list[np.ndarray]) -> list[tuple[float, ...]]:
     # lost, leaves the window where it last was (it is not searched for again).
     for found in detector.detect(frames):
         near = min((d.box for d in found), key=lambda box: distance(last, box), default=None)
-        last = near if near is not None and distance(last, near) <= 1.0 else last
+        last = near if near is not None and same_place(last, near) else last
         boxes.append(last)
     return boxes
 
