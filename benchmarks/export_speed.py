@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from unmask.models import create_model
-from unmask.models.export import export_model, onnx_session
+from unmask.predict.export import export_model, onnx_session
 from unmask.models.registry import get_spec
-from unmask.training.checkpoint import load_classifier, save_checkpoint
+from unmask.decision.checkpoint import load_classifier, save_checkpoint
 
 
 def _checkpoint(name: str, folder: Path) -> Path:

@@ -30,8 +30,9 @@ import cv2
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from make_hard_set import default_sources  # noqa: E402
 
-from unmask.data.crop_video import PrepareConfig, make_extractor  # noqa: E402
-from unmask.faces.hard_set import make_hard_set  # noqa: E402
+from unmask.data.config import PrepareConfig  # noqa: E402
+from unmask.data.crop_video import make_extractor  # noqa: E402
+from unmask.testing.hard_set import make_hard_set  # noqa: E402
 from unmask.video import FrameSampler, sample_frames  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""Write the hard set of face clips (see :mod:`unmask.faces.hard_set`) into a folder.
+"""Write the hard set of face clips (see :mod:`unmask.testing.hard_set`) into a folder.
 
     python benchmarks/make_hard_set.py /tmp/unmask-hard-set             # all sources and conditions
     python benchmarks/make_hard_set.py DIR --conditions dark,profile --sources hopper
@@ -13,7 +13,7 @@ import argparse
 from functools import partial
 from pathlib import Path
 
-from unmask.faces.hard_set import CONDITIONS, NOFACE_CONDITIONS, clip_frames, make_hard_set, portrait_frames
+from unmask.testing.hard_set import CONDITIONS, NOFACE_CONDITIONS, clip_frames, make_hard_set, portrait_frames
 
 SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples" / "ffpp"
 

@@ -54,7 +54,7 @@ def make_clip(out: Path, seconds: float = 10.0) -> Path:
 
 def meta_for(name: str) -> dict:
     """Checkpoint metadata for a random-weights ``name`` with unmask's default face step (32 frames)."""
-    from unmask.data.crop_video import PrepareConfig
+    from unmask.data.config import PrepareConfig
     from unmask.models import get_spec
     from unmask.video import FrameSampler
 
@@ -87,7 +87,7 @@ def time_cold(name: str, clip: Path, tmp: Path, threads: int | None = None) -> t
     import torch
 
     from unmask.models import create_model
-    from unmask.training.checkpoint import save_checkpoint
+    from unmask.decision.checkpoint import save_checkpoint
 
     import os
 

@@ -35,10 +35,10 @@ HARD_CLIPS = {"ffpp004": ("small_dark", "profile"), "ffpp519": ("profile",),
 
 @pytest.fixture(scope="session")
 def hard_clips(tmp_path_factory):
-    """A few 32-frame hard clips (:mod:`unmask.faces.hard_set`) and a dark no-face clip, made once."""
+    """A few 32-frame hard clips (:mod:`unmask.testing.hard_set`) and a dark no-face clip, made once."""
     from functools import partial
 
-    from unmask.faces.hard_set import clip_frames, make_hard_set, portrait_frames
+    from unmask.testing.hard_set import clip_frames, make_hard_set, portrait_frames
 
     out = tmp_path_factory.mktemp("hard-set")
     stand_in = {"ffpp004": "hopper", "ffpp519": "astronaut"}

@@ -33,17 +33,17 @@ def test_every_stage_is_one_call_on_unmask():
     assert unmask.export.__name__ == "export_model" and unmask.PrepareConfig.__name__ == "PrepareConfig"
 
 
-def test_explain_gives_the_function_and_the_package_calls_it(tmp_path):
+def test_each_stage_is_one_function_in_its_package(tmp_path):
     from unmask.data import prepare
     from unmask.evaluation import evaluate
-    from unmask.explain import explain
+    from unmask.predict import explain_file
     from unmask.training import train
 
-    for function in (explain, prepare, train, evaluate):
+    for function in (explain_file, prepare, train, evaluate):
         assert inspect.isfunction(function), function
-    assert unmask.explain.explain is explain and callable(unmask.explain)
+    assert unmask.explain_file is explain_file
     with pytest.raises(unmask.UnmaskError, match="^No such file: .*missing.mp4"):
-        unmask.explain(tmp_path / "run", tmp_path / "missing.mp4", tmp_path / "out")
+        unmask.explain_file(tmp_path / "run", tmp_path / "missing.mp4", tmp_path / "out")
 
 
 def test_importing_any_module_never_runs_the_command_line():

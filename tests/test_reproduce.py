@@ -12,7 +12,7 @@ import pytest
 
 from unmask.demo import make_demo_dataset
 from unmask.errors import UnmaskError
-from unmask.reproduce import VOLATILE, reproduce, resolve_weights
+from unmask.recipes.reproduce import VOLATILE, reproduce, resolve_weights
 from unmask.training.config import make_config
 
 MODEL = "efficientnetv2_s"  # a paper backbone; from scratch at 64 px, one step an epoch, it costs seconds

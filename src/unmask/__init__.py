@@ -7,7 +7,7 @@ The pipeline, one call per stage (each also a command: ``unmask prepare``, ``unm
     unmask.prepare("data/ffpp", "runs/faces", unmask.PrepareConfig("ffpp", size=224))
     unmask.train("runs/faces", "runs/effv2", unmask.make_config(model="efficientnetv2_s"))
     unmask.evaluate("runs/effv2", "runs/faces", "runs/effv2/eval-test")
-    unmask.explain("runs/effv2", "clip.mp4", "why/")
+    unmask.explain_file("runs/effv2", "clip.mp4", "why/")
     unmask.export("runs/effv2", "effv2.onnx")
     verdict = unmask.Detector.load("runs/effv2").predict("clip.mp4")
 
@@ -25,7 +25,7 @@ _EXPORTS = {
     # prepare: videos -> face crops + manifest
     "prepare": "unmask.data.preparation",
     "merge_manifests": "unmask.data.preparation",
-    "PrepareConfig": "unmask.data.crop_video",
+    "PrepareConfig": "unmask.data.config",
     "PrepareSummary": "unmask.data.preparation",
     "FrameSampler": "unmask.video.sampling",
     # train: manifest -> calibrated checkpoint
@@ -33,16 +33,16 @@ _EXPORTS = {
     "TrainConfig": "unmask.training.config",
     "TrainResult": "unmask.training.trainer",
     "make_config": "unmask.training.config",
-    "Costs": "unmask.training.calibration",
+    "Costs": "unmask.decision.calibration",
     # evaluate: checkpoint + manifest -> metrics, report
     "evaluate": "unmask.evaluation.evaluator",
     "EvalResult": "unmask.evaluation.evaluator",
-    # explain: heatmaps (the package unmask.explain, callable as its explain function)
-    "explain": ("unmask.explain", None),
+    # explain: heatmaps of a file's most suspicious faces
+    "explain_file": "unmask.predict.explanation",
     "Explanation": "unmask.explain.explainer",
     # export: ONNX, TorchScript
-    "export": ("unmask.models.export", "export_model"),
-    "ExportResult": "unmask.models.export",
+    "export": ("unmask.predict.export", "export_model"),
+    "ExportResult": "unmask.predict.export",
     # the judge
     "Detector": "unmask.predict.detector",
     "Prediction": "unmask.predict.result",

@@ -17,6 +17,13 @@ import functools
 
 from unmask.errors import UnknownNameError, unknown_name
 
+# What settings were called when older manifests and checkpoints recorded them: read as today's
+# names by :func:`upgrade_recorded`, so old data folders and runs still load.
+PREPARE_RENAMED = {"size_px": "size", "max_side_px": "max_side", "second_pass_side_px": "second_pass_side",
+                   "seed": "split_seed"}
+TRAIN_RENAMED = {"size_px": "size", "effective_beta": "beta", "sampler": "batch_sampler",
+                 "max_steps_per_epoch": "max_steps"}
+
 
 def unknown_setting(kind: str, name: str, valid, renamed: dict[str, str] | None = None) -> UnknownNameError:
     """The error for a keyword ``name`` that is not one of ``valid`` (a renamed one says its new name)."""

@@ -98,7 +98,7 @@ def test_bad_training_values_are_refused(tmp_path):
 
 def test_a_manifest_with_other_labels_and_a_checkpoint_with_nan_are_refused(prepared, tmp_path):
     from unmask.models import create_model
-    from unmask.training.checkpoint import save_checkpoint
+    from unmask.decision.checkpoint import save_checkpoint
 
     model = create_model("mobilenetv3_small")
     state = {f"model.{k}": v for k, v in model.state_dict().items()}

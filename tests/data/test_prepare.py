@@ -232,7 +232,7 @@ def test_recorded_settings_rebuild_the_same_config():
 
 
 def test_jpeg_crops_are_jpeg_files_that_training_reads(demo_clips, tmp_path):
-    from unmask.training.data import load_crop
+    from unmask.data.crops import load_crop
 
     prepare(demo_clips, tmp_path / "out", PrepareConfig("folder", image_format="jpg", **SMALL))
     df = pd.read_parquet(tmp_path / "out" / "manifest.parquet")

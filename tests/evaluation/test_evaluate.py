@@ -114,7 +114,7 @@ def test_cross_dataset_on_every_crop_warns_of_crops_cut_unlike_the_training_data
 def test_crops_cut_alike_give_no_warning_and_old_names_compare(small_run, prepared, caplog):
     from unmask.data.manifest import read_manifest
     from unmask.evaluation.evaluator import warn_crop_differences
-    from unmask.training.checkpoint import read_metadata
+    from unmask.decision.checkpoint import read_metadata
 
     meta = read_metadata(small_run[0].checkpoint)
     _, manifest_meta = read_manifest(prepared)
@@ -137,7 +137,7 @@ def test_bad_inputs_are_clear(small_run, prepared, tmp_path):
 
 def _with_metadata(run_dir, out, **changes):
     """A copy of the run's checkpoint whose metadata says ``changes`` (and lacks the video calibration)."""
-    from unmask.training.checkpoint import load_tensors, read_metadata, save_checkpoint
+    from unmask.decision.checkpoint import load_tensors, read_metadata, save_checkpoint
 
     meta = {k: v for k, v in read_metadata(run_dir).items() if k != "video_calibration"}
     out.mkdir(parents=True)
@@ -152,7 +152,7 @@ def test_decisions_at_a_cost_threshold_with_a_deployment_prior(small_run, prepar
     import numpy as np
     from sklearn.metrics import confusion_matrix
 
-    from unmask.training.calibration import logit, sigmoid
+    from unmask.decision.calibration import logit, sigmoid
 
     run = _with_metadata(small_run[0].run_dir, tmp_path / "run", temperature=2.0, bias=-1.0,
                          calibration={"prior_fake": 0.5}, costs={"missed_fake": 4.0, "false_alarm": 1.0})

@@ -9,7 +9,7 @@ import torch
 
 from unmask.data.manifest import read_manifest, select_split
 from unmask.evaluation.model_card import card_warnings, model_card, seen_in_training
-from unmask.training.checkpoint import read_metadata
+from unmask.decision.checkpoint import read_metadata
 
 
 def test_train_writes_a_model_card_with_data_settings_calibration_and_versions(small_run, prepared):

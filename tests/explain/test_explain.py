@@ -7,7 +7,7 @@ import pytest
 from unmask.demo import load_portraits, write_video
 from unmask.errors import NoFaceFoundError, UnknownNameError
 from unmask.explain import PAPER_METHODS
-from unmask.explain.explainer import explain
+from unmask.predict.explanation import explain_file as explain
 from unmask.models.registry import PAPER_BACKBONES
 
 
@@ -78,7 +78,7 @@ def test_smoothgrad_maps_are_reproducible(small_run):
     import torch
 
     from unmask.explain import explain_batch
-    from unmask.training.checkpoint import load_classifier
+    from unmask.decision.checkpoint import load_classifier
 
     model, _ = load_classifier(small_run[0].run_dir)
     x = torch.randn(2, 3, 64, 64)
@@ -144,7 +144,7 @@ def test_num_frames_sets_how_many_frames_of_a_video_are_looked_at(small_run, dem
 
 
 def test_a_given_crop_cut_unlike_the_training_crops_is_warned_about(tmp_path, caplog):
-    from unmask.explain.explainer import warn_crop_file_differences
+    from unmask.predict.explanation import warn_crop_file_differences
 
     trained = {"size": 64, "margin": 1.3, "image_format": "png"}
     for name, shape in (("same.png", (64, 64, 3)), ("big.jpg", (100, 100, 3)), ("wide.png", (48, 64, 3))):

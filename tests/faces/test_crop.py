@@ -36,7 +36,7 @@ def test_the_command_lines_default_margin_is_the_librarys():
     import inspect
 
     from unmask.cli.prepare import prepare_command
-    from unmask.data.crop_video import PrepareConfig
+    from unmask.data.config import PrepareConfig
     from unmask.faces.crop import DEFAULT_MARGIN
 
     assert inspect.signature(prepare_command).parameters["margin"].default.default == DEFAULT_MARGIN

@@ -14,7 +14,7 @@ import pytest
 
 from unmask.predict.overlay import FAKE_RGB, REAL_RGB
 from unmask.video import sample_frames
-from unmask.video.reader import probe_video
+from unmask.video.probe import probe_video
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 

@@ -10,9 +10,9 @@ from unmask import Detector, Prediction
 from unmask.demo import write_video
 from unmask.errors import UnmaskError
 from unmask.models import BACKBONES, create_model
-from unmask.predict.decision import decide_clip, decide_track, min_faces
+from unmask.decision.verdict import decide_clip, decide_track, min_faces
 from unmask.predict.result import REASON_CODES, VERDICTS
-from unmask.training.checkpoint import load_classifier, read_metadata
+from unmask.decision.checkpoint import load_classifier, read_metadata
 from unmask.video import sample_frames
 
 
@@ -57,7 +57,7 @@ def test_a_clip_is_cut_and_scored_exactly_as_the_runs_training_data(detector, sm
     assert p.model["name"] == "mobilenetv3_small" and p.model["input_size_px"] == 64
 
     from unmask.evaluation.evaluator import score_rows
-    from unmask.training.calibration import calibrated_p_fake
+    from unmask.decision.calibration import calibrated_p_fake
 
     manifest = pd.read_parquet(prepared / "manifest.parquet")
     rows = manifest[manifest["video_id"] == "fake/fake_astronaut_00"].sort_values("frame_index")
@@ -190,7 +190,7 @@ def test_heatmaps_of_the_most_suspicious_faces(detector, fake_clip):
 
 
 def test_explain_of_a_video_goes_through_the_detector(small_run, detector, fake_clip, tmp_path):
-    from unmask.explain.explainer import explain
+    from unmask.predict.explanation import explain_file as explain
 
     explanations = explain(small_run[0].run_dir, fake_clip, tmp_path, methods=["gradcam"], max_faces=3)
     p = detector.predict(fake_clip)

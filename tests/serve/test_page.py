@@ -14,7 +14,7 @@ def test_page_shows_verdict_chart_and_heatmaps_then_a_clear_error(small_run, goo
     from playwright import sync_api as playwright  # with Debian's chromium; never `playwright install`
 
     from unmask import Detector
-    from unmask.training.checkpoint import load_classifier
+    from unmask.decision.checkpoint import load_classifier
 
     # A missed fake costing 7 false alarms' worth against 3: threshold 0.3, so the chart's line is not at mid-height.
     model, meta = load_classifier(small_run[0].run_dir)

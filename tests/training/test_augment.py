@@ -88,7 +88,7 @@ def test_batch_augmentation_is_seeded_and_changes_some_images():
 def test_channels_last_batches_on_the_cpu_hold_the_same_numbers():
     from unmask.models import get_spec
     from unmask.models.transforms import build_normalise
-    from unmask.training.data import DeviceBatches
+    from unmask.data.crops import DeviceBatches
 
     x = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
     batches = [(x, torch.zeros(4, dtype=torch.long), torch.arange(4))]

@@ -10,7 +10,7 @@ from unmask.errors import UnmaskError
 from unmask.models import build_transform, get_spec
 from unmask.models.transforms import build_normalise, build_resize
 from unmask.training.cache import CachedCropDataset, open_crop_cache
-from unmask.training.data import CropDataset, DeviceBatches, batch_loader, load_crop
+from unmask.data.crops import CropDataset, DeviceBatches, batch_loader, load_crop
 
 
 @pytest.fixture

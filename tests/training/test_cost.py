@@ -5,7 +5,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch.nn import functional as F
 
 from unmask.errors import ManifestError, UnknownNameError, UnmaskError
-from unmask.training.calibration import (
+from unmask.decision.calibration import (
     Costs,
     calibrate_video_scores,
     calibrated_p_fake,

@@ -11,9 +11,9 @@ import torch
 from unmask.models import get_spec
 from unmask.models.transforms import build_normalise
 from unmask.training.cache import CachedCropDataset, open_crop_cache
-from unmask.training.checkpoint import read_metadata
+from unmask.decision.checkpoint import read_metadata
 from unmask.training.config import make_config
-from unmask.training.data import DeviceBatches, batch_loader
+from unmask.data.crops import DeviceBatches, batch_loader
 from unmask.training.trainer import autocast_dtype, train
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]

@@ -151,7 +151,7 @@ def test_real_only_trains_on_the_real_videos_and_validates_on_the_datas_fakes(pr
 def test_validation_twins_are_fixed_and_labelled(prepared):
     from unmask.models import get_spec
     from unmask.models.transforms import build_resize
-    from unmask.training.data import CropDataset
+    from unmask.data.crops import CropDataset
 
     manifest, _ = read_manifest(prepared)
     rows = manifest[manifest["label"] == 0].head(5).reset_index(drop=True)

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from unmask.errors import ManifestError, UnknownNameError, UnmaskError
 from unmask.models.registry import PAPER_BACKBONES
-from unmask.training.checkpoint import load_classifier, read_metadata
+from unmask.decision.checkpoint import load_classifier, read_metadata
 from unmask.training.config import PRESETS, make_config
 from unmask.training.trainer import train
 
@@ -39,7 +39,7 @@ def test_small_model_learns_the_demo_fakes(small_run):
 
 
 def test_costs_set_the_threshold_and_travel_with_the_checkpoint(prepared, tmp_path):
-    from unmask.training.calibration import Costs
+    from unmask.decision.calibration import Costs
 
     config = make_config(model="mobilenetv3_small", epochs=1, costs=Costs(missed_fake=9.0, false_alarm=1.0), **QUICK)
     result = train(prepared, tmp_path / "run", config)

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from unmask.errors import UnmaskError
-from unmask.training.checkpoint import read_metadata
+from unmask.decision.checkpoint import read_metadata
 from unmask.training.config import make_config
 from unmask.training.trainer import train
 

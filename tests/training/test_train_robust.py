@@ -6,9 +6,9 @@ import sys
 import pytest
 import torch
 
-from unmask.training import distributed
+from unmask.utils import distributed
 from unmask.training import trainer as train_module
-from unmask.training.checkpoint import read_metadata
+from unmask.decision.checkpoint import read_metadata
 from unmask.training.config import make_config
 from unmask.utils.atomic import HOST_TAG
 

@@ -26,7 +26,7 @@ def test_a_meter_reports_each_step_and_finishes_at_one():
 
 def test_train_evaluate_and_explain_report_their_whole_work(prepared, tmp_path):
     from unmask.evaluation.evaluator import evaluate
-    from unmask.explain.explainer import explain
+    from unmask.predict.explanation import explain_file as explain
     from unmask.training.config import make_config
     from unmask.training.trainer import train
 

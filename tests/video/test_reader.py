@@ -4,7 +4,7 @@ import av
 import numpy as np
 
 from unmask.video import FrameSampler
-from unmask.video.reader import probe_video
+from unmask.video.probe import probe_video
 from unmask.video.sampling import sample_frames
 
 

@@ -14,7 +14,7 @@ from unmask.cli._help import with_code_help
 def evaluate_choices() -> dict:
     """Choices of ``evaluate``'s options, read from the library when --help is shown."""
     from unmask.data.splits import PROTOCOLS
-    from unmask.evaluation.aggregate import AGGREGATIONS
+    from unmask.decision.aggregate import AGGREGATIONS
     from unmask.evaluation.evaluator import SPLITS
 
     return {"split": (SPLITS, None), "protocol": (PROTOCOLS, None), "aggregation": (AGGREGATIONS, None)}

@@ -28,11 +28,12 @@ def explain_command(
     Example: unmask explain runs/xception-paper suspicious.mp4 --out why/ --methods gradcam,scorecam
     """
     from unmask.cli._progress import ProgressBars
-    from unmask.explain.explainer import explain, sheet_name
+    from unmask.explain.explainer import sheet_name
+    from unmask.predict.explanation import explain_file
 
     bars = ProgressBars()
     try:
-        explanations = explain(run_dir, path, out, methods=[m.strip() for m in methods.split(",") if m.strip()],
+        explanations = explain_file(run_dir, path, out, methods=[m.strip() for m in methods.split(",") if m.strip()],
                                max_faces=max_faces, is_crop=is_crop, num_frames=num_frames, device=device,
                                progress=bars)
     finally:

@@ -12,7 +12,7 @@ from unmask.cli._help import with_code_help
 
 def export_choices() -> dict:
     """The export formats, read from the library when --help is shown."""
-    from unmask.models.export import FORMATS
+    from unmask.predict.export import FORMATS
 
     return {"format": (FORMATS, None)}
 
@@ -29,7 +29,7 @@ def export_command(
     \b
     Example: unmask export runs/effv2s --out effv2s.onnx
     """
-    from unmask.models.export import export_model
+    from unmask.predict.export import export_model
 
     result = export_model(run_dir, out, format=format, opset=opset)
     typer.echo(f"written: {result.path} ({result.format}; largest logit difference from PyTorch "

@@ -36,7 +36,7 @@ def parse_fractions(text: str) -> tuple[float, ...]:
 
 def prepare_choices() -> dict:
     """Each choice option's choices, read from the library when --help is shown."""
-    from unmask.data.crop_video import IMAGE_FORMATS
+    from unmask.data.config import IMAGE_FORMATS
     from unmask.data.sources import DATASETS
     from unmask.data.sources.ffpp import COMPRESSIONS, METHODS
     from unmask.faces.detectors import DETECTORS

@@ -54,7 +54,7 @@ def reproduce_command(
     """
     from unmask.cli._progress import ProgressBars
     from unmask.evaluation.table import to_markdown
-    from unmask.reproduce import reproduce
+    from unmask.recipes.reproduce import reproduce
 
     bars = ProgressBars()  # prepare's progress, as `unmask prepare` shows it
     step_bar = None

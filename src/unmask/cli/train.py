@@ -114,7 +114,7 @@ def train_command(
     """
     if not print_config and (data_dir is None or out is None):
         raise typer.BadParameter("train needs DATA_DIR and --out (only --print-config runs without them)")
-    from unmask.training.calibration import Costs  # here, not at the top: torch takes seconds to import
+    from unmask.decision.calibration import Costs  # here, not at the top: torch takes seconds to import
     from unmask.training.config import make_config, read_config_file
 
     if old_sampler is not None:

@@ -10,7 +10,7 @@ _EXPORTS = {
     "prepare": "unmask.data.preparation",
     "merge_manifests": "unmask.data.preparation",
     "PrepareSummary": "unmask.data.preparation",
-    "PrepareConfig": "unmask.data.crop_video",
+    "PrepareConfig": "unmask.data.config",
     "read_manifest": "unmask.data.manifest",
     "find_videos": "unmask.data.sources",
     "list_videos": "unmask.data.sources",

@@ -27,8 +27,8 @@ from typing import Callable
 import pandas as pd
 
 from unmask import __version__
-from unmask.data.crop_video import (RENAMED, SPLIT_SETTINGS, STATE_DIR, PrepareConfig, crop_video, crops_intact,
-                                    init_worker, make_detector, video_key)
+from unmask.data.config import RENAMED, SPLIT_SETTINGS, PrepareConfig
+from unmask.data.crop_video import STATE_DIR, crop_video, crops_intact, init_worker, make_detector, video_key
 from unmask.data.manifest import (CROP_COLUMNS, FACE_COLUMNS, MANIFEST_NAME, VIDEO_HASH_COLUMN, label_levels,
                                   read_manifest, write_manifest)
 from unmask.data.sources import VideoItem, find_videos

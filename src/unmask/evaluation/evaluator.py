@@ -5,7 +5,7 @@ Scores go through the run's own preprocessing and calibration. Two decisions are
 - ``raw_argmax``: the paper's decision, the larger of the two raw logits (``z_fake >= z_real``);
   per video, the aggregated raw softmax ``>= 0.5``. Class weights move this operating point.
 - ``calibrated_cost``: the calibrated ``p_fake`` (frame calibration; per video, the video
-  calibration of :func:`unmask.training.calibration.video_p_fake`) at the cost-based threshold
+  calibration of :func:`unmask.decision.calibration.video_p_fake`) at the cost-based threshold
   ``c_fa / (c_fa + c_miss)``, optionally for a deployment prior (``prior_fake``).
 
 Score metrics (AUC, log-loss ...) are given for the calibrated ``p_fake`` (``scores``) and for
@@ -23,17 +23,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from unmask.data.crop_video import crop_differences
+from unmask.data.config import crop_differences
 from unmask.data.manifest import read_manifest, select_split
 from unmask.data.splits import PROTOCOLS
 from unmask.errors import ManifestError, SettingError, unknown_name
-from unmask.evaluation.aggregate import AGGREGATIONS, aggregate_videos
+from unmask.decision.aggregate import AGGREGATIONS, aggregate_videos
 from unmask.evaluation.metrics import bootstrap_ci, per_method_metrics, reliability, score_metrics, threshold_metrics
 from unmask.evaluation.model_card import model_card, seen_in_training
 from unmask.models import build_transform
-from unmask.models.inference import default_device, score_dataset
+from unmask.decision.scoring import score_dataset
+from unmask.utils.device import default_device
 from unmask.models.registry import spec_from_dict
-from unmask.training.calibration import (
+from unmask.decision.calibration import (
     calibrate_video_scores,
     calibrated_p_fake,
     check_prior,
@@ -41,8 +42,8 @@ from unmask.training.calibration import (
     p_fake,
     shift_prior,
 )
-from unmask.training.checkpoint import load_classifier
-from unmask.training.data import CropDataset
+from unmask.decision.checkpoint import load_classifier
+from unmask.data.crops import CropDataset
 from unmask.utils.atomic import write_atomic
 from unmask.utils.outdir import ensure_out_dir
 from unmask.utils.progress import ProgressCallback, ProgressMeter
@@ -117,7 +118,7 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
     Args:
         protocol: split protocol; default the run's own. ``split="all"`` takes every crop (for
             a cross-dataset test on a dataset the model never saw).
-        aggregation: how frame scores become a video score (see :mod:`unmask.evaluation.aggregate`).
+        aggregation: how frame scores become a video score (see :mod:`unmask.decision.aggregate`).
         bootstrap: resamples over videos for the 95% intervals of AUC and accuracy (0: none).
         report: also write ``report.html``; ``explain_per_case`` Grad-CAM examples per cell of
             the confusion matrix go into its gallery.

@@ -22,9 +22,8 @@ import numpy as np
 import pandas as pd
 
 from unmask.data.manifest import VIDEO_HASH_COLUMN
-from unmask.settings import upgrade_recorded
-from unmask.training.calibration import MIN_VIDEOS_PER_CLASS
-from unmask.training.config import RENAMED as TRAINING_RENAMED
+from unmask.settings import TRAIN_RENAMED, upgrade_recorded
+from unmask.decision.calibration import MIN_VIDEOS_PER_CLASS
 from unmask.utils.atomic import atomic_path, write_atomic
 
 CARD_JSON = "model_card.json"
@@ -44,7 +43,7 @@ def _face_step(prepare: dict) -> str | None:
     """How the training crops were cut, in a line (from the manifest settings the run recorded)."""
     if not prepare:
         return None
-    from unmask.data.crop_video import PrepareConfig
+    from unmask.data.config import PrepareConfig
 
     config = PrepareConfig.from_recorded(prepare)
     passes = ", ".join(["pass 1"] + ["pass 2"] * config.second_pass + ["pass 3 (near the face)"] * config.near_pass
@@ -160,7 +159,7 @@ def model_card(meta: dict, *, seen: dict | None = None) -> dict:
         seen: an evaluation's :func:`seen_in_training` result, shown when given.
     """
     data = meta.get("data", {})
-    config = upgrade_recorded(meta.get("config", {}), TRAINING_RENAMED)
+    config = upgrade_recorded(meta.get("config", {}), TRAIN_RENAMED)
     spec = meta.get("spec", {})
     val = meta.get("val") or {}
     calibration = meta.get("calibration") or {}

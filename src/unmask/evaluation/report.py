@@ -163,7 +163,7 @@ def _gallery(frames, data_root, model, meta, per_case, device) -> tuple[str, pd.
     of each heatmap in it."""
     from unmask.explain.explainer import explain_crops
     from unmask.explain.overlay import MIN_SIDE_PX, contact_sheet, overlay_heatmap
-    from unmask.training.data import load_crop
+    from unmask.data.crops import load_crop
 
     threshold = float(meta["threshold"])
     called_fake = frames["p_fake"] >= threshold

@@ -18,7 +18,7 @@ from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from unmask.errors import unknown_name
-from unmask.models.inference import FAKE
+from unmask.decision.scoring import FAKE
 
 
 class FasterScoreCAM(BaseCAM):

@@ -186,7 +186,7 @@ class MtcnnTorch(FaceDetector):
                 "Detector 'facenet' needs facenet-pytorch; install it with "
                 "`pip install --no-deps facenet-pytorch==2.6.0 requests` or use detector mtcnn", "detector"
             ) from exc
-        from unmask.models.inference import default_device
+        from unmask.utils.device import default_device
 
         device = default_device(self.device)
         self._mtcnn = MTCNN(keep_all=True, device=device, min_face_size=12, post_process=False)

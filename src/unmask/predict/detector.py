@@ -3,7 +3,7 @@
 ``Detector.load(run).predict(path)`` samples frames, finds and cuts the faces exactly as the
 run's training data was cut (the prepare settings recorded in the checkpoint), scores them
 through the model's own preprocessing and calibration, and decides per person and per clip
-(:mod:`unmask.predict.decision`). ``unmask predict``, ``unmask explain`` (for videos) and
+(:mod:`unmask.decision.verdict`). ``unmask predict``, ``unmask explain`` (for videos) and
 ``unmask serve`` all go through it; each step is the function ``prepare`` and ``evaluate`` call.
 """
 
@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 from unmask.errors import UnmaskError, unknown_name
-from unmask.predict.decision import decide_clip, decide_track, min_faces
+from unmask.decision.verdict import decide_clip, decide_track, min_faces
 from unmask.predict.result import FrameScore, Heatmap, Prediction, TrackVerdict
 
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class Detector:
         meta: its checkpoint's metadata.
         source: where it was loaded from (reported in each result).
         device: ``cpu``, ``cuda`` ...; default a GPU when there is one.
-        aggregation: how a person's face scores become one (see :mod:`unmask.evaluation.aggregate`).
+        aggregation: how a person's face scores become one (see :mod:`unmask.decision.aggregate`).
         prior_fake: the share of fakes expected where the detector is used; the video ``p_fake`` is
             moved to it, ``logit(p') = logit(p) + logit(prior_fake) - logit(pi_val)`` with ``pi_val``
             the validation videos' share. None: the validation share stays.
@@ -56,11 +56,12 @@ class Detector:
                  aggregation: str = "mean", prior_fake: float | None = None):
         import torch
 
-        from unmask.data.crop_video import PrepareConfig, make_extractor
-        from unmask.evaluation.aggregate import AGGREGATIONS
+        from unmask.data.config import PrepareConfig
+        from unmask.data.crop_video import make_extractor
+        from unmask.decision.aggregate import AGGREGATIONS
         from unmask.models import build_transform
         from unmask.models.registry import spec_from_dict
-        from unmask.training.calibration import Costs, check_prior
+        from unmask.decision.calibration import Costs, check_prior
 
         if aggregation not in AGGREGATIONS:
             raise unknown_name("aggregation", aggregation, AGGREGATIONS)
@@ -92,7 +93,7 @@ class Detector:
         Raises:
             UnmaskError: no checkpoint there, an incomplete or uncalibrated one, a bad device.
         """
-        from unmask.training.checkpoint import load_classifier
+        from unmask.decision.checkpoint import load_classifier
 
         model, meta = load_classifier(path)
         return cls(model, meta, source=str(path), device=device, **kwargs)
@@ -105,7 +106,7 @@ class Detector:
 
     def score_crops(self, images) -> np.ndarray:
         """Calibrated ``p_fake (n,)`` of ``(h, w, 3) uint8`` RGB face crops."""
-        from unmask.models.inference import score_crops
+        from unmask.decision.scoring import score_crops
 
         return score_crops(self.model, images, self.transform, self.meta, self.device)
 

@@ -12,7 +12,7 @@ _EXPORTS = {
     "TrainConfig": "unmask.training.config",
     "make_config": "unmask.training.config",
     "PRESETS": "unmask.training.config",
-    "Costs": "unmask.training.calibration",
+    "Costs": "unmask.decision.calibration",
 }
 __all__ = list(_EXPORTS)
 

@@ -43,7 +43,7 @@ from unmask.data.manifest import MANIFEST_NAME
 from unmask.errors import UnmaskError
 from unmask.models.registry import BackboneSpec
 from unmask.models.transforms import build_resize
-from unmask.training.data import load_crop, missing_crops_error
+from unmask.data.crops import load_crop, missing_crops_error
 from unmask.utils.atomic import atomic_path, write_atomic
 
 logger = logging.getLogger(__name__)

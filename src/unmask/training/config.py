@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 from unmask.errors import SettingError, UnmaskError, unknown_name
 from unmask.models.registry import PAPER_BACKBONES, check_weights_file, get_spec
-from unmask.settings import named_settings, unknown_setting, upgrade_recorded
-from unmask.training.calibration import Costs
+from unmask.settings import TRAIN_RENAMED, named_settings, unknown_setting, upgrade_recorded
+from unmask.decision.calibration import Costs
 from unmask.training.sbi import SYNTHESIZERS
 
 logger = logging.getLogger(__name__)
@@ -31,9 +31,7 @@ SELECT_METRICS = ("val_acc", "val_auc", "val_loss")
 SAMPLERS = ("shuffle", "balanced")
 LABEL_LEVELS = ("video", "face")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-# Settings renamed to the command line's names, and what they were called in older checkpoints.
-RENAMED = {"size_px": "size", "effective_beta": "beta", "sampler": "batch_sampler",
-           "max_steps_per_epoch": "max_steps"}
+RENAMED = TRAIN_RENAMED
 
 
 @named_settings("training setting", RENAMED)

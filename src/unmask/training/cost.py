@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from unmask.errors import ManifestError, SettingError, UnmaskError, unknown_name
+from unmask.errors import ManifestError, SettingError, unknown_name
 
 CLASS_WEIGHTS = ("balanced", "none", "effective")
 LOSSES = ("ce", "focal")

@@ -22,7 +22,6 @@ real crop, bit for bit (tested).
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pandas as pd
@@ -237,7 +236,7 @@ def with_blended_twins(dataset, rows: pd.DataFrame, *, margin: float = DEFAULT_M
         ``(dataset, rows)``: the crops then their twins; the twins' rows are their reals' with
         ``label`` 1, ``method`` ``SBI`` and ``#sbi`` after the ``video_id`` (a video of its own).
     """
-    from unmask.training.data import TensorCrops, all_images
+    from unmask.data.crops import TensorCrops, all_images
 
     images = all_images(dataset)
     labels = rows["label"].to_numpy(dtype=np.int64)

@@ -27,26 +27,27 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, WeightedRandomSampler
 
-from unmask.data.crop_video import RENAMED as PREPARE_RENAMED
+from unmask.data.config import RENAMED as PREPARE_RENAMED
 from unmask.data.manifest import read_manifest, select_label_level, select_split
-from unmask.errors import SettingError, UnmaskError
-from unmask.evaluation.aggregate import aggregate_videos
+from unmask.errors import SettingError
+from unmask.decision.aggregate import aggregate_videos
 from unmask.evaluation.metrics import basic_metrics, reliability
 from unmask.evaluation.model_card import record_videos, split_sizes, write_model_card
 from unmask.faces.crop import DEFAULT_MARGIN
 from unmask.models import create_model, get_spec
-from unmask.models.inference import score_dataset, to_device
+from unmask.decision.scoring import score_dataset
+from unmask.utils.device import to_device
 from unmask.models.transforms import build_normalise, build_resize
 from unmask.settings import upgrade_recorded
-from unmask.training import distributed as dist
-from unmask.training.calibration import (Costs, calibrate_video_scores, calibrated_p_fake, fit_calibration,
+from unmask.utils import distributed as dist
+from unmask.decision.calibration import (calibrate_video_scores, calibrated_p_fake, fit_calibration,
                                         fit_video_calibration, p_fake)
-from unmask.training.checkpoint import load_tensors, read_metadata, save_checkpoint
+from unmask.decision.checkpoint import load_tensors, read_metadata, save_checkpoint
 from unmask.training.config import TrainConfig, config_from_recorded
 from unmask.training.cost import compute_class_weights, create_loss
 from unmask.training.augment import BatchAugment
 from unmask.training.cache import CachedCropDataset, CropCache, open_crop_cache
-from unmask.training.data import CropDataset, DeviceBatches, batch_loader
+from unmask.data.crops import CropDataset, DeviceBatches, batch_loader
 from unmask.training.sbi import SBI_METHOD, SelfBlendTwins, face_ellipses, with_blended_twins
 from unmask.utils.atomic import write_atomic
 from unmask.utils.outdir import ensure_out_dir, hold_lock

@@ -157,12 +157,3 @@ def iter_decoded(container: av.container.InputContainer, path: Path, max_bad_pac
         yield from stream.codec_context.decode(None)
     except (av.FFmpegError, EOFError):
         pass
-
-
-def __getattr__(name: str):
-    """``probe_video`` and ``VideoInfo`` live in :mod:`unmask.video.probe`; imports from here still work."""
-    if name in ("probe_video", "VideoInfo"):
-        from unmask.video import probe
-
-        return getattr(probe, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unmask.errors import SettingError, UnmaskError, VideoReadError, unknown_name
+from unmask.errors import SettingError, VideoReadError, unknown_name
 from unmask.settings import named_settings
 from unmask.video.reader import (Frame, count_frames, frame_time, iter_decoded, open_video, stream_fps, to_rgb,
                                  video_stream)

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from unmask.predict.decision import CLOSE_LOGIT, Decision, decide_clip, decide_track, min_faces
+from unmask.decision.verdict import CLOSE_LOGIT, Decision, decide_clip, decide_track, min_faces
 
 
 def test_a_verdict_needs_four_faces_or_a_quarter_of_the_frames_but_never_more_than_were_sampled():

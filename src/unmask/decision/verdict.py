@@ -20,7 +20,7 @@ When a verdict is withheld (``inconclusive``), and why:
   that it is as strict near ``t = 0.1`` as near ``t = 0.5``.
 
 A person's score is the video-level probability of
-:func:`unmask.training.calibration.video_p_fake` (the one rule ``evaluate`` uses too): the
+:func:`unmask.decision.calibration.video_p_fake` (the one rule ``evaluate`` uses too): the
 ``mean`` (by default) of the calibrated frame ``p_fake`` of the track, calibrated on the
 validation videos at the end of training and, when asked, moved to a deployment prior; it is
 compared with the checkpoint's cost threshold.
@@ -33,8 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from unmask.evaluation.aggregate import aggregate_scores
-from unmask.training.calibration import video_p_fake
+from unmask.decision.aggregate import aggregate_scores
+from unmask.decision.calibration import video_p_fake
 
 MIN_FACES = 4
 MIN_FACE_SHARE = 0.25
@@ -70,7 +70,7 @@ def decide_track(p_fake, *, threshold: float, frames_sampled: int, frame_index=N
         threshold: the cost threshold on ``p_fake``.
         frames_sampled: frames looked at (sets how many faces a verdict needs).
         frame_index: ``(n,)`` the faces' frames (for aggregations that group by frame).
-        aggregation: see :data:`unmask.evaluation.aggregate.AGGREGATIONS`.
+        aggregation: see :data:`unmask.decision.aggregate.AGGREGATIONS`.
         meta: the checkpoint's metadata: its video-level calibration turns the aggregated score
             into a video ``p_fake``. None: the aggregated frame score as it is.
         prior_fake: the share of fakes expected where the detector is used (with ``meta``).

@@ -225,7 +225,7 @@ def fit_video_calibration(frames, frame_prior: float) -> dict:
     Returns:
         ``{rule: {"slope", "intercept", "prior_fake", "health"} or {"identity": True, ...}}``.
     """
-    from unmask.evaluation.aggregate import AGGREGATIONS, aggregate_videos
+    from unmask.decision.aggregate import AGGREGATIONS, aggregate_videos
 
     out = {}
     for rule in AGGREGATIONS:
@@ -281,14 +281,14 @@ def video_p_fake(frame_p_fake, meta: dict, *, aggregation: str = "mean", frame_i
         frame_p_fake: ``(n,)`` calibrated frame ``p_fake`` of the video's crops (no prior shift:
             :func:`calibrated_p_fake` without ``prior_fake``).
         meta: the checkpoint's metadata.
-        aggregation: the rule that makes one score of the frames (:mod:`unmask.evaluation.aggregate`).
+        aggregation: the rule that makes one score of the frames (:mod:`unmask.decision.aggregate`).
         frame_index, track_id: ``(n,)``, for the ``track`` rule.
         prior_fake: the share of fakes expected in deployment; None keeps the validation set's.
 
     Returns:
         ``p_fake`` of the video; compare it with :func:`decision_threshold`.
     """
-    from unmask.evaluation.aggregate import aggregate_scores
+    from unmask.decision.aggregate import aggregate_scores
 
     score = aggregate_scores(frame_p_fake, frame_index=frame_index, track_id=track_id, method=aggregation)
     return float(calibrate_video_scores([score], meta, aggregation, prior_fake=prior_fake)[0])

@@ -5,21 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from unmask.decision.calibration import calibrated_p_fake
+from unmask.utils.device import to_device
+
 CLASS_NAMES = ("real", "fake")  # logit and label order everywhere: fake = 1 is the positive class
 FAKE = CLASS_NAMES.index("fake")
-
-
-def default_device(requested: str | torch.device | None = None) -> torch.device:
-    """``requested``, else the GPU when there is one, else the CPU."""
-    if requested is not None:
-        return torch.device(requested)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Move a batch to ``device``, channels-last on a GPU (faster convolutions)."""
-    x = x.to(device, non_blocking=True)
-    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
 
 
 @torch.no_grad()
@@ -64,8 +54,8 @@ def score_dataset(model, dataset, device, *, batch_size: int, workers: int = 0, 
     """
     import torch.distributed as torch_dist
 
-    from unmask.training import distributed as dist
-    from unmask.training.data import DeviceBatches, batch_loader
+    from unmask.utils import distributed as dist
+    from unmask.data.crops import DeviceBatches, batch_loader
 
     rank, world = (torch_dist.get_rank(), torch_dist.get_world_size()) if torch_dist.is_initialized() else (0, 1)
     loader = batch_loader(dataset, batch_size=batch_size, sampler=range(rank, len(dataset), world), workers=workers,
@@ -95,8 +85,6 @@ def score_crops(model, images, transform, calibration: dict, device, *, batch_si
         transform: the model's preprocessing (:func:`unmask.models.build_transform`).
         calibration: a checkpoint's metadata (its ``temperature`` and ``bias``).
     """
-    from unmask.training.calibration import calibrated_p_fake
-
     device = torch.device(device)
     model.eval()
     logits = []

@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from unmask.data.crop_video import PrepareConfig, make_extractor
-from unmask.faces.hard_set import CUTAWAY
+from unmask.data.config import PrepareConfig
+from unmask.data.crop_video import make_extractor
+from unmask.testing.hard_set import CUTAWAY
 from unmask.faces.track import iou
 from unmask.video import FrameSampler, sample_frames
 

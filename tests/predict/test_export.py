@@ -12,10 +12,10 @@ from PIL import Image
 
 from unmask.errors import UnmaskError
 from unmask.models import build_transform
-from unmask.models.export import export_model, onnx_session, read_export_metadata
+from unmask.predict.export import export_model, onnx_session, read_export_metadata
 from unmask.models.registry import spec_from_dict
-from unmask.training.calibration import calibrated_p_fake
-from unmask.training.checkpoint import load_classifier
+from unmask.decision.calibration import calibrated_p_fake
+from unmask.decision.checkpoint import load_classifier
 
 pytest.importorskip("onnxruntime", reason="the export extra (onnx, onnxruntime) is part of the test install")
 

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from unmask.errors import UnknownNameError
-from unmask.evaluation.aggregate import aggregate_scores, aggregate_videos
+from unmask.decision.aggregate import aggregate_scores, aggregate_videos
 
 
 def test_mean_and_median():

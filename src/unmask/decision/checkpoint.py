@@ -18,7 +18,7 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from unmask import __version__
 from unmask.errors import UnmaskError
-from unmask.models.inference import CLASS_NAMES
+from unmask.decision.scoring import CLASS_NAMES
 from unmask.utils.atomic import atomic_path
 
 FORMAT = 1

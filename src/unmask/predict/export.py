@@ -60,7 +60,7 @@ def export_model(run: str | Path, out: str | Path, *, format: str = "onnx", opse
         UnmaskError: an unknown format, an unusable ``out``, a missing extra
             (``pip install onnx onnxruntime``), or an export that disagrees with the model.
     """
-    from unmask.training.checkpoint import load_classifier
+    from unmask.decision.checkpoint import load_classifier
 
     if format not in FORMATS:
         raise unknown_name("export format", format, FORMATS)

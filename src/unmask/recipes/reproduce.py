@@ -194,7 +194,7 @@ def reproduce(root: str | Path, out_dir: str | Path, *, dataset: str, models: Se
         UnmaskError: a bad argument, weights that cannot be had, or ``out_dir`` holding steps
             finished with other settings; said before any long work where it can be.
     """
-    from unmask.data.crop_video import PrepareConfig
+    from unmask.data.config import PrepareConfig
     from unmask.faces.detectors import DEFAULT_DETECTOR
     from unmask.models.registry import PAPER_BACKBONES, get_spec
     from unmask.training.config import make_config
@@ -249,7 +249,7 @@ def reproduce(root: str | Path, out_dir: str | Path, *, dataset: str, models: Se
 
 
 def _prepare_step(root: Path, data_dir: Path, config, state: Path, say, on_prepare, ran, skipped) -> None:
-    from unmask.data.crop_video import PrepareConfig
+    from unmask.data.config import PrepareConfig
     from unmask.data.preparation import prepare
 
     marker = state / "done" / "prepare.json"
