@@ -29,7 +29,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip==26.3"
   # torch first, with exact pins: a looser pin pulls another build of several GB (README).
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements/torch.txt
-  .venv/bin/python -m pip install -q --disable-pip-version-check -c requirements/constraints.txt -e ".[test,demo]"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c requirements/constraints.txt -e ".[test,demo,docs]"
   echo "$want" > "$stamp"
 fi
 
