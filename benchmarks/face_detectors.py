@@ -1,4 +1,5 @@
-"""The README's detector table: faces found per hard condition, false boxes, ms per frame.
+"""The detector table (docs/benchmarks/2026-11-face-detectors.md): faces found per hard condition,
+false boxes, ms per frame.
 
 Runs the face step exactly as ``prepare`` builds it (``make_extractor``) over the hard set of
 ``benchmarks/make_hard_set.py`` (made first if missing), for each detector: the first pass alone,

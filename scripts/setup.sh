@@ -27,9 +27,9 @@ want=$(cat pyproject.toml requirements/*.txt | sha1sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing Python packages into .venv (torch first; a few minutes the first time)"
   .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade "pip==26.3"
-  # torch first, with exact pins: a looser pin pulls another build of several GB (README).
+  # torch first, with exact pins: a looser pin pulls another build of several GB (docs/install.md).
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements/torch.txt
-  .venv/bin/python -m pip install -q --disable-pip-version-check -c requirements/constraints.txt -e ".[test,demo]"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c requirements/constraints.txt -e ".[test,demo,docs]"
   echo "$want" > "$stamp"
 fi
 

@@ -43,7 +43,7 @@ logger = logging.getLogger(__name__)
 DATASETS = {"celebdf": "Celeb-DF-v2", "ffpp": "FaceForensics++"}
 PRESETS = ("paper", "default")
 # The paper's reported weighted-average accuracy (frame level, its random split of frames):
-# Mahmud et al., ICCIT 2023, arXiv 2312.10740 (see PAPER.md).
+# Mahmud et al., ICCIT 2023, arXiv 2312.10740.
 PAPER_ACCURACY = {
     "celebdf": {"xception": 0.98, "inception_resnet_v2": 0.97, "efficientnetv2_s": 0.97, "efficientnetv2_m": 0.97},
     "ffpp": {"xception": 0.93, "inception_resnet_v2": 0.94, "efficientnetv2_s": 0.92, "efficientnetv2_m": 0.88},

@@ -8,7 +8,7 @@ Each clip holds 32 frames (the default sampler takes all of them). Conditions:
 - ``small``: the picture shrunk so the face is 60-120 px wide, placed in a 1920x1080 frame over a
   faceless textured scene (DFDC's "person a few metres away").
 - ``small_dark``: both at once and worse, as in a dark room filmed at 1080p from a few metres:
-  dimmer (gain 0.2, gamma 2.4), noisier (sigma 10), slightly out of focus, CRF 32. The issue's failing case:
+  dimmer (gain 0.2, gamma 2.4), noisier (sigma 10), slightly out of focus, CRF 32. The hardest case:
   the 640 px first pass alone finds the face in about 60% of the frames.
 - ``blur``: motion blur, a streak 8-16% of the face's width in a direction that changes per frame.
 - ``crf40``: re-encoded with libx264 at CRF 40 (blocky, smeared).

@@ -1,6 +1,6 @@
 """One way for long work to say where it stands: a :class:`Progress` snapshot to a callback.
 
-The library never draws progress bars (STYLE rule 9): ``prepare``, ``train``, ``evaluate`` and
+The library never draws progress bars: ``prepare``, ``train``, ``evaluate`` and
 ``explain`` each take ``progress: ProgressCallback | None`` and hand it snapshots of the whole
 task (not of one epoch or one stage), each with its own ETA, so a notebook, a web page or the CLI
 (:mod:`unmask.cli._progress`) can show them however it likes::
