@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, WeightedRandomSampler
@@ -254,11 +255,136 @@ def train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, **kwar
         raise
 
 
+# The parts of one run. `_train` calls them in order; they share these few records rather than
+# one function's locals: what the run is (_Run), its data (_Data), what trains (_Parts), its
+# batches (_Batches), where it reports (_Reports) and where the epochs stand (_State).
+
+_LAST, _BEST, _FINAL = "last.safetensors", "best.safetensors", "model.safetensors"
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every part of a run reads and none changes: its folder, settings, device and rank."""
+
+    run_dir: Path
+    config: TrainConfig
+    device: torch.device
+    rank: int
+    world: int
+    amp: torch.dtype | None  # the autocast dtype (None: float32 throughout)
+    workers: int
+    size_px: int
+    normalise: Callable  # the model's input normalisation (build_normalise of its spec)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def channels_last(self) -> bool:
+        return self.device.type == "cuda"  # the layout a GPU convolves fastest
+
+    @property
+    def maximise(self) -> bool:
+        return self.config.select_metric != "val_loss"
+
+    @property
+    def spec(self):
+        return get_spec(self.config.model)
+
+    @property
+    def last_path(self) -> Path:
+        return self.run_dir / _LAST
+
+    @property
+    def best_path(self) -> Path:
+        return self.run_dir / _BEST
+
+    @property
+    def final_path(self) -> Path:
+        return self.run_dir / _FINAL
+
+
+@dataclass
+class _Data:
+    """The run's crops: the manifest's training and validation rows, and the datasets that read them."""
+
+    root: Path
+    manifest: pd.DataFrame
+    meta: dict  # the manifest's metadata: prepare's settings and provenance
+    train_rows: pd.DataFrame
+    val_rows: pd.DataFrame
+    class_weights: np.ndarray
+    train_set: torch.utils.data.Dataset | None = None  # opened after the model (see _train)
+    val_set: torch.utils.data.Dataset | None = None
+
+    @property
+    def margin(self) -> float:
+        return float(self.meta.get("margin", DEFAULT_MARGIN))
+
+
+@dataclass
+class _Parts:
+    """The model and what trains it: what ``last.safetensors`` saves and a resume restores."""
+
+    model: torch.nn.Module
+    optimiser: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+    scaler: torch.amp.GradScaler | None  # float16 only
+    loss_fn: torch.nn.Module
+    net: torch.nn.Module | None = None  # the model as trained (DDP, compiled), wrapped after a resume restores it
+
+
+@dataclass
+class _Batches:
+    """The training batches and the generators each epoch reseeds, so that a resumed run repeats an unbroken one."""
+
+    batches: DeviceBatches
+    sampler: torch.utils.data.Sampler
+    order: torch.Generator  # the sampler's
+    augment: torch.Generator
+    synthesize: torch.Generator
+
+    def start_epoch(self, run: _Run, epoch: int) -> None:
+        """Seed the epoch's order, augmentation and self-blending from the run's seed, the epoch and the rank."""
+        self.order.manual_seed(run.config.seed + epoch)
+        self.augment.manual_seed(_augment_seed(run.config.seed, epoch, run.rank))
+        self.synthesize.manual_seed(_augment_seed(run.config.seed, epoch, run.rank, "self-blend"))
+        if run.world > 1:
+            self.sampler.set_epoch(epoch)
+
+
+@dataclass
+class _Reports:
+    """Where the run reports: what every checkpoint records, TensorBoard, the progress meter and the callbacks."""
+
+    base_meta: dict
+    meter: ProgressMeter
+    epoch_work: int  # one epoch's training and validation, in the meter's weighted units
+    val_work: int  # one pass over the validation split
+    writer: torch.utils.tensorboard.SummaryWriter | None  # rank 0's
+    on_epoch: Callable[[dict], None] | None
+    on_step: Callable[[int, int, int], None] | None
+
+
+@dataclass
+class _State:
+    """Where the epochs stand: what ``last.safetensors`` records for a resume (``progress`` and ``history``)."""
+
+    best_metric: float
+    epoch: int = 0  # the last epoch completed
+    best_epoch: int = 0
+    bad_epochs: int = 0  # epochs since the best, for early stopping
+    history: list[dict] = dataclasses.field(default_factory=list)
+
+    def progress(self) -> dict:
+        return {"epoch": self.epoch, "best_metric": self.best_metric, "best_epoch": self.best_epoch,
+                "bad_epochs": self.bad_epochs}
+
+
 def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, resume: bool = False,
-           epochs: int | None = None,
-           on_epoch: Callable[[dict], None] | None = None,
-           on_step: Callable[[int, int, int], None] | None = None,
-           on_cache: Callable[[CropCache], None] | None = None,
+           epochs: int | None = None, on_epoch: Callable[[dict], None] | None = None,
+           on_step: Callable[[int, int, int], None] | None = None, on_cache: Callable[[CropCache], None] | None = None,
            on_cache_progress: Callable[[int, int], None] | None = None,
            progress: ProgressCallback | None = None) -> TrainResult:
     """The training run itself (its folder already locked by :func:`train`).
@@ -282,8 +408,34 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
     Returns:
         A :class:`TrainResult`; ``checkpoint`` is ``run_dir/model.safetensors``.
     """
-    run_dir = Path(run_dir)
-    last_path, best_path, final_path = run_dir / "last.safetensors", run_dir / "best.safetensors", run_dir / "model.safetensors"
+    config, resume_meta = _check_run_folder(Path(run_dir), config, resume, epochs)
+    run = _start(Path(run_dir), config)
+    data = _read_data(run, data_dir)
+    _seed_everything(config.seed)
+    model = _create_model(run, pretrained=config.pretrained and resume_meta is None)
+    if progress and run.is_main:
+        on_cache_progress = _cache_progress(progress, on_cache_progress)
+    _open_datasets(run, data, on_cache if run.is_main else None, on_cache_progress if run.is_main else None)
+    parts = _training_parts(run, model, data.class_weights)
+    state = _resume_state(run, parts, resume_meta, epochs)
+    parts.net = _wrap(run, model)
+    batches = _loaders(run, data)
+    out = _reports(run, data, batches, state.epoch + 1, progress, on_epoch, on_step)
+    if run.is_main and resume_meta is not None:
+        _repair_best(run.best_path, run.last_path, resume_meta, out.base_meta)
+    try:
+        _run_epochs(run, data, parts, batches, state, out)
+        return _finish(run, data, parts, state, out)
+    finally:
+        if out.writer is not None:
+            out.writer.close()
+        dist.cleanup()
+
+
+def _check_run_folder(run_dir: Path, config: TrainConfig, resume: bool,
+                      epochs: int | None) -> tuple[TrainConfig, dict | None]:
+    """Refuse a folder holding another run, or nothing to resume; return the config to run and the resume metadata."""
+    last_path, final_path = run_dir / _LAST, run_dir / _FINAL
     resume_meta = None
     if resume:
         if not last_path.is_file():
@@ -304,18 +456,27 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
     ensure_out_dir(run_dir)  # also removes half-written checkpoints of a killed run (up to the model's size each)
     if epochs is not None:
         config = dataclasses.replace(config, epochs=epochs)
+    return config, resume_meta
 
+
+def _start(run_dir: Path, config: TrainConfig) -> _Run:
+    """Take this process's device and its place among the ranks (under torchrun, joining the others)."""
     device = dist.local_device(config.device)
     rank, world = dist.init_distributed(device)
-    is_main = rank == 0
     amp = autocast_dtype(config.precision, device)
-    channels_last = device.type == "cuda"
-    workers = config.workers if config.workers is not None else (min(8, os.cpu_count() or 1) if device.type == "cuda" else 0)
+    workers = config.workers
+    if workers is None:
+        workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
     spec = get_spec(config.model)
-    size_px = config.size or spec.default_size_px
+    return _Run(run_dir, config, device, rank, world, amp, workers, config.size or spec.default_size_px,
+                build_normalise(spec))
 
+
+def _read_data(run: _Run, data_dir: str | Path) -> _Data:
+    """Read the manifest's training and validation rows, and weigh the classes as the loss will see them."""
+    config = run.config
     manifest, manifest_meta = read_manifest(data_dir)
-    warn_upsampling(manifest_meta, size_px, is_main=rank == 0)
+    warn_upsampling(manifest_meta, run.size_px, is_main=run.is_main)
     data_root = Path(data_dir) if Path(data_dir).is_dir() else Path(data_dir).parent
     train_rows = select_label_level(select_split(manifest, config.protocol, "train"), config.label_level)
     if config.real_only:  # the SBI protocol: self-blended fakes are the only fakes (validation keeps the data's)
@@ -323,218 +484,276 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
     val_rows = select_split(manifest, config.protocol, "val")
     class_weights = compute_class_weights(_expected_labels(train_rows, config), config.class_weights,
                                           beta=config.beta)
+    return _Data(data_root, manifest, manifest_meta, train_rows, val_rows, class_weights)
 
-    _seed_everything(config.seed)
-    # The model first: missing ImageNet weights stop the run before the crop cache is built. A
-    # resumed run loads its own weights: fetching ImageNet's first would be wasted (or fail offline).
-    pretrained = config.pretrained and resume_meta is None
+
+def _create_model(run: _Run, pretrained: bool) -> torch.nn.Module:
+    """Create the model first, so that missing ImageNet weights stop the run before the crop cache is built.
+
+    A resumed run loads its own weights (``pretrained`` false): fetching ImageNet's first would be
+    wasted, or fail offline.
+    """
+    config = run.config
     model = create_model(config.model, pretrained=pretrained and not config.weights,
                          weights=config.weights if pretrained else None)
-    model.to(device)
-    if channels_last:
+    model.to(run.device)
+    if run.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    if progress and is_main:
-        on_cache_progress = _cache_progress(progress, on_cache_progress)
-    train_set, val_set = _datasets(data_root, manifest, train_rows, val_rows, spec, size_px, config,
-                                   on_cache if is_main else None, on_cache_progress if is_main else None)
-    synthesize, synth_generator = None, torch.Generator()  # reseeded per epoch, like the sampler's
-    if config.synthesize == "sbi":
-        margin = float(manifest_meta.get("margin", DEFAULT_MARGIN))
-        synthesize = SelfBlendTwins(face_ellipses(train_rows, size_px, margin), config.sbi_ratio, synth_generator)
-        if not (val_rows["label"] == 1).any():
-            val_set, val_rows = with_blended_twins(val_set, val_rows, margin=margin, seed=config.seed)
-    normalise = build_normalise(spec)
+    return model
+
+
+def _open_datasets(run: _Run, data: _Data, on_cache: Callable[[CropCache], None] | None,
+                   on_cache_progress: Callable[[int, int], None] | None) -> None:
+    """Open the crops as datasets; with self-blended fakes, give a validation split with no fakes blended ones."""
+    config = run.config
+    data.train_set, data.val_set = _datasets(data.root, data.manifest, data.train_rows, data.val_rows, run.spec,
+                                             run.size_px, config, on_cache, on_cache_progress)
+    if config.synthesize == "sbi" and not (data.val_rows["label"] == 1).any():
+        data.val_set, data.val_rows = with_blended_twins(data.val_set, data.val_rows, margin=data.margin,
+                                                         seed=config.seed)
+
+
+def _training_parts(run: _Run, model: torch.nn.Module, class_weights: np.ndarray) -> _Parts:
+    """Make what trains the model: the optimiser, its plateau schedule, the float16 loss scaler and the loss."""
+    config = run.config
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    maximise = config.select_metric != "val_loss"
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         # Keras cuts after `patience` bad epochs, torch after more than `patience`: keep Keras's count.
-        optimiser, mode="max" if maximise else "min", factor=config.lr_factor, patience=max(0, config.lr_patience - 1),
-        threshold=1e-4, threshold_mode="abs", min_lr=config.min_lr)
-    scaler = torch.amp.GradScaler(device.type) if amp == torch.float16 else None
-    loss_fn = create_loss(config.loss, torch.tensor(class_weights, dtype=torch.float32), gamma=config.focal_gamma).to(device)
+        optimiser, mode="max" if run.maximise else "min", factor=config.lr_factor,
+        patience=max(0, config.lr_patience - 1), threshold=1e-4, threshold_mode="abs", min_lr=config.min_lr)
+    scaler = torch.amp.GradScaler(run.device.type) if run.amp == torch.float16 else None
+    loss_fn = create_loss(config.loss, torch.tensor(class_weights, dtype=torch.float32),
+                          gamma=config.focal_gamma).to(run.device)
+    return _Parts(model, optimiser, scheduler, scaler, loss_fn)
 
-    start_epoch, best_metric, best_epoch, bad_epochs, history = 1, -math.inf if maximise else math.inf, 0, 0, []
-    if resume_meta is not None:
-        tensors = load_tensors(last_path)
-        model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
-        _restore_optimiser(optimiser, tensors, resume_meta["optimiser"])
-        scheduler.load_state_dict(resume_meta["scheduler"])
-        torch.set_rng_state(tensors["rng.torch"])
-        if device.type == "cuda" and "rng.cuda" in tensors:
-            torch.cuda.set_rng_state(tensors["rng.cuda"], device)
-        state = resume_meta["progress"]
-        start_epoch, best_metric, best_epoch, bad_epochs = state["epoch"] + 1, state["best_metric"], state["best_epoch"], state["bad_epochs"]
-        history = resume_meta["history"]
-        if scaler is not None and resume_meta.get("scaler"):
-            scaler.load_state_dict(resume_meta["scaler"])
-        if epochs is not None and config.early_stopping and bad_epochs >= config.early_stopping:
-            logger.info("the run had stopped early at epoch %d; training on to epoch %d", state["epoch"], config.epochs)
-            bad_epochs = 0
-    net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None) if world > 1 else model
-    if config.compile:
+
+def _resume_state(run: _Run, parts: _Parts, resume_meta: dict | None, epochs: int | None) -> _State:
+    """Start afresh, or restore a resumed run's weights, optimiser, schedule and random state from ``last``."""
+    if resume_meta is None:
+        return _State(best_metric=-math.inf if run.maximise else math.inf)
+    tensors = load_tensors(run.last_path)
+    parts.model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+    _restore_optimiser(parts.optimiser, tensors, resume_meta["optimiser"])
+    parts.scheduler.load_state_dict(resume_meta["scheduler"])
+    torch.set_rng_state(tensors["rng.torch"])
+    if run.device.type == "cuda" and "rng.cuda" in tensors:
+        torch.cuda.set_rng_state(tensors["rng.cuda"], run.device)
+    done = resume_meta["progress"]
+    state = _State(done["best_metric"], done["epoch"], done["best_epoch"], done["bad_epochs"], resume_meta["history"])
+    if parts.scaler is not None and resume_meta.get("scaler"):
+        parts.scaler.load_state_dict(resume_meta["scaler"])
+    if epochs is not None and run.config.early_stopping and state.bad_epochs >= run.config.early_stopping:
+        logger.info("the run had stopped early at epoch %d; training on to epoch %d", state.epoch, run.config.epochs)
+        state.bad_epochs = 0
+    return state
+
+
+def _wrap(run: _Run, model: torch.nn.Module) -> torch.nn.Module:
+    """The model as trained: shared between the ranks under torchrun (DistributedDataParallel), compiled if asked."""
+    net = model
+    if run.world > 1:
+        net = DistributedDataParallel(model, device_ids=[run.device] if run.device.type == "cuda" else None)
+    if run.config.compile:
         net = torch.compile(net)
+    return net
 
-    generator = torch.Generator()
-    if world > 1:
+
+def _loaders(run: _Run, data: _Data) -> _Batches:
+    """Make the training batches: sampled, self-blended, augmented and normalised on the device."""
+    config = run.config
+    order, augment, synthesize = torch.Generator(), torch.Generator(), torch.Generator()  # reseeded per epoch
+    if run.world > 1:
         if config.batch_sampler == "balanced":
             raise SettingError("batch_sampler balanced does not run under torchrun yet; use class_weights instead",
                                "batch_sampler", "class_weights")
-        sampler = DistributedSampler(train_set, shuffle=True, seed=config.seed)
+        sampler = DistributedSampler(data.train_set, shuffle=True, seed=config.seed)
     elif config.batch_sampler == "balanced":
-        sampler = balanced_sampler(train_set.labels, generator)
+        sampler = balanced_sampler(data.train_set.labels, order)
     else:
-        sampler = torch.utils.data.RandomSampler(train_set, generator=generator)
-    loader = batch_loader(train_set, batch_size=config.batch_size, sampler=sampler,
-                          drop_last=len(sampler) > config.batch_size, workers=workers, device=device)
-    augment_generator = torch.Generator()  # reseeded per epoch, like the sampler's
-    batches = DeviceBatches(loader, device, normalise, augment=BatchAugment(augment_generator) if config.augment else None,
-                            channels_last=channels_last, synthesize=synthesize)
+        sampler = torch.utils.data.RandomSampler(data.train_set, generator=order)
+    loader = batch_loader(data.train_set, batch_size=config.batch_size, sampler=sampler,
+                          drop_last=len(sampler) > config.batch_size, workers=run.workers, device=run.device)
+    blend = None
+    if config.synthesize == "sbi":
+        blend = SelfBlendTwins(face_ellipses(data.train_rows, run.size_px, data.margin), config.sbi_ratio, synthesize)
+    batches = DeviceBatches(loader, run.device, run.normalise,
+                            augment=BatchAugment(augment) if config.augment else None,
+                            channels_last=run.channels_last, synthesize=blend)
+    return _Batches(batches, sampler, order, augment, synthesize)
 
+
+def _reports(run: _Run, data: _Data, batches: _Batches, start_epoch: int, progress: ProgressCallback | None,
+             on_epoch: Callable[[dict], None] | None, on_step: Callable[[int, int, int], None] | None) -> _Reports:
+    """Plan the run's progress, say what it trains on, and open rank 0's TensorBoard log and config.json."""
+    config, val_crops = run.config, len(data.val_set)
     # The whole run's work, weighted by cost: a training image (forward and backward) as 3 scored ones.
-    steps = min(len(batches), config.max_steps) if config.max_steps else len(batches)
-    epoch_work, val_work = 3 * steps * config.batch_size + len(val_set), len(val_set)
-    meter = ProgressMeter(progress if is_main else None, "train", config.epochs * epoch_work + val_work,
+    steps = min(len(batches.batches), config.max_steps) if config.max_steps else len(batches.batches)
+    epoch_work = 3 * steps * config.batch_size + val_crops
+    meter = ProgressMeter(progress if run.is_main else None, "train", config.epochs * epoch_work + val_crops,
                           done=(start_epoch - 1) * epoch_work)
-
-    def on_val_batch(items, stage):
-        meter.advance(items * world, stage=stage)
-
     logger.info("training %s at %d px on %s (%s protocol): %d training crops, %d validation crops, %d steps of %d "
-                "per epoch, class weights %s", config.model, size_px, device, config.protocol, len(train_set),
-                len(val_set), steps, config.batch_size, np.round(class_weights, 3).tolist())
-    writer = None
-    base_meta = {
-        "spec": asdict(spec), "size_px": size_px, "config": json.loads(json.dumps(asdict(config))),
-        "class_weights": class_weights.tolist(),
-        "data": {"manifest": str(Path(data_root).resolve()), "dataset": manifest_meta.get("dataset"),
-                 "protocol": config.protocol, "train_crops": len(train_set), "val_crops": len(val_set),
-                 "val_self_blended": int((val_rows["method"] == SBI_METHOD).sum()),
-                 "prepare": {k: v for k, v in manifest_meta.items() if k not in ("root", "shard", "unmask_version",
-                                                                                   "merged_from", "provenance",
-                                                                                   "shard_provenance")},
-                 "prepare_provenance": manifest_meta.get("provenance"),
-                 "splits": split_sizes(manifest, config.protocol)},
-        "provenance": collect_provenance(device),
-    }
-    if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+                "per epoch, class weights %s", config.model, run.size_px, run.device, config.protocol,
+                len(data.train_set), val_crops, steps, config.batch_size, np.round(data.class_weights, 3).tolist())
+    base_meta, writer = _base_meta(run, data), None
+    if run.is_main:
+        run.run_dir.mkdir(parents=True, exist_ok=True)
         from torch.utils.tensorboard import SummaryWriter
 
-        writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_epoch)
-        with write_atomic(run_dir / "config.json", "w") as fh:
+        writer = SummaryWriter(str(run.run_dir / "tensorboard"), purge_step=start_epoch)
+        with write_atomic(run.run_dir / "config.json", "w") as fh:
             json.dump(base_meta, fh, indent=1)
-        if resume_meta is not None:
-            _repair_best(best_path, last_path, resume_meta, base_meta)
+    return _Reports(base_meta, meter, epoch_work, val_crops, writer, on_epoch, on_step)
 
-    try:
-        for epoch in range(start_epoch, config.epochs + 1):
-            started = time.perf_counter()
-            generator.manual_seed(config.seed + epoch)  # the epoch's order and augmentation, resumable
-            augment_generator.manual_seed(_augment_seed(config.seed, epoch, rank))
-            synth_generator.manual_seed(_augment_seed(config.seed, epoch, rank, "self-blend"))
-            if world > 1:
-                sampler.set_epoch(epoch)
-            def step_cb(s, n, e=epoch):
-                meter.advance(3 * config.batch_size, stage=f"epoch {e}/{config.epochs}: training")
-                if on_step and is_main:
-                    on_step(e, s, n)
 
-            train_loss, train_labels, train_scores = train_one_epoch(
-                net, batches, loss_fn, optimiser, device, max_steps=config.max_steps, amp=amp, scaler=scaler,
-                on_step=step_cb)
-            train_loss = float(np.mean(dist.gather(train_loss)))
-            dist.sync_buffers(model)
-            val_logits, val_labels = score_dataset(
-                model, val_set, device, batch_size=config.batch_size, workers=workers, amp=amp, normalise=normalise,
-                channels_last=channels_last, on_batch=lambda n, e=epoch: on_val_batch(n, f"epoch {e}/{config.epochs}: validation"))
-            meter.done = epoch * epoch_work  # exact at each epoch's end (the last batch may be short)
-            val_p = p_fake(val_logits)
-            row = {"epoch": epoch, "lr": optimiser.param_groups[0]["lr"], "train_loss": train_loss,
-                   **{f"train_{k}": v for k, v in basic_metrics(train_labels, train_scores).items()},
-                   # The training objective (weights, focal term) on validation data: the two
-                   # losses compare like with like, and --select-metric val_loss picks by it.
-                   "val_loss": validation_loss(loss_fn, val_logits, val_labels, device),
-                   **{f"val_{k}": v for k, v in basic_metrics(val_labels, val_p).items()},
-                   "seconds": time.perf_counter() - started}
-            logger.debug("epoch %d: %s", epoch, {k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()})
-            metric = row[config.select_metric]
-            if math.isnan(metric):
-                raise SettingError(f"{config.select_metric} is undefined: the validation split holds one class only; "
-                                   "use select_metric val_acc or another protocol", "select_metric", "protocol")
-            improved = metric > best_metric if maximise else metric < best_metric
-            scheduler.step(metric)
-            if improved:
-                best_metric, best_epoch, bad_epochs = metric, epoch, 0
-            else:
-                bad_epochs += 1
-            history.append(row)
-            if is_main:
-                # last before best: a kill between the two leaves a best one epoch behind, which
-                # the resume repairs from last (see _repair_best); the other order cannot be repaired.
-                state_dict = {f"model.{k}": v for k, v in model.state_dict().items()}
-                optim_tensors, optim_meta = _optimiser_tensors(optimiser)
-                rng = {"rng.torch": torch.get_rng_state()}
-                if device.type == "cuda":
-                    rng["rng.cuda"] = torch.cuda.get_rng_state(device)
-                save_checkpoint(last_path, {**state_dict, **optim_tensors, **rng}, {
-                    **base_meta, "optimiser": optim_meta, "scheduler": scheduler.state_dict(), "history": history,
-                    "scaler": scaler.state_dict() if scaler is not None else None,
-                    "progress": {"epoch": epoch, "best_metric": best_metric, "best_epoch": best_epoch,
-                                 "bad_epochs": bad_epochs}})
-                if improved:
-                    save_checkpoint(best_path, state_dict, {**base_meta, "epoch": epoch, "val": row})
-                _write_history(run_dir / "metrics.csv", history)
-                for key, value in row.items():
-                    if key != "epoch":
-                        writer.add_scalar(key.replace("_", "/", 1), value, epoch)
-                writer.flush()
-                if on_epoch:
-                    on_epoch(row)
-            if config.early_stopping and bad_epochs >= config.early_stopping:
-                logger.info("no better %s for %d epochs: stopping early", config.select_metric, bad_epochs)
-                meter.total = meter.done + val_work
-                break
+def _base_meta(run: _Run, data: _Data) -> dict:
+    """What every checkpoint of the run records: the model, the settings, the data and where it ran."""
+    config, meta = run.config, data.meta
+    left_out = ("root", "shard", "unmask_version", "merged_from", "provenance", "shard_provenance")
+    return {
+        "spec": asdict(run.spec), "size_px": run.size_px, "config": json.loads(json.dumps(asdict(config))),
+        "class_weights": data.class_weights.tolist(),
+        "data": {"manifest": str(Path(data.root).resolve()), "dataset": meta.get("dataset"),
+                 "protocol": config.protocol, "train_crops": len(data.train_set), "val_crops": len(data.val_set),
+                 "val_self_blended": int((data.val_rows["method"] == SBI_METHOD).sum()),
+                 "prepare": {k: v for k, v in meta.items() if k not in left_out},
+                 "prepare_provenance": meta.get("provenance"),
+                 "splits": split_sizes(data.manifest, config.protocol)},
+        "provenance": collect_provenance(run.device),
+    }
 
-        dist.barrier()
-        # Calibrate the chosen weights on the validation split and fix the cost-based threshold.
-        best = load_tensors(best_path)
-        best_epoch = read_metadata(best_path)["epoch"]  # the file is the truth, even after a resume
-        model.load_state_dict({k.removeprefix("model."): v for k, v in best.items()})
-        meter.report("calibration")
-        val_logits, val_labels = score_dataset(model, val_set, device, batch_size=config.batch_size, workers=workers,
-                                               amp=amp, normalise=normalise, channels_last=channels_last,
-                                               on_batch=lambda n: on_val_batch(n, "calibration"))
-        calibration = fit_calibration(val_logits, val_labels, val_rows["video_id"].to_numpy())
-        logger.info("calibrating epoch %d's weights on %d validation crops", best_epoch, len(val_rows))
-        temperature, bias = calibration["temperature"], calibration["bias"]
-        calibrated = {"temperature": temperature, "bias": bias, "calibration": calibration}
-        frames = val_rows[["video_id", "label", "method", "frame_index", "track_id"]].reset_index(drop=True)
-        frames["p_fake"] = calibrated_p_fake(val_logits, calibrated)
-        video_calibration = fit_video_calibration(frames, calibration["prior_fake"])
-        threshold = config.costs.threshold
-        val_at_threshold = basic_metrics(val_labels, frames["p_fake"], threshold)
-        for level, health in (("frame", calibration["health"]), ("video (mean)", video_calibration["mean"]["health"])):
-            if not health.get("trusted"):
-                logger.warning("%s calibration rests on little data (%s)", level, health.get("note"))
-        video_scores = aggregate_videos(frames, "mean")
-        val_reliability = {"frame": reliability(val_labels, frames["p_fake"]),
-                           "video": reliability(video_scores["label"],
-                                                calibrate_video_scores(video_scores["p_fake"], {**calibrated,
-                                                                       "video_calibration": video_calibration}))}
-        if is_main:
-            final_meta = {
-                **base_meta, "data": {**base_meta["data"], "videos": record_videos(train_rows, val_rows)},
-                "epoch": best_epoch, "epochs_run": len(history), "select_metric": config.select_metric,
-                "best_metric": best_metric, **calibrated, "video_calibration": video_calibration, "threshold": threshold,
-                "costs": asdict(config.costs),
-                "val": {"at_threshold": val_at_threshold, "history": history[best_epoch - 1] if history else None,
-                        "reliability": val_reliability}}
-            save_checkpoint(final_path, best, final_meta)
-            write_model_card(run_dir, read_metadata(final_path))
-        dist.barrier()
-        meter.finish()
-    finally:
-        if writer is not None:
-            writer.close()
-        dist.cleanup()
-    return TrainResult(run_dir, final_path, best_epoch, best_metric, temperature, bias, threshold, history)
+
+def _run_epochs(run: _Run, data: _Data, parts: _Parts, batches: _Batches, state: _State, out: _Reports) -> None:
+    """Train epoch after epoch, each validated and saved, until the last one or an early stop."""
+    config = run.config
+    for epoch in range(state.epoch + 1, config.epochs + 1):
+        row = _one_epoch(run, data, parts, batches, out, epoch)
+        improved = _record_epoch(run, parts, state, row)
+        if run.is_main:
+            _save_epoch(run, parts, state, row, improved, out)
+        if config.early_stopping and state.bad_epochs >= config.early_stopping:
+            logger.info("no better %s for %d epochs: stopping early", config.select_metric, state.bad_epochs)
+            out.meter.total = out.meter.done + out.val_work
+            break
+
+
+def _one_epoch(run: _Run, data: _Data, parts: _Parts, batches: _Batches, out: _Reports, epoch: int) -> dict:
+    """Train one epoch and validate it; return its row of ``metrics.csv``."""
+    config, started, stage = run.config, time.perf_counter(), f"epoch {epoch}/{run.config.epochs}"
+    batches.start_epoch(run, epoch)  # the epoch's order and augmentation, resumable
+
+    def step_done(step: int, steps: int) -> None:
+        out.meter.advance(3 * config.batch_size, stage=f"{stage}: training")
+        if out.on_step and run.is_main:
+            out.on_step(epoch, step, steps)
+
+    train_loss, train_labels, train_scores = train_one_epoch(
+        parts.net, batches.batches, parts.loss_fn, parts.optimiser, run.device, max_steps=config.max_steps,
+        amp=run.amp, scaler=parts.scaler, on_step=step_done)
+    train_loss = float(np.mean(dist.gather(train_loss)))
+    dist.sync_buffers(parts.model)
+    val_logits, val_labels = _score_validation(run, parts.model, data, out, f"{stage}: validation")
+    out.meter.done = epoch * out.epoch_work  # exact at each epoch's end (the last batch may be short)
+    val_p = p_fake(val_logits)
+    return {"epoch": epoch, "lr": parts.optimiser.param_groups[0]["lr"], "train_loss": train_loss,
+            **{f"train_{k}": v for k, v in basic_metrics(train_labels, train_scores).items()},
+            # The training objective (weights, focal term) on validation data: the two
+            # losses compare like with like, and --select-metric val_loss picks by it.
+            "val_loss": validation_loss(parts.loss_fn, val_logits, val_labels, run.device),
+            **{f"val_{k}": v for k, v in basic_metrics(val_labels, val_p).items()},
+            "seconds": time.perf_counter() - started}
+
+
+def _score_validation(run: _Run, model: torch.nn.Module, data: _Data, out: _Reports,
+                      stage: str) -> tuple[np.ndarray, np.ndarray]:
+    """Score the validation split (``(logits, labels)``), counting every rank's batches into the run's progress."""
+    return score_dataset(model, data.val_set, run.device, batch_size=run.config.batch_size, workers=run.workers,
+                         amp=run.amp, normalise=run.normalise, channels_last=run.channels_last,
+                         on_batch=lambda n: out.meter.advance(n * run.world, stage=stage))
+
+
+def _record_epoch(run: _Run, parts: _Parts, state: _State, row: dict) -> bool:
+    """Step the learning-rate schedule on the epoch's metric and count it towards early stopping; True: a new best."""
+    logger.debug("epoch %d: %s", row["epoch"], {k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()})
+    metric = row[run.config.select_metric]
+    if math.isnan(metric):
+        raise SettingError(f"{run.config.select_metric} is undefined: the validation split holds one class only; "
+                           "use select_metric val_acc or another protocol", "select_metric", "protocol")
+    improved = metric > state.best_metric if run.maximise else metric < state.best_metric
+    parts.scheduler.step(metric)
+    if improved:
+        state.best_metric, state.best_epoch, state.bad_epochs = metric, row["epoch"], 0
+    else:
+        state.bad_epochs += 1
+    state.epoch = row["epoch"]
+    state.history.append(row)
+    return improved
+
+
+def _save_epoch(run: _Run, parts: _Parts, state: _State, row: dict, improved: bool, out: _Reports) -> None:
+    """Save the epoch on rank 0: ``last`` (all a resume needs), ``best`` if it is, metrics.csv and TensorBoard."""
+    # last before best: a kill between the two leaves a best one epoch behind, which
+    # the resume repairs from last (see _repair_best); the other order cannot be repaired.
+    state_dict = {f"model.{k}": v for k, v in parts.model.state_dict().items()}
+    optim_tensors, optim_meta = _optimiser_tensors(parts.optimiser)
+    rng = {"rng.torch": torch.get_rng_state()}
+    if run.device.type == "cuda":
+        rng["rng.cuda"] = torch.cuda.get_rng_state(run.device)
+    save_checkpoint(run.last_path, {**state_dict, **optim_tensors, **rng}, {
+        **out.base_meta, "optimiser": optim_meta, "scheduler": parts.scheduler.state_dict(), "history": state.history,
+        "scaler": parts.scaler.state_dict() if parts.scaler is not None else None, "progress": state.progress()})
+    if improved:
+        save_checkpoint(run.best_path, state_dict, {**out.base_meta, "epoch": row["epoch"], "val": row})
+    _write_history(run.run_dir / "metrics.csv", state.history)
+    for key, value in row.items():
+        if key != "epoch":
+            out.writer.add_scalar(key.replace("_", "/", 1), value, row["epoch"])
+    out.writer.flush()
+    if out.on_epoch:
+        out.on_epoch(row)
+
+
+def _finish(run: _Run, data: _Data, parts: _Parts, state: _State, out: _Reports) -> TrainResult:
+    """Calibrate the best weights, write them as the run's checkpoint with its model card, and say what came out."""
+    dist.barrier()
+    best = load_tensors(run.best_path)
+    best_epoch = read_metadata(run.best_path)["epoch"]  # the file is the truth, even after a resume
+    parts.model.load_state_dict({k.removeprefix("model."): v for k, v in best.items()})
+    fitted, val = _calibrate(run, data, parts.model, out, best_epoch)
+    history = state.history
+    if run.is_main:
+        final_meta = {
+            **out.base_meta, "data": {**out.base_meta["data"], "videos": record_videos(data.train_rows, data.val_rows)},
+            "epoch": best_epoch, "epochs_run": len(history), "select_metric": run.config.select_metric,
+            "best_metric": state.best_metric, **fitted, "costs": asdict(run.config.costs),
+            "val": {"at_threshold": val["at_threshold"], "history": history[best_epoch - 1] if history else None,
+                    "reliability": val["reliability"]}}
+        save_checkpoint(run.final_path, best, final_meta)
+        write_model_card(run.run_dir, read_metadata(run.final_path))
+    dist.barrier()
+    out.meter.finish()
+    return TrainResult(run.run_dir, run.final_path, best_epoch, state.best_metric, fitted["temperature"],
+                       fitted["bias"], fitted["threshold"], history)
+
+
+def _calibrate(run: _Run, data: _Data, model: torch.nn.Module, out: _Reports, best_epoch: int) -> tuple[dict, dict]:
+    """Fit calibration and the cost-based threshold on the validation split; also return how they do there."""
+    out.meter.report("calibration")
+    val_logits, val_labels = _score_validation(run, model, data, out, "calibration")
+    calibration = fit_calibration(val_logits, val_labels, data.val_rows["video_id"].to_numpy())
+    logger.info("calibrating epoch %d's weights on %d validation crops", best_epoch, len(data.val_rows))
+    calibrated = {"temperature": calibration["temperature"], "bias": calibration["bias"], "calibration": calibration}
+    frames = data.val_rows[["video_id", "label", "method", "frame_index", "track_id"]].reset_index(drop=True)
+    frames["p_fake"] = calibrated_p_fake(val_logits, calibrated)
+    video_calibration = fit_video_calibration(frames, calibration["prior_fake"])
+    threshold = run.config.costs.threshold
+    val_at_threshold = basic_metrics(val_labels, frames["p_fake"], threshold)
+    for level, health in (("frame", calibration["health"]), ("video (mean)", video_calibration["mean"]["health"])):
+        if not health.get("trusted"):
+            logger.warning("%s calibration rests on little data (%s)", level, health.get("note"))
+    video_scores = aggregate_videos(frames, "mean")
+    video_p_fake = calibrate_video_scores(video_scores["p_fake"],
+                                          {**calibrated, "video_calibration": video_calibration})
+    val_reliability = {"frame": reliability(val_labels, frames["p_fake"]),
+                       "video": reliability(video_scores["label"], video_p_fake)}
+    fitted = {**calibrated, "video_calibration": video_calibration, "threshold": threshold}
+    return fitted, {"at_threshold": val_at_threshold, "reliability": val_reliability}
