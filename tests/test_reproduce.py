@@ -12,7 +12,7 @@ import pytest
 
 from unmask.demo import make_demo_dataset
 from unmask.errors import UnmaskError
-from unmask.recipes.reproduce import VOLATILE, reproduce, resolve_weights
+from unmask.recipes.reproduce import RESULT_COLUMNS, VOLATILE, reproduce, resolve_weights, results_html
 from unmask.training.config import make_config
 
 MODEL = "efficientnetv2_s"  # a paper backbone; from scratch at 64 px, one step an epoch, it costs seconds
@@ -133,6 +133,20 @@ def test_the_command_line_runs_a_reproduction_and_prints_its_table(reproduced, t
         assert result.returncode == 0, result.stderr
         assert ("prepare: done already" in result.stdout) == done_before, result.stdout
         assert f"| {MODEL} | default | video |" in result.stdout
+
+
+def test_results_page_escapes_what_it_shows_and_links_only_written_reports(tmp_path):
+    table = pd.DataFrame([dict.fromkeys(RESULT_COLUMNS), dict.fromkeys(RESULT_COLUMNS)])
+    table.loc[0, ["model", "preset", "auc"]] = ["<script>alert(1)</script>", "paper", 0.912345]
+    table.loc[1, ["model", "preset"]] = ["b", "default"]
+    (tmp_path / "eval" / "a").mkdir(parents=True)
+    (tmp_path / "eval" / "a" / "report.html").write_text("")
+    evals = [("a", "paper", tmp_path / "eval" / "a"), ("b", "default", tmp_path / "eval" / "b")]
+    page = results_html(table, "celebdf", evals, tmp_path, notes=["--size 64", "a <b> note"])
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "a &lt;b&gt; note" in page and "<td>0.9123</td>" in page
+    assert page.count("<a href=") == 1 and 'href="eval/a/report.html"' in page
+    assert "<h1>The paper's table beside the honest one: Celeb-DF-v2</h1>" in page.replace("&#39;", "'")
 
 
 def test_weights_are_found_by_model_name_or_given_one_by_one(tmp_path):

@@ -80,6 +80,24 @@ def test_report_renders_in_headless_chromium(evaluated, tmp_path):
     assert (tmp_path / "report.png").stat().st_size > 20_000
 
 
+def test_report_escapes_names_it_shows(evaluated, tmp_path):
+    from dataclasses import replace
+
+    from unmask.evaluation.report import write_report
+
+    evil = "<script>alert('unmask')</script>"
+    card = evaluated.metrics["model_card"]
+    metrics = {**evaluated.metrics, "dataset": evil, "model": evil,
+               "model_card": {**card, "data": {**card["data"], "dataset": evil}, "warnings": [evil]}}
+    result = replace(evaluated, out_dir=tmp_path, metrics=metrics,
+                     video_scores=evaluated.video_scores.assign(method=evil))
+    page = write_report(result, run_dir=tmp_path, data_root=tmp_path, model=None,
+                        meta={"threshold": 0.5, "size_px": 64}, per_case=0).read_text()
+    assert "<script>" not in page
+    # the title, the data line, every video's row, the card's dataset and its warning
+    assert page.count("&lt;script&gt;") == 2 + len(evaluated.video_scores) + 2
+
+
 def test_table_shows_paper_and_video_protocols_side_by_side(small_run, prepared, evaluated, tmp_path):
     result, _ = small_run
     leak = evaluate(result.run_dir, prepared, tmp_path / "paper", protocol="paper", report=False, bootstrap=0)
@@ -146,7 +164,7 @@ def _with_metadata(run_dir, out, **changes):
 
 
 def test_decisions_at_a_cost_threshold_with_a_deployment_prior(small_run, prepared, tmp_path, caplog, monkeypatch):
-    from unmask.training import calibration
+    from unmask.decision import calibration
 
     monkeypatch.setattr(calibration, "_WARNED", set())  # the warning is once per process
     import numpy as np

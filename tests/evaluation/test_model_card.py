@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from unmask.data.manifest import read_manifest, select_split
-from unmask.evaluation.model_card import card_warnings, model_card, seen_in_training
+from unmask.evaluation.model_card import card_html, card_markdown, card_warnings, model_card, seen_in_training
 from unmask.decision.checkpoint import read_metadata
 
 
@@ -55,6 +55,17 @@ def test_a_healthy_calibration_gets_no_warning_and_a_bound_one_does():
     assert card_warnings(few) == ["the validation crops come from only 2 real videos: a threshold and a calibration "
                                   "fitted on so few videos may not hold on others"]
     assert "seen_in_training" not in model_card(healthy)
+
+
+def test_the_cards_html_escapes_every_value_and_its_markdown_keeps_them(small_run):
+    card = json.loads((small_run[0].run_dir / "model_card.json").read_text())
+    evil = "<script>alert(1)</script>"
+    card = {**card, "data": {**card["data"], "dataset": evil}, "warnings": [f"about {evil}"]}
+    page = card_html(card, reliability_src="data:image/png;base64,AAAA")
+    assert "<script>" not in page and page.count("&lt;script&gt;alert(1)&lt;/script&gt;") == 2
+    assert "<tr><th>dataset</th><td>&lt;script&gt;" in page and '<img src="data:image/png;base64,AAAA"' in page
+    text = card_markdown(card)
+    assert f"| dataset | {evil} |" in text and f"- about {evil}" in text and text.endswith(" |\n")
 
 
 def test_the_same_videos_prepared_into_another_folder_count_as_seen(small_run, prepared, tmp_path):

@@ -16,6 +16,22 @@ def test_spec_matches_timms_own_config(name):
     assert spec.default_size_px == cfg["input_size"][-1]
 
 
+# What runs recorded when these values were written out by hand (before the registry read them
+# from timm): a timm release whose default weights change one of them changes how new runs
+# preprocess, and that must be a choice, made here.
+_INCEPTION, _IMAGENET = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+RECORDED = {"xception": (299, *_INCEPTION), "inception_resnet_v2": (299, *_INCEPTION),
+            "efficientnetv2_s": (300, *_INCEPTION), "efficientnetv2_m": (384, *_INCEPTION),
+            "mobilenetv3_small": (224, *_IMAGENET), "efficientnet_lite0": (224, *_INCEPTION)}
+
+
+def test_specs_keep_the_input_size_mean_and_std_runs_recorded():
+    assert set(RECORDED) == set(BACKBONES)
+    for name, (size_px, mean, std) in RECORDED.items():
+        spec = get_spec(name)
+        assert (spec.default_size_px, spec.mean, spec.std, spec.interpolation) == (size_px, mean, std, "bicubic"), name
+
+
 @pytest.mark.parametrize("name", list(BACKBONES))
 def test_every_backbone_gives_two_logits_and_a_spatial_cam_layer(name):
     torch.manual_seed(0)

@@ -130,16 +130,7 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
 
     Writes ``metrics.json``, ``frame_scores.csv``, ``video_scores.csv`` (and ``report.html``).
     """
-    if split not in SPLITS:
-        raise unknown_name("split", split, SPLITS)
-    if batch_size < 1 or bootstrap < 0:
-        raise SettingError(f"batch_size must be at least 1 and bootstrap not negative (got {batch_size}, {bootstrap})",
-                           "batch_size", "bootstrap")
-    if aggregation not in AGGREGATIONS:
-        raise unknown_name("aggregation", aggregation, AGGREGATIONS)
-    if protocol is not None and protocol not in PROTOCOLS:
-        raise unknown_name("split protocol", protocol, PROTOCOLS)
-    check_prior(prior_fake)
+    _check_settings(split, protocol, aggregation, batch_size, bootstrap, prior_fake)
     model, meta = load_classifier(run_dir)
     protocol = protocol or meta["data"]["protocol"]
     manifest, manifest_meta = read_manifest(data_dir)
@@ -151,14 +142,45 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
     ensure_out_dir(out_dir)  # a file, a read-only folder: one line now, not after the scoring
 
     seen = seen_in_training(meta, rows, manifest=manifest, root=root)
-    temperature, threshold = float(meta["temperature"]), decision_threshold(meta)
     logger.info("scoring %d crops of %d videos (%s split, %s protocol) with %s", len(rows), rows["video_id"].nunique(),
                 split, protocol, meta["spec"]["name"])
     meter = ProgressMeter(progress, "evaluate", len(rows) * (1.1 if report or bootstrap else 1.0), unit="work")
     logits = score_rows(model, meta, rows, root, device=device, batch_size=batch_size,
                         on_batch=lambda n: meter.advance(n, stage="scoring crops"))
     meter.report("metrics" + (" and report" if report else ""))
-    frames = rows[["dataset", "video_id", "label", "method", "frame_index", "time_s", "track_id", "crop_path"]].reset_index(drop=True)
+    frames, videos = _frame_and_video_scores(rows, logits, meta, aggregation, prior_fake)
+    metrics = _metrics(frames, videos, meta, seen, run=str(Path(run_dir).resolve()), data=str(root.resolve()),
+                       dataset=manifest_meta.get("dataset"), split=split, protocol=protocol, aggregation=aggregation,
+                       prior_fake=prior_fake, bootstrap=bootstrap)
+    result = _write_scores(Path(out_dir), metrics, frames, videos)
+    if report:
+        from unmask.evaluation.report import write_report
+
+        write_report(result, run_dir=Path(run_dir), data_root=root, model=model, meta=meta,
+                     per_case=explain_per_case, device=device)
+    meter.finish()
+    return result
+
+
+def _check_settings(split: str, protocol: str | None, aggregation: str, batch_size: int, bootstrap: int,
+                    prior_fake: float | None) -> None:
+    if split not in SPLITS:
+        raise unknown_name("split", split, SPLITS)
+    if batch_size < 1 or bootstrap < 0:
+        raise SettingError(f"batch_size must be at least 1 and bootstrap not negative (got {batch_size}, {bootstrap})",
+                           "batch_size", "bootstrap")
+    if aggregation not in AGGREGATIONS:
+        raise unknown_name("aggregation", aggregation, AGGREGATIONS)
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise unknown_name("split protocol", protocol, PROTOCOLS)
+    check_prior(prior_fake)
+
+
+def _frame_and_video_scores(rows: pd.DataFrame, logits: np.ndarray, meta: dict, aggregation: str,
+                            prior_fake: float | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per crop and per video: the raw and the calibrated ``p_fake`` (shifted to ``prior_fake`` if given)."""
+    frames = rows[["dataset", "video_id", "label", "method", "frame_index", "time_s", "track_id",
+                   "crop_path"]].reset_index(drop=True)
     frames["logit_real"], frames["logit_fake"] = logits[:, 0], logits[:, 1]
     frames["p_fake_raw"] = p_fake(logits)
     frames["p_fake"] = calibrated_p_fake(logits, meta)  # the video calibration's input: no prior shift
@@ -167,17 +189,23 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
     videos["score"] = videos["p_fake"]
     videos["p_fake"] = calibrate_video_scores(videos["score"], meta, aggregation, prior_fake=prior_fake)
     frames["p_fake"] = shift_prior(frames["p_fake"], meta.get("calibration", {}).get("prior_fake", 0.5), prior_fake)
+    return frames, videos
+
+
+def _metrics(frames: pd.DataFrame, videos: pd.DataFrame, meta: dict, seen: dict, *, run: str, data: str, dataset,
+             split: str, protocol: str, aggregation: str, prior_fake: float | None, bootstrap: int) -> dict:
+    """``metrics.json``: what was evaluated, how it decides, and how well, per frame and per video."""
+    threshold = decision_threshold(meta)
     not_recorded = {"note": "not recorded: trained before unmask fitted one"}
     calibration = {"frame": meta.get("calibration"),
                    "video": meta.get("video_calibration", {}).get(aggregation, not_recorded), "prior_fake": prior_fake}
-
-    metrics = _json_safe({
-        "run": str(Path(run_dir).resolve()), "model": meta["spec"]["name"], "data": str(root.resolve()),
-        "dataset": manifest_meta.get("dataset"), "trained_on": meta["data"].get("dataset"),
+    return _json_safe({
+        "run": run, "model": meta["spec"]["name"], "data": data,
+        "dataset": dataset, "trained_on": meta["data"].get("dataset"),
         "trained_data": meta["data"].get("manifest"),  # the prepared folder it trained on: within or cross
         "split": split, "protocol": protocol, "train_protocol": meta["data"]["protocol"], "aggregation": aggregation,
-        "temperature": temperature, "bias": meta.get("bias", 0.0), "threshold": threshold, "costs": meta.get("costs"),
-        "calibration": calibration, "decisions": DECISIONS,
+        "temperature": float(meta["temperature"]), "bias": meta.get("bias", 0.0), "threshold": threshold,
+        "costs": meta.get("costs"), "calibration": calibration, "decisions": DECISIONS,
         # the share of evaluated videos the run trained or validated on, matched by video identity
         "seen_in_training": seen["videos"], "seen": seen,
         "frame": _level_metrics(frames["label"], frames["p_fake"], frames["p_fake_raw"], frames["video_id"],
@@ -189,21 +217,17 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
                         "video": reliability(videos["label"], videos["p_fake"])},
         "model_card": model_card(meta, seen=seen),
     })
-    out_dir = Path(out_dir)
+
+
+def _write_scores(out_dir: Path, metrics: dict, frames: pd.DataFrame, videos: pd.DataFrame) -> EvalResult:
+    """Write ``metrics.json``, ``frame_scores.csv`` and ``video_scores.csv`` into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with write_atomic(out_dir / "metrics.json", "w") as fh:
         json.dump(metrics, fh, indent=1)
     for name, df in (("frame_scores.csv", frames), ("video_scores.csv", videos)):
         with write_atomic(out_dir / name, "w") as fh:
             df.to_csv(fh, index=False)
-    result = EvalResult(out_dir, metrics, frames, videos)
-    if report:
-        from unmask.evaluation.report import write_report
-
-        write_report(result, run_dir=Path(run_dir), data_root=root, model=model, meta=meta,
-                     per_case=explain_per_case, device=device)
-    meter.finish()
-    return result
+    return EvalResult(out_dir, metrics, frames, videos)
 
 
 def format_metrics(metrics: dict) -> str:

@@ -14,7 +14,6 @@ prepared). The same videos prepared into another folder are then recognised as s
 
 from __future__ import annotations
 
-import html
 import json
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from unmask.data.manifest import VIDEO_HASH_COLUMN
 from unmask.settings import TRAIN_RENAMED, upgrade_recorded
 from unmask.decision.calibration import MIN_VIDEOS_PER_CLASS
 from unmask.utils.atomic import atomic_path, write_atomic
+from unmask.utils.rendering import render
 
 CARD_JSON = "model_card.json"
 CARD_MARKDOWN = "MODEL_CARD.md"
@@ -210,10 +210,7 @@ def _signed(x) -> str:
     return "+ -" if x is None else f"{'-' if x < 0 else '+'} {abs(x):.4f}"
 
 
-def _sections(card: dict) -> list[tuple[str, list[tuple[str, str]]]]:
-    """The card as titled lists of (field, value) in plain text: one source for Markdown and HTML."""
-    model, data, training = card["model"], card["data"], card["training"]
-    val, decision, cal = card["validation"], card["decision"], card["calibration"]
+def _data_items(data: dict) -> list[tuple[str, str]]:
     split_rows = []
     for split, s in (data.get("splits") or {}).items():
         methods = "methods: " + ", ".join(f"{m} {n}" for m, n in s["methods"].items())
@@ -221,44 +218,65 @@ def _sections(card: dict) -> list[tuple[str, list[tuple[str, str]]]]:
                                   f"{s['crops']} crops ({s['crops_fake']} fake, {s['crops_real']} real); {methods}"))
     if not split_rows:
         split_rows.append(("train / val", f"{data.get('train_crops')} / {data.get('val_crops')} crops"))
-    best = val.get("best_epoch") or {}
-    at = val.get("at_threshold") or {}
+    return [("dataset", str(data["dataset"])), ("prepared folder", str(data["manifest"])),
+            ("split protocol", str(data["protocol"])),
+            ("classes", ", ".join(f"{k} = {v}" for k, v in data["classes"].items()) + " (fake is the positive class)"),
+            ("labels trained on", str(data.get("label_level"))),
+            ("faces cut with", str(data.get("face_step"))), *split_rows]
+
+
+def _calibration_items(cal: dict) -> list[tuple[str, str]]:
     health = cal.get("frame_health") or {}
     video_health = cal.get("video_health") or {}
+    return [
+        ("frame fit", f"p_fake = sigmoid(margin / {_f(cal.get('temperature'))} {_signed(cal.get('bias'))}); "
+                      f"{health.get('n_fake', '?')} fake and {health.get('n_real', '?')} real validation crops from "
+                      f"{health.get('videos_fake', '?')} fake and {health.get('videos_real', '?')} real videos; "
+                      f"{health.get('note', 'not recorded')}"),
+        ("video fit (mean)", str(video_health.get("note", "not recorded"))),
+        ("validation ECE", f"frames {_f(cal.get('ece_frame'))}, videos {_f(cal.get('ece_video'))} (on the data "
+                           "the calibration was fitted on: optimistic)"),
+        ("validation share of fakes", _f(cal.get("prior_fake")))]
+
+
+def _versions_items(card: dict) -> list[tuple[str, str]]:
     prov = card.get("provenance") or {}
-    packages = prov.get("packages") or {}
     git = prov.get("git") or {}
     device = prov.get("device") or {}
+    if device:
+        cores = f", {device['cores']} cores)" if device.get("cores") else f", {device.get('count', 1)} visible)"
+        device_text = f"{device.get('name')} ({device.get('type')}{cores}"
+    else:
+        device_text = "not recorded"
+    return [
+        ("unmask", str(prov.get("unmask") or card.get("unmask_version"))), ("python", str(prov.get("python"))),
+        *[(name, str(version)) for name, version in (prov.get("packages") or {}).items()],
+        ("device", device_text), ("command", str(prov.get("command"))),
+        ("git commit", f"{git['commit']}{' (with uncommitted changes)' if git.get('dirty') else ''}" if git else
+         "not from a git clone"),
+        ("trained", str(prov.get("time_utc")))]
+
+
+def _sections(card: dict) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The card as titled lists of (field, value) in plain text: one source for Markdown and HTML."""
+    model, decision = card["model"], card["decision"]
+    best = card["validation"].get("best_epoch") or {}
+    at = card["validation"].get("at_threshold") or {}
     sections = [
         ("Model", [("backbone", f"{model['name']} (timm {model['timm_id']})"),
                    ("input", f"{model['input_size_px']} px, mean {model['mean']}, std {model['std']}"),
                    ("explanation layer", str(model["explanation_layer"]))]),
-        ("Data", [("dataset", str(data["dataset"])), ("prepared folder", str(data["manifest"])),
-                  ("split protocol", str(data["protocol"])),
-                  ("classes", ", ".join(f"{k} = {v}" for k, v in data["classes"].items())
-                   + " (fake is the positive class)"),
-                  ("labels trained on", str(data.get("label_level"))),
-                  ("faces cut with", str(data.get("face_step"))), *split_rows]),
-        ("Training", [(k, _f(v, 6) if isinstance(v, float) else str(v)) for k, v in training.items()]),
+        ("Data", _data_items(card["data"])),
+        ("Training", [(k, _f(v, 6) if isinstance(v, float) else str(v)) for k, v in card["training"].items()]),
         ("Validation (chosen epoch)", [
             ("epoch", _f(best.get("epoch"))),
             ("raw scores", f"AUC {_f(best.get('val_auc'))}, accuracy {_f(best.get('val_acc'))}, "
-                           f"F1 {_f(best.get('val_f1'))}, "
-                           f"loss {_f(best.get('val_loss'))}"),
+                           f"F1 {_f(best.get('val_f1'))}, loss {_f(best.get('val_loss'))}"),
             ("calibrated, at the threshold",
              f"accuracy {_f(at.get('acc'))}, AUC {_f(at.get('auc'))}, F1 {_f(at.get('f1'))}")]),
         ("Costs and threshold", [("costs", str(decision.get("costs"))), ("threshold", _f(decision.get("threshold"))),
                                  ("rule", decision["rule"])]),
-        ("Calibration", [
-            ("frame fit", f"p_fake = sigmoid(margin / {_f(cal.get('temperature'))} {_signed(cal.get('bias'))}); "
-                          f"{health.get('n_fake', '?')} fake and {health.get('n_real', '?')} real validation "
-                          f"crops from "
-                          f"{health.get('videos_fake', '?')} fake and {health.get('videos_real', '?')} real videos; "
-                          f"{health.get('note', 'not recorded')}"),
-            ("video fit (mean)", str(video_health.get("note", "not recorded"))),
-            ("validation ECE", f"frames {_f(cal.get('ece_frame'))}, videos {_f(cal.get('ece_video'))} (on the data "
-                               "the calibration was fitted on: optimistic)"),
-            ("validation share of fakes", _f(cal.get("prior_fake")))]),
+        ("Calibration", _calibration_items(card["calibration"])),
     ]
     if "seen_in_training" in card:
         seen = card["seen_in_training"]
@@ -267,44 +285,21 @@ def _sections(card: dict) -> list[tuple[str, list[tuple[str, str]]]]:
              f"{seen['n_seen']} of {seen['n_videos']} ({100 * seen['videos']:.1f}%; "
              f"{100 * seen['crops']:.1f}% of crops)"),
             ("matched by", seen["matched_by"])]))
-    sections.append(("Versions", [
-        ("unmask", str(prov.get("unmask") or card.get("unmask_version"))), ("python", str(prov.get("python"))),
-        *[(name, str(version)) for name, version in packages.items()],
-        ("device", f"{device.get('name')} ({device.get('type')}" + (f", {device['cores']} cores)" if device.get("cores")
-                   else f", {device.get('count', 1)} visible)") if device else "not recorded"),
-        ("command", str(prov.get("command"))),
-        ("git commit", f"{git['commit']}{' (with uncommitted changes)' if git.get('dirty') else ''}" if git else
-         "not from a git clone"),
-        ("trained", str(prov.get("time_utc")))]))
+    sections.append(("Versions", _versions_items(card)))
     return sections
 
 
 def card_markdown(card: dict, *, reliability_png: str | None = None) -> str:
     """The card as Markdown (``MODEL_CARD.md``)."""
-    lines = [f"# Model card: {card['model']['name']}", ""]
-    if card["warnings"]:
-        lines += ["**Warnings**", ""] + [f"- {w}" for w in card["warnings"]] + [""]
-    for title, items in _sections(card):
-        lines += [f"## {title}", "", "| | |", "|---|---|"]
-        lines += [f"| {k} | {str(v).replace('|', '/')} |" for k, v in items] + [""]
-        if title == "Calibration" and reliability_png:
-            lines += [f"![reliability diagram]({reliability_png})", ""]
-    return "\n".join(lines)
+    text = render("unmask.evaluation", "model_card.md", card=card, sections=_sections(card),
+                  reliability_png=reliability_png)
+    return text.rstrip("\n") + "\n"
 
 
 def card_html(card: dict, *, reliability_src: str | None = None) -> str:
-    """The card as an HTML section (for ``report.html``)."""
-    parts = ['<section id="model-card"><h2>Model card</h2>']
-    if card["warnings"]:
-        parts.append('<div class="warnings"><b>Warnings</b><ul>'
-                     + "".join(f"<li>{html.escape(w)}</li>" for w in card["warnings"]) + "</ul></div>")
-    for title, items in _sections(card):
-        rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in items)
-        parts.append(f"<h3>{html.escape(title)}</h3><table class='card'>{rows}</table>")
-        if title == "Calibration" and reliability_src:
-            parts.append(f'<img src="{reliability_src}" alt="reliability diagram">')
-    parts.append("</section>")
-    return "\n".join(parts)
+    """The card as an HTML section (for ``report.html``), every value escaped."""
+    return render("unmask.evaluation", "model_card.html", card=card, sections=_sections(card),
+                  reliability_src=reliability_src)
 
 
 def plot_reliability(curves: dict[str, dict], title: str = "reliability"):

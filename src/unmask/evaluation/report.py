@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import html
 import io
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pandas as pd  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve  # noqa: E402
 
 from unmask.utils.atomic import atomic_path  # noqa: E402
+from unmask.utils.rendering import render  # noqa: E402
 
 GALLERY_METHODS = ("gradcam", "gradcam++")
 CASES = (("TP", "fake called fake", 1, True), ("FN", "fake called real", 1, False),
@@ -34,11 +34,6 @@ def _array_png(rgb: np.ndarray) -> str:
 
     ok, data = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     return "data:image/png;base64," + base64.b64encode(data.tobytes()).decode()
-
-
-def _img(src: str, alt: str, width: int | None = None) -> str:
-    size = f' width="{width}"' if width else ""
-    return f'<img src="{src}" alt="{html.escape(alt)}"{size}>'
 
 
 def _confusion(metrics: dict, level: str) -> str:
@@ -122,45 +117,18 @@ def _timelines(frames: pd.DataFrame, videos: pd.DataFrame, threshold: float, cou
     return out
 
 
-def _video_table(videos: pd.DataFrame, threshold: float) -> str:
-    """Every evaluated video's score and verdict, most suspicious first; wrong verdicts marked."""
+def _video_rows(videos: pd.DataFrame, threshold: float) -> list[dict]:
+    """Every evaluated video's score and verdict, most suspicious first."""
     rows = []
-    for v in videos.sort_values("p_fake", ascending=False).itertuples():
-        called = "fake" if v.p_fake >= threshold else "real"
-        truth = "fake" if v.label else "real"
-        cls = ' class="wrong"' if called != truth else ""
-        rows.append(f"<tr{cls}><td>{html.escape(str(v.video_id))}</td><td>{html.escape(str(getattr(v, 'dataset', '')))}"
-                    f"</td><td>{html.escape(str(v.method))}</td><td>{truth}</td><td>{v.p_fake:.4f}</td>"
-                    f"<td>{v.score:.4f}</td><td>{v.p_fake_raw:.4f}</td><td>{called}</td><td>{v.n_crops}</td></tr>")
-    head = ("<tr><th>video</th><th>dataset</th><th>method</th><th>truly</th><th>p(fake)</th><th>frame mean</th>"
-            "<th>raw p(fake)</th><th>called</th><th>crops</th></tr>")
-    return f"<table id='video-scores'>{head}{''.join(rows)}</table>"
+    for v in videos.sort_values("p_fake", ascending=False).to_dict("records"):
+        rows.append({**v, "dataset": v.get("dataset", ""), "truth": "fake" if v["label"] else "real",
+                     "called": "fake" if v["p_fake"] >= threshold else "real"})
+    return rows
 
 
-def _method_table(metrics: dict) -> str:
-    per_method = metrics.get("per_method") or {}
-
-    def f(x):
-        return "-" if x is None else f"{x:.4f}"
-
-    rows = "".join(
-        f"<tr><td>{html.escape(str(r['dataset']))}</td><td>{html.escape(str(r['method']))}</td><td>{r['label']}</td>"
-        f"<td>{r['videos_fake']}</td><td>{r['videos_real']}</td><td>{f(r['video']['auc'])}</td>"
-        f"<td>{f(r['video']['accuracy'])}</td><td>{f(r['video']['recall'])}</td><td>{f(r['frame']['auc'])}</td>"
-        f"<td>{f(r['frame']['accuracy'])}</td><td>{f(r['frame']['recall'])}</td></tr>"
-        for r in per_method.get("rows", []))
-    head = ("<tr><th>dataset</th><th>method</th><th>label</th><th>fake videos</th><th>real videos</th>"
-            "<th>video AUC</th><th>video accuracy</th><th>video recall</th><th>frame AUC</th><th>frame accuracy</th>"
-            "<th>frame recall</th></tr>")
-    return (f"<p>Pairing: {html.escape(per_method.get('pairing', ''))}. Accuracy and recall (the share of fakes "
-            f"caught) at the decision threshold {per_method.get('threshold', 0.5):.3f} on the calibrated p(fake); "
-            "a real source's row gives the share of its videos called real (its accuracy).</p>"
-            f"<table id='per-method'>{head}{rows}</table>")
-
-
-def _gallery(frames, data_root, model, meta, per_case, device) -> tuple[str, pd.DataFrame]:
-    """A labelled contact sheet per cell of the confusion matrix (frame level), and the faithfulness
-    of each heatmap in it."""
+def _gallery(frames, data_root, model, meta, per_case, device) -> tuple[list[tuple[str, str, str]], pd.DataFrame]:
+    """A labelled contact sheet per cell of the confusion matrix (frame level) as ``(case, words,
+    image)``, and the faithfulness of each heatmap in it."""
     from unmask.explain.explainer import explain_crops
     from unmask.explain.overlay import MIN_SIDE_PX, contact_sheet, overlay_heatmap
     from unmask.data.crops import load_crop
@@ -173,7 +141,7 @@ def _gallery(frames, data_root, model, meta, per_case, device) -> tuple[str, pd.
         rows = rows.sort_values("p_fake", ascending=not fake).head(per_case)
         picked += [(case, words, row) for _, row in rows.iterrows()]
     if not picked:
-        return "<p>No crops to explain.</p>", pd.DataFrame()
+        return [], pd.DataFrame()
     crops = [load_crop(data_root / row["crop_path"]) for _, _, row in picked]
     scores, results = explain_crops(model, meta, crops, GALLERY_METHODS, device=device)
     import cv2
@@ -192,67 +160,26 @@ def _gallery(frames, data_root, model, meta, per_case, device) -> tuple[str, pd.
             faithfulness.append({"case": case, "method": method, "faithfulness": float(faithful[i]),
                                  "called_fake": bool(scores[i] >= threshold)})
         sheets.setdefault((case, words), []).append(entry)
-    cells = []
-    for (case, words), rows in sheets.items():
-        sheet = contact_sheet(rows, list(GALLERY_METHODS), title=f"{case}: {words}", threshold=threshold)
-        cells.append(f'<div class="case"><h3>{case}: {html.escape(words)}</h3>'
-                     f'{_img(_array_png(sheet), f"{case} heatmaps")}</div>')
-    return "\n".join(cells), pd.DataFrame(faithfulness)
+    cells = [(case, words, _array_png(contact_sheet(rows, list(GALLERY_METHODS), title=f"{case}: {words}",
+                                                    threshold=threshold)))
+             for (case, words), rows in sheets.items()]
+    return cells, pd.DataFrame(faithfulness)
 
 
-FAITHFULNESS_NOTE = (
-    "<p>Heatmaps of the evidence for <i>fake</i> over the face (jet: blue none, red the map's strongest; each map "
-    "is scaled to its own maximum, see the colour bar). <b>Faithfulness</b> is a deletion test: how much further "
-    "the fake log-odds fall when the most highlighted pixels are blurred away than when as many random ones are "
-    "(above 0: the map points at what the model uses; near or below 0: it could have been random).</p>"
-    "<p><b>On a face called real</b> (TN, FN) the map shows the little evidence for fake there is: its "
-    "faithfulness says whether that little evidence lies where the map points, not why the face was called real, "
-    "so read it apart from the faces called fake (the summary below keeps them apart). A <b>flat map</b> (Grad-CAM "
-    "finds no positive evidence for fake anywhere, common on real faces) points nowhere: there is nothing to test, "
-    "and its faithfulness is n/a. (Scoring a flat map anyway would delete the image's first rows in pixel order, "
-    "which is what once gave flat maps on true negatives the highest scores.)</p>")
-
-
-def _metrics_table(metrics: dict) -> str:
-    head = ("<tr><th>level</th><th>decision</th><th>threshold</th><th>n</th><th>accuracy</th><th>precision</th>"
-            "<th>recall</th><th>F1</th><th>F1 macro</th><th>AUC [95% CI]</th><th>AP</th><th>EER</th><th>log-loss</th><th>Brier</th></tr>")
-    body = []
-
-    def f(x):
-        return "-" if x is None else f"{x:.4f}"
-
-    for level in ("frame", "video"):
-        m = metrics[level]
-        ci = m.get("ci95") or {}
-        auc_ci = ci.get("auc") or [None, None]
-        for decision, scores in (("raw_argmax", m["scores_raw"]), ("calibrated_cost", m["scores"])):
-            d = m[decision]
-            body.append(
-                f"<tr><td>{level}</td><td>{decision}</td><td>{d['threshold']:.3f}</td><td>{m['n']}</td>"
-                f"<td>{f(d['accuracy'])}</td><td>{f(d['weighted']['precision'])}</td><td>{f(d['weighted']['recall'])}</td>"
-                f"<td>{f(d['weighted']['f1'])}</td><td>{f(d['macro']['f1'])}</td>"
-                f"<td>{f(scores['auc'])}" + (f" [{f(auc_ci[0])}, {f(auc_ci[1])}]" if decision != "raw_argmax" else "")
-                + f"</td><td>{f(scores['ap'])}</td>"
-                f"<td>{f(scores['eer'])}</td><td>{f(scores['log_loss'])}</td><td>{f(scores['brier'])}</td></tr>")
-    return f"<table>{head}{''.join(body)}</table>"
-
-
-def _calibration_note(metrics: dict) -> str:
+def _calibration_fits(metrics: dict) -> list[dict]:
+    """Per level, what the calibration was fitted on and how far to trust it."""
     cal = metrics.get("calibration") or {}
-    items = []
+    fits = []
     for level in ("frame", "video"):
         entry = cal.get(level) or {}
         health = entry.get("health") or {}
-        text = html.escape(str(health.get("note") or entry.get("note") or "not recorded"))
         counts = f"{health.get('n_fake', '?')} fake, {health.get('n_real', '?')} real" if health else ""
         if level == "frame" and "videos_fake" in health:
             counts += f" crops from {health['videos_fake']} fake and {health['videos_real']} real videos"
-        trusted = "" if health.get("trusted") else " <b>(rests on too little data to trust)</b>"
-        items.append(f"<li>{level}: fitted on {counts} validation examples; {text}{trusted}</li>")
-    prior = cal.get("prior_fake")
-    if prior is not None:
-        items.append(f"<li>probabilities shifted to a deployment share of fakes of {prior:.3f}</li>")
-    return "<p>Calibration fit:</p><ul>" + "".join(items) + "</ul>"
+        fits.append({"level": level, "counts": counts, "note": str(health.get("note") or entry.get("note") or
+                                                                     "not recorded"),
+                     "trusted": bool(health.get("trusted"))})
+    return fits
 
 
 def _reliability_img(metrics: dict, meta: dict) -> str:
@@ -264,79 +191,46 @@ def _reliability_img(metrics: dict, meta: dict) -> str:
     return _png(plot_reliability(curves, "reliability of the calibrated p(fake)"))
 
 
-def _faithfulness_summary(faithfulness: pd.DataFrame) -> str:
+def _faithfulness_rows(faithfulness: pd.DataFrame) -> list[dict]:
+    """Mean faithfulness per method and verdict, and how many maps were flat (nothing to test)."""
     rows = []
+    if faithfulness.empty:
+        return rows
     for (method, called_fake), group in faithfulness.groupby(["method", "called_fake"]):
         measured = group["faithfulness"].dropna()
-        mean = f"{measured.mean():+.4f}" if len(measured) else "-"
-        rows.append(f"<tr><td>{method}</td><td>{'fake' if called_fake else 'real'}</td><td>{mean}</td>"
-                    f"<td>{len(measured)}</td><td>{len(group) - len(measured)}</td></tr>")
-    return ("<table><tr><th>method</th><th>faces called</th><th>mean faithfulness</th><th>heatmaps</th>"
-            f"<th>flat maps (n/a)</th></tr>{''.join(rows)}</table>")
+        rows.append({"method": method, "called": "fake" if called_fake else "real",
+                     "mean": f"{measured.mean():+.4f}" if len(measured) else "-",
+                     "heatmaps": len(measured), "flat": len(group) - len(measured)})
+    return rows
+
+
+def _figures(result, run_dir: Path, meta: dict) -> dict:
+    """The report's plots, as inline PNGs (``None`` where there is nothing to plot)."""
+    metrics, frames, videos = result.metrics, result.frame_scores, result.video_scores
+    threshold = float(metrics["threshold"])
+    return {"confusion_frame": _confusion(metrics, "frame"), "confusion_video": _confusion(metrics, "video"),
+            "curves": _curves(frames, videos, threshold),
+            "training": _training_curves(run_dir, meta.get("epoch")),
+            "timelines": _timelines(frames, videos, threshold)}
 
 
 def write_report(result, *, run_dir: Path, data_root: Path, model, meta: dict, per_case: int = 2, device=None) -> Path:
     """Write ``result.out_dir/report.html`` and return its path."""
     from unmask.evaluation.model_card import card_html
 
-    metrics, frames, videos = result.metrics, result.frame_scores, result.video_scores
+    metrics = result.metrics
     threshold = float(metrics["threshold"])
-    seen = metrics.get("seen") or {}
-    sections = [
-        f"<h1>unmask evaluation: {html.escape(metrics['model'])}</h1>",
-        f"<p>Data {html.escape(str(metrics['data']))} ({html.escape(str(metrics['dataset']))}), "
-        f"{metrics['split']} split of the {metrics['protocol']} protocol; trained with the "
-        f"{metrics['train_protocol']} protocol. Video score: {metrics['aggregation']} of frame scores. "
-        f"Calibration: temperature {metrics['temperature']:.3f}, bias {metrics.get('bias', 0.0):+.3f}; "
-        f"cost-based threshold {threshold:.3f} "
-        f"(costs {html.escape(str(metrics.get('costs')))}). "
-        + (f"The run trained or validated on {seen['n_seen']} of the {seen['n_videos']} evaluated videos "
-           f"({100 * seen['videos']:.1f}%).</p>" if seen else "</p>")
-        + "<p>The run's <a href='#model-card'>model card</a> (data, training, calibration health, versions) is "
-          "at the end.</p>",
-        _calibration_note(metrics),
-        "<h2>Metrics</h2>", _metrics_table(metrics),
-        "<p><b>raw_argmax</b>: the paper's decision, the argmax of the raw logits (its scores: the raw softmax). "
-        "<b>calibrated_cost</b>: calibrated p_fake at the cost-based threshold (its scores: calibrated p_fake; "
-        "per video, the video-level calibration).</p>",
-        "<p>Precision, recall and F1 are weighted averages over both classes, as the paper reports them; "
-        "fake is the positive class for AUC, AP and EER.</p>",
-        "<h2>Per method</h2>", _method_table(metrics),
-        "<h2>Confusion matrices</h2>", _img(_confusion(metrics, "frame"), "frame confusion matrices"),
-        _img(_confusion(metrics, "video"), "video confusion matrices"),
-    ]
-    curves = _curves(frames, videos, threshold)
-    sections += ["<h2>ROC and precision-recall</h2>",
-                 _img(curves, "ROC and PR curves") if curves else "<p>One class only: no curves.</p>"]
-    training = _training_curves(run_dir, meta.get("epoch"))
-    if training:
-        sections += ["<h2>Training</h2>", _img(training, "training curves"),
-                     f"<p>The run kept the weights of epoch {meta.get('epoch')} (chosen by "
-                     f"{html.escape(str(meta.get('select_metric', 'validation')))} on the validation split).</p>"]
-    sections.append("<h2>Wrongly judged videos</h2>")
-    timelines = _timelines(frames, videos, threshold)
-    if not timelines:
-        sections.append(f"<p>Every evaluated video was judged rightly at the threshold {threshold:.3f}.</p>")
-    for title, src in timelines:
-        sections += [f"<h3>{html.escape(title)}</h3>", _img(src, title)]
-    sections += ["<h2>Video scores</h2>",
-                 "<p>Every evaluated video, most suspicious first; wrong verdicts are shaded. p(fake): the video's "
-                 "calibrated probability (the one compared with the threshold); frame mean: the aggregated frame "
-                 "p(fake) before the video calibration; raw: the aggregated raw softmax.</p>",
-                 _video_table(videos, threshold)]
-    gallery, faithfulness = _gallery(frames, data_root, model, meta, per_case, device)
-    sections += ["<h2>Explanations</h2>", FAITHFULNESS_NOTE, gallery]
-    if not faithfulness.empty:
-        sections += ["<h3>Faithfulness by method</h3>", _faithfulness_summary(faithfulness)]
+    gallery, faithfulness = _gallery(result.frame_scores, data_root, model, meta, per_case, device)
     card = metrics.get("model_card")
-    if card:
-        sections.append(card_html(card, reliability_src=_reliability_img(metrics, meta)))
-    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>unmask report</title><style>"
-            "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}.case{margin:1em 0}img{margin:2px}"
-            "tr.wrong{background:#fde2e2}.warnings{background:#fff3cd;border:1px solid #e0c060;padding:0.5em 1em}"
-            "table.card th{text-align:left;font-weight:normal;color:#555}"
-            "</style></head><body>" + "\n".join(sections) + "</body></html>")
+    page = render(
+        "unmask.evaluation", "report.html", metrics=metrics, threshold=threshold, bias=metrics.get("bias", 0.0),
+        costs=str(metrics.get("costs")), seen=metrics.get("seen") or {},
+        calibration_fits=_calibration_fits(metrics), prior_fake=(metrics.get("calibration") or {}).get("prior_fake"),
+        per_method=metrics.get("per_method") or {}, figures=_figures(result, run_dir, meta),
+        epoch=meta.get("epoch"), select_metric=str(meta.get("select_metric", "validation")),
+        video_rows=_video_rows(result.video_scores, threshold),
+        gallery=gallery, faithfulness=_faithfulness_rows(faithfulness),
+        card_section=card_html(card, reliability_src=_reliability_img(metrics, meta)) if card else None)
     path = result.out_dir / "report.html"
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")

