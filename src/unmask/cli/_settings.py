@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import inspect
+import typing
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from unmask.cli._help import complete_from
+from unmask.cli._help import CodeHelpCommand, complete_from
 from unmask.settings import choices_of, default_of
 
 TYPES = {"int": int, "float": float, "str": str, "bool": bool}
@@ -38,10 +40,14 @@ def _flag_type(field: dataclasses.Field) -> type:
     meta = field.metadata
     if meta["cli_type"] or meta["parse"]:
         return meta["cli_type"] or str
-    name = str(field.type).replace(" | None", "").replace("Optional[", "").rstrip("]")
-    if name not in TYPES:
+    kind = field.type  # a string under ``from __future__ import annotations``
+    if isinstance(kind, str):
+        kind = TYPES.get(kind.removesuffix(" | None"))
+    elif typing.get_args(kind):  # int | None
+        kind = next((a for a in typing.get_args(kind) if a is not type(None)), None)
+    if kind not in TYPES.values():
         raise TypeError(f"{field.name}: a flag of type {field.type} needs cli_type or parse in its setting()")
-    return TYPES[name]
+    return kind
 
 
 def _shown(value):
@@ -73,11 +79,33 @@ def _value(field: dataclasses.Field, value):
     return str(value) if isinstance(value, Path) else value
 
 
-def settings_options(cls, *, after: str, unset: bool = False, fields_as: dict[str, tuple[str, ...]] | None = None):
-    """Decorator of a command ending in ``**settings``: one option per flagged field of ``cls``.
+def _signature(command, cls, after: str, unset: bool, fields_as: dict) -> tuple[inspect.Signature, dict]:
+    """``command``'s own parameters with one option per flagged field of ``cls`` after ``after``,
+    and those fields by name."""
+    own = {name: p for name, p in inspect.signature(command).parameters.items() if p.kind != p.VAR_KEYWORD}
+    placed = {n for names in fields_as.values() for n in names}
+    generated, by_name = [], {}
+    for field in dataclasses.fields(cls):
+        if field.name in fields_as:
+            generated += [own[n].replace(kind=inspect.Parameter.KEYWORD_ONLY) for n in fields_as[field.name]]
+        elif field in flagged(cls) and field.name not in own:
+            generated.append(_option(cls, field, unset))
+            by_name[field.name] = field
+    names = [n for n in own if n not in placed]
+    cut = names.index(after) + 1
+    head = [own[n] for n in names[:cut]]
+    tail = [own[n].replace(kind=inspect.Parameter.KEYWORD_ONLY) for n in names[cut:]]
+    return inspect.Signature(head + generated + tail), by_name
+
+
+def settings_options(settings: str, *, after: str, unset: bool = False,
+                     fields_as: dict[str, tuple[str, ...]] | None = None):
+    """Decorator of a command ending in ``**settings``: one option per flagged field of a
+    settings dataclass, made when the command runs or shows help (:class:`SettingsCommand`), so
+    that ``unmask`` does not import every stage's settings (and torch) when it starts.
 
     Args:
-        cls: the settings dataclass.
+        settings: the settings dataclass, as ``"module:Class"``.
         after: the command's parameter the settings' options follow (in ``--help`` too).
         unset: every option defaults to None and None values are left out of ``settings`` (a
             preset or a settings file supplies them); else each takes its field's default.
@@ -85,34 +113,59 @@ def settings_options(cls, *, after: str, unset: bool = False, fields_as: dict[st
             where the field is): ``{"costs": ("cost_missed_fake", "cost_false_alarm")}``. A field
             named as one of the command's parameters is the command's too.
     """
-    fields_as = fields_as or {}
 
     def decorate(command):
-        own = {name: p for name, p in inspect.signature(command).parameters.items() if p.kind != p.VAR_KEYWORD}
-        placed = {n for names in fields_as.values() for n in names}
-        generated, by_name = [], {}
-        for field in dataclasses.fields(cls):
-            if field.name in fields_as:
-                generated += [own[n].replace(kind=inspect.Parameter.KEYWORD_ONLY) for n in fields_as[field.name]]
-            elif field in flagged(cls) and field.name not in own:
-                generated.append(_option(cls, field, unset))
-                by_name[field.name] = field
-        names = [n for n in own if n not in placed]
-        cut = names.index(after) + 1
-        head = [own[n] for n in names[:cut]]
-        tail = [own[n].replace(kind=inspect.Parameter.KEYWORD_ONLY) for n in names[cut:]]
+        def build():
+            module, name = settings.split(":")
+            cls = getattr(importlib.import_module(module), name)
+            signature, by_name = _signature(command, cls, after, unset, fields_as or {})
+
+            @functools.wraps(command)
+            def run(**kwargs):
+                values = {k: _value(by_name[k], kwargs.pop(k)) for k in list(kwargs) if k in by_name}
+                return command(**kwargs, **{k: v for k, v in values.items() if v is not None or not unset})
+
+            run.__signature__ = signature
+            return run
 
         @functools.wraps(command)
-        def run(*args, **kwargs):
-            settings = {k: _value(by_name[k], kwargs.pop(k)) for k in list(kwargs) if k in by_name}
-            if unset:
-                settings = {k: v for k, v in settings.items() if v is not None}
-            return command(*args, **kwargs, **settings)
+        def stub(**kwargs):
+            raise RuntimeError(f"{command.__name__} runs through SettingsCommand, which builds its options first")
 
-        run.__signature__ = inspect.Signature(head + generated + tail)
-        return run
+        # What typer sees when ``unmask`` starts: the command's own parameters; the rest come later.
+        stub.__signature__ = inspect.Signature([p for p in inspect.signature(command).parameters.values()
+                                                if p.kind != p.VAR_KEYWORD])
+        stub.full_command = build
+        return stub
 
     return decorate
+
+
+class SettingsCommand(CodeHelpCommand):
+    """A command decorated by :func:`settings_options`: its settings' options (and the callback
+    that takes them) are made the first time its parameters are needed (to run, to show help,
+    to complete), by typer from the generated signature."""
+
+    _own_params: list
+    _all_params: list | None = None
+
+    @property
+    def params(self) -> list:
+        if self._all_params is None:
+            built = typer.Typer(add_completion=False)
+            built.command()(self.callback.full_command())
+            command = typer.main.get_command(built)
+            self._all_params, self.callback = command.params, command.callback
+        return self._all_params
+
+    @params.setter
+    def params(self, value: list) -> None:
+        self._own_params = value
+
+
+def settings_command(fill) -> type[SettingsCommand]:
+    """A :class:`SettingsCommand` class whose help is completed by ``fill`` (as :func:`with_code_help`'s)."""
+    return type("SettingsHelp", (SettingsCommand,), {"fill_help": staticmethod(fill)})
 
 
 def settings_help(cls, notes: dict[str, str] | None = None) -> dict:

@@ -13,10 +13,8 @@ from typing import Optional
 import typer
 
 from unmask.cli import app, on_interrupt
-from unmask.cli._help import complete_from, with_code_help
-from unmask.cli._settings import settings_help, settings_options
-from unmask.settings import default_of
-from unmask.training.config import PRESETS, TrainConfig
+from unmask.cli._help import complete_from
+from unmask.cli._settings import settings_command, settings_help, settings_options
 
 
 def _describe(value) -> str:
@@ -26,6 +24,8 @@ def _describe(value) -> str:
 def preset_notes() -> dict:
     """Each option's choices and the value each preset gives it, read from the training code."""
     from unmask.models.registry import PAPER_BACKBONES
+    from unmask.settings import default_of
+    from unmask.training.config import PRESETS, TrainConfig
 
     defaults = {f.name: default_of(f) for f in dataclasses.fields(TrainConfig)}
     values = {name: {p: PRESETS[p].get(name, default) for p in PRESETS} for name, default in defaults.items()
@@ -47,8 +47,8 @@ def preset_notes() -> dict:
     return help_notes
 
 
-@app.command("train", cls=with_code_help(preset_notes))
-@settings_options(TrainConfig, after="preset", unset=True,
+@app.command("train", cls=settings_command(preset_notes))
+@settings_options("unmask.training.config:TrainConfig", after="preset", unset=True,
                   fields_as={"costs": ("cost_missed_fake", "cost_false_alarm")})
 def train_command(
     data_dir: Optional[Path] = typer.Argument(None, help="Output folder of `unmask prepare` (holds manifest.parquet).",
@@ -59,7 +59,7 @@ def train_command(
         None, "--config", help="Settings from a YAML or JSON file (a run's own config.json too); flags override it."),
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved settings as JSON and exit."),
     preset: Optional[str] = typer.Option(None, help="default: honest video split, augmentation; paper: the paper exactly.",
-                                         autocompletion=complete_from(lambda: list(PRESETS))),
+                                         autocompletion=complete_from(lambda: ("default", "paper"))),
     cost_missed_fake: Optional[float] = typer.Option(None, help="Cost of calling a fake real."),
     cost_false_alarm: Optional[float] = typer.Option(None, help="Cost of calling a real fake."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last completed epoch (with --epochs N: train on to N)."),
