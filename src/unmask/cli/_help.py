@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-import typer
 from typer.core import TyperCommand
 
 
