@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib
+import textwrap
 from typing import Any, Callable
 
 from unmask.errors import unknown_name
@@ -65,13 +66,19 @@ def default_of(field: dataclasses.Field) -> Any:
     return field.default
 
 
+def help_text(field: dataclasses.Field, defaults: dict) -> str:
+    """A :func:`setting`'s help, its ``{name}`` placeholders filled with the other settings' ``defaults``."""
+    return field.metadata["help"].format(**defaults)
+
+
 def _describe_fields(cls) -> str:
     """The ``Attributes:`` section of ``cls``'s docstring, written from its fields' help."""
     lines = ["", "", "    Attributes:"]
+    defaults = {f.name: default_of(f) for f in dataclasses.fields(cls)}
     for f in dataclasses.fields(cls):
         if "help" in f.metadata:
-            text = " ".join(part for part in (f.metadata["help"], f.metadata["more"]) if part)
-            lines.append(f"        {f.name}: {text}")
+            text = " ".join(part for part in (help_text(f, defaults), f.metadata["more"]) if part)
+            lines.append(textwrap.fill(f"{f.name}: {text}", 100, initial_indent=" " * 8, subsequent_indent=" " * 12))
     return "\n".join(lines) if len(lines) > 3 else ""
 
 

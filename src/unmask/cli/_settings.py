@@ -19,7 +19,7 @@ from typing import Optional
 import typer
 
 from unmask.cli._help import CodeHelpCommand, complete_from
-from unmask.settings import choices_of, default_of
+from unmask.settings import choices_of, default_of, help_text
 
 TYPES = {"int": int, "float": float, "str": str, "bool": bool}
 
@@ -32,8 +32,7 @@ def flagged(cls) -> list[dataclasses.Field]:
 def help_of(cls, name: str) -> str:
     """The help of setting ``name``, its ``{other}`` placeholders filled with the other fields' defaults."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    defaults = {k: default_of(f) for k, f in fields.items() if default_of(f) is not dataclasses.MISSING}
-    return fields[name].metadata["help"].format(**defaults)
+    return help_text(fields[name], {k: default_of(f) for k, f in fields.items()})
 
 
 def _flag_type(field: dataclasses.Field) -> type:
