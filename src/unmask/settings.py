@@ -1,21 +1,26 @@
 """Settings objects that name their fields as the command line names its flags.
 
-``PrepareConfig(size=...)`` is ``unmask prepare --size``; a field is renamed only together with
-its flag. Two helpers keep that promise honest for Python callers and for files written before a
-rename:
+``PrepareConfig(size=...)`` is ``unmask prepare --size``. Each setting is defined once, as a
+dataclass field made by :func:`setting`: its name, type and default, its help, its choices and
+its flag. The command line builds its options from those fields (:mod:`unmask.cli._settings`) and
+:func:`named_settings` writes them into the class's docstring, so a new setting is one edit.
 
 - :func:`named_settings`: a keyword that is not a setting raises one :class:`UnknownNameError`
-  that lists the valid ones (and the new name of a renamed one), not a bare ``TypeError``.
+  that lists the valid ones, not a bare ``TypeError``.
 - :func:`upgrade_recorded`: settings recorded under an old name (in a manifest, a checkpoint, a
-  resume record) are read under the new one, so old runs and data folders still load.
+  resume record) are read under the new one, so old runs and data folders still load. Names
+  given by a user (keywords, flags, a settings file) are today's only.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
+import textwrap
+from typing import Any, Callable
 
-from unmask.errors import UnknownNameError, unknown_name
+from unmask.errors import unknown_name
 
 # What settings were called when older manifests and checkpoints recorded them: read as today's
 # names by :func:`upgrade_recorded`, so old data folders and runs still load.
@@ -25,19 +30,64 @@ TRAIN_RENAMED = {"size_px": "size", "effective_beta": "beta", "sampler": "batch_
                  "max_steps_per_epoch": "max_steps"}
 
 
-def unknown_setting(kind: str, name: str, valid, renamed: dict[str, str] | None = None) -> UnknownNameError:
-    """The error for a keyword ``name`` that is not one of ``valid`` (a renamed one says its new name)."""
-    if renamed and name in renamed:
-        return UnknownNameError(f"The {kind} {name!r} is now called {renamed[name]!r}")
-    return unknown_name(kind, name, valid)
+def setting(default: Any = dataclasses.MISSING, *, help: str, more: str = "", choices=None, flag=None,
+            cli_type: type | None = None, parse: Callable[[str], Any] | None = None,
+            default_factory: Callable[[], Any] | Any = dataclasses.MISSING) -> Any:
+    """A settings dataclass field with what the command line and the docstring say of it.
+
+    Args:
+        default, default_factory: as :func:`dataclasses.field`'s.
+        help: one line for ``--help`` (and the start of the field's entry in the class docstring).
+        more: what the docstring says beyond ``help``, for readers of the code.
+        choices: the valid values: a sequence, or ``"module:NAME"`` of one, imported only when
+            help is shown (the library's modules import torch).
+        flag: the flag's declarations when not ``--name`` (``--name/--no-name`` for a bool), e.g.
+            ``"--real-only/--with-fakes"``; ``False``: no flag (set in Python or a settings file).
+        cli_type: the flag's type when not the field's (``Path`` for a file the field names as str).
+        parse: turns the flag's text into the field's value (``"2/8"`` -> ``(2, 8)``).
+    """
+    metadata = {"help": help, "more": more, "choices": choices, "flag": flag, "cli_type": cli_type, "parse": parse}
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=metadata)
 
 
-def named_settings(kind: str, renamed: dict[str, str] | None = None):
-    """Class decorator for a settings dataclass: unknown keywords list the valid settings.
+def choices_of(field: dataclasses.Field) -> list | None:
+    """The valid values of a :func:`setting` (importing the module that names them), or None."""
+    choices = field.metadata.get("choices")
+    if isinstance(choices, str):
+        module, name = choices.split(":")
+        choices = getattr(importlib.import_module(module), name)
+    return None if choices is None else list(choices)
+
+
+def default_of(field: dataclasses.Field) -> Any:
+    """A field's default value (made by its factory if it has one); ``MISSING`` if it has none."""
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
+
+
+def help_text(field: dataclasses.Field, defaults: dict) -> str:
+    """A :func:`setting`'s help, its ``{name}`` placeholders filled with the other settings' ``defaults``."""
+    return field.metadata["help"].format(**defaults)
+
+
+def _describe_fields(cls) -> str:
+    """The ``Attributes:`` section of ``cls``'s docstring, written from its fields' help."""
+    lines = ["", "", "    Attributes:"]
+    defaults = {f.name: default_of(f) for f in dataclasses.fields(cls)}
+    for f in dataclasses.fields(cls):
+        if "help" in f.metadata:
+            text = " ".join(part for part in (help_text(f, defaults), f.metadata["more"]) if part)
+            lines.append(textwrap.fill(f"{f.name}: {text}", 100, initial_indent=" " * 8, subsequent_indent=" " * 12))
+    return "\n".join(lines) if len(lines) > 3 else ""
+
+
+def named_settings(kind: str):
+    """Class decorator for a settings dataclass: unknown keywords list the valid settings, and the
+    docstring lists each :func:`setting`'s help.
 
     Args:
         kind: what the settings are, for the message (``"prepare setting"``).
-        renamed: ``{old name: new name}`` of renamed fields, for a precise hint.
     """
 
     def decorate(cls):
@@ -48,10 +98,11 @@ def named_settings(kind: str, renamed: dict[str, str] | None = None):
         def __init__(self, *args, **kwargs):
             for name in kwargs:
                 if name not in valid:
-                    raise unknown_setting(kind, name, valid, renamed)
+                    raise unknown_name(kind, name, valid)
             init(self, *args, **kwargs)
 
         cls.__init__ = __init__
+        cls.__doc__ = (cls.__doc__ or "").rstrip() + _describe_fields(cls)
         return cls
 
     return decorate

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from unmask.data.config import parse_shard
 from unmask.errors import UnmaskError
 from unmask.models.registry import BACKBONES, PAPER_BACKBONES
+from unmask.settings import named_settings, setting
 from unmask.training.config import PRESETS, TrainConfig, make_config, read_config_file
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -84,12 +86,22 @@ def test_a_bad_config_file_is_refused_with_what_is_wrong(tmp_path, text, message
         make_config(**read_config_file(tmp_path / "bad.yaml"))
 
 
-def test_the_old_sampler_option_still_works_with_a_warning_and_v_logs_more():
-    result = unmask("-v", "train", "--sampler", "balanced", "--print-config")
+def test_v_logs_more_and_an_old_flag_name_is_unknown():
+    result = unmask("-v", "train", "--batch-sampler", "balanced", "--print-config")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["batch_sampler"] == "balanced"
-    assert "--sampler is now --batch-sampler" in result.stderr
     assert "INFO unmask.training.config: batch sampler balanced: class weights set to none" in result.stderr
+    old = unmask("train", "--sampler", "balanced", "--print-config")  # its name before 0.1.0
+    assert old.returncode == 2 and "No such option: --sampler" in old.stderr, old.stderr
+
+
+def test_a_settings_file_takes_todays_names_and_a_runs_config_json_its_recorded_ones(tmp_path):
+    (tmp_path / "old.yaml").write_text("effective_beta: 0.9\n")
+    with pytest.raises(UnmaskError, match="Unknown training setting 'effective_beta'"):
+        make_config(**read_config_file(tmp_path / "old.yaml"))
+    (tmp_path / "config.json").write_text(json.dumps({"config": {"model": "xception", "effective_beta": 0.9,
+                                                                 "costs": {"missed_fake": 1, "false_alarm": 1}}}))
+    assert make_config(**read_config_file(tmp_path / "config.json")).beta == 0.9  # a run recorded before 0.1.0
 
 
 def test_train_without_data_or_out_is_a_usage_error():
@@ -114,3 +126,47 @@ def test_shell_completion_completes_commands_and_model_names(tmp_path):
                                env={**os.environ, "PYTHONPATH": str(SRC), "HOME": str(home), "SHELL": "/bin/bash"})
     assert installed.returncode == 0, installed.stderr
     assert "_unmask_completion" in (home / ".bash_completions" / "unmask.sh").read_text()
+
+
+def test_every_setting_with_a_flag_is_an_option_of_its_command():
+    from typer.main import get_command
+
+    from unmask.cli import app
+    from unmask.cli._settings import flagged
+    from unmask.data.config import PrepareConfig
+
+    commands = get_command(app).commands
+    for name, cls in (("train", TrainConfig), ("prepare", PrepareConfig)):
+        options = {p.name for p in commands[name].params}
+        assert {f.name for f in flagged(cls)} <= options, name
+
+
+@named_settings("sample setting")
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    speed: int = setting(3, help="How fast.")
+    mode: str = setting("a", help="Which mode (of {speed}).", choices=("a", "b"))
+    quiet: bool = setting(False, help="Say less.")
+    hidden: float = setting(1.0, help="Set in Python only.", flag=False)
+    shard: tuple[int, int] | None = setting(None, help="K/N.", parse=parse_shard)
+
+
+def test_a_new_setting_is_one_field_the_command_line_builds_its_option_from():
+    import typer
+    from typer.testing import CliRunner
+
+    from unmask.cli._settings import settings_command, settings_help, settings_options
+
+    sample = typer.Typer(rich_markup_mode=None)
+
+    @sample.command(cls=settings_command(lambda: settings_help(Sample)))
+    @settings_options(f"{__name__}:Sample", after="out")
+    def go(out: str = typer.Option("o", help="Not a setting."), **settings):
+        typer.echo(json.dumps({"out": out, **settings}))
+
+    shown = " ".join(CliRunner().invoke(sample, ["--help"]).output.split())
+    assert "--speed <int> How fast. [default: 3]" in shown and "--mode [a|b] Which mode (of 3)." in shown
+    assert "--quiet / --no-quiet" in shown and "--hidden" not in shown and shown.index("--out") < shown.index("--speed")
+    result = CliRunner().invoke(sample, ["--speed", "5", "--quiet", "--shard", "2/3"])
+    assert json.loads(result.output) == {"out": "o", "speed": 5, "mode": "a", "quiet": True, "shard": [2, 3]}
+    assert "Attributes:" in Sample.__doc__ and "speed: How fast." in Sample.__doc__

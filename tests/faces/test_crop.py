@@ -33,11 +33,12 @@ def test_crop_face_returns_the_region_resized_and_leaves_the_frame_alone():
 
 
 def test_the_command_lines_default_margin_is_the_librarys():
-    import inspect
+    from typer.main import get_command
 
-    from unmask.cli.prepare import prepare_command
+    from unmask.cli import app
     from unmask.data.config import PrepareConfig
     from unmask.faces.crop import DEFAULT_MARGIN
 
-    assert inspect.signature(prepare_command).parameters["margin"].default.default == DEFAULT_MARGIN
+    margin = next(p for p in get_command(app).commands["prepare"].params if p.name == "margin")
+    assert margin.default == DEFAULT_MARGIN
     assert PrepareConfig("folder").margin == DEFAULT_MARGIN

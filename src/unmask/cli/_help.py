@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
-import typer
 from typer.core import TyperCommand
 
 
@@ -62,9 +61,3 @@ def complete_from(choices: Callable[[], Sequence[str]]) -> Callable[[str], list[
 
     return complete
 
-
-def deprecated_option(old: str, new: str) -> str:
-    """The warning printed when a renamed option is used under its old name."""
-    message = f"warning: {old} is now {new}; the old name still works but will go"
-    typer.secho(message, fg="yellow", err=True)
-    return message

@@ -9,75 +9,41 @@ from typing import Optional
 import typer
 
 from unmask.cli import app
-from unmask.cli._help import with_code_help
+from unmask.cli._settings import settings_command, settings_help, settings_options
 from unmask.errors import UnmaskError
 
 EXIT_SOME_FAILED = 3
 
 
-def parse_shard(text: Optional[str]) -> tuple[int, int] | None:
-    """``"2/8"`` -> ``(2, 8)``."""
-    if not text:
-        return None
-    try:
-        k, n = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise UnmaskError(f"--shard must look like K/N (e.g. 2/8), not {text!r}") from None
-    return k, n
-
-
-def parse_fractions(text: str) -> tuple[float, ...]:
-    """``"0.8,0.1,0.1"`` -> ``(0.8, 0.1, 0.1)`` (checked by :class:`PrepareConfig`)."""
-    try:
-        return tuple(float(x) for x in text.split(","))
-    except ValueError:
-        raise UnmaskError(f"--split-fractions must look like 0.8,0.1,0.1 (train,val,test), not {text!r}") from None
-
-
 def prepare_choices() -> dict:
     """Each choice option's choices, read from the library when --help is shown."""
-    from unmask.data.config import IMAGE_FORMATS
-    from unmask.data.sources import DATASETS
+    from unmask.data.config import PrepareConfig
     from unmask.data.sources.ffpp import COMPRESSIONS, METHODS
-    from unmask.faces.detectors import DETECTORS
-    from unmask.faces.extract import KEEP_MODES
-    from unmask.video.sampling import SAMPLERS
+    from unmask.video.sampling import SAMPLERS, FrameSampler
 
-    return {"dataset": (sorted(DATASETS), None), "sampler": (SAMPLERS, None), "detector": (list(DETECTORS), None),
-            "keep": (KEEP_MODES, None), "image_format": (IMAGE_FORMATS, None), "compression": (COMPRESSIONS, None),
-            "methods": (None, f"any of {', '.join(METHODS)}")}
+    choices = settings_help(PrepareConfig)
+    choices["dataset"] = (sorted(choices["dataset"][0]), None)
+    frames = FrameSampler()  # its options default to None: FrameSampler's own defaults, shown here
+    return {**choices, "sampler": (SAMPLERS, f"default: {frames.strategy}"),
+            "num_frames": (None, f"default: {frames.num_frames}"), "every_n": (None, f"default: {frames.every_n}"),
+            "compression": (COMPRESSIONS, None), "methods": (None, f"any of {', '.join(METHODS)}")}
 
 
-@app.command("prepare", cls=with_code_help(prepare_choices))
+@app.command("prepare", cls=settings_command(prepare_choices))
+@settings_options("unmask.data.config:PrepareConfig", after="out",
+                  fields_as={"sampler": ("sampler", "num_frames", "every_n"),
+                             "dataset_options": ("compression", "methods", "people")})
 def prepare_command(
     root: Path = typer.Argument(..., help="Dataset folder (for --dataset csv: the CSV file)."),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="Layout of ROOT."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for crops and manifest.parquet."),
-    sampler: str = typer.Option("uniform", help="Which frames of each video (the frame sampler)."),
-    num_frames: int = typer.Option(32, help="Frames per video (uniform), or the most kept (others; 0 = all)."),
-    every_n: int = typer.Option(10, help="Stride of --sampler stride."),
-    detector: str = typer.Option("mtcnn", help="Face detector."),
-    margin: float = typer.Option(1.3, help="Crop side over the face box's longer side."),
-    size: int = typer.Option(224, help="Crop side in pixels."),
-    keep: str = typer.Option("largest", help="The largest face per frame, or all faces linked into tracks."),
-    max_side: int = typer.Option(
-        640, help="The first pass detects on frames shrunk to this many px on their longer side (0: full size)."),
-    second_pass: bool = typer.Option(
-        True, help="Look again (1280 px, contrast-equalised luma) at frames where the 640 px pass found no face."),
-    near_pass: bool = typer.Option(
-        True, help="Search frames still without a face near where the face was in the frames around them."),
-    bridge_max_gap: int = typer.Option(
-        2, help="Bridge gaps of up to this many sampled frames in a face track (0: never)."),
-    image_format: str = typer.Option("png", help="png (lossless) or jpg."),
+    sampler: Optional[str] = typer.Option(None, help="Which frames of each video (the frame sampler)."),
+    num_frames: Optional[int] = typer.Option(None, help="Frames per video (uniform), or the most kept (others; 0 = all)."),
+    every_n: Optional[int] = typer.Option(None, help="Stride of --sampler stride."),
     compression: str = typer.Option("c23", help="FF++ only: which compression's videos."),
     methods: Optional[str] = typer.Option(None, metavar="METHOD,...", help="FF++ only: comma-separated methods (default: all found)."),
-    workers: int = typer.Option(1, help="Worker processes (one per core is a good start)."),
-    shard: Optional[str] = typer.Option(None, help="K/N: do only the K-th of N parts; combine with `unmask merge`."),
-    device: Optional[str] = typer.Option(None, help="Torch device for --detector facenet (default: cuda if there is one)."),
     people: Optional[Path] = typer.Option(
         None, help="folder only: CSV of video,person (default ROOT/people.csv if present): a person's videos stay on one side of the video split."),
-    split_seed: int = typer.Option(42, help="Seed of the paper and video splits."),
-    split_fractions: str = typer.Option("0.81,0.09,0.1", help="train,val,test shares of the paper and video splits (the paper's: 10% test, then 10% of the rest)."),
+    **settings,
 ):
     """Turn a video dataset into face crops and a manifest with train/val/test splits.
 
@@ -85,38 +51,23 @@ def prepare_command(
     Example: unmask prepare /data/FaceForensics++ --dataset ffpp --out runs/ffpp --workers 2
     """
     from unmask.cli._progress import ProgressBars
-    from unmask.data.preparation import PrepareConfig, prepare  # imported per command: keeps --help fast
+    from unmask.data.preparation import prepare  # imported per command: keeps --help fast
+    from unmask.data.config import PrepareConfig
     from unmask.data.splits import EmptySplitWarning
     from unmask.video.sampling import FrameSampler
 
     options = {}
     if people is not None:
-        if dataset != "folder":
+        if settings["dataset"] != "folder":
             raise UnmaskError("--people is for --dataset folder (the other layouts name their people themselves)")
         options["people"] = str(people)
-    if dataset == "ffpp":
+    if settings["dataset"] == "ffpp":
         options["compression"] = compression
         if methods:
             options["methods"] = tuple(m.strip() for m in methods.split(",") if m.strip())
-    config = PrepareConfig(
-        dataset=dataset,
-        sampler=FrameSampler(sampler, num_frames, every_n),
-        detector=detector,
-        margin=margin,
-        size=size,
-        keep=keep,
-        max_side=max_side,
-        second_pass=second_pass,
-        near_pass=near_pass,
-        bridge_max_gap=bridge_max_gap,
-        image_format=image_format,
-        dataset_options=options,
-        workers=workers,
-        shard=parse_shard(shard),
-        device=device,
-        split_seed=split_seed,
-        split_fractions=parse_fractions(split_fractions),
-    )
+    config = PrepareConfig(sampler=FrameSampler(**{k: v for k, v in zip(("strategy", "num_frames", "every_n"),
+                                                                        (sampler, num_frames, every_n)) if v is not None}),
+                           dataset_options=options, **settings)
     bars = ProgressBars()
     try:
         with warnings.catch_warnings():  # report_prepared says it with the command to run instead

@@ -7,14 +7,14 @@ settings recorded with the data (:meth:`PrepareConfig.from_recorded`), so crops 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 from unmask.data.splits import DEFAULT_FRACTIONS, SEED, check_fractions
 from unmask.errors import SettingError, unknown_name
 from unmask.faces.crop import DEFAULT_MARGIN
 from unmask.faces.detectors import DEFAULT_DETECTOR, DETECTORS
 from unmask.faces.extract import check_crop_settings
-from unmask.settings import PREPARE_RENAMED, named_settings, upgrade_recorded
+from unmask.settings import PREPARE_RENAMED, named_settings, setting, upgrade_recorded
 from unmask.video.sampling import FrameSampler
 
 IMAGE_FORMATS = ("png", "jpg")
@@ -23,72 +23,89 @@ IMAGE_FORMATS = ("png", "jpg")
 BEFORE_LATER_PASSES = {"second_pass": False, "bridge_max_gap": 0, "near_pass": False}
 
 
-RENAMED = PREPARE_RENAMED
+RENAMED = PREPARE_RENAMED  # names recorded by older manifests and resume records
 # Settings that decide the splits, not the crops: recorded in the manifest, free to change on resume.
 SPLIT_SETTINGS = ("split_seed", "split_fractions")
 
 
-@named_settings("prepare setting", RENAMED)
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"2/8"`` -> ``(2, 8)`` (``--shard``'s text)."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise SettingError(f"shard must look like K/N (e.g. 2/8), not {text!r}", "shard") from None
+    return k, n
+
+
+def parse_fractions(text: str) -> tuple[float, ...]:
+    """``"0.8,0.1,0.1"`` -> ``(0.8, 0.1, 0.1)`` (``--split-fractions``'s text; checked by :class:`PrepareConfig`)."""
+    try:
+        return tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise SettingError(f"split_fractions must look like 0.8,0.1,0.1 (train,val,test), not {text!r}",
+                           "split_fractions") from None
+
+
+@named_settings("prepare setting")
 @dataclass(frozen=True)
 class PrepareConfig:
     """How to turn videos into face crops, named as ``unmask prepare``'s flags. Every field but
     ``workers``, ``shard`` and ``device`` is recorded with the output; a resumed run must use the
-    same values, except for the split settings (the crops are kept, the splits made anew).
+    same values, except for the split settings (the crops are kept, the splits made anew). Each
+    field's help, choices and flag are defined with it: ``unmask prepare`` builds its options from
+    them."""
 
-    Attributes:
-        dataset: adapter name (see :data:`unmask.data.sources.DATASETS`).
-        sampler: which frames to take: a :class:`FrameSampler`, or a strategy name with its defaults.
-        detector: face detector name; ``device`` for the torch backend.
-        margin: crop side over the face box's longer side.
-        size: saved crop side in pixels.
-        keep: ``largest`` face per frame or ``all`` faces in tracks.
-        image_format: ``png`` (lossless, default) or ``jpg`` (quality 95; smaller, but adds its
-            own compression traces to what a detector sees).
-        dataset_options: adapter options, e.g. ``{"compression": "c23"}`` for ``ffpp``,
-            ``{"people": "people.csv"}`` for ``folder``.
-        min_score, max_side: the first pass's score floor and frame size (longer side, px).
-        second_pass: look again at the sampled frames where the first pass found no face, with
-            the frames brought to ``second_pass_side`` px (shrunk or enlarged), the luma
-            contrast-equalised (CLAHE) and the score floor ``second_pass_min_score``. When more
-            than ``second_pass_probe`` frames were missed, it looks at that many, evenly spread,
-            first, and at the rest only if it found a face (bounds the cost of faceless videos).
-        near_pass: search the frames still without a face near the face of the frames around
-            them (a window a few face widths across, enlarged, contrast-equalised), with the
-            score floor ``near_pass_min_score``; only in videos where the passes before found a
-            face in at least two frames (:class:`~unmask.faces.extract.FaceExtractor`).
-        bridge_max_gap: bridge gaps of up to this many sampled frames in a face track (box
-            interpolated, crop cut, ``det_pass="bridged"``); 0: never.
-        workers: worker processes (1: in this process).
-        shard: ``(k, n)``: process only the k-th of n deterministic parts (1-based).
-        split_seed: seed of the split protocols.
-        split_fractions: ``(train, val, test)`` shares of the ``paper`` and ``video`` splits (of
-            crops and of videos); the default is the paper's: 10% test, then 10% of the rest
-            for validation. Official lists keep their own test set; a validation set carved from
-            their training videos takes ``val / (train + val)`` of them.
-    """
-
-    dataset: str
-    sampler: FrameSampler = field(default_factory=FrameSampler)
-    detector: str = DEFAULT_DETECTOR
-    margin: float = DEFAULT_MARGIN
-    size: int = 224
-    keep: str = "largest"
-    image_format: str = "png"
-    dataset_options: dict = field(default_factory=dict)
-    min_score: float = 0.9
-    max_side: int = 640
-    second_pass: bool = True
-    second_pass_side: int = 1280
-    second_pass_min_score: float = 0.9
-    second_pass_probe: int = 8
-    near_pass: bool = True
-    near_pass_min_score: float = 0.7
-    bridge_max_gap: int = 2
-    device: str | None = None
-    workers: int = 1
-    shard: tuple[int, int] | None = None
-    split_seed: int = SEED
-    split_fractions: tuple[float, float, float] = DEFAULT_FRACTIONS
+    dataset: str = setting(help="Layout of ROOT.", flag=("--dataset", "-d"), choices="unmask.data.sources:DATASETS",
+                           more="The adapter's name (see :data:`unmask.data.sources.DATASETS`).")
+    sampler: FrameSampler = setting(
+        default_factory=FrameSampler, help="Which frames of each video (the frame sampler).", flag=False,
+        more="A :class:`FrameSampler`, or a strategy name with its defaults (--sampler, --num-frames, --every-n).")
+    detector: str = setting(DEFAULT_DETECTOR, help="Face detector.", choices="unmask.faces.detectors:DETECTORS",
+                            more="device picks the torch backend's device.")
+    margin: float = setting(DEFAULT_MARGIN, help="Crop side over the face box's longer side.")
+    size: int = setting(224, help="Crop side in pixels.", more="The saved crop's side.")
+    keep: str = setting("largest", help="The largest face per frame, or all faces linked into tracks.",
+                        choices="unmask.faces.extract:KEEP_MODES")
+    max_side: int = setting(640, help="The first pass detects on frames shrunk to this many px on their longer side "
+                                      "(0: full size).")
+    second_pass: bool = setting(
+        True, help="Look again ({second_pass_side} px, contrast-equalised luma) at frames where the {max_side} px "
+                   "pass found no face.",
+        more="The frames are brought to second_pass_side px (shrunk or enlarged), the luma contrast-equalised "
+             "(CLAHE), the score floor second_pass_min_score. When more than second_pass_probe frames were "
+             "missed, it looks at that many, evenly spread, first, and at the rest only if it found a face "
+             "(bounds the cost of faceless videos).")
+    near_pass: bool = setting(
+        True, help="Search frames still without a face near where the face was in the frames around them.",
+        more="A window a few face widths across, enlarged, contrast-equalised, with the score floor "
+             "near_pass_min_score; only in videos where the passes before found a face in at least two frames "
+             "(:class:`~unmask.faces.extract.FaceExtractor`).")
+    bridge_max_gap: int = setting(2, help="Bridge gaps of up to this many sampled frames in a face track (0: never).",
+                                  more="The box is interpolated, the crop cut, det_pass \"bridged\".")
+    image_format: str = setting(
+        "png", help="png (lossless) or jpg.", choices=IMAGE_FORMATS,
+        more="jpg (quality 95) is smaller, but adds its own compression traces to what a detector sees.")
+    dataset_options: dict = setting(
+        default_factory=dict, help="Adapter options.", flag=False,
+        more='E.g. {"compression": "c23"} for ffpp (--compression, --methods), {"people": "people.csv"} for '
+             "folder (--people).")
+    min_score: float = setting(0.9, help="The first pass's score floor.", flag=False)
+    second_pass_side: int = setting(1280, help="The second pass's frame size (longer side, px).", flag=False)
+    second_pass_min_score: float = setting(0.9, help="The second pass's score floor.", flag=False)
+    second_pass_probe: int = setting(8, help="Frames the second pass probes first (0: all).", flag=False)
+    near_pass_min_score: float = setting(0.7, help="The near pass's score floor.", flag=False)
+    workers: int = setting(1, help="Worker processes (one per core is a good start).",
+                           more="1: in this process.")
+    shard: tuple[int, int] | None = setting(
+        None, help="K/N: do only the K-th of N parts; combine with `unmask merge`.", parse=parse_shard,
+        more="(k, n) in Python: the k-th of n deterministic parts (1-based).")
+    device: str | None = setting(None, help="Torch device for --detector facenet (default: cuda if there is one).")
+    split_seed: int = setting(SEED, help="Seed of the paper and video splits.")
+    split_fractions: tuple[float, float, float] = setting(
+        DEFAULT_FRACTIONS, help="train,val,test shares of the paper and video splits (the paper's: 10% test, then 10% "
+                                "of the rest).", parse=parse_fractions,
+        more="Shares of crops and of videos. Official lists keep their own test set; a validation set carved from "
+             "their training videos takes val / (train + val) of them.")
 
     def __post_init__(self):
         if isinstance(self.sampler, str):

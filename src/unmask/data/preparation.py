@@ -218,8 +218,35 @@ def _prepare_locked(root: Path, out_dir: Path, config: PrepareConfig, items: lis
     done_dir.mkdir(parents=True, exist_ok=True)
     for folder in (out_dir / STATE_DIR, done_dir):  # scraps of writes a killed run left (ensure_out_dir: out_dir's)
         remove_stale_temps(folder)
-
     state = PrepareProgress(total=len(items))
+    records, todo = _earlier_records(out_dir, items, state)
+    state.failed += len(left_out)
+    logger.info("%d videos to prepare into %s (%d done by an earlier run, %d left out)", len(todo), out_dir,
+                state.skipped, len(left_out))
+    meter = ProgressMeter(progress, "prepare", state.total, unit="video", done=state.skipped)
+    if state.skipped:
+        meter.report(f"{state.skipped} done before", faces=state.crops, failed=state.failed)
+    read_errors, failed_now = _crop_videos(todo, out_dir, config, detector, state, records, meter)
+
+    manifest_name, failures_name = output_names(config.shard)
+    failures = [{"video_id": item.video_id, "path": str(item.path),
+                 "reason": read_errors.get(item.video_id) or records.get(item.video_id, {}).get("reason")}
+                for item in items]
+    failures = [f for f in failures if f["reason"]] + [
+        {"video_id": item.video_id, "path": str(item.path), "reason": reason} for item, reason in left_out]
+    failures_path = out_dir / failures_name
+    with write_atomic(failures_path, "w") as fh:
+        pd.DataFrame(failures, columns=FAILURE_COLUMNS).to_csv(fh, index=False)
+    manifest_path, excluded = _write_prepared_manifest(root, out_dir / manifest_name, config, items, records)
+    return PrepareSummary(out_dir, len(items), state.done - failed_now, state.skipped, state.failed,
+                          state.crops, time.perf_counter() - started, manifest_path,
+                          failures_path if failures else None, excluded)
+
+
+def _earlier_records(out_dir: Path, items: list[VideoItem], state: PrepareProgress) -> tuple[dict, list[VideoItem]]:
+    """The records of ``items`` an earlier run finished (crops intact), counted into ``state``,
+    and the items still to do (their scratch from a killed run removed)."""
+    done_dir = out_dir / STATE_DIR / "done"
     records: dict[str, dict] = {}
     todo = []
     for item in items:
@@ -238,13 +265,16 @@ def _prepare_locked(root: Path, out_dir: Path, config: PrepareConfig, items: lis
             todo.append(item)
             # Scratch left by a killed run of this video (only ours: other shards may share out_dir).
             shutil.rmtree(out_dir / STATE_DIR / "partial" / video_key(item.video_id), ignore_errors=True)
-    state.failed += len(left_out)
-    logger.info("%d videos to prepare into %s (%d done by an earlier run, %d left out)", len(todo), out_dir,
-                state.skipped, len(left_out))
-    meter = ProgressMeter(progress, "prepare", state.total, unit="video", done=state.skipped)
-    if state.skipped:
-        meter.report(f"{state.skipped} done before", faces=state.crops, failed=state.failed)
+    return records, todo
 
+
+def _crop_videos(todo: list[VideoItem], out_dir: Path, config: PrepareConfig, detector, state: PrepareProgress,
+                 records: dict, meter: ProgressMeter) -> tuple[dict[str, str], int]:
+    """Crop ``todo`` (here, or in worker processes), adding each video's record to ``records``.
+
+    Returns:
+        ``(read errors by video id, videos that failed in this run)``.
+    """
     read_errors: dict[str, str] = {}
     failed_now = 0
 
@@ -269,37 +299,34 @@ def _prepare_locked(root: Path, out_dir: Path, config: PrepareConfig, items: lis
     else:
         del detector
         _run_pool(todo, out_dir, config, record)
+    return read_errors, failed_now
 
-    manifest_name, failures_name = output_names(config.shard)
-    failures = [{"video_id": item.video_id, "path": str(item.path),
-                 "reason": read_errors.get(item.video_id) or records.get(item.video_id, {}).get("reason")}
-                for item in items]
-    failures = [f for f in failures if f["reason"]] + [
-        {"video_id": item.video_id, "path": str(item.path), "reason": reason} for item, reason in left_out]
-    failures_path = out_dir / failures_name
-    with write_atomic(failures_path, "w") as fh:
-        pd.DataFrame(failures, columns=FAILURE_COLUMNS).to_csv(fh, index=False)
 
+def _write_prepared_manifest(root: Path, path: Path, config: PrepareConfig, items: list[VideoItem],
+                             records: dict) -> tuple[Path | None, int]:
+    """Write the manifest of ``records`` (with splits, unless a shard) to ``path``.
+
+    Returns:
+        ``(the manifest, or None when no video gave a crop; videos the video split leaves out)``.
+    """
     # Video fields come from this run's listing, crop fields from the records: a corrected label
     # or a newly added official list reaches the manifest without preparing the crops again.
     rows = [{**fields, **crop} for item in items if item.video_id in records
             for fields in [video_fields(item, config.dataset)] for crop in records[item.video_id]["crops"]]
-    manifest_path, excluded = None, 0
-    if rows or config.shard is not None:  # an empty shard still counts when merging
-        metadata = {"unmask_version": __version__, "root": str(root.resolve()), **config.recorded(),
-                    "shard": list(config.shard) if config.shard else None,
-                    "provenance": collect_provenance(config.device)}
-        df = pd.DataFrame(rows, columns=CROP_COLUMNS + FACE_COLUMNS + [VIDEO_HASH_COLUMN])
-        df["label_level"] = label_levels(df)
-        if config.shard is None:
-            df = add_splits(df, seed=config.split_seed, fractions=config.split_fractions)
-            metadata["splits"] = split_counts(df)
-            warn_empty_splits(metadata["splits"], stacklevel=3)  # the caller of prepare()
-            excluded = metadata["splits"].get("video", {}).get("excluded", 0)
-        manifest_path = write_manifest(df, out_dir / manifest_name, json.loads(json.dumps(metadata, default=str)))
-    return PrepareSummary(out_dir, len(items), state.done - failed_now, state.skipped, state.failed,
-                          state.crops, time.perf_counter() - started, manifest_path,
-                          failures_path if failures else None, excluded)
+    if not rows and config.shard is None:  # an empty shard still counts when merging
+        return None, 0
+    metadata = {"unmask_version": __version__, "root": str(root.resolve()), **config.recorded(),
+                "shard": list(config.shard) if config.shard else None,
+                "provenance": collect_provenance(config.device)}
+    df = pd.DataFrame(rows, columns=CROP_COLUMNS + FACE_COLUMNS + [VIDEO_HASH_COLUMN])
+    df["label_level"] = label_levels(df)
+    excluded = 0
+    if config.shard is None:
+        df = add_splits(df, seed=config.split_seed, fractions=config.split_fractions)
+        metadata["splits"] = split_counts(df)
+        warn_empty_splits(metadata["splits"], stacklevel=4)  # the caller of prepare()
+        excluded = metadata["splits"].get("video", {}).get("excluded", 0)
+    return write_manifest(df, path, json.loads(json.dumps(metadata, default=str))), excluded
 
 
 def video_fields(item: VideoItem, dataset: str) -> dict:

@@ -138,91 +138,111 @@ def split_identities(labels: Sequence[int], source_ids: Sequence[Sequence[str]],
         least one person. A side that misses its share by more than half is logged as a warning.
     """
     labels = np.asarray(labels, dtype=int)
-    n = len(labels)
-    if n == 0:
+    if len(labels) == 0:
         return np.array([], dtype=object)
-    people, component, members = identity_components(source_ids)
-    videos_of: list[list[int]] = [[] for _ in people]
-    for v, m in enumerate(members):
-        for p in m:
-            videos_of[p].append(v)
-    rank = {p: hashlib.sha1(f"{seed}:{name}".encode()).hexdigest() for p, name in enumerate(people)}
-    side = np.full(len(people), None, dtype=object)
-    classes = sorted(set(labels.tolist()))
+    groups = _LinkedGroups(labels, source_ids, seed)
     fraction = {"test": test_size, "val": val_size * (1 - test_size) if "test" in splits else val_size}
-
-    comp_people: dict[int, list[int]] = defaultdict(list)
-    for p in sorted(range(len(people)), key=rank.get):
-        comp_people[int(component[p])].append(p)
-    comp_size = {c: Counter() for c in comp_people}
-    for v in range(n):
-        comp_size[int(component[members[v][0]])][int(labels[v])] += 1
-    order = sorted(comp_people, key=lambda c: rank[comp_people[c][0]])
-
-    def unassigned_people() -> int:
-        return len(people) - assigned[0]
-
-    assigned = [0]  # people given a held-out side so far
-
     for split in splits:
-        target = {c: fraction[split] * sum(labels == c) for c in classes}
-        have = Counter()
-
-        def need(counts) -> float:  # how much of the remaining share ``counts`` would fill
-            return sum(min(counts[c], max(0.0, target[c] - have[c])) for c in classes)
-
-        def over(counts) -> float:
-            return sum(max(0.0, counts[c] - max(0.0, target[c] - have[c])) for c in classes)
-
-        def done() -> bool:
-            return all(have[c] >= target[c] for c in classes)
-
-        def take(c):
-            for p in comp_people[c]:
-                side[p] = split
-            assigned[0] += len(comp_people[c])
-            have.update(comp_size[c])
-
-        free = [c for c in order if side[comp_people[c][0]] is None]
-        for c in free:  # 1. whole groups that fit
-            if done() or unassigned_people() <= len(comp_people[c]):
-                break
-            if need(comp_size[c]) > 0 and over(comp_size[c]) == 0:
-                take(c)
-        while not done():
-            free = [c for c in order if side[comp_people[c][0]] is None and need(comp_size[c]) > 0
-                    and unassigned_people() > len(comp_people[c])]
-            # Cutting a group leaves videos out, so only a group that cannot be held out whole
-            # (more than half of all videos) is cut; a smaller one is taken whole or not at all.
-            small = [c for c in free if sum(comp_size[c].values()) <= max(sum(target.values()), n / 2)]
-            if small:  # 2. the group that overshoots least, if it fills more than it overshoots
-                best = min(small, key=lambda c: (over(comp_size[c]), rank[comp_people[c][0]]))
-                if over(comp_size[best]) >= need(comp_size[best]) and sum(have.values()) > 0:
-                    break  # (an empty side takes it anyway: a held-out side beats none)
-                take(best)
-                continue
-            large = [c for c in order if side[comp_people[c][0]] is None and len(comp_people[c]) > 1
-                     and sum(comp_size[c].values()) > max(sum(target.values()), n / 2)]
-            if not large:
-                break
-            assigned[0] += _grow_inside(large[0], comp_people, members, videos_of, labels, side, split, have,
-                                        target, rank)
-            break
-
-    out = np.full(n, "train", dtype=object)
-    for v, m in enumerate(members):
-        sides = {side[p] for p in m}
-        if len(sides) > 1:
-            out[v] = "excluded"
-        elif None not in sides:
-            out[v] = sides.pop()
+        _fill_side(groups, split, {c: fraction[split] * sum(labels == c) for c in groups.classes})
+    out = groups.video_sides()
     for split in splits:
-        for c in classes:
+        for c in groups.classes:
             want, got = fraction[split] * sum(labels == c), int(((out == split) & (labels == c)).sum())
             if want >= 2 and abs(got - want) > want / 2:
                 logger.warning("the %s split holds %d videos labelled %d where its share is %.0f: linked people "
                                "cannot be split closer to the ratios", split, got, c, want)
     return out
+
+
+class _LinkedGroups:
+    """The people of :func:`split_identities`'s videos, their linked groups (in seeded hash order)
+    and the side each person is given so far."""
+
+    def __init__(self, labels: np.ndarray, source_ids: Sequence[Sequence[str]], seed: int):
+        self.labels = labels
+        self.people, component, self.members = identity_components(source_ids)
+        self.videos_of: list[list[int]] = [[] for _ in self.people]
+        for v, m in enumerate(self.members):
+            for p in m:
+                self.videos_of[p].append(v)
+        self.rank = {p: hashlib.sha1(f"{seed}:{name}".encode()).hexdigest() for p, name in enumerate(self.people)}
+        self.side = np.full(len(self.people), None, dtype=object)
+        self.classes = sorted(set(labels.tolist()))
+        self.assigned = 0  # people given a held-out side so far
+        self.comp_people: dict[int, list[int]] = defaultdict(list)
+        for p in sorted(range(len(self.people)), key=self.rank.get):
+            self.comp_people[int(component[p])].append(p)
+        self.comp_size = {c: Counter() for c in self.comp_people}
+        for v in range(len(labels)):
+            self.comp_size[int(component[self.members[v][0]])][int(labels[v])] += 1
+        self.order = sorted(self.comp_people, key=lambda c: self.rank[self.comp_people[c][0]])
+
+    def unassigned_people(self) -> int:
+        return len(self.people) - self.assigned
+
+    def is_free(self, c) -> bool:
+        return self.side[self.comp_people[c][0]] is None
+
+    def videos(self, c) -> int:
+        return sum(self.comp_size[c].values())
+
+    def video_sides(self) -> np.ndarray:
+        """Each video's side: its people's, ``excluded`` if they are on several, else ``train``."""
+        out = np.full(len(self.labels), "train", dtype=object)
+        for v, m in enumerate(self.members):
+            sides = {self.side[p] for p in m}
+            if len(sides) > 1:
+                out[v] = "excluded"
+            elif None not in sides:
+                out[v] = sides.pop()
+        return out
+
+
+def _fill_side(groups: _LinkedGroups, split: str, target: dict[int, float]) -> None:
+    """Give ``split`` linked groups until it holds ``target`` videos of each label (steps 1 to 3
+    of :func:`split_identities`)."""
+    have = Counter()
+    comp_size, comp_people, order = groups.comp_size, groups.comp_people, groups.order
+
+    def need(counts) -> float:  # how much of the remaining share ``counts`` would fill
+        return sum(min(counts[c], max(0.0, target[c] - have[c])) for c in groups.classes)
+
+    def over(counts) -> float:
+        return sum(max(0.0, counts[c] - max(0.0, target[c] - have[c])) for c in groups.classes)
+
+    def done() -> bool:
+        return all(have[c] >= target[c] for c in groups.classes)
+
+    def take(c):
+        for p in comp_people[c]:
+            groups.side[p] = split
+        groups.assigned += len(comp_people[c])
+        have.update(comp_size[c])
+
+    for c in [c for c in order if groups.is_free(c)]:  # 1. whole groups that fit
+        if done() or groups.unassigned_people() <= len(comp_people[c]):
+            break
+        if need(comp_size[c]) > 0 and over(comp_size[c]) == 0:
+            take(c)
+    while not done():
+        free = [c for c in order if groups.is_free(c) and need(comp_size[c]) > 0
+                and groups.unassigned_people() > len(comp_people[c])]
+        # Cutting a group leaves videos out, so only a group that cannot be held out whole
+        # (more than half of all videos) is cut; a smaller one is taken whole or not at all.
+        small = [c for c in free if groups.videos(c) <= max(sum(target.values()), len(groups.labels) / 2)]
+        if small:  # 2. the group that overshoots least, if it fills more than it overshoots
+            best = min(small, key=lambda c: (over(comp_size[c]), groups.rank[comp_people[c][0]]))
+            if over(comp_size[best]) >= need(comp_size[best]) and sum(have.values()) > 0:
+                break  # (an empty side takes it anyway: a held-out side beats none)
+            take(best)
+            continue
+        large = [c for c in order if groups.is_free(c) and len(comp_people[c]) > 1
+                 and groups.videos(c) > max(sum(target.values()), len(groups.labels) / 2)]
+        if not large:  # 3. cut the first large group
+            break
+        groups.assigned += _grow_inside(large[0], comp_people, groups.members, groups.videos_of, groups.labels,
+                                        groups.side, split, have, target, groups.rank)
+        break
 
 
 def _grow_inside(c, comp_people, members, videos_of, labels, side, split, have, target, rank) -> int:

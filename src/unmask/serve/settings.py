@@ -6,8 +6,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from unmask.errors import UnmaskError
-from unmask.settings import unknown_setting
+from unmask.errors import UnmaskError, unknown_name
 
 MIB = 1024 * 1024
 
@@ -53,7 +52,7 @@ class ServeSettings(BaseModel):
             first = exc.errors()[0]
             name = ".".join(str(p) for p in first["loc"])
             if first["type"] == "extra_forbidden":
-                raise unknown_setting("server setting", name, cls.model_fields, {"max_upload_bytes": "max_upload_mb"}) from None
+                raise unknown_name("server setting", name, cls.model_fields) from None
             raise UnmaskError(f"Bad server setting {name}={first.get('input')!r}: {first['msg']}", name) from exc
 
     @property

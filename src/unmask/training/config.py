@@ -17,13 +17,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
-from unmask.errors import SettingError, UnmaskError, unknown_name
-from unmask.models.registry import PAPER_BACKBONES, check_weights_file, get_spec
-from unmask.settings import TRAIN_RENAMED, named_settings, unknown_setting, upgrade_recorded
 from unmask.decision.calibration import Costs
-from unmask.training.sbi import SYNTHESIZERS
+from unmask.errors import SettingError, UnmaskError, unknown_name
+from unmask.settings import TRAIN_RENAMED, named_settings, setting, upgrade_recorded
+
+# The backbone registry and the synthesizers (which import torch) are imported where they are
+# used: the command line reads these settings to build its options on every call.
 
 logger = logging.getLogger(__name__)
 
@@ -31,93 +33,88 @@ SELECT_METRICS = ("val_acc", "val_auc", "val_loss")
 SAMPLERS = ("shuffle", "balanced")
 LABEL_LEVELS = ("video", "face")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-RENAMED = TRAIN_RENAMED
 
 
-@named_settings("training setting", RENAMED)
+@named_settings("training setting")
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run (recorded in its checkpoint), named as ``unmask
-    train``'s flags (``costs`` are ``--cost-missed-fake`` and ``--cost-false-alarm``).
+    train``'s flags (``costs`` are ``--cost-missed-fake`` and ``--cost-false-alarm``). Each field's
+    help, choices and flag are defined with it: ``unmask train`` builds its options from them."""
 
-    Attributes:
-        model: backbone name (see :data:`unmask.models.BACKBONES`).
-        protocol: which split of the manifest to train and validate on.
-        size: input side in pixels; 0 = the backbone's own.
-        pretrained: start from ImageNet weights (timm's hub, or ``weights`` when given).
-        weights: a local file of ImageNet weights for the backbone.
-        class_weights: ``balanced``, ``none`` or ``effective``; loss: ``ce`` or ``focal``.
-        beta: beta of ``effective`` weights; None: ``1 - 1/N`` (N training crops),
-            which makes the weights depend on the class shares, not on the data's size.
-        batch_sampler: ``shuffle``, or ``balanced`` (each batch drawn with equal class odds). A
-            balanced sampler already equalises the classes: with class weights on top the
-            imbalance would be corrected twice (at 4:1 the effective weighting flips to 1:4), so
-            it runs with ``class_weights="none"``; asking for both is refused.
-        label_level: ``video``: train on every crop; ``face``: only on crops whose label is known
-            for the face itself (drops the other faces of fake videos with several face tracks,
-            which may be real bystanders; see :func:`unmask.data.manifest.label_levels`).
-        select_metric: the validation metric that picks the best checkpoint (never a test one).
-        early_stopping: stop after this many epochs without a better ``select_metric`` (0: never).
-        lr_patience: epochs without a better ``select_metric`` after which the learning rate is cut,
-            counted as Keras counts (the paper's code): cut on the 5th such epoch with 5. An
-            improvement must beat the best by 1e-4 (absolute, as Keras's min_delta).
-        costs: what a missed fake and a false alarm cost: they set the decision threshold.
-        workers: data-loading worker processes; None: one per core (up to 8) on a GPU, none on a
-            CPU, where the model's own threads already use every core (measured: 2 loader
-            processes beside training made a 2-core CPU epoch 1.4x slower).
-        max_steps: cap on optimiser steps per epoch (0: all); for quick trials.
-        precision: ``auto`` (on a GPU bfloat16 autocast where it has bfloat16 units, else float16
-            with loss scaling; float32 on a CPU), ``fp32``, ``bf16`` or ``fp16``.
-        compile: ``torch.compile`` the model for training (minutes of compiling first; pays off on
-            a GPU over long runs).
-        cache: read the crops from the crop cache (:mod:`unmask.training.cache`), built on first
-            use; ``False`` decodes the PNGs every epoch.
-        cache_dir: where the crop cache lives (default: the data folder's ``cache/``).
-        synthesize: ``sbi``: self-blended pseudo-fakes made from the real training crops on the
-            fly (:mod:`unmask.training.sbi`); ``none``: the data's own fakes only.
-        sbi_ratio: with ``sbi``, the probability that a real crop of a batch also appears as its
-            self-blended fake (the paper pairs every real, 1.0). A validation split with no fakes
-            gets a fixed self-blended twin of every real crop.
-        real_only: train on the split's real videos alone (the data's fakes are left out of
-            training, not of validation); needs ``synthesize="sbi"``, whose fakes are then the only
-            ones. The Self-Blended Images paper's protocol: no generator's traces to learn.
-    """
-
-    model: str = "efficientnet_lite0"
-    protocol: str = "video"
-    size: int = 0
-    epochs: int = 20
-    batch_size: int = 32
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    lr_factor: float = 0.5
-    lr_patience: int = 5
-    min_lr: float = 1e-6
-    class_weights: str = "balanced"
-    loss: str = "ce"
-    focal_gamma: float = 2.0
-    beta: float | None = None
-    batch_sampler: str = "shuffle"
-    label_level: str = "video"
-    augment: bool = True
-    select_metric: str = "val_auc"
-    early_stopping: int = 5
-    pretrained: bool = True
-    weights: str | None = None
-    costs: Costs = field(default_factory=Costs)
-    seed: int = 42
-    workers: int | None = None
-    max_steps: int = 0
-    device: str | None = None
-    precision: str = "auto"
-    compile: bool = False
-    cache: bool = True
-    cache_dir: str | None = None
-    synthesize: str = "sbi"
-    sbi_ratio: float = 1.0
-    real_only: bool = False
+    model: str = setting("efficientnet_lite0", help="Backbone.", more="See :data:`unmask.models.BACKBONES`.",
+                         choices="unmask.models.registry:BACKBONES")
+    protocol: str = setting("video", help="Split to train and validate on.", choices="unmask.data.splits:PROTOCOLS")
+    size: int = setting(0, help="Input side in pixels (0: the backbone's own).")
+    epochs: int = setting(20, help="Epochs in all; with --resume, trains a finished or interrupted run on to this many.")
+    batch_size: int = setting(32, help="Crops per optimiser step.")
+    lr: float = setting(1e-4, help="Adam learning rate.")
+    weight_decay: float = setting(0.0, help="Adam's weight decay.", flag=False)
+    lr_factor: float = setting(0.5, help="What the learning rate is multiplied by when it is cut.", flag=False)
+    lr_patience: int = setting(
+        5, help="Epochs without a better select_metric after which the learning rate is cut.", flag=False,
+        more="Counted as Keras counts (the paper's code): cut on the 5th such epoch with 5. An improvement must "
+             "beat the best by 1e-4 (absolute, as Keras's min_delta).")
+    min_lr: float = setting(1e-6, help="The learning rate is never cut below this.", flag=False)
+    class_weights: str = setting("balanced", help="Loss weights of the classes.",
+                                 choices="unmask.training.cost:CLASS_WEIGHTS")
+    beta: float | None = setting(
+        None, help="Beta of --class-weights effective (default 1 - 1/N, N training crops).",
+        more="None makes the weights depend on the class shares, not on the data's size.")
+    loss: str = setting("ce", help="Cross-entropy or focal loss.", choices="unmask.training.cost:LOSSES")
+    focal_gamma: float = setting(2.0, help="Gamma of the focal loss.", flag=False)
+    batch_sampler: str = setting(
+        "shuffle", help="How batches are drawn: shuffle, or balanced (equal class odds; then class weights are none).",
+        choices=SAMPLERS,
+        more="A balanced sampler already equalises the classes: with class weights on top the imbalance would be "
+             "corrected twice (at 4:1 the effective weighting flips to 1:4), so it runs with class_weights none; "
+             "asking for both is refused.")
+    label_level: str = setting(
+        "video", help="video: every crop; face: drop the other faces of fake videos with several faces.",
+        choices=LABEL_LEVELS,
+        more="face trains only on crops whose label is known for the face itself (the other faces of a fake video "
+             "may be real bystanders; see :func:`unmask.data.manifest.label_levels`).")
+    synthesize: str = setting(
+        "sbi", help="sbi: also train on self-blended fakes made from the real crops (works with real videos alone); "
+                    "none: the data's own fakes only.",
+        choices="unmask.training.sbi:SYNTHESIZERS", more="See :mod:`unmask.training.sbi`.")
+    sbi_ratio: float = setting(
+        1.0, help="With --synthesize sbi: the probability that a real crop also appears as its self-blended fake.",
+        more="The paper pairs every real, 1.0. A validation split with no fakes gets a fixed self-blended twin of "
+             "every real crop.")
+    real_only: bool = setting(
+        False, help="Train on the real videos alone (with --synthesize sbi, its fakes are the only ones; validation "
+                    "keeps the data's fakes).", flag="--real-only/--with-fakes",
+        more="Needs synthesize sbi. The Self-Blended Images paper's protocol: no generator's traces to learn.")
+    augment: bool = setting(True, help="Flip, jitter, JPEG, blur.")
+    select_metric: str = setting("val_auc", help="Validation metric that picks the checkpoint.", choices=SELECT_METRICS,
+                                 more="Never a test one.")
+    early_stopping: int = setting(5, help="Stop after N epochs without progress (0: never).")
+    pretrained: bool = setting(True, help="Start from ImageNet weights (needs internet once) or from scratch.",
+                               more="From timm's hub, or from weights when given.")
+    weights: str | None = setting(None, help="Local file of the backbone's ImageNet weights (timm format).",
+                                  cli_type=Path)
+    costs: Costs = setting(default_factory=Costs, flag=False,
+                           help="What a missed fake and a false alarm cost: they set the decision threshold.")
+    seed: int = setting(42, help="Seed of the data order, augmentation and initial weights.")
+    workers: int | None = setting(
+        None, help="Data-loading worker processes (default: one per core up to 8 on a GPU, none on a CPU).",
+        more="On a CPU the model's own threads already use every core (measured: 2 loader processes beside "
+             "training made a 2-core CPU epoch 1.4x slower).")
+    max_steps: int = setting(0, help="At most N steps per epoch (0: all; for quick trials).")
+    device: str | None = setting(None, help="cpu, cuda, cuda:1 ... (default: this rank's GPU, else CPU).")
+    precision: str = setting(
+        "auto", help="auto: bf16 or fp16 autocast on a GPU, fp32 on a CPU.", choices=PRECISIONS,
+        more="On a GPU auto is bfloat16 where it has bfloat16 units, else float16 with loss scaling.")
+    compile: bool = setting(False, help="torch.compile the model (slow start; for long GPU runs).")
+    cache: bool = setting(True, help="Read crops from the crop cache (built on first use) or decode the PNGs each epoch.",
+                          more="See :mod:`unmask.training.cache`.")
+    cache_dir: str | None = setting(None, help="Where the crop cache lives (default: DATA_DIR/cache).", cli_type=Path)
 
     def __post_init__(self):
+        from unmask.models.registry import get_spec
+        from unmask.training.sbi import SYNTHESIZERS
+
         get_spec(self.model)  # an unknown name fails here, before any work
         if self.select_metric not in SELECT_METRICS:
             raise unknown_name("selection metric", self.select_metric, SELECT_METRICS)
@@ -174,12 +171,14 @@ PRESETS: dict[str, dict] = {
 
 def make_config(preset: str = "default", **overrides) -> TrainConfig:
     """The ``preset``'s :class:`TrainConfig` with ``overrides`` (``None`` values are ignored)."""
+    from unmask.models.registry import PAPER_BACKBONES, check_weights_file
+
     if preset not in PRESETS:
         raise unknown_name("preset", preset, PRESETS)
     known = [f.name for f in dataclasses.fields(TrainConfig)]
     for name in sorted(overrides):
         if name not in known:
-            raise unknown_setting("training setting", name, known, RENAMED)
+            raise unknown_name("training setting", name, known)
     if preset == "paper" and overrides.get("model") not in PAPER_BACKBONES:
         # The paper's recipe was tuned for its four backbones; on another it reproduces nothing.
         given = f", not {overrides['model']}" if overrides.get("model") else ""
@@ -197,7 +196,7 @@ def make_config(preset: str = "default", **overrides) -> TrainConfig:
 
 def config_from_recorded(recorded: dict) -> TrainConfig:
     """The :class:`TrainConfig` a checkpoint recorded (settings under their old names too)."""
-    values = upgrade_recorded(recorded, RENAMED)
+    values = upgrade_recorded(recorded, TRAIN_RENAMED)
     return TrainConfig(**{**values, "costs": Costs(**values["costs"])})
 
 
@@ -209,7 +208,6 @@ def read_config_file(path) -> dict:
     as well, so that a run can be repeated from its folder.
     """
     import json
-    from pathlib import Path
 
     path = Path(path)
     if not path.is_file():
@@ -229,9 +227,9 @@ def read_config_file(path) -> dict:
             raise UnmaskError(f"{path} is not valid JSON ({exc}); name a YAML file .yaml") from None
     if not isinstance(values, dict):
         raise UnmaskError(f"{path} holds no settings: expected a mapping of setting names to values")
-    if isinstance(values.get("config"), dict):  # a run's config.json
-        values = values["config"]
-    values = upgrade_recorded(dict(values), RENAMED)  # a run recorded under the settings' old names
+    if isinstance(values.get("config"), dict):  # a run's config.json, recorded perhaps under the settings' old names
+        values = upgrade_recorded(values["config"], TRAIN_RENAMED)
+    values = dict(values)
     if isinstance(values.get("costs"), dict):
         values["costs"] = Costs(**values["costs"])
     return values
