@@ -83,3 +83,17 @@ def probe_video(path: str | Path, *, decode_first: bool = True) -> VideoInfo:
         if decode_first and next(iter_decoded(container, path), None) is None:
             raise VideoReadError(f"{path.name}: no frame of its {info.codec} video decodes (damaged or cut short)")
     return info
+
+
+def media_kind(path: str | Path) -> str | None:
+    """What PyAV makes of ``path`` from its headers alone (nothing is decoded): ``"video"``,
+    ``"image"`` (a still picture), or None (not a file PyAV opens, or no picture in it).
+
+    Cheap enough to ask of every file of a folder whose name does not say it is a video
+    (``.mpg``, ``.ts``, ``.3gp``, no suffix ...): it reads the first few kilobytes.
+    """
+    try:
+        with open_video(path) as container:
+            return "image" if container.format.name in IMAGE_FORMATS else "video"
+    except (VideoReadError, OSError):
+        return None
