@@ -78,7 +78,11 @@ def probe_video(path: str | Path, *, decode_first: bool = True) -> VideoInfo:
             duration = container.duration / av.time_base
         else:
             duration = n / fps if fps else 0.0
-        info = VideoInfo(path, n, fps, max(duration, 0.0), stream.width, stream.height,
+        width, height = stream.width, stream.height
+        if not (width and height) and container.format.name in IMAGE_FORMATS:
+            # FFmpeg leaves the size of a picture too large for it (20000x20000) at 0x0: read the header.
+            width, height = _picture_size(path) or (width, height)
+        info = VideoInfo(path, n, fps, max(duration, 0.0), width, height,
                          stream.codec_context.name, container.format.name, stream.index)
         if decode_first and next(iter_decoded(container, path), None) is None:
             raise VideoReadError(f"{path.name}: no frame of its {info.codec} video decodes (damaged or cut short)")
@@ -97,3 +101,25 @@ def media_kind(path: str | Path) -> str | None:
             return "image" if container.format.name in IMAGE_FORMATS else "video"
     except (VideoReadError, OSError):
         return None
+
+
+def _picture_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` from a still picture's header by Pillow's parsers (nothing is decoded,
+    and no pixel limit applies: the caller judges the size), or None when none reads it."""
+    try:
+        from PIL import Image
+    except ImportError:
+        return None
+    Image.init()
+    with open(path, "rb") as fh:
+        prefix = fh.read(16)
+        for format_id in Image.ID:
+            factory, accept = Image.OPEN[format_id]
+            if accept is not None and not accept(prefix):
+                continue
+            try:
+                fh.seek(0)
+                return tuple(factory(fh, str(path)).size)
+            except Exception:  # not this format, or a header it cannot read: try the next
+                continue
+    return None
