@@ -18,6 +18,9 @@ from unmask.video.reader import count_frames, iter_decoded, open_video, stream_f
 IMAGE_FORMATS = {"png_pipe": ".png", "jpeg_pipe": ".jpg", "webp_pipe": ".webp", "bmp_pipe": ".bmp",
                  "tiff_pipe": ".tif", "image2": ".png"}
 
+# Demuxers that open files which are not pictures: ``tty`` shows any text file (.txt, .nfo) as ANSI art.
+NOT_VIDEO_FORMATS = {"tty"}
+
 
 @dataclass(frozen=True)
 class VideoInfo:
@@ -98,6 +101,8 @@ def media_kind(path: str | Path) -> str | None:
     """
     try:
         with open_video(path) as container:
+            if container.format.name in NOT_VIDEO_FORMATS:
+                return None
             return "image" if container.format.name in IMAGE_FORMATS else "video"
     except (VideoReadError, OSError):
         return None
