@@ -18,8 +18,9 @@ from unmask.video.reader import count_frames, iter_decoded, open_video, stream_f
 IMAGE_FORMATS = {"png_pipe": ".png", "jpeg_pipe": ".jpg", "webp_pipe": ".webp", "bmp_pipe": ".bmp",
                  "tiff_pipe": ".tif", "image2": ".png"}
 
-# Demuxers that open files which are not pictures: ``tty`` shows any text file (.txt, .nfo) as ANSI art.
-NOT_VIDEO_FORMATS = {"tty"}
+# Demuxers that open files which are not pictures: they show any text (.txt, .nfo) or binary as text art.
+NOT_VIDEO_FORMATS = {"tty", "bin", "xbin", "adf", "idf"}
+TEXT_ART_CODECS = {"ansi", "bintext", "xbin", "idf"}
 
 
 @dataclass(frozen=True)
@@ -93,18 +94,24 @@ def probe_video(path: str | Path, *, decode_first: bool = True) -> VideoInfo:
 
 
 def media_kind(path: str | Path) -> str | None:
-    """What PyAV makes of ``path`` from its headers alone (nothing is decoded): ``"video"``,
-    ``"image"`` (a still picture), or None (not a file PyAV opens, or no picture in it).
+    """What PyAV makes of ``path``: ``"video"``, ``"image"`` (a still picture), or None (not a
+    file PyAV opens, no picture in it, or not even its first frame decodes).
 
     Cheap enough to ask of every file of a folder whose name does not say it is a video
-    (``.mpg``, ``.ts``, ``.3gp``, no suffix ...): it reads the first few kilobytes.
+    (``.mpg``, ``.ts``, ``.3gp``, no suffix ...): it reads the headers and decodes one frame.
+    FFmpeg guesses boldly (it opens some binary junk as raw streams): the decoded frame is what
+    tells a video from a lucky guess.
     """
+    path = Path(path)
     try:
         with open_video(path) as container:
-            if container.format.name in NOT_VIDEO_FORMATS:
+            codec = video_stream(container).codec_context.name
+            if container.format.name in NOT_VIDEO_FORMATS or codec in TEXT_ART_CODECS:
+                return None
+            if next(iter_decoded(container, path, max_bad_packets=2), None) is None:
                 return None
             return "image" if container.format.name in IMAGE_FORMATS else "video"
-    except (VideoReadError, OSError):
+    except (VideoReadError, OSError, av.FFmpegError):
         return None
 
 
