@@ -169,14 +169,14 @@ def test_07_an_export_that_cannot_be_written_is_refused_before_the_export(cli, r
 def test_08_csv_is_quoted_by_the_csv_module(cli, run_dir, clip, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
-    odd = folder / 'new\nline, "quoted"\r.mp4'
-    shutil.copy(clip, odd)
-    shutil.copy(clip, folder / "plain.mp4")
+    names = ["a\nnewline.mp4", "b\rreturn.mp4", 'c, "quoted".mp4', "d plain.mp4"]
+    for name in names:
+        shutil.copy(clip, folder / name)
     ran = cli("predict", folder, "--model", run_dir, "--format", "csv", "--num-frames", "4")
     assert ran.code == 0, ran.err
     rows = list(csv.DictReader(io.StringIO(ran.out, newline="")))
-    assert [r["input"] for r in rows] == [str(odd), str(folder / "plain.mp4")]
-    assert all(r["frames_sampled"] == "4" for r in rows)
+    assert [r["input"] for r in rows] == [str(folder / name) for name in names]
+    assert all(r["frames_sampled"] == "4" and r["verdict"] for r in rows)
 
 
 def _frames(clip, n=8):
