@@ -21,6 +21,10 @@ IMAGE_FORMATS = {"png_pipe": ".png", "jpeg_pipe": ".jpg", "webp_pipe": ".webp", 
 # Demuxers that open files which are not pictures: they show any text (.txt, .nfo) or binary as text art.
 NOT_VIDEO_FORMATS = {"tty", "bin", "xbin", "adf", "idf"}
 TEXT_ART_CODECS = {"ansi", "bintext", "xbin", "idf"}
+# Suffixes of files that are never a clip: a folder's listing skips them without opening them.
+NOT_MEDIA_SUFFIXES = {".txt", ".md", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml", ".xml", ".html", ".log",
+                      ".py", ".sh", ".parquet", ".npy", ".npz", ".pkl", ".pt", ".pth", ".safetensors", ".onnx",
+                      ".zip", ".tar", ".gz", ".pdf", ".srt", ".vtt", ".ass", ".wav", ".mp3", ".flac", ".aac"}
 
 
 @dataclass(frozen=True)
@@ -98,11 +102,14 @@ def media_kind(path: str | Path) -> str | None:
     file PyAV opens, no picture in it, or not even its first frame decodes).
 
     Cheap enough to ask of every file of a folder whose name does not say it is a video
-    (``.mpg``, ``.ts``, ``.3gp``, no suffix ...): it reads the headers and decodes one frame.
+    (``.mpg``, ``.ts``, ``.3gp``, no suffix ...): it reads the headers and decodes one frame; a
+    suffix of :data:`NOT_MEDIA_SUFFIXES` (text, data, audio) is not even opened.
     FFmpeg guesses boldly (it opens some binary junk as raw streams): the decoded frame is what
     tells a video from a lucky guess.
     """
     path = Path(path)
+    if path.suffix.lower() in NOT_MEDIA_SUFFIXES:
+        return None
     try:
         with open_video(path) as container:
             codec = video_stream(container).codec_context.name

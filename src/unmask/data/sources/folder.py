@@ -84,17 +84,21 @@ def _video_files(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
     """``(videos, others)`` under ``folder``, recursively, sorted.
 
     A file whose suffix names a video is one (a broken or empty one fails later, with its reason);
-    any other file is one when PyAV opens it and finds a moving picture in it (``.mpg``, ``.ts``,
-    ``.3gp``, ``.flv``, no suffix ...: only its headers are read). The rest are ``others``, each with
-    why it was left out: a still picture, or not a video PyAV can open.
+    any other file is one when PyAV opens it and decodes a frame of a moving picture from it
+    (``.mpg``, ``.ts``, ``.3gp``, ``.flv``, no suffix ...; see
+    :func:`unmask.video.probe.media_kind`). The rest are ``others``, each with why it was left
+    out: a still picture, or not a video PyAV can open.
     """
-    from unmask.video.probe import media_kind
+    from unmask.video.probe import IMAGE_FORMATS, media_kind
+
+    pictures = set(IMAGE_FORMATS.values()) | {".jpeg", ".tiff"}
 
     videos = video_files(folder)
     known = set(videos)
     others = []
     for path in sorted(p for p in folder.rglob("*") if p not in known and p.is_file()):
-        kind = media_kind(path)
+        # a picture named as one is not opened (a folder of extracted frames would be slow to probe)
+        kind = "image" if path.suffix.lower() in pictures else media_kind(path)
         if kind == "video":
             videos.append(path)
         else:
