@@ -16,7 +16,8 @@ from unmask.serve import ServeSettings, create_app
 
 API = "/api/v1"
 RESULT_FIELDS = {"input", "kind", "verdict", "p_fake", "threshold", "costs", "reason", "reason_code", "tracks",
-                 "timeline", "frames_sampled", "frames_with_face", "timings", "model"}
+                 "timeline", "frames_sampled", "frames_with_face", "duration_s", "decoded_s", "note", "timings",
+                 "model"}
 
 
 class Gated:
@@ -65,7 +66,9 @@ def test_a_good_clip_gets_the_libraries_verdict_with_heatmaps(judge, good_clip, 
         assert set(result) == RESULT_FIELDS
         expected = judge.predict(good_clip).to_dict()
         assert result["verdict"] == expected["verdict"] and result["p_fake"] == pytest.approx(expected["p_fake"])
-        assert result["verdict"] in ("fake", "real") and result["threshold"] == pytest.approx(judge.threshold)
+        # fake or real, or inconclusive as too close to call: which, rests on the model trained in the tests
+        assert result["verdict"] in ("fake", "real") or result["reason_code"] == "too_close"
+        assert result["threshold"] == pytest.approx(judge.threshold)
         assert result["input"] == "my clip.mp4" and result["frames_with_face"] == expected["frames_with_face"] > 0
         assert len(result["timeline"]) == len(expected["timeline"]) and all(len(s["box"]) == 4 for s in result["timeline"])
         assert str(tmp_path) not in json.dumps(job), "the server's paths must stay on the server"

@@ -98,4 +98,10 @@ def test_an_oversized_upload_is_cut_off_while_it_streams(judge, tmp_path):
             assert response.status_code == 413 and "limit of 256 KiB" in response.json()["detail"]
         assert http.get("/api/v1/health").status_code == 200
         assert list(app.state.manager.folder.iterdir()) == []
-    assert sum(sent) <= limit + upload.DRAIN_BYTES + 8 * chunk, f"the server read {sum(sent) / 2**20:.0f} MiB"
+    # What the client got to send is what the server read plus what the kernel's socket buffers
+    # held (a few MiB each way, more on a busy machine): a count tied to them is a race. The
+    # property is that the server stopped reading well before the whole body: here, less than a
+    # third of it, several times what it reads (limit + drain) plus any socket buffers.
+    whole = chunks * chunk
+    assert upload.DRAIN_BYTES + limit < whole / 8
+    assert sum(sent) < whole / 3, f"the server read {sum(sent) / 2**20:.0f} MiB of {whole / 2**20:.0f} MiB"

@@ -190,7 +190,7 @@ def test_video_calibration_is_fitted_on_validation_videos_and_used_by_the_one_vi
 
 
 def test_too_few_validation_videos_fall_back_to_the_aggregated_frame_score_and_old_checkpoints_load(caplog, monkeypatch):
-    from unmask.training import calibration
+    from unmask.decision import calibration
 
     monkeypatch.setattr(calibration, "_WARNED", set())  # the warning is once per process
     rng = np.random.default_rng(4)

@@ -104,8 +104,8 @@ def _terminate(signum, frame):
 def main() -> None:
     """Entry point: user errors become one red line and a non-zero exit, never a traceback.
 
-    Exit codes: 0 done, 1 a user error, 2 a usage error (click's convention), 3 some videos
-    failed (prepare), 130 interrupted (Ctrl-C or SIGTERM).
+    Exit codes: 0 done, 1 a user error, 2 a usage error (click's convention), 3 some inputs
+    failed (prepare, predict), 130 interrupted (Ctrl-C or SIGTERM; serve too, after its clean shutdown).
     """
     signal.signal(signal.SIGTERM, _terminate)
     try:

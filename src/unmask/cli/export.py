@@ -22,9 +22,14 @@ def export_command(
     run_dir: Path = typer.Argument(..., help="Run folder of `unmask train` (or a checkpoint file)."),
     out: Path = typer.Option(..., "--out", "-o", help="File to write (model.onnx, model.pt)."),
     format: str = typer.Option("onnx", "--format", help="The file's format."),
-    opset: int = typer.Option(17, help="ONNX operator set."),
+    opset: int = typer.Option(17, help="ONNX operator set (7 to 20 with torch 2.x's exporter)."),
 ):
     """Export the trained detector to ONNX or TorchScript, checked against the PyTorch model.
+
+    \b
+    Exit status: 0 written, 1 a user error (a missing run, a bad --opset or --format, an --out that
+    cannot be written, an export that disagrees with the model; nothing written), 2 a usage error
+    (an unknown option), 130 interrupted.
 
     \b
     Example: unmask export runs/effv2s --out effv2s.onnx

@@ -11,7 +11,8 @@ from unmask.cli._help import choice_list, methods_note, with_code_help
 
 EXIT_SOME_FAILED = 3
 FORMATS = ("text", "table", "csv", "jsonl")
-COLUMNS = ("verdict", "p_fake", "threshold", "frames_with_face", "frames_sampled", "persons", "seconds", "input", "reason")
+COLUMNS = ("verdict", "p_fake", "threshold", "frames_with_face", "frames_sampled", "persons", "seconds", "input", "reason",
+           "note", "duration_s", "decoded_s")
 
 
 @app.command("predict", cls=with_code_help(methods_note))
@@ -34,28 +35,47 @@ def predict_command(
 ):
     """Judge videos and images: fake, real or inconclusive, and why.
 
-    Exit status: 0 every input was judged, 1 a usage error, 3 some input could not be read.
+    In a folder, any file PyAV can open is judged, whatever its suffix; the files skipped are
+    counted and named on stderr.
+
+    \b
+    Exit status: 0 every input was judged (an inconclusive verdict included), 1 a user error
+    (a missing input or run, a bad setting, an output that cannot be written; nothing judged),
+    2 a usage error (an unknown option, a missing argument), 3 some input could not be read,
+    130 interrupted (Ctrl-C or kill; the verdicts printed so far are all that is kept).
 
     \b
     Example: unmask predict clip.mp4 --model demo/run --explain why/ --overlay boxed.mp4
     """
     from tqdm import tqdm
 
+    from unmask.cli import on_interrupt
     from unmask.errors import UnmaskError
-    from unmask.predict.batch import list_inputs, predict_many
+    from unmask.predict.batch import find_inputs, predict_many
+    from unmask.predict.detector import check_num_frames
+    from unmask.utils.outdir import ensure_out_dir
 
     fmt = "jsonl" if as_json else fmt
     if fmt is not None and fmt not in FORMATS:
         raise UnmaskError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if max_faces < 1:
         raise UnmaskError(f"--max-faces must be at least 1, not {max_faces}")
+    check_num_frames(num_frames)
     if overlay_heatmap and overlay is None:
         raise UnmaskError("--overlay-heatmap needs --overlay OUT.mp4")
     if explain is not None and explain.exists() and not explain.is_dir():
         raise UnmaskError(f"--explain {explain} is a file; give a folder")
-    inputs = list_inputs(paths)
+    inputs, skipped = find_inputs(paths)
     if overlay is not None and len(inputs) != 1:
         raise UnmaskError(f"--overlay takes one input video, not {len(inputs)}")
+    # Outputs are checked before any judging: a folder or file that cannot be written costs one line.
+    if explain is not None:
+        try:
+            ensure_out_dir(explain)
+        except UnmaskError as exc:
+            raise UnmaskError(f"--explain {explain} cannot be written: {str(exc)[0].lower()}{str(exc)[1:]}") from None
+    if overlay is not None:
+        check_output_file(overlay, "--overlay")
     single = len(inputs) == 1
     from unmask.explain.cam import check_methods  # imports torch: after the cheap checks
     from unmask.predict import Detector
@@ -64,6 +84,12 @@ def predict_command(
     if fmt is None:
         fmt = "text" if single else "table"
     detector = Detector.load(model, device=device, prior_fake=prior_fake)
+    if skipped:
+        names = ", ".join(str(p) for p in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+        typer.secho(f"skipped {len(skipped)} files that are neither videos nor images: {names}", err=True,
+                    fg="yellow")
+    on_interrupt("interrupted: the verdicts printed above are all that was kept; "
+                 "run the command again on the inputs not yet judged")
 
     results = predict_many(detector, inputs, num_frames=num_frames, explain_dir=explain, methods=method_list,
                            max_faces=max_faces)
@@ -85,12 +111,35 @@ def predict_command(
     if overlay is not None:
         _write_overlay(detector, prediction, overlay, method_list, overlay_heatmap)
     if not single:
-        typer.secho(f"{len(inputs)} inputs, {failed} unreadable", err=True, fg="yellow" if failed else None)
+        typer.secho(f"{len(inputs)} inputs, {failed} unreadable"
+                    + (f", {len(skipped)} other files skipped" if skipped else ""), err=True,
+                    fg="yellow" if failed else None)
     if failed:
         raise typer.Exit(EXIT_SOME_FAILED)
 
 
+def check_output_file(path: Path, flag: str) -> None:
+    """Refuse, before any work, an output file that cannot be written: its folder is made if
+    missing and must be writable, and the path must not be a folder.
+
+    Raises:
+        UnmaskError: one line naming ``flag``.
+    """
+    from unmask.errors import UnmaskError
+    from unmask.utils.outdir import ensure_out_dir
+
+    try:
+        if path.is_dir():
+            raise UnmaskError(f"{flag} {path} is a folder; give a file name")
+        ensure_out_dir(path.parent)
+    except UnmaskError as exc:
+        raise UnmaskError(f"{flag} {path} cannot be written: {str(exc)[0].lower()}{str(exc)[1:]}") from None
+    except OSError as exc:  # a name too long ...
+        raise UnmaskError(f"{flag} {str(path)[:120]} cannot be written ({exc.strerror or exc}); give another file") from None
+
+
 def _write_overlay(detector, prediction, out: Path, methods, with_heatmaps: bool) -> None:
+    from unmask.errors import UnmaskError
     from unmask.predict.overlay import write_overlay
 
     heatmaps = None
@@ -99,7 +148,10 @@ def _write_overlay(detector, prediction, out: Path, methods, with_heatmaps: bool
             prediction = detector.predict(prediction.input, keep_faces=True)
         method = (methods or ["gradcam"])[0]
         heatmaps = detector.explain(prediction, methods=[method], max_faces=len(prediction.timeline))
-    write_overlay(prediction, out, heatmaps=heatmaps, margin=detector.prepare_config.margin)
+    try:
+        write_overlay(prediction, out, heatmaps=heatmaps, margin=detector.prepare_config.margin)
+    except OSError as exc:  # checked before judging, but a disk may fill up or a folder go away since
+        raise UnmaskError(f"--overlay {out} could not be written ({exc.strerror or exc}); give another file") from None
     typer.echo(f"overlay: {out}", err=True)
 
 
@@ -112,6 +164,8 @@ def _as_text(p) -> str:
     lines = [head]
     if p.reason:
         lines.append(f"  why: {p.reason}")
+    if p.note:
+        lines.append(f"  note: {p.note}")
     if p.kind == "video" and p.frames_sampled:
         lines.append(f"  a face in {p.frames_with_face} of {p.frames_sampled} sampled frames; "
                      f"{len(p.tracks)} {'person' if len(p.tracks) == 1 else 'people'}")
@@ -130,14 +184,16 @@ def _values(p) -> dict:
     return {"verdict": p.verdict, "p_fake": "" if p.p_fake is None else f"{p.p_fake:.4f}",
             "threshold": f"{p.threshold:.4f}", "frames_with_face": p.frames_with_face,
             "frames_sampled": p.frames_sampled, "persons": len(p.tracks),
-            "seconds": f"{p.timings.get('total', 0):.2f}", "input": p.input, "reason": p.reason or ""}
+            "seconds": f"{p.timings.get('total', 0):.2f}", "input": p.input, "reason": p.reason or "",
+            "note": p.note or "", "duration_s": "" if p.duration_s is None else p.duration_s,
+            "decoded_s": "" if p.decoded_s is None else p.decoded_s}
 
 
 def _header(fmt: str) -> None:
     if fmt == "table":
         typer.echo(f"{'verdict':<13} {'p_fake':>6} {'faces':>7} {'seconds':>7}  input")
     elif fmt == "csv":
-        typer.echo(",".join(COLUMNS))
+        typer.echo(_csv_line(COLUMNS))
 
 
 def _row(p, fmt: str) -> str:
@@ -145,13 +201,20 @@ def _row(p, fmt: str) -> str:
         return p.to_json()
     v = _values(p)
     if fmt == "csv":
-        import csv
-        import io
-
-        buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="").writerow([v[c] for c in COLUMNS])
-        return buffer.getvalue()
+        return _csv_line([v[c] for c in COLUMNS])
     p_text = f"{p.p_fake:.2f}" if p.p_fake is not None else "-"
     faces = f"{p.frames_with_face}/{p.frames_sampled}"
     line = f"{p.verdict:<13} {p_text:>6} {faces:>7} {v['seconds']:>7}  {p.input}"
-    return f"{line}  ({p.reason})" if p.reason else line
+    remark = "; ".join(filter(None, [p.reason, p.note]))
+    return f"{line}  ({remark})" if remark else line
+
+
+def _csv_line(values) -> str:
+    """One CSV record, quoted by the csv module (a comma, a quote, a newline or a carriage return
+    in a file name is quoted), without its line end."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(values)  # \r\n: both characters force quoting
+    return buffer.getvalue()[:-2]

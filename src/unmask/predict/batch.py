@@ -11,26 +11,59 @@ from unmask.predict.result import Prediction
 
 
 def list_inputs(paths) -> list[Path]:
-    """The files to judge: files as given, folders searched recursively for videos and images.
+    """The files to judge: files as given, folders searched recursively (see :func:`find_inputs`).
 
     Raises:
-        UnmaskError: a path does not exist, or a folder holds no video or image.
+        UnmaskError: a path does not exist or cannot be read, or a folder holds no video or image.
     """
+    return find_inputs(paths)[0]
+
+
+def find_inputs(paths) -> tuple[list[Path], list[Path]]:
+    """``(inputs, skipped)``: files as given, and what folders hold, searched recursively.
+
+    In a folder, a file whose suffix names a video or an image is an input; any other file is
+    one too when PyAV opens it and finds a picture in it (``.mpg``, ``.ts``, ``.3gp``, no suffix
+    ...; its headers are read, nothing is decoded); the rest is ``skipped``, for the caller to
+    report. A file named directly is always an input (an unreadable one gets an
+    ``inconclusive`` result).
+
+    Raises:
+        UnmaskError: a path does not exist or cannot be read, or a folder holds no video or image.
+    """
+    from unmask.video.probe import media_kind
     from unmask.video.reader import VIDEO_SUFFIXES
 
     suffixes = set(VIDEO_SUFFIXES) | set(IMAGE_SUFFIXES)
     out: list[Path] = []
+    skipped: list[Path] = []
     for path in map(Path, paths):
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
-            if not found:
-                raise UnmaskError(f"No video or image in {path} (looked for {', '.join(sorted(suffixes))})")
-            out += found
-        elif path.exists():
+        try:
+            is_dir = path.is_dir()
+            path.stat()
+        except FileNotFoundError:
+            raise UnmaskError(f"No such file or folder: {_short(path)}") from None
+        except OSError as exc:  # a name too long, a loop of links, no permission ...
+            raise UnmaskError(f"Cannot read {_short(path)} ({exc.strerror or exc}); check the path") from None
+        if not is_dir:
             out.append(path)
-        else:
-            raise UnmaskError(f"No such file or folder: {path}")
-    return list(dict.fromkeys(out))
+            continue
+        found = []
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            if file.suffix.lower() in suffixes or media_kind(file) is not None:
+                found.append(file)
+            else:
+                skipped.append(file)
+        if not found:
+            raise UnmaskError(f"No video or image in {_short(path)} (looked for {', '.join(sorted(suffixes))} "
+                              "and any other file PyAV can open)")
+        out += found
+    return list(dict.fromkeys(out)), skipped
+
+
+def _short(path: Path, limit: int = 120) -> str:
+    text = str(path)
+    return text if len(text) <= limit else text[:limit // 2 - 2] + "..." + text[-(limit // 2 - 2):]
 
 
 def predict_many(detector: Detector, paths, *, num_frames: int | None = None, explain_dir: str | Path | None = None,

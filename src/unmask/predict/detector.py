@@ -17,8 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-from unmask.errors import UnmaskError, unknown_name
 from unmask.decision.verdict import decide_clip, decide_track, min_faces
+from unmask.errors import SettingError, UnmaskError, unknown_name
 from unmask.predict.result import FrameScore, Heatmap, Prediction, TrackVerdict
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,16 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 STAGES = ("decode", "detect", "crop", "model", "aggregate")
 
 Progress = Callable[[str, float], None]
+
+
+def check_num_frames(num_frames: int | None) -> None:
+    """Refuse a frame count that cannot be sampled (None: the run's own).
+
+    Raises:
+        SettingError: ``num_frames`` is below 1.
+    """
+    if num_frames is not None and (isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1):
+        raise SettingError(f"num_frames must be a whole number of at least 1, not {num_frames!r}", "num_frames")
 
 
 def input_kind(path: str | Path) -> str:
@@ -65,7 +75,10 @@ class Detector:
 
         if aggregation not in AGGREGATIONS:
             raise unknown_name("aggregation", aggregation, AGGREGATIONS)
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        try:
+            self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        except (RuntimeError, TypeError) as exc:  # "Invalid device string: 'tpu9'"
+            raise UnmaskError(f"Unknown device {device!r}; give cpu, cuda or cuda:N", "device") from None
         try:
             self.model = model.to(self.device).eval()
         except (RuntimeError, AssertionError) as exc:  # e.g. "cuda" on a machine without one
@@ -124,6 +137,7 @@ class Detector:
             num_frames: frames to sample from a video (default: as the training data was).
             is_crop: the image is already a face crop: skip face detection.
         """
+        check_num_frames(num_frames)
         started = time.perf_counter()
         path = Path(path)
         kind = input_kind(path)
@@ -144,6 +158,7 @@ class Detector:
             logger.warning("%s: unexpected %s while reading: %s", path, type(exc).__name__, exc)
             return inconclusive("unreadable", f"{path.name} could not be read ({type(exc).__name__}: {exc})")
         timings["decode"] = time.perf_counter() - tick
+        extent = self._extent(path, frames) if kind == "video" else {}
         report("detect", 0.3)
 
         tick = time.perf_counter()
@@ -165,7 +180,7 @@ class Detector:
         n_frames = len(frames)
         if not crops:
             noun = "the image" if kind == "image" else f"{n_frames} sampled frames"
-            return inconclusive("no_face", f"No face found in {noun} of {path.name}", frames_sampled=n_frames)
+            return inconclusive("no_face", f"No face found in {noun} of {path.name}", frames_sampled=n_frames, **extent)
         report("model", 0.85)
 
         tick = time.perf_counter()
@@ -193,7 +208,8 @@ class Detector:
         report("aggregate", 1.0)
         return self._result(path, kind, clip.verdict, clip.p_fake, timings, reason=reason,
                             reason_code=clip.reason_code, tracks=tracks, timeline=timeline, frames_sampled=n_frames,
-                            frames_with_face=with_face, faces=[c.image for c in crops] if keep_faces else None)
+                            frames_with_face=with_face, faces=[c.image for c in crops] if keep_faces else None,
+                            **extent)
 
     def explain(self, prediction: Prediction, *, methods=None, max_faces: int = 4,
                 size_px: int | None = None, on_method=None) -> list[Heatmap]:
@@ -253,9 +269,35 @@ class Detector:
                 raise UnmaskError(f"{path.name} is not a readable image")
             return [Frame(0, 0.0, cv2.cvtColor(image, cv2.COLOR_BGR2RGB))]
         sampler = self.prepare_config.sampler
-        if num_frames:
+        if num_frames is not None:
             sampler = replace(sampler, num_frames=num_frames)
         return sample_frames(path, sampler)
+
+    def _extent(self, path: Path, frames) -> dict:
+        """``duration_s`` (the headers'), ``decoded_s`` (to the end of the last frame looked at) and,
+        when much of the clip did not decode (a file cut short or damaged), a ``note`` saying so.
+
+        The ``uniform`` and ``stride`` samplers look at (or near) the last frame that decodes, so
+        there the gap is the missing part; the keyframe samplers' last pick may lie well before the
+        end of a whole file, so they get no note."""
+        from unmask.video.probe import probe_video
+
+        try:
+            info = probe_video(path, decode_first=False)
+        except Exception as exc:  # the frames decoded: a probe's failure only loses the note
+            logger.warning("%s: its length could not be read (%s)", path.name, exc)
+            return {}
+        step = 1.0 / info.fps if info.fps else 0.0
+        duration = round(info.duration_s, 3) if info.duration_s > 0 else None
+        decoded = round(max(f.time_s for f in frames) + step, 3) if frames else 0.0
+        if duration is not None:
+            decoded = min(decoded, duration)
+        extent = {"duration_s": duration, "decoded_s": decoded}
+        reaches_end = self.prepare_config.sampler.strategy in ("uniform", "stride")
+        if reaches_end and duration is not None and duration - decoded > max(1.0, 0.1 * duration):
+            extent["note"] = (f"only {decoded:.1f} s of its {duration:.1f} s decode (the file is cut short or damaged); "
+                              "the verdict rests on that part")
+        return extent
 
     def _reason(self, clip, longest_track: int, n_frames: int) -> str | None:
         """The sentence that says why ``clip`` is inconclusive."""

@@ -70,13 +70,14 @@ def export_model(run: str | Path, out: str | Path, *, format: str = "onnx", opse
     if out.is_dir():
         raise UnmaskError(f"{out} is a folder; give a file name such as {out / ('model' + SUFFIXES[format])}")
     if format == "onnx":
+        check_opset(opset)
         _require_onnx()
+    _check_writable(out.parent)  # before the model is loaded and traced: a bad out costs one line
     model, meta = load_classifier(run)
     model = model.float().eval()
     size = int(meta["size_px"])
     example = _example_batch(batch_size, size)
     info = _portable_metadata(meta, format)
-    out.parent.mkdir(parents=True, exist_ok=True)
     if format == "onnx":
         data = _to_onnx(model, example, opset, info)
         diff = _max_diff_onnx(data, model, example)
@@ -92,6 +93,36 @@ def export_model(run: str | Path, out: str | Path, *, format: str = "onnx", opse
     with atomic_path(meta_path) as tmp:
         tmp.write_text(json.dumps(info, indent=1))
     return ExportResult(out, meta_path, format, float(diff))
+
+
+def opset_range() -> tuple[int, int]:
+    """The ONNX operator sets this torch's exporter writes: ``(lowest, highest)``."""
+    from torch.onnx import _constants
+
+    return _constants.ONNX_MIN_OPSET, _constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET
+
+
+def check_opset(opset: int) -> None:
+    """Refuse an operator set the exporter cannot write, before any work.
+
+    Raises:
+        SettingError: ``opset`` outside :func:`opset_range`.
+    """
+    from unmask.errors import SettingError
+
+    low, high = opset_range()
+    if isinstance(opset, bool) or not isinstance(opset, int) or not low <= opset <= high:
+        raise SettingError(f"opset must be from {low} to {high} (17 is the default), not {opset!r}", "opset")
+
+
+def _check_writable(folder: Path) -> None:
+    from unmask.utils.outdir import ensure_out_dir
+
+    try:
+        ensure_out_dir(folder)
+    except UnmaskError as exc:
+        text = str(exc)
+        raise UnmaskError(f"The export cannot be written there: {text[0].lower()}{text[1:]}") from None
 
 
 def _example_batch(batch_size: int, size: int) -> torch.Tensor:
@@ -137,9 +168,14 @@ def _to_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int, info: di
         # all six backbones; torch warns that the torch.export-based one is now the default.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=opset,
-                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+        try:
+            torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=opset,
+                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+        except torch.onnx.errors.OnnxExporterError as exc:  # an operator this opset lacks
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise UnmaskError(f"This model cannot be exported with opset {opset} ({reason}); try a higher one "
+                              "(17 is the default)", "opset") from None
     graph = onnx.load_from_string(buffer.getvalue())
     entry = graph.metadata_props.add()
     entry.key, entry.value = "unmask", json.dumps(info)

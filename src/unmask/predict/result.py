@@ -71,6 +71,11 @@ class Prediction:
         tracks: one :class:`TrackVerdict` per person.
         timeline: one :class:`FrameScore` per scored face, in time order.
         frames_sampled, frames_with_face: frames looked at, and those with a face.
+        duration_s: a video's length by its headers (``None`` for an image or an unreadable file).
+        decoded_s: how much of it decoded, up to the last frame looked at (a lower bound with a
+            sampler that does not look at the last frame); less than ``duration_s`` when the file
+            is cut short or damaged, and then ``note`` says so.
+        note: a sentence to read beside any verdict (a clip that decoded only in part), else ``None``.
         timings: seconds per stage: ``decode``, ``detect``, ``crop``, ``model``, ``aggregate``, ``total``.
         model: ``{"name", "run", "input_size_px", "aggregation"}``: which model judged.
         faces: ``(S, S, 3) uint8`` RGB face crops, parallel to ``timeline``; only with
@@ -89,6 +94,9 @@ class Prediction:
     timeline: list[FrameScore] = field(default_factory=list)
     frames_sampled: int = 0
     frames_with_face: int = 0
+    duration_s: float | None = None
+    decoded_s: float | None = None
+    note: str | None = None
     timings: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
     faces: list[np.ndarray] | None = field(default=None, repr=False, compare=False)

@@ -167,18 +167,26 @@ def create_app(detector_or_run, settings: ServeSettings | None = None) -> FastAP
 def _check_upload(job: Job, settings: ServeSettings) -> Path:
     """Probe the stored upload; refuse what cannot or may not be judged; return its final path."""
     try:
-        info = probe_video(job.path)
+        info = probe_video(job.path, decode_first=False)  # the headers: what it is, how long, how large
     except UnsupportedMediaError as exc:
         raise UploadError(415, job.public(str(exc))) from None
     except VideoReadError as exc:
         raise UploadError(400, job.public(str(exc))) from None
+    _check_limits(job, info, settings)  # before anything is decoded: a huge frame is 413, not "damaged"
+    try:
+        probe_video(job.path)  # then its first frame must decode
+    except VideoReadError as exc:
+        raise UploadError(415 if isinstance(exc, UnsupportedMediaError) else 400, job.public(str(exc))) from None
+    return job.path.rename(job.path.with_suffix(_SUFFIXES.get(info.container, ".video")))
+
+
+def _check_limits(job: Job, info, settings: ServeSettings) -> None:
     if info.duration_s > settings.max_duration_s:
         raise UploadError(413, f"{job.filename} lasts {info.duration_s:.0f} s, longer than this server's limit of "
                                f"{settings.max_duration_s:.0f} s; cut it (or start the server with a larger --max-duration-s)")
     if max(info.width, info.height) > settings.max_side_px:
         raise UploadError(413, f"{job.filename}'s frames are {info.width}x{info.height}, larger than this server's "
                                f"limit of {settings.max_side_px} px a side; scale it down")
-    return job.path.rename(job.path.with_suffix(_SUFFIXES.get(info.container, ".video")))
 
 
 def _job(request: Request, job_id: str) -> Job:

@@ -53,6 +53,9 @@ class PredictionOut(BaseModel):
     timeline: list[FrameScoreOut] = []
     frames_sampled: int = 0
     frames_with_face: int = 0
+    duration_s: float | None = Field(None, description="the video's length by its headers (null for a picture)")
+    decoded_s: float | None = Field(None, description="how much of the video decoded (less than duration_s: cut short)")
+    note: str | None = Field(None, description="a remark beside any verdict (a clip that decoded only in part)")
     timings: dict[str, float] = Field({}, description="seconds per stage: decode, detect, crop, model, aggregate, total")
     model: dict = Field({}, description="which model judged: name, run, input size, aggregation")
 

@@ -50,7 +50,8 @@ async def receive_upload(request: Request, dest: Path, *, max_bytes: int) -> str
         The client's file name, cleaned for display.
 
     Raises:
-        UploadError: 400 (not multipart, no ``file`` field, empty, malformed, client gone) or
+        UploadError: 400 (not multipart, no ``file`` field, more than one file, empty, malformed,
+            client gone) or
             413 (larger than ``max_bytes``). ``dest`` may remain; the caller removes it.
     """
     ctype, params = parse_options_header(request.headers.get("content-type"))
@@ -78,6 +79,9 @@ async def receive_upload(request: Request, dest: Path, *, max_bytes: int) -> str
         raise UploadError(400, "The client went away before the upload ended") from exc
     finally:
         os.close(part.fd)
+    if part.files > 1:
+        raise UploadError(400, f"The upload holds {part.files} files; send one file per request "
+                               f"(one field '{FIELD}'), one request per video")
     if not part.found:
         raise UploadError(400, f"No field named '{FIELD}' in the upload; send the video as {FIELD}=@clip.mp4")
     if part.written == 0:
@@ -110,6 +114,7 @@ class _Part:
     def __init__(self, fd: int, max_bytes: int):
         self.fd, self.max_bytes = fd, max_bytes
         self.written, self.found, self.filename, self.too_large = 0, False, None, False
+        self.files = 0
         self._header_field = self._header_value = b""
         self._disposition = b""
         self._in_file = False
@@ -135,7 +140,10 @@ class _Part:
 
     def _headers_done(self):
         _, options = parse_options_header(self._disposition.decode("latin-1"))
-        # Only the first 'file' part is taken; other fields (and repeats) are read and dropped.
+        # A part is a file when it is named 'file' or carries a file name: more than one is refused
+        # (after the parse); only the first 'file' part is stored, other small fields are dropped.
+        if options.get(b"name") == FIELD.encode() or b"filename" in options:
+            self.files += 1
         if options.get(b"name") == FIELD.encode() and not self.found:
             self.found, self._in_file = True, True
             raw = options.get(b"filename", b"")

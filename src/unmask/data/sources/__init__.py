@@ -39,8 +39,9 @@ class Listing:
 
     Attributes:
         items: the videos to prepare, one per file, sorted by ``video_id``.
-        skipped: ``(item, reason)`` for files that are not prepared: broken symbolic links, and
-            second names (links) of a file already listed.
+        skipped: ``(item, reason)`` for files that are not prepared: broken symbolic links,
+            second names (links) of a file already listed, and files an adapter found that are
+            not videos (the ``folder`` layout's).
     """
 
     items: list[VideoItem]
@@ -70,6 +71,9 @@ def find_videos(root: str | Path, dataset: str, **options) -> Listing:
     if dataset not in DATASETS:
         raise unknown_name("dataset", dataset, DATASETS)
     found = DATASETS[dataset](check_root(root, dataset), **options)
+    # An adapter may return, beside its videos, files it left out (``skipped``): they are listed too.
+    not_videos = [(dataclasses.replace(item, video_id=safe_id(item.video_id)), reason)
+                  for item, reason in getattr(found, "skipped", [])]
     found = [dataclasses.replace(item, video_id=safe_id(item.video_id),
                                  source_ids=tuple(safe_id(s) for s in item.source_ids)) for item in found]
     by_id: dict[str, VideoItem] = {}
@@ -79,7 +83,7 @@ def find_videos(root: str | Path, dataset: str, **options) -> Listing:
                                      f"{item.path}; rename or remove one")
         by_id[item.video_id] = item
 
-    skipped, by_file = [], {}
+    skipped, by_file = list(not_videos), {}
     # Real files before links, so that a link is what gives way to the file it points at.
     for item in sorted(found, key=lambda it: (it.path.is_symlink(), it.video_id)):
         try:
@@ -102,11 +106,11 @@ def find_videos(root: str | Path, dataset: str, **options) -> Listing:
             continue
         by_file[key] = item
     items = sorted(by_file.values(), key=lambda item: item.video_id)
-    for item, reason in skipped:
+    for item, reason in skipped[len(not_videos):]:  # the adapter reported its own in one line
         if not reason.startswith("same file"):
             logger.warning("%s left out: %s", item.path, reason)
     if not items:
-        extra = f" ({len(skipped)} broken or repeated links left out)" if skipped else ""
+        extra = f" ({len(skipped)} other files or broken links left out)" if skipped else ""
         raise DatasetLayoutError(f"No videos found under {root} for the {dataset} layout{extra}")
     return Listing(items, sorted(skipped, key=lambda s: s[0].video_id))
 

@@ -26,6 +26,9 @@ PEOPLE_FILE = "people.csv"
 def list_folder(root: Path, people: str | Path | None = None) -> list[VideoItem]:
     """List videos under ``root/real`` and ``root/fake``, with their people.
 
+    Any file there that PyAV can open as a video is one, whatever its suffix; the other files are
+    left out and listed in the result's ``skipped`` (see :class:`FolderItems`).
+
     Args:
         root: the dataset folder.
         people: CSV of ``video,person``; default ``root/people.csv`` if it exists, else every
@@ -39,14 +42,22 @@ def list_folder(root: Path, people: str | Path | None = None) -> list[VideoItem]
         raise DatasetLayoutError(f"{root} must hold real/ and fake/ folders of videos for the folder layout")
     people_path = Path(people) if people is not None else root / PEOPLE_FILE
     persons = read_people(people_path, root) if people is not None or people_path.is_file() else None
-    items = []
+    items = FolderItems()
     for name, label in (("real", REAL), ("fake", FAKE)):
-        for path in video_files(root / name):
+        videos, others = _video_files(root / name)
+        for path in videos:
             rel = path.relative_to(root)
             method = rel.parts[1] if len(rel.parts) > 2 else name
             video_id = rel.with_suffix("").as_posix()
             source_ids = persons.get(video_id, (video_id,)) if persons is not None else (video_id,)
             items.append(VideoItem(path, video_id, label, method, source_ids))
+        for path, reason in others:
+            rel = path.relative_to(root)
+            method = rel.parts[1] if len(rel.parts) > 2 else name
+            items.skipped.append((VideoItem(path, rel.as_posix(), label, method, (rel.as_posix(),)), reason))
+    if items.skipped:
+        logger.warning("%d files under %s are not videos and are left out (listed in failures.csv), first: %s",
+                       len(items.skipped), root, items.skipped[0][0].path)
     if persons is not None:
         listed = {item.video_id for item in items}
         unnamed = sum(item.video_id not in persons for item in items)
@@ -58,6 +69,42 @@ def list_folder(root: Path, people: str | Path | None = None) -> list[VideoItem]
             logger.warning("%s names %d videos that are not under %s (first: %s)", people_path, len(unknown), root,
                            unknown[0])
     return items
+
+
+class FolderItems(list):
+    """The videos of a folder layout (a list of :class:`VideoItem`), with ``skipped``: ``(item,
+    reason)`` for each other file found beside them, for the caller to report."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.skipped: list[tuple[VideoItem, str]] = []
+
+
+def _video_files(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """``(videos, others)`` under ``folder``, recursively, sorted.
+
+    A file whose suffix names a video is one (a broken or empty one fails later, with its reason);
+    any other file is one when PyAV opens it and decodes a frame of a moving picture from it
+    (``.mpg``, ``.ts``, ``.3gp``, ``.flv``, no suffix ...; see
+    :func:`unmask.video.probe.media_kind`). The rest are ``others``, each with why it was left
+    out: a still picture, or not a video PyAV can open.
+    """
+    from unmask.video.probe import IMAGE_FORMATS, media_kind
+
+    pictures = set(IMAGE_FORMATS.values()) | {".jpeg", ".tiff"}
+
+    videos = video_files(folder)
+    known = set(videos)
+    others = []
+    for path in sorted(p for p in folder.rglob("*") if p not in known and p.is_file()):
+        # a picture named as one is not opened (a folder of extracted frames would be slow to probe)
+        kind = "image" if path.suffix.lower() in pictures else media_kind(path)
+        if kind == "video":
+            videos.append(path)
+        else:
+            others.append((path, "a still picture, not a video" if kind == "image"
+                           else "not a video: PyAV cannot open it, or it holds no video stream"))
+    return sorted(videos), others
 
 
 def read_people(path: Path, root: Path) -> dict[str, tuple[str, ...]]:
