@@ -31,6 +31,8 @@ def predict_command(
     device: str = typer.Option(None, help="cpu, cuda ... (default: a GPU if there is one)."),
     prior_fake: float = typer.Option(None, "--prior-fake", help="Share of fakes expected among your inputs "
                                      "(default: the validation videos' share); moves p_fake to it."),
+    report: Path = typer.Option(None, "--report", help="Write a report of the input to pass on: .html (one "
+                                "self-contained file) or .pdf (printed by Chromium)."),
 ):
     """Judge videos and images: fake, real or inconclusive, and why.
 
@@ -56,6 +58,8 @@ def predict_command(
     inputs = list_inputs(paths)
     if overlay is not None and len(inputs) != 1:
         raise UnmaskError(f"--overlay takes one input video, not {len(inputs)}")
+    if report is not None and len(inputs) != 1:
+        raise UnmaskError(f"--report takes one input, not {len(inputs)}")
     single = len(inputs) == 1
     from unmask.explain.cam import check_methods  # imports torch: after the cheap checks
     from unmask.predict import Detector
@@ -66,7 +70,7 @@ def predict_command(
     detector = Detector.load(model, device=device, prior_fake=prior_fake)
 
     results = predict_many(detector, inputs, num_frames=num_frames, explain_dir=explain, methods=method_list,
-                           max_faces=max_faces)
+                           max_faces=max_faces, keep_faces=report is not None)
     failed = 0
     bar = tqdm(total=len(inputs), unit="file", desc="predict", disable=None if not single else True, leave=False)
     try:
@@ -84,6 +88,11 @@ def predict_command(
         bar.close()
     if overlay is not None:
         _write_overlay(detector, prediction, overlay, method_list, overlay_heatmap)
+    if report is not None:
+        from unmask.predict.report import write_report
+
+        typer.echo(f"report: {write_report(detector, prediction, report, methods=method_list, max_faces=max_faces)}",
+                   err=True)
     if not single:
         typer.secho(f"{len(inputs)} inputs, {failed} unreadable", err=True, fg="yellow" if failed else None)
     if failed:
