@@ -16,7 +16,7 @@ from unmask.serve import ServeSettings, create_app
 
 API = "/api/v1"
 RESULT_FIELDS = {"input", "kind", "verdict", "p_fake", "threshold", "costs", "reason", "reason_code", "tracks",
-                 "timeline", "frames_sampled", "frames_with_face", "timings", "model"}
+                 "timeline", "frames_sampled", "frames_with_face", "timings", "model", "regions"}
 
 
 class Gated:

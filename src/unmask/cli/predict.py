@@ -58,8 +58,10 @@ def predict_command(
     inputs = list_inputs(paths)
     if overlay is not None and len(inputs) != 1:
         raise UnmaskError(f"--overlay takes one input video, not {len(inputs)}")
-    if report is not None and len(inputs) != 1:
-        raise UnmaskError(f"--report takes one input, not {len(inputs)}")
+    if report is not None:
+        from unmask.predict.report import check_report_path
+
+        check_report_path(report, n_inputs=len(inputs))
     single = len(inputs) == 1
     from unmask.explain.cam import check_methods  # imports torch: after the cheap checks
     from unmask.predict import Detector

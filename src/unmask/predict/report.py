@@ -57,11 +57,7 @@ def write_report(detector, prediction, out: str | Path, *, heatmaps=None, method
     Raises:
         UnmaskError: an unsupported suffix, a folder that cannot be written, no Chromium for a PDF.
     """
-    out = Path(out)
-    if out.suffix.lower() not in REPORT_SUFFIXES:
-        raise UnmaskError(f"A report is .html or .pdf, not {out.name!r}; name it e.g. clip-report.html")
-    if not out.parent.is_dir():
-        raise UnmaskError(f"No folder {out.parent} to write the report {out.name} into; create it first")
+    out = check_report_path(out)
     html = report_html(detector, prediction, heatmaps=heatmaps, methods=methods, max_faces=max_faces,
                        evaluation=evaluation, input_name=input_name)
     if out.suffix.lower() == ".pdf":
@@ -73,6 +69,18 @@ def write_report(detector, prediction, out: str | Path, *, heatmaps=None, method
     return out
 
 
+def check_report_path(out: str | Path, *, n_inputs: int = 1) -> Path:
+    """Refuse, before any work, a report path that cannot be written (or several inputs for one report)."""
+    out = Path(out)
+    if n_inputs != 1:
+        raise UnmaskError(f"--report takes one input, not {n_inputs}")
+    if out.suffix.lower() not in REPORT_SUFFIXES:
+        raise UnmaskError(f"A report is .html or .pdf, not {out.name!r}; name it e.g. clip-report.html")
+    if not out.parent.is_dir():
+        raise UnmaskError(f"No folder {out.parent} to write the report {out.name} into; create it first")
+    return out
+
+
 def report_html(detector, prediction, *, heatmaps=None, methods=None, max_faces: int = 4, evaluation=None,
                 input_name: str | None = None, path: str | Path | None = None, public: bool = False) -> str:
     """The report as one HTML document (see :func:`write_report`).
@@ -81,7 +89,7 @@ def report_html(detector, prediction, *, heatmaps=None, methods=None, max_faces:
         path: the judged file, if not ``prediction.input`` (the server's stored upload).
         public: leave out the server's own paths (the model's folder).
     """
-    if prediction.timeline and prediction.faces is None:
+    if prediction.timeline and prediction.faces is None and heatmaps is None:
         prediction = detector.predict(prediction.input, keep_faces=True)
     if heatmaps is None and prediction.timeline:
         heatmaps = detector.explain(prediction, methods=list(methods or REPORT_METHODS), max_faces=max_faces)
