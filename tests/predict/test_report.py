@@ -101,6 +101,14 @@ def test_the_pdf_is_printed_by_chromium(judge, judged, tmp_path):
     assert pages >= 2 and len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) == pages
 
 
+def test_what_the_file_and_its_tags_say_is_text_never_markup(judge, judged, clip):
+    from unmask.predict.report import report_html
+
+    prediction, heatmaps = judged
+    html = report_html(judge, prediction, heatmaps=heatmaps, input_name='<img src=x onerror="alert(1)">.mp4')
+    assert "<img src=x" not in html and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;.mp4" in html
+
+
 def test_bad_report_paths_are_refused_before_any_work(tmp_path, monkeypatch):
     from unmask.predict.report import check_report_path, html_to_pdf
 

@@ -13,6 +13,7 @@ Chromium (``chromium --print-to-pdf``), the browser the set-up installs.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import json
@@ -254,8 +255,9 @@ def _png_src(rgb: np.ndarray) -> str:
 
 
 # ---- the model --------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=8)
 def _model_dir(source: str) -> Path | None:
-    """The local folder the model was loaded from (a hub name: its cached snapshot)."""
+    """The local folder the model was loaded from (a hub name: its cached snapshot, looked up once)."""
     if not source:
         return None
     from unmask.decision.hub import resolve_model
