@@ -6,7 +6,6 @@ The tests lay the cache out on disk themselves, as huggingface_hub writes it (``
 
 import hashlib
 import os
-import shutil
 from pathlib import Path
 
 import pytest
