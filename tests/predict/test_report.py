@@ -109,6 +109,19 @@ def test_what_the_file_and_its_tags_say_is_text_never_markup(judge, judged, clip
     assert "<img src=x" not in html and "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;.mp4" in html
 
 
+def test_an_unreadable_file_gets_a_report_that_says_why(judge, tmp_path):
+    from unmask.predict.report import write_report
+
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"not a video" * 50)
+    prediction = judge.predict(bad)
+    html = write_report(judge, prediction, tmp_path / "broken-report.html").read_text()
+    assert prediction.verdict == "inconclusive" and prediction.reason
+    assert f'<p class="reason" id="reason">Why inconclusive: {prediction.reason}</p>' in html
+    assert hashlib.sha256(bad.read_bytes()).hexdigest() in html and "could not be read" in html
+    assert "No face was found, so no person was judged." in html
+
+
 def test_bad_report_paths_are_refused_before_any_work(tmp_path, monkeypatch):
     from unmask.predict.report import check_report_path, html_to_pdf
 
