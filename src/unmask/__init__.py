@@ -49,6 +49,9 @@ _EXPORTS = {
     "Heatmap": "unmask.predict.result",
     "TrackVerdict": "unmask.predict.result",
     "FrameScore": "unmask.predict.result",
+    # pass it on: a report of one judged clip; a detector shared by name (hf://ORG/NAME)
+    "write_report": "unmask.predict.report",
+    "push": ("unmask.predict.push", "push_run"),
 }
 __all__ = ["__version__", "UnmaskError", *_EXPORTS]
 

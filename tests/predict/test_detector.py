@@ -207,7 +207,7 @@ def test_heatmaps_of_the_most_suspicious_faces(detector, fake_clip):
     for h in heatmaps:
         assert h.face.shape == h.overlay.shape == (224, 224, 3) and h.face.dtype == np.uint8
         assert h.heatmap.shape == (64, 64) and np.isfinite(h.faithfulness)
-        assert set(h.to_dict()) == {"frame_index", "time_s", "track_id", "p_fake", "method", "faithfulness"}
+        assert set(h.to_dict()) == {"frame_index", "time_s", "track_id", "p_fake", "method", "faithfulness", "regions"}
         json.dumps(h.to_dict(), allow_nan=False)
     with pytest.raises(UnmaskError, match="keep_faces=True"):
         detector.explain(detector.predict(fake_clip))

@@ -17,7 +17,7 @@ from unmask.serve import ServeSettings, create_app
 API = "/api/v1"
 RESULT_FIELDS = {"input", "kind", "verdict", "p_fake", "threshold", "costs", "reason", "reason_code", "tracks",
                  "timeline", "frames_sampled", "frames_with_face", "duration_s", "decoded_s", "note", "timings",
-                 "model"}
+                 "model", "regions"}
 
 
 class Gated:

@@ -86,6 +86,7 @@ from unmask.cli import explain as _explain  # noqa: E402,F401
 from unmask.cli import predict as _predict  # noqa: E402,F401
 from unmask.cli import serve as _serve  # noqa: E402,F401
 from unmask.cli import export as _export  # noqa: E402,F401
+from unmask.cli import push as _push  # noqa: E402,F401
 
 EXIT_USER_ERROR, EXIT_INTERRUPTED = 1, 130
 

@@ -32,6 +32,8 @@ def predict_command(
     device: str = typer.Option(None, help="cpu, cuda ... (default: a GPU if there is one)."),
     prior_fake: float = typer.Option(None, "--prior-fake", help="Share of fakes expected among your inputs "
                                      "(default: the validation videos' share); moves p_fake to it."),
+    report: Path = typer.Option(None, "--report", help="Write a report of the input to pass on: .html (one "
+                                "self-contained file) or .pdf (printed by Chromium)."),
 ):
     """Judge videos and images: fake, real or inconclusive, and why.
 
@@ -76,6 +78,10 @@ def predict_command(
             raise UnmaskError(f"--explain {explain} cannot be written: {str(exc)[0].lower()}{str(exc)[1:]}") from None
     if overlay is not None:
         check_output_file(overlay, "--overlay")
+    if report is not None:
+        from unmask.predict.report import check_report_path
+
+        check_report_path(report, n_inputs=len(inputs))
     single = len(inputs) == 1
     from unmask.explain.cam import check_methods  # imports torch: after the cheap checks
     from unmask.predict import Detector
@@ -92,7 +98,7 @@ def predict_command(
                  "run the command again on the inputs not yet judged")
 
     results = predict_many(detector, inputs, num_frames=num_frames, explain_dir=explain, methods=method_list,
-                           max_faces=max_faces)
+                           max_faces=max_faces, keep_faces=report is not None)
     failed = 0
     bar = tqdm(total=len(inputs), unit="file", desc="predict", disable=None if not single else True, leave=False)
     try:
@@ -110,6 +116,11 @@ def predict_command(
         bar.close()
     if overlay is not None:
         _write_overlay(detector, prediction, overlay, method_list, overlay_heatmap)
+    if report is not None:
+        from unmask.predict.report import write_report
+
+        typer.echo(f"report: {write_report(detector, prediction, report, methods=method_list, max_faces=max_faces)}",
+                   err=True)
     if not single:
         typer.secho(f"{len(inputs)} inputs, {failed} unreadable"
                     + (f", {len(skipped)} other files skipped" if skipped else ""), err=True,

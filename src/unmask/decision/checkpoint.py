@@ -18,6 +18,7 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from unmask import __version__
 from unmask.errors import UnmaskError
+from unmask.decision.hub import resolve_model
 from unmask.decision.scoring import CLASS_NAMES
 from unmask.utils.atomic import atomic_path
 
@@ -57,7 +58,7 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _check(path) -> Path:
-    path = Path(path)
+    path = resolve_model(path)  # hf://ORG/NAME: the cached snapshot of the hub repository
     if path.is_dir():
         path = path / "model.safetensors"
     if not path.is_file():
@@ -66,13 +67,15 @@ def _check(path) -> Path:
 
 
 def load_classifier(path: str | Path):
-    """Rebuild the trained classifier from a checkpoint (a file, or the run folder).
+    """Rebuild the trained classifier from a checkpoint (a file, the run folder, or
+    ``hf://ORG/NAME[@REVISION]``: see :func:`unmask.decision.hub.resolve_model`).
 
     Returns:
         ``(model in eval mode, metadata)``.
     """
     from unmask.models import create_model
 
+    path = resolve_model(path)  # once: a hub name is looked up a single time
     meta = read_metadata(path)
     if "temperature" not in meta:
         raise UnmaskError(f"{path} is an intermediate checkpoint (not calibrated); use the run's model.safetensors")

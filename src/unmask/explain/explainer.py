@@ -33,6 +33,7 @@ class Explanation:
     method: str
     png: str
     faithfulness: float
+    regions: dict | None = None  # the map's share in each face region (unmask.explain.regions)
 
 
 def explain_crops(model, meta: dict, crops: list[np.ndarray], methods, *, device=None,
@@ -83,7 +84,8 @@ def write_explanations(heatmaps, out_dir: str | Path, *, stem: str, index: dict,
         faces[face_stem]["faithfulness"][h.method] = h.faithfulness
         name = f"{face_stem}_{h.method}.png"
         _write_png(out_dir / name, h.overlay)
-        explanations.append(Explanation(h.frame_index, h.time_s, h.track_id, h.p_fake, h.method, name, h.faithfulness))
+        explanations.append(Explanation(h.frame_index, h.time_s, h.track_id, h.p_fake, h.method, name, h.faithfulness,
+                                        getattr(h, "regions", None)))
     sheet = None
     if faces:
         methods = list(dict.fromkeys(h.method for h in heatmaps))

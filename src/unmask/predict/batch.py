@@ -67,16 +67,18 @@ def _short(path: Path, limit: int = 120) -> str:
 
 
 def predict_many(detector: Detector, paths, *, num_frames: int | None = None, explain_dir: str | Path | None = None,
-                 methods=None, max_faces: int = 4) -> Iterator[Prediction]:
+                 methods=None, max_faces: int = 4, keep_faces: bool = False) -> Iterator[Prediction]:
     """Judge each of ``paths`` in turn (a bad file gives an inconclusive result, never an error).
 
     With ``explain_dir``, the heatmaps of each judged input's ``max_faces`` most suspicious faces
-    go there (into a subfolder per input when there are several; see :func:`write_heatmaps`).
+    go there (into a subfolder per input when there are several; see :func:`write_heatmaps`), and
+    the prediction says where their evidence lies (``Prediction.regions``). ``keep_faces``: keep
+    the face crops in each prediction (for a report, :func:`unmask.predict.report.write_report`).
     """
     paths = list(paths)
     used: set[str] = set()
     for path in paths:
-        prediction = detector.predict(path, keep_faces=explain_dir is not None, num_frames=num_frames)
+        prediction = detector.predict(path, keep_faces=keep_faces or explain_dir is not None, num_frames=num_frames)
         if explain_dir is not None and prediction.timeline:
             folder = Path(explain_dir)
             if len(paths) > 1:
@@ -85,17 +87,19 @@ def predict_many(detector: Detector, paths, *, num_frames: int | None = None, ex
                     name += "_"
                 used.add(name)
                 folder = folder / name
-            write_heatmaps(detector, prediction, folder, methods=methods, max_faces=max_faces)
+            prediction = write_heatmaps(detector, prediction, folder, methods=methods, max_faces=max_faces)
         yield prediction
 
 
 def write_heatmaps(detector: Detector, prediction: Prediction, out_dir: str | Path, *, methods=None,
-                   max_faces: int = 4) -> list:
+                   max_faces: int = 4) -> Prediction:
     """Explain ``prediction``'s most suspicious faces into ``out_dir``: PNGs and ``explanations.json``
-    (the prediction itself under ``"prediction"``)."""
+    (the prediction itself under ``"prediction"``); return the prediction with its ``regions``."""
     from unmask.explain.explainer import write_explanations
 
     heatmaps = detector.explain(prediction, methods=methods, max_faces=max_faces)
-    return write_explanations(heatmaps, out_dir, stem=Path(prediction.input).stem, threshold=detector.threshold,
-                              index={"input": prediction.input, "run": detector.source,
-                                     "threshold": detector.threshold, "prediction": prediction.to_dict()})
+    prediction = prediction.with_regions(heatmaps)
+    write_explanations(heatmaps, out_dir, stem=Path(prediction.input).stem, threshold=detector.threshold,
+                       index={"input": prediction.input, "run": detector.source,
+                              "threshold": detector.threshold, "prediction": prediction.to_dict()})
+    return prediction

@@ -209,7 +209,7 @@ class Detector:
         return self._result(path, kind, clip.verdict, clip.p_fake, timings, reason=reason,
                             reason_code=clip.reason_code, tracks=tracks, timeline=timeline, frames_sampled=n_frames,
                             frames_with_face=with_face, faces=[c.image for c in crops] if keep_faces else None,
-                            **extent)
+                            landmarks=[_crop_landmarks(c) for c in crops] if keep_faces else None, **extent)
 
     def explain(self, prediction: Prediction, *, methods=None, max_faces: int = 4,
                 size_px: int | None = None, on_method=None) -> list[Heatmap]:
@@ -231,6 +231,7 @@ class Detector:
         from unmask.explain.cam import PAPER_METHODS, check_methods
         from unmask.explain.explainer import explain_crops
         from unmask.explain.overlay import overlay_heatmap
+        from unmask.explain.regions import region_shares
 
         methods = check_methods(PAPER_METHODS if methods is None else methods)
         if prediction.faces is None:
@@ -242,6 +243,7 @@ class Detector:
         side = size_px or max(224, self.size_px)
         order = np.argsort([-s.p_fake for s in prediction.timeline], kind="stable")[:max_faces]
         crops = [prediction.faces[i] for i in order]
+        points = [prediction.landmarks[i] if prediction.landmarks else None for i in order]
         _, results = explain_crops(self.model, self.meta, crops, methods, device=self.device, on_method=on_method)
         heatmaps = []
         for k, i in enumerate(order):
@@ -250,8 +252,9 @@ class Detector:
             face = cv2.resize(crops[k], (side, side), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
             for method in methods:
                 maps, faithful = results[method]
+                regions = region_shares(maps[k], points[k], points_side_px=crops[k].shape[0])
                 heatmaps.append(Heatmap(score.frame_index, score.time_s, score.track_id, score.p_fake, method,
-                                        float(faithful[k]), face, overlay_heatmap(face, maps[k]), maps[k]))
+                                        float(faithful[k]), face, overlay_heatmap(face, maps[k]), maps[k], regions))
         return heatmaps
 
     def _frames(self, path: Path, kind: str, num_frames: int | None):
@@ -314,3 +317,10 @@ class Detector:
                           p_fake=None if p_fake is None or not np.isfinite(p_fake) else float(p_fake),
                           threshold=self.threshold, costs=dict(self.costs),
                           timings={k: round(v, 4) for k, v in timings.items()}, model=self.model_info, **fields)
+
+
+def _crop_landmarks(crop) -> np.ndarray | None:
+    """The crop's five landmarks in its own pixels (None where the detector gave none)."""
+    from unmask.explain.regions import landmarks_in_crop
+
+    return landmarks_in_crop(crop.landmarks, crop.crop_box, crop.image.shape[0])

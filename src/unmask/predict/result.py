@@ -78,8 +78,14 @@ class Prediction:
         note: a sentence to read beside any verdict (a clip that decoded only in part), else ``None``.
         timings: seconds per stage: ``decode``, ``detect``, ``crop``, ``model``, ``aggregate``, ``total``.
         model: ``{"name", "run", "input_size_px", "aggregation"}``: which model judged.
+        regions: where the explained faces' evidence lies (:mod:`unmask.explain.regions`), once
+            :meth:`with_regions` has added it: ``{"regions": [names], "faces": [{"frame_index",
+            "time_s", "track_id", "method", "shares": {region: share}}], "persons": [{"track_id",
+            "n_faces", "shares"}]}``; ``None`` when no face was explained.
         faces: ``(S, S, 3) uint8`` RGB face crops, parallel to ``timeline``; only with
             ``keep_faces=True`` (for :meth:`unmask.Detector.explain`); never serialised.
+        landmarks: each face's five landmarks in its crop's pixels (``(5, 2)``, or None where the
+            detector gave none), parallel to ``faces``; never serialised.
     """
 
     input: str
@@ -99,11 +105,13 @@ class Prediction:
     note: str | None = None
     timings: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
+    regions: dict | None = None
     faces: list[np.ndarray] | None = field(default=None, repr=False, compare=False)
+    landmarks: list[np.ndarray | None] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
-        """The result as plain JSON types (``faces`` left out)."""
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "faces"}
+        """The result as plain JSON types (``faces`` and ``landmarks`` left out)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _ARRAYS}
         d["tracks"] = [asdict(t) for t in self.tracks]
         d["timeline"] = [asdict(s) for s in self.timeline]
         return _plain(d)
@@ -115,11 +123,29 @@ class Prediction:
     @classmethod
     def from_dict(cls, d: dict) -> "Prediction":
         """Read back what :meth:`to_dict` wrote."""
-        known = {f.name for f in fields(cls)} - {"faces"}
+        known = {f.name for f in fields(cls)} - _ARRAYS
         values = {k: v for k, v in d.items() if k in known}
         values["tracks"] = [TrackVerdict(**t) for t in d.get("tracks", [])]
         values["timeline"] = [FrameScore(**s) for s in d.get("timeline", [])]
         return cls(**values)
+
+    def with_regions(self, heatmaps: list["Heatmap"]) -> "Prediction":
+        """A copy with :attr:`regions` from ``heatmaps`` (those of :meth:`unmask.Detector.explain`):
+        each explained face's shares, and per person their mean over the person's faces."""
+        from dataclasses import replace
+
+        from unmask.explain.regions import ALL_REGIONS, mean_shares
+
+        faces = [{"frame_index": h.frame_index, "time_s": h.time_s, "track_id": h.track_id, "method": h.method,
+                  "shares": h.regions} for h in heatmaps if h.regions]
+        if not faces:
+            return replace(self, regions=None)
+        persons = []
+        for track_id in sorted({f["track_id"] for f in faces}):
+            mine = [f for f in faces if f["track_id"] == track_id]
+            persons.append({"track_id": track_id, "n_faces": len({f["frame_index"] for f in mine}),
+                            "shares": mean_shares(f["shares"] for f in mine)})
+        return replace(self, regions={"regions": list(ALL_REGIONS), "faces": faces, "persons": persons})
 
     def most_suspicious(self, n: int = 3) -> list[FrameScore]:
         """The ``n`` faces of the timeline with the highest ``p_fake`` (earliest first on ties)."""
@@ -138,6 +164,8 @@ class Heatmap:
         face: ``(S, S, 3) uint8`` RGB face crop as the model saw it, at least 224 px by default.
         overlay: ``(S, S, 3) uint8`` RGB heatmap (jet) blended over ``face``.
         heatmap: ``(h, w) float32`` in [0, 1], the raw map at the model's input size.
+        regions: the share of the map's mass in each face region (:mod:`unmask.explain.regions`),
+            ``None`` without landmarks or for a flat map.
     """
 
     frame_index: int
@@ -149,11 +177,15 @@ class Heatmap:
     face: np.ndarray = field(repr=False, compare=False)
     overlay: np.ndarray = field(repr=False, compare=False)
     heatmap: np.ndarray = field(repr=False, compare=False)
+    regions: dict | None = None
 
     def to_dict(self) -> dict:
         """The heatmap's description as plain JSON types (the arrays left out)."""
         return _plain({f.name: getattr(self, f.name) for f in fields(self)
                        if f.name not in ("face", "overlay", "heatmap")})
+
+
+_ARRAYS = {"faces", "landmarks"}
 
 
 def _plain(obj):

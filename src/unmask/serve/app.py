@@ -154,6 +154,18 @@ def create_app(detector_or_run, settings: ServeSettings | None = None) -> FastAP
             raise HTTPException(404, f"Job {job_id} has no heatmap {k} (it has {len(job.pngs)})")
         return Response(job.pngs[k], media_type="image/png")
 
+    @app.get(f"{API}/jobs/{{job_id}}/report.html", response_class=Response,
+             responses={200: {"content": {"text/html": {}}}, 404: {"model": ErrorOut}})
+    async def get_report(request: Request, job_id: str) -> Response:
+        """The report of a finished job: one self-contained HTML file to save and pass on."""
+        job = _job(request, job_id)
+        if not job.done.is_set() or job.report is None:
+            raise HTTPException(404, f"Job {job_id} has no report (it is not done, or it failed)")
+        stem = re.sub(r"[^\w.-]+", "_", Path(job.filename).stem)[:80] or "clip"
+        return Response(job.report, media_type="text/html; charset=utf-8", headers={
+            "Content-Disposition": f'attachment; filename="{stem}-report.html"',
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:"})
+
     @app.get(f"{API}/health", response_model=Health)
     async def health(request: Request) -> Health:
         """The server is up: model, version, and how busy it is."""

@@ -38,6 +38,7 @@ class Job:
         status: one of :data:`STATUSES`; ``progress`` in [0, 1]; ``stage`` what it is doing.
         result: ``Prediction.to_dict()`` once done; ``error`` the message once failed.
         heatmaps: descriptions of the heatmaps (``Heatmap.to_dict()``), ``pngs`` their images.
+        report: the report of the judged file (one HTML document, :mod:`unmask.predict.report`).
     """
 
     id: str
@@ -51,6 +52,7 @@ class Job:
     error: str | None = None
     heatmaps: list[dict] = field(default_factory=list)
     pngs: list[bytes] = field(default_factory=list)
+    report: bytes | None = None
     finished: float | None = None
     done: threading.Event = field(default_factory=threading.Event, repr=False)
 
@@ -189,12 +191,15 @@ class JobManager:
 
         try:
             prediction = detector.predict(job.path, progress=progress, keep_faces=bool(self.settings.heatmaps))
+            heatmaps = []
             if self.settings.heatmaps and prediction.timeline:
                 job.stage = "explain"
                 heatmaps = detector.explain(prediction, methods=list(self.settings.heatmap_methods),
                                             max_faces=self.settings.heatmaps)
                 job.pngs = [encode_png(h.overlay) for h in heatmaps]
                 job.heatmaps = [h.to_dict() for h in heatmaps]
+            prediction = prediction.with_regions(heatmaps)
+            job.report = _report(job, detector, prediction, heatmaps)
             result = prediction.to_dict()
             result["input"] = job.filename  # the server's own paths stay on the server
             if result.get("reason"):
@@ -209,6 +214,21 @@ class JobManager:
             job.error = f"Judging {job.filename} failed inside the server (see its log)"
         elapsed = time.perf_counter() - started
         self._seconds_per_job = 0.8 * self._seconds_per_job + 0.2 * elapsed
+
+
+def _report(job: Job, detector, prediction, heatmaps) -> bytes | None:
+    """The job's report (while its upload is still there to describe), naming no server path."""
+    from dataclasses import replace
+
+    from unmask.predict.report import report_html
+
+    public = replace(prediction, input=job.filename, reason=job.public(prediction.reason) if prediction.reason else None)
+    try:
+        return report_html(detector, public, heatmaps=heatmaps, path=job.path, input_name=job.filename,
+                           public=True).encode("utf-8")
+    except Exception:  # the verdict stands without its report
+        logger.exception("job %s (%s): the report could not be made", job.id, job.filename)
+        return None
 
 
 def encode_png(rgb) -> bytes:

@@ -58,6 +58,9 @@ class PredictionOut(BaseModel):
     note: str | None = Field(None, description="a remark beside any verdict (a clip that decoded only in part)")
     timings: dict[str, float] = Field({}, description="seconds per stage: decode, detect, crop, model, aggregate, total")
     model: dict = Field({}, description="which model judged: name, run, input size, aggregation")
+    regions: dict | None = Field(None, description="share of the explained faces' evidence in each face region "
+                                                   "(eyes, nose, mouth, forehead, cheeks, jaw, outside): per face "
+                                                   "and per person")
 
 
 class HeatmapOut(BaseModel):
@@ -70,6 +73,7 @@ class HeatmapOut(BaseModel):
     method: str
     faithfulness: float | None = Field(description="deletion test: above 0, the map shows what the model uses")
     url: str = Field(description="the heatmap blended over the face, PNG")
+    regions: dict[str, float] | None = Field(None, description="the map's share in each face region")
 
 
 class Links(BaseModel):
