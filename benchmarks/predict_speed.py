@@ -23,25 +23,9 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-SAMPLE = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "samples"
-    / "ffpp"
-    / "original_sequences"
-    / "youtube"
-    / "c23"
-    / "videos"
-    / "004.mp4"
-)
-MODELS = (
-    "mobilenetv3_small",
-    "efficientnet_lite0",
-    "xception",
-    "inception_resnet_v2",
-    "efficientnetv2_s",
-    "efficientnetv2_m",
-)
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "ffpp" / "original_sequences" / "youtube" / "c23" / "videos" / "004.mp4"
+MODELS = ("mobilenetv3_small", "efficientnet_lite0", "xception", "inception_resnet_v2", "efficientnetv2_s",
+          "efficientnetv2_m")
 STAGES = ("decode", "detect", "crop", "model", "aggregate", "total")
 
 
@@ -76,15 +60,9 @@ def meta_for(name: str) -> dict:
 
     spec = get_spec(name)
     prepare = PrepareConfig("folder", sampler=FrameSampler("uniform", 32)).recorded()
-    return {
-        "spec": asdict(spec),
-        "size_px": spec.default_size_px,
-        "temperature": 1.0,
-        "bias": 0.0,
-        "threshold": 0.5,
-        "costs": {"missed_fake": 1.0, "false_alarm": 1.0},
-        "data": {"prepare": prepare, "protocol": "video"},
-    }
+    return {"spec": asdict(spec), "size_px": spec.default_size_px, "temperature": 1.0, "bias": 0.0,
+            "threshold": 0.5, "costs": {"missed_fake": 1.0, "false_alarm": 1.0},
+            "data": {"prepare": prepare, "protocol": "video"}}
 
 
 def time_loaded(name: str, clip: Path, repeats: int) -> dict:
@@ -115,7 +93,8 @@ def time_cold(name: str, clip: Path, tmp: Path, threads: int | None = None) -> t
 
     run = tmp / f"run-{name}"
     model = create_model(name)
-    save_checkpoint(run / "model.safetensors", {f"model.{k}": v for k, v in model.state_dict().items()}, meta_for(name))
+    save_checkpoint(run / "model.safetensors", {f"model.{k}": v for k, v in model.state_dict().items()},
+                    meta_for(name))
     entry = Path(sys.executable).with_name("unmask")
     command = [str(entry)] if entry.is_file() else [sys.executable, "-m", "unmask"]
     started = time.perf_counter()
@@ -123,12 +102,8 @@ def time_cold(name: str, clip: Path, tmp: Path, threads: int | None = None) -> t
     help_s = time.perf_counter() - started
     started = time.perf_counter()
     env = {**os.environ, **({"OMP_NUM_THREADS": str(torch.get_num_threads())} if threads else {})}
-    result = subprocess.run(
-        [*command, "predict", str(clip), "--model", str(run), "--device", "cpu"],
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    result = subprocess.run([*command, "predict", str(clip), "--model", str(run), "--device", "cpu"],
+                            capture_output=True, text=True, env=env)
     cold_s = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(result.stderr)
@@ -140,12 +115,8 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clip", type=Path, help="Use this clip instead of making one.")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        help="torch threads (default torch's: one per core). On a "
-        "machine shared with other work, 1 avoids OpenMP's busy-waiting on taken cores.",
-    )
+    parser.add_argument("--threads", type=int, help="torch threads (default torch's: one per core). On a "
+                        "machine shared with other work, 1 avoids OpenMP's busy-waiting on taken cores.")
     args = parser.parse_args()
     import torch
 

@@ -97,21 +97,15 @@ def main():
                 t_both += time.perf_counter() - t0
 
             t0 = time.perf_counter()
-            summary = prepare(
-                root, tmp / f"out{r}", PrepareConfig("folder", detector=args.detector, workers=args.workers)
-            )
+            summary = prepare(root, tmp / f"out{r}", PrepareConfig("folder", detector=args.detector,
+                                                                   workers=args.workers))
             t_prepare += time.perf_counter() - t0
         t_decode, t_both, t_prepare = (t / args.rounds for t in (t_decode, t_both, t_prepare))
 
     n = len(paths)
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-        platform.processor(),
-    )
-    print(
-        f"clips: {what}, each x{args.repeat} = {n} videos, {frames} sampled frames (32 per video); "
-        f"{args.rounds} rounds, mean seconds per round"
-    )
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
+    print(f"clips: {what}, each x{args.repeat} = {n} videos, {frames} sampled frames (32 per video); "
+          f"{args.rounds} rounds, mean seconds per round")
     print(f"machine: {os.cpu_count()} cores, {cpu}; workers: {args.workers}; detector: {args.detector}\n")
     print("| stage | seconds | videos/s | frames or faces/s |")
     print("|---|---|---|---|")

@@ -82,22 +82,15 @@ def prepare_views(realdata: Path, work: Path) -> dict[str, Path]:
         print(f"prepared {summary.videos} videos, {summary.crops} crops in {summary.seconds:.0f} s", flush=True)
     manifest, meta = read_manifest(full)
     views = {"all": full}
-    masks = {
-        "ffpp": manifest["dataset"] == "ffpp",
-        "cross": manifest["dataset"] != "ffpp",
-        "real": manifest["label"] == 0,
-    }
+    masks = {"ffpp": manifest["dataset"] == "ffpp", "cross": manifest["dataset"] != "ffpp", "real": manifest["label"] == 0}
     for name, mask in masks.items():
         folder = work / f"data-{name}"
         if not (folder / "manifest.parquet").is_file():
             folder.mkdir(parents=True, exist_ok=True)
             if not (folder / "crops").exists():
                 (folder / "crops").symlink_to(full / "crops")
-            write_manifest(
-                manifest[mask].reset_index(drop=True),
-                folder / "manifest.parquet",
-                {**meta, "view": f"{name} videos of {full}"},
-            )
+            write_manifest(manifest[mask].reset_index(drop=True), folder / "manifest.parquet",
+                           {**meta, "view": f"{name} videos of {full}"})
         views[name] = folder
     return views
 
@@ -116,74 +109,48 @@ def run_config(name: str, views: dict[str, Path], work: Path, args) -> dict:
     result_path = work / "results" / f"{name}.json"
     if result_path.is_file():
         return json.loads(result_path.read_text())
-    config = make_config(
-        model=args.model,
-        protocol="official",
-        epochs=args.epochs,
-        max_steps=args.max_steps,
-        weights=None,
-        seed=args.seed,
-        **overrides,
-    )
+    config = make_config(model=args.model, protocol="official", epochs=args.epochs, max_steps=args.max_steps,
+                         weights=None, seed=args.seed, **overrides)
     timing_path = run / "timing.json"
     if not (run / "model.safetensors").is_file():
         wall, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         resume = (run / "last.safetensors").is_file()
-        result = train(
-            views[view],
-            run,
-            config,
-            resume=resume,
-            on_epoch=lambda row: print(
-                f"[{name}] epoch {row['epoch']}: val auc {row['val_auc']:.3f} ({row['seconds']:.0f} s)", flush=True
-            ),
-        )
+        result = train(views[view], run, config, resume=resume,
+                       on_epoch=lambda row: print(f"[{name}] epoch {row['epoch']}: val auc {row['val_auc']:.3f} "
+                                                  f"({row['seconds']:.0f} s)", flush=True))
         now = resource.getrusage(resource.RUSAGE_SELF)
-        timing = {
-            "wall_min": (time.perf_counter() - wall) / 60,
-            "cpu_min": (now.ru_utime + now.ru_stime - cpu.ru_utime - cpu.ru_stime) / 60,
-            "resumed": resume,
-            "best_epoch": result.best_epoch,
-        }
+        timing = {"wall_min": (time.perf_counter() - wall) / 60,
+                  "cpu_min": (now.ru_utime + now.ru_stime - cpu.ru_utime - cpu.ru_stime) / 60,
+                  "resumed": resume, "best_epoch": result.best_epoch}
         timing_path.write_text(json.dumps(timing))
     timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
     figures = {"config": name, "trained_on": view, "settings": overrides, **timing, "evals": {}}
     for key in evals:
         data_view, split = EVALS[key]
-        metrics = evaluate(
-            run, views[data_view], work / "evals" / f"{name}-{key}", split=split, report=False, bootstrap=1000
-        ).metrics
+        metrics = evaluate(run, views[data_view], work / "evals" / f"{name}-{key}", split=split, report=False,
+                           bootstrap=1000).metrics
         video = metrics["video"]
         figures["evals"][key] = {
-            "videos": video["n"],
-            "auc": video["scores"]["auc"],
-            "auc_ci": (video.get("ci95") or {}).get("auc"),
-            "raw_auc": video["scores_raw"]["auc"],
-            "frame_auc": metrics["frame"]["scores"]["auc"],
+            "videos": video["n"], "auc": video["scores"]["auc"], "auc_ci": (video.get("ci95") or {}).get("auc"),
+            "raw_auc": video["scores_raw"]["auc"], "frame_auc": metrics["frame"]["scores"]["auc"],
             "decisions": {d: video[d] for d in ("calibrated_cost", "raw_argmax") if d in video},
-            "seen_in_training": metrics.get("seen_in_training"),
-        }
+            "seen_in_training": metrics.get("seen_in_training")}
     result_path.parent.mkdir(parents=True, exist_ok=True)
     result_path.write_text(json.dumps(figures, indent=1, default=str))
     return figures
 
 
 def table(results: list[dict]) -> str:
-    lines = [
-        "| configuration | trained on | evaluated on | videos | video AUC (95% CI) | frame AUC | best epoch | "
-        "train min (CPU min) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    lines = ["| configuration | trained on | evaluated on | videos | video AUC (95% CI) | frame AUC | best epoch | "
+             "train min (CPU min) |", "|---|---|---|---|---|---|---|---|"]
     for r in results:
         for key, e in r["evals"].items():
             ci = e.get("auc_ci")
             ci_text = f" ({ci[0]:.2f}-{ci[1]:.2f})" if ci else ""
             trained = r["trained_on"] + (" (reals)" if r["settings"].get("real_only") else "")
-            lines.append(
-                f"| {r['config']} | {trained} | {EVAL_NAMES[key]} | {e['videos']} | "
-                f"{e['auc']:.2f}{ci_text} | {e['frame_auc']:.2f} | {r.get('best_epoch', '-')} | "
-                f"{r.get('wall_min', float('nan')):.1f} ({r.get('cpu_min', float('nan')):.1f}) |"
-            )
+            lines.append(f"| {r['config']} | {trained} | {EVAL_NAMES[key]} | {e['videos']} | "
+                         f"{e['auc']:.2f}{ci_text} | {e['frame_auc']:.2f} | {r.get('best_epoch', '-')} | "
+                         f"{r.get('wall_min', float('nan')):.1f} ({r.get('cpu_min', float('nan')):.1f}) |")
     return "\n".join(lines)
 
 
@@ -208,41 +175,22 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     views = prepare_views(args.realdata, args.work)
     if args.jobs > 1 and len(names) > 1:
-        common = [
-            "--realdata",
-            str(args.realdata),
-            "--work",
-            str(args.work),
-            "--model",
-            args.model,
-            "--epochs",
-            str(args.epochs),
-            "--max-steps",
-            str(args.max_steps),
-            "--seed",
-            str(args.seed),
-            "--threads",
-            str(args.threads),
-        ]
+        common = ["--realdata", str(args.realdata), "--work", str(args.work), "--model", args.model,
+                  "--epochs", str(args.epochs), "--max-steps", str(args.max_steps), "--seed", str(args.seed),
+                  "--threads", str(args.threads)]
         pending, running = list(names), []
         while pending or running:
             while pending and len(running) < args.jobs:
                 name = pending.pop(0)
-                running.append(
-                    subprocess.Popen(
-                        [sys.executable, __file__, "--configs", name, *common],
-                        env={**os.environ, "OMP_NUM_THREADS": str(args.threads)},
-                    )
-                )
+                running.append(subprocess.Popen([sys.executable, __file__, "--configs", name, *common],
+                                                env={**os.environ, "OMP_NUM_THREADS": str(args.threads)}))
             time.sleep(5)
             running = [p for p in running if p.poll() is None]
     results = [run_config(n, views, args.work, args) for n in names]
     text = table(results)
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    header = (
-        f"realdata ({args.model}, official split, {args.epochs} epochs x {args.max_steps or 'all'} steps, "
-        f"seed {args.seed}; {machine})"
-    )
+    header = (f"realdata ({args.model}, official split, {args.epochs} epochs x {args.max_steps or 'all'} steps, "
+              f"seed {args.seed}; {machine})")
     (args.work / "realdata.md").write_text(f"{header}\n\n{text}\n")
     print(f"\n{header}\n\n{text}")
 

@@ -101,22 +101,10 @@ def measure(name: str, data: Path, out: Path, args) -> dict:
         marks["bare"].append(bare.run(args.bare_steps))  # off train's clock: the next epoch starts after it
         marks["resume"].append(time.perf_counter())
 
-    config = make_config(
-        model=name,
-        pretrained=False,
-        size=size,
-        batch_size=args.batch_size,
-        epochs=args.epochs,
-        max_steps=args.steps,
-        workers=args.workers,
-        early_stopping=0,
-        device=args.device,
-        augment=not args.no_augment,
-        precision=args.precision,
-        compile=args.compile,
-        cache=not args.no_cache,
-        cache_dir=str(out / "cache"),
-    )
+    config = make_config(model=name, pretrained=False, size=size, batch_size=args.batch_size, epochs=args.epochs,
+                         max_steps=args.steps, workers=args.workers, early_stopping=0, device=args.device,
+                         augment=not args.no_augment, precision=args.precision, compile=args.compile,
+                         cache=not args.no_cache, cache_dir=str(out / "cache"))
     started = time.perf_counter()
     train(data, out / "run", config, on_epoch=on_epoch, on_cache=on_cache)
     finished = time.perf_counter()
@@ -127,17 +115,10 @@ def measure(name: str, data: Path, out: Path, args) -> dict:
     bare_s = statistics.median(marks["bare"])
     whole = finished - started - sum(r - e for r, e in zip(resumes, ends))  # train alone, start-up included
     return {
-        "model": name,
-        "size": size,
-        "bare_s": bare_s,
-        "epoch_step_s": statistics.median(epoch_s) / args.steps,
-        "ratio": statistics.median(ratios),
-        "ratios": ratios,
-        "first_epoch_s": first,
-        "cache_s": marks.get("cache", (0.0, 0))[0],
-        "cache_gb": marks.get("cache", (0.0, 0))[1] / 1e9,
-        "whole_ratio": args.epochs * args.steps * bare_s / whole,
-        "whole_s": whole,
+        "model": name, "size": size, "bare_s": bare_s, "epoch_step_s": statistics.median(epoch_s) / args.steps,
+        "ratio": statistics.median(ratios), "ratios": ratios, "first_epoch_s": first,
+        "cache_s": marks.get("cache", (0.0, 0))[0], "cache_gb": marks.get("cache", (0.0, 0))[1] / 1e9,
+        "whole_ratio": args.epochs * args.steps * bare_s / whole, "whole_s": whole,
     }
 
 
@@ -145,12 +126,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", help="backbone (repeat for several; default mobilenetv3_small)")
     parser.add_argument("--paper-models", action="store_true", help="the four paper backbones")
-    parser.add_argument(
-        "--size",
-        type=int,
-        default=None,
-        help="input side (default 224; 0: each backbone's own; --paper-models: their own)",
-    )
+    parser.add_argument("--size", type=int, default=None, help="input side (default 224; 0: each backbone's own; "
+                                                                "--paper-models: their own)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=30, help="optimiser steps per epoch")
     parser.add_argument("--epochs", type=int, default=3)
@@ -173,41 +150,28 @@ def main():
         started = time.perf_counter()
         clips = make_demo_dataset(tmp / "clips", clips_per_class=args.clips, seconds=4, fps=10)
         data = tmp / "data"
-        prepare(
-            clips,
-            data,
-            PrepareConfig("folder", sampler=FrameSampler("uniform", 40), size=crop_px, workers=os.cpu_count() or 1),
-        )
-        cpu = next(
-            (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-            platform.processor(),
-        )
+        prepare(clips, data, PrepareConfig("folder", sampler=FrameSampler("uniform", 40), size=crop_px,
+                                           workers=os.cpu_count() or 1))
+        cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+                   platform.processor())
         gpu = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "none"
-        print(
-            f"machine: {os.cpu_count()} cores, {cpu}; GPU: {gpu}; torch {torch.__version__}; "
-            f"data: {2 * args.clips} clips -> crops at {crop_px} px in {time.perf_counter() - started:.0f} s"
-        )
-        print(
-            f"batch {args.batch_size}, {args.epochs} epochs x {args.steps} steps, bare step measured "
-            f"{args.bare_steps}x after each epoch; precision {args.precision}; loader workers: "
-            f"{'auto' if args.workers is None else args.workers}; augmentation: {'off' if args.no_augment else 'on'}; "
-            f"crops: {'PNG decoding' if args.no_cache else 'crop cache'}{'; compiled' if args.compile else ''}\n",
-            flush=True,
-        )
-        print(
-            "| model | px | bare step (s) | `train` s/step, epoch 2+ | images/s bare | images/s train | ratio, epoch 2+ "
-            "(each epoch) | cache fill (s, GB) | epoch 1 (s) | whole run incl. start-up: ratio |"
-        )
+        print(f"machine: {os.cpu_count()} cores, {cpu}; GPU: {gpu}; torch {torch.__version__}; "
+              f"data: {2 * args.clips} clips -> crops at {crop_px} px in {time.perf_counter() - started:.0f} s")
+        print(f"batch {args.batch_size}, {args.epochs} epochs x {args.steps} steps, bare step measured "
+              f"{args.bare_steps}x after each epoch; precision {args.precision}; loader workers: "
+              f"{'auto' if args.workers is None else args.workers}; augmentation: {'off' if args.no_augment else 'on'}; "
+              f"crops: {'PNG decoding' if args.no_cache else 'crop cache'}{'; compiled' if args.compile else ''}\n",
+              flush=True)
+        print("| model | px | bare step (s) | `train` s/step, epoch 2+ | images/s bare | images/s train | ratio, epoch 2+ "
+              "(each epoch) | cache fill (s, GB) | epoch 1 (s) | whole run incl. start-up: ratio |")
         print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
         for name in models:
             r = measure(name, data, tmp / name, args)
-            print(
-                f"| {name} | {r['size']} | {r['bare_s']:.3f} | {r['epoch_step_s']:.3f} | "
-                f"{args.batch_size / r['bare_s']:.1f} | {args.batch_size / r['epoch_step_s']:.1f} | "
-                f"**{r['ratio']:.2f}** ({', '.join(f'{x:.2f}' for x in r['ratios'])}) | "
-                f"{r['cache_s']:.1f}, {r['cache_gb']:.2f} | {r['first_epoch_s']:.1f} | {r['whole_ratio']:.2f} |",
-                flush=True,
-            )
+            print(f"| {name} | {r['size']} | {r['bare_s']:.3f} | {r['epoch_step_s']:.3f} | "
+                  f"{args.batch_size / r['bare_s']:.1f} | {args.batch_size / r['epoch_step_s']:.1f} | "
+                  f"**{r['ratio']:.2f}** ({', '.join(f'{x:.2f}' for x in r['ratios'])}) | "
+                  f"{r['cache_s']:.1f}, {r['cache_gb']:.2f} | {r['first_epoch_s']:.1f} | {r['whole_ratio']:.2f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -60,3 +60,4 @@ def complete_from(choices: Callable[[], Sequence[str]]) -> Callable[[str], list[
         return [c for c in choices() if c.startswith(incomplete)]
 
     return complete
+

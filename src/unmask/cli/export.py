@@ -37,7 +37,5 @@ def export_command(
     from unmask.predict.export import export_model
 
     result = export_model(run_dir, out, format=format, opset=opset)
-    typer.echo(
-        f"written: {result.path} ({result.format}; largest logit difference from PyTorch "
-        f"{result.max_abs_diff:.1e}) and {result.metadata_path} (input size, mean/std, calibration, threshold)"
-    )
+    typer.echo(f"written: {result.path} ({result.format}; largest logit difference from PyTorch "
+               f"{result.max_abs_diff:.1e}) and {result.metadata_path} (input size, mean/std, calibration, threshold)")

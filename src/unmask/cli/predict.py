@@ -11,20 +11,8 @@ from unmask.cli._help import choice_list, methods_note, with_code_help
 
 EXIT_SOME_FAILED = 3
 FORMATS = ("text", "table", "csv", "jsonl")
-COLUMNS = (
-    "verdict",
-    "p_fake",
-    "threshold",
-    "frames_with_face",
-    "frames_sampled",
-    "persons",
-    "seconds",
-    "input",
-    "reason",
-    "note",
-    "duration_s",
-    "decoded_s",
-)
+COLUMNS = ("verdict", "p_fake", "threshold", "frames_with_face", "frames_sampled", "persons", "seconds", "input", "reason",
+           "note", "duration_s", "decoded_s")
 
 
 @app.command("predict", cls=with_code_help(methods_note))
@@ -32,34 +20,20 @@ def predict_command(
     paths: list[Path] = typer.Argument(..., help="Videos, images, or folders (searched recursively)."),
     model: Path = typer.Option(..., "--model", "-m", help="Run folder of `unmask train` (or its model.safetensors)."),
     as_json: bool = typer.Option(False, "--json", help="The whole result as JSON (JSON Lines for several inputs)."),
-    fmt: str = typer.Option(
-        None,
-        "--format",
-        "-f",
-        metavar=choice_list(FORMATS),
-        help="text (default for one input), table (default for several), csv or jsonl.",
-    ),
+    fmt: str = typer.Option(None, "--format", "-f", metavar=choice_list(FORMATS),
+                            help="text (default for one input), table (default for several), csv or jsonl."),
     explain: Path = typer.Option(None, "--explain", help="Folder for heatmaps of the most suspicious faces."),
-    methods: str = typer.Option(
-        None, metavar="METHOD,...", help="Comma-separated explanation methods (default the paper's four)."
-    ),
+    methods: str = typer.Option(None, metavar="METHOD,...", help="Comma-separated explanation methods (default the paper's four)."),
     max_faces: int = typer.Option(4, help="Explain the N most suspicious faces of each input."),
     overlay: Path = typer.Option(None, "--overlay", help="Write the video with each face boxed and scored (.mp4)."),
-    overlay_heatmap: bool = typer.Option(
-        False, "--overlay-heatmap", help="Blend a heatmap (the first of --methods, else gradcam) on each face."
-    ),
+    overlay_heatmap: bool = typer.Option(False, "--overlay-heatmap",
+                                         help="Blend a heatmap (the first of --methods, else gradcam) on each face."),
     num_frames: int = typer.Option(None, help="Frames to sample from a video (default: as the training data was)."),
     device: str = typer.Option(None, help="cpu, cuda ... (default: a GPU if there is one)."),
-    prior_fake: float = typer.Option(
-        None,
-        "--prior-fake",
-        help="Share of fakes expected among your inputs (default: the validation videos' share); moves p_fake to it.",
-    ),
-    report: Path = typer.Option(
-        None,
-        "--report",
-        help="Write a report of the input to pass on: .html (one self-contained file) or .pdf (printed by Chromium).",
-    ),
+    prior_fake: float = typer.Option(None, "--prior-fake", help="Share of fakes expected among your inputs "
+                                     "(default: the validation videos' share); moves p_fake to it."),
+    report: Path = typer.Option(None, "--report", help="Write a report of the input to pass on: .html (one "
+                                "self-contained file) or .pdf (printed by Chromium)."),
 ):
     """Judge videos and images: fake, real or inconclusive, and why.
 
@@ -118,21 +92,13 @@ def predict_command(
     detector = Detector.load(model, device=device, prior_fake=prior_fake)
     if skipped:
         names = ", ".join(str(p) for p in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
-        typer.secho(f"skipped {len(skipped)} files that are neither videos nor images: {names}", err=True, fg="yellow")
-    on_interrupt(
-        "interrupted: the verdicts printed above are all that was kept; "
-        "run the command again on the inputs not yet judged"
-    )
+        typer.secho(f"skipped {len(skipped)} files that are neither videos nor images: {names}", err=True,
+                    fg="yellow")
+    on_interrupt("interrupted: the verdicts printed above are all that was kept; "
+                 "run the command again on the inputs not yet judged")
 
-    results = predict_many(
-        detector,
-        inputs,
-        num_frames=num_frames,
-        explain_dir=explain,
-        methods=method_list,
-        max_faces=max_faces,
-        keep_faces=report is not None,
-    )
+    results = predict_many(detector, inputs, num_frames=num_frames, explain_dir=explain, methods=method_list,
+                           max_faces=max_faces, keep_faces=report is not None)
     failed = 0
     bar = tqdm(total=len(inputs), unit="file", desc="predict", disable=None if not single else True, leave=False)
     try:
@@ -153,15 +119,12 @@ def predict_command(
     if report is not None:
         from unmask.predict.report import write_report
 
-        typer.echo(
-            f"report: {write_report(detector, prediction, report, methods=method_list, max_faces=max_faces)}", err=True
-        )
+        typer.echo(f"report: {write_report(detector, prediction, report, methods=method_list, max_faces=max_faces)}",
+                   err=True)
     if not single:
-        typer.secho(
-            f"{len(inputs)} inputs, {failed} unreadable" + (f", {len(skipped)} other files skipped" if skipped else ""),
-            err=True,
-            fg="yellow" if failed else None,
-        )
+        typer.secho(f"{len(inputs)} inputs, {failed} unreadable"
+                    + (f", {len(skipped)} other files skipped" if skipped else ""), err=True,
+                    fg="yellow" if failed else None)
     if failed:
         raise typer.Exit(EXIT_SOME_FAILED)
 
@@ -183,9 +146,7 @@ def check_output_file(path: Path, flag: str) -> None:
     except UnmaskError as exc:
         raise UnmaskError(f"{flag} {path} cannot be written: {str(exc)[0].lower()}{str(exc)[1:]}") from None
     except OSError as exc:  # a name too long ...
-        raise UnmaskError(
-            f"{flag} {str(path)[:120]} cannot be written ({exc.strerror or exc}); give another file"
-        ) from None
+        raise UnmaskError(f"{flag} {str(path)[:120]} cannot be written ({exc.strerror or exc}); give another file") from None
 
 
 def _write_overlay(detector, prediction, out: Path, methods, with_heatmaps: bool) -> None:
@@ -217,16 +178,12 @@ def _as_text(p) -> str:
     if p.note:
         lines.append(f"  note: {p.note}")
     if p.kind == "video" and p.frames_sampled:
-        lines.append(
-            f"  a face in {p.frames_with_face} of {p.frames_sampled} sampled frames; "
-            f"{len(p.tracks)} {'person' if len(p.tracks) == 1 else 'people'}"
-        )
+        lines.append(f"  a face in {p.frames_with_face} of {p.frames_sampled} sampled frames; "
+                     f"{len(p.tracks)} {'person' if len(p.tracks) == 1 else 'people'}")
     if len(p.tracks) > 1:
         for t in p.tracks:
-            lines.append(
-                f"  person #{t.track_id}: {t.verdict}, p(fake) {t.p_fake:.2f}, {t.n_faces} faces, "
-                f"{t.first_s:.1f}-{t.last_s:.1f} s"
-            )
+            lines.append(f"  person #{t.track_id}: {t.verdict}, p(fake) {t.p_fake:.2f}, {t.n_faces} faces, "
+                         f"{t.first_s:.1f}-{t.last_s:.1f} s")
     if p.kind == "video" and p.timeline:
         moments = ", ".join(f"{s.time_s:.1f} s ({s.p_fake:.2f})" for s in p.most_suspicious(3))
         lines.append(f"  most suspicious moments: {moments}")
@@ -235,20 +192,12 @@ def _as_text(p) -> str:
 
 
 def _values(p) -> dict:
-    return {
-        "verdict": p.verdict,
-        "p_fake": "" if p.p_fake is None else f"{p.p_fake:.4f}",
-        "threshold": f"{p.threshold:.4f}",
-        "frames_with_face": p.frames_with_face,
-        "frames_sampled": p.frames_sampled,
-        "persons": len(p.tracks),
-        "seconds": f"{p.timings.get('total', 0):.2f}",
-        "input": p.input,
-        "reason": p.reason or "",
-        "note": p.note or "",
-        "duration_s": "" if p.duration_s is None else p.duration_s,
-        "decoded_s": "" if p.decoded_s is None else p.decoded_s,
-    }
+    return {"verdict": p.verdict, "p_fake": "" if p.p_fake is None else f"{p.p_fake:.4f}",
+            "threshold": f"{p.threshold:.4f}", "frames_with_face": p.frames_with_face,
+            "frames_sampled": p.frames_sampled, "persons": len(p.tracks),
+            "seconds": f"{p.timings.get('total', 0):.2f}", "input": p.input, "reason": p.reason or "",
+            "note": p.note or "", "duration_s": "" if p.duration_s is None else p.duration_s,
+            "decoded_s": "" if p.decoded_s is None else p.decoded_s}
 
 
 def _header(fmt: str) -> None:

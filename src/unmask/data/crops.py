@@ -59,15 +59,8 @@ class CropDataset(Dataset):
         return self.transform(load_crop(self.paths[i])), torch.tensor(self.labels[i]), i
 
 
-def batch_loader(
-    dataset: Dataset,
-    *,
-    batch_size: int,
-    sampler: Iterable[int] | None = None,
-    drop_last: bool = False,
-    workers: int = 0,
-    device: torch.device | None = None,
-) -> DataLoader:
+def batch_loader(dataset: Dataset, *, batch_size: int, sampler: Iterable[int] | None = None, drop_last: bool = False,
+                 workers: int = 0, device: torch.device | None = None) -> DataLoader:
     """Batches ``(images, labels, positions)`` of ``dataset`` in ``sampler``'s order.
 
     A dataset that reads whole batches (``reads_batches``: the crop cache) gets lists of
@@ -80,12 +73,8 @@ def batch_loader(
     lived (a resumed run repeats the order of one never stopped).
     """
     sampler = sampler if sampler is not None else SequentialSampler(dataset)
-    common = dict(
-        num_workers=workers,
-        pin_memory=device is not None and device.type == "cuda",
-        persistent_workers=workers > 0,
-        generator=torch.Generator().manual_seed(0),
-    )
+    common = dict(num_workers=workers, pin_memory=device is not None and device.type == "cuda",
+                  persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
     if getattr(dataset, "reads_batches", False):
         return DataLoader(dataset, batch_size=None, sampler=BatchSampler(sampler, batch_size, drop_last), **common)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **common)
@@ -105,15 +94,8 @@ class DeviceBatches:
     Yields ``(images (B, 3, S, S) float32, labels, positions)``, images and labels on ``device``.
     """
 
-    def __init__(
-        self,
-        loader: DataLoader,
-        device: torch.device,
-        normalise: Callable,
-        augment: Callable | None = None,
-        channels_last: bool = False,
-        synthesize: Callable | None = None,
-    ):
+    def __init__(self, loader: DataLoader, device: torch.device, normalise: Callable,
+                 augment: Callable | None = None, channels_last: bool = False, synthesize: Callable | None = None):
         self.loader, self.device, self.normalise, self.augment = loader, device, normalise, augment
         self.synthesize = synthesize
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format

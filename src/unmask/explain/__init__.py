@@ -9,13 +9,5 @@ from unmask.explain.explainer import Explanation, explain_crops, write_explanati
 from unmask.explain.faithfulness import deletion_faithfulness
 from unmask.explain.overlay import overlay_heatmap
 
-__all__ = [
-    "EXPLAINERS",
-    "PAPER_METHODS",
-    "Explanation",
-    "deletion_faithfulness",
-    "explain_batch",
-    "explain_crops",
-    "overlay_heatmap",
-    "write_explanations",
-]
+__all__ = ["EXPLAINERS", "PAPER_METHODS", "Explanation", "deletion_faithfulness", "explain_batch", "explain_crops",
+           "overlay_heatmap", "write_explanations"]
