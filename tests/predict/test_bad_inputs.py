@@ -150,7 +150,7 @@ def test_06_an_opset_the_exporter_lacks_is_one_line(cli, run_dir, tmp_path, opse
 
 
 def test_07_an_export_that_cannot_be_written_is_refused_before_the_export(cli, run_dir, tmp_path, monkeypatch):
-    from unmask.training import checkpoint
+    from unmask.decision import checkpoint
 
     def loaded(*args, **kwargs):
         raise AssertionError("the model was loaded before the bad --out was refused")
