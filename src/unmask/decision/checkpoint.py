@@ -19,10 +19,8 @@ from safetensors.torch import load_file, safe_open, save_file
 from unmask import __version__
 from unmask.errors import UnmaskError
 from unmask.decision.hub import resolve_model
-from unmask.decision.scoring import CLASS_NAMES
+from unmask.decision.record import CLASS_NAMES, FORMAT
 from unmask.utils.atomic import atomic_path
-
-FORMAT = 1
 
 
 def save_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict) -> Path:

@@ -18,7 +18,7 @@ from unmask.errors import UnmaskError
 from unmask.models.registry import BackboneSpec, spec_from_dict
 from unmask.settings import TRAIN_RENAMED, upgrade_recorded
 
-FORMAT = 1
+FORMAT = 1  # of the metadata; checkpoint.save_checkpoint writes it too
 CLASS_NAMES = ("real", "fake")  # logit and label order everywhere: fake = 1 is the positive class
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 
 from unmask.decision.calibration import calibrated_p_fake
+from unmask.decision.record import CLASS_NAMES
 from unmask.utils.device import to_device
 
-CLASS_NAMES = ("real", "fake")  # logit and label order everywhere: fake = 1 is the positive class
 FAKE = CLASS_NAMES.index("fake")
 
 

@@ -22,7 +22,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from unmask.decision.scoring import CLASS_NAMES
+from unmask.decision.record import CLASS_NAMES
 
 
 def basic_metrics(labels, p_fake, threshold: float = 0.5) -> dict[str, float]:
