@@ -247,3 +247,52 @@ def test_a_face_is_expected_between_two_nearby_sightings_or_near_each_far_one():
     far = det(1000, 600, 100)  # 10 widths away: searched for near each sighting, a width per frame away
     assert expected_places({4: [a], 6: [far]}, 5) == [(a.box, 1.0), (far.box, 1.0)]
     assert expected_places({3: [a]}, 5) == [(a.box, 2.0)]
+
+
+class Counted(FaceDetector):
+    """Squares that also counts the frames it was given per call."""
+
+    name = "counted"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.calls = []
+
+    def _detect_batch(self, images):
+        self.calls.append(len(images))
+        return Squares._detect_batch(self, images)
+
+
+def small_extractor(small=None, **kwargs):
+    """Passes 1 and 2 see a 1080p frame at 640 and 1280 px: a 100 px square is 33 and 67 px there,
+    under Squares' 70; the small-face pass sees it in full."""
+    small = small or Squares(max_side_px=1920, min_face_px=12)
+    return FaceExtractor(Squares(), size_px=32, second_pass=Squares(max_side_px=1280, min_side_px=1280),
+                         small_face_pass=small, **kwargs)
+
+
+def test_the_small_face_pass_finds_a_face_passes_1_and_2_cannot_see_in_frame_pixels():
+    frames = squares_clip(*[[(900 + 10 * t, 500, 100)] for t in range(3)])
+    crops = small_extractor()(frames)
+    assert [(c.frame_index, c.det_pass) for c in crops] == [(0, "small"), (1, "small"), (2, "small")]
+    assert crops[1].box == pytest.approx((910, 500, 1010, 600), abs=2)
+    off = FaceExtractor(Squares(), size_px=32, second_pass=Squares(max_side_px=1280, min_side_px=1280))
+    assert off(frames) == []
+
+
+def test_the_small_face_pass_looks_only_at_large_frames_far_from_every_face_seen():
+    # frame 0: a face pass 1 sees; frames 1-2 are within near_reach of it, 3-5 are not
+    frames = squares_clip([(800, 400, 240)], *[[(900, 500, 100)]] * 5)
+    small = Counted(max_side_px=1920, min_face_px=12)
+    crops = small_extractor(small)(frames)
+    assert [(c.frame_index, c.det_pass) for c in crops] == [(0, "1"), (3, "small"), (4, "small"), (5, "small")]
+    assert small.calls == [3]
+    small = Counted(max_side_px=1920, min_face_px=12)  # 1280x720 frames: pass 2 saw them in full already
+    small_frames = [Frame(i, i / 10, np.zeros((720, 1280, 3), np.uint8)) for i in range(6)]
+    assert small_extractor(small)(small_frames) == [] and small.calls == []
+
+
+def test_the_small_face_pass_probes_a_faceless_video_and_stops():
+    small = Counted(max_side_px=1920, min_face_px=12)
+    frames = squares_clip(*[[]] * 20)
+    assert small_extractor(small, small_face_probe=4)(frames) == [] and small.calls == [4]

@@ -20,7 +20,7 @@ from unmask.video.sampling import FrameSampler
 IMAGE_FORMATS = ("png", "jpg")
 
 # What recorded configs from before the face step's later passes meant: one pass, gaps left open.
-BEFORE_LATER_PASSES = {"second_pass": False, "bridge_max_gap": 0, "near_pass": False}
+BEFORE_LATER_PASSES = {"second_pass": False, "bridge_max_gap": 0, "near_pass": False, "small_face_pass": False}
 
 
 RENAMED = PREPARE_RENAMED  # names recorded by older manifests and resume records
@@ -80,6 +80,12 @@ class PrepareConfig:
         more="A window a few face widths across, enlarged, contrast-equalised, with the score floor "
              "near_pass_min_score; only in videos where the passes before found a face in at least two frames "
              "(:class:`~unmask.faces.extract.FaceExtractor`).")
+    small_face_pass: bool = setting(
+        True, help="Look at large frames in full ({small_face_side} px) where the passes before saw no face nearby.",
+        more="Frames more than two sampled frames from any face passes 1 and 2 found (all frames, when they found "
+             "none), if larger than second_pass_side, are looked at up to small_face_side px, contrast-equalised, "
+             "faces from small_face_min_px px, score floor small_face_min_score; small_face_probe frames first, the "
+             "rest only if one showed a face. Clips whose faces passes 1 and 2 see never reach it.")
     bridge_max_gap: int = setting(2, help="Bridge gaps of up to this many sampled frames in a face track (0: never).",
                                   more="The box is interpolated, the crop cut, det_pass \"bridged\".")
     image_format: str = setting(
@@ -94,6 +100,11 @@ class PrepareConfig:
     second_pass_min_score: float = setting(0.9, help="The second pass's score floor.", flag=False)
     second_pass_probe: int = setting(8, help="Frames the second pass probes first (0: all).", flag=False)
     near_pass_min_score: float = setting(0.7, help="The near pass's score floor.", flag=False)
+    small_face_side: int = setting(1920, help="The small-face pass's largest frame size (longer side, px).",
+                                   flag=False)
+    small_face_min_px: int = setting(12, help="The small-face pass's smallest face (px).", flag=False)
+    small_face_min_score: float = setting(0.9, help="The small-face pass's score floor.", flag=False)
+    small_face_probe: int = setting(4, help="Frames the small-face pass probes first (0: all).", flag=False)
     workers: int = setting(1, help="Worker processes (one per core is a good start).",
                            more="1: in this process.")
     shard: tuple[int, int] | None = setting(
@@ -127,6 +138,12 @@ class PrepareConfig:
         if not 0.0 <= self.near_pass_min_score <= 1.0:
             raise SettingError(f"near_pass_min_score must lie in [0, 1], not {self.near_pass_min_score}",
                                "near_pass_min_score")
+        if not 0.0 <= self.small_face_min_score <= 1.0:
+            raise SettingError(f"small_face_min_score must lie in [0, 1], not {self.small_face_min_score}",
+                               "small_face_min_score")
+        if self.small_face_side < 64 or self.small_face_min_px < 1 or self.small_face_probe < 0:
+            raise SettingError("small_face_side must be at least 64 px, small_face_min_px at least 1 and "
+                               "small_face_probe at least 0", "small_face_side")
         if self.second_pass_side < 64:
             raise SettingError(f"second_pass_side must be at least 64 pixels, not {self.second_pass_side}",
                                "second_pass_side")

@@ -75,6 +75,18 @@ def make_near_pass(config: PrepareConfig, detector):
     return detector.with_settings(enhance=True, clahe_tiles=4, min_score=config.near_pass_min_score)
 
 
+def make_small_face_pass(config: PrepareConfig, detector):
+    """The small-face pass ``config`` asks for, sharing ``detector``'s weights; None when it is off.
+
+    CLAHE on the default 8x8 grid: at 1920 px a tile is a few heads across, so a dim face gets its
+    own contrast.
+    """
+    if not config.small_face_pass:
+        return None
+    return detector.with_settings(max_side_px=config.small_face_side, min_side_px=0, enhance=True,
+                                  min_face_px=config.small_face_min_px, min_score=config.small_face_min_score)
+
+
 # --- work on one video (runs in a worker process) -------------------------------------------------
 
 _EXTRACTOR: FaceExtractor | None = None
@@ -109,7 +121,9 @@ def make_extractor(config: PrepareConfig, detector=None) -> FaceExtractor:
     detector = detector or make_detector(config)
     return FaceExtractor(detector, margin=config.margin, size_px=config.size, keep=config.keep,
                          second_pass=make_second_pass(config, detector), bridge_max_gap=config.bridge_max_gap,
-                         second_pass_probe=config.second_pass_probe, near_pass=make_near_pass(config, detector))
+                         second_pass_probe=config.second_pass_probe, near_pass=make_near_pass(config, detector),
+                         small_face_pass=make_small_face_pass(config, detector),
+                         small_face_probe=config.small_face_probe)
 
 
 def init_worker(config: PrepareConfig, single_thread: bool, detector=None, parent_pid: int | None = None) -> None:

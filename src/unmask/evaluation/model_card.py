@@ -46,7 +46,8 @@ def _face_step(prepare: dict) -> str | None:
     from unmask.data.config import PrepareConfig
 
     config = PrepareConfig.from_recorded(prepare)
-    passes = ", ".join(["pass 1"] + ["pass 2"] * config.second_pass + ["pass 3 (near the face)"] * config.near_pass
+    passes = ", ".join(["pass 1"] + ["pass 2"] * config.second_pass + ["small-face pass"] * config.small_face_pass
+                       + ["pass 3 (near the face)"] * config.near_pass
                        + [f"gaps up to {config.bridge_max_gap} bridged"] * bool(config.bridge_max_gap))
     return (f"{config.detector} detector ({passes}), {config.keep} face(s) per frame, margin {config.margin}, "
             f"{config.size} px {config.image_format}, {config.sampler.strategy} sampler, "

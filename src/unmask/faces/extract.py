@@ -1,12 +1,18 @@
 """Frames in, face crops out: the face step that prepare, predict and explain all call.
 
-Three passes and bridged gaps:
+Four passes and bridged gaps:
 
 1. The first pass runs the detector on every sampled frame at reduced size (640 px): fast, and it
    finds the faces of ordinary footage.
 2. Only the frames where it found nothing go to the second pass: the same detector's weights with
    other settings (larger frames, contrast-equalised luma), which finds small, dark and turned
    faces at a few times the cost. Ordinary clips never reach it, so they keep the first pass's speed.
+   Small faces: the frames still without a face and more than ``near_reach`` sampled frames from
+   any face these two passes saw (all the frames, in a video where they saw none), if the frame is
+   larger than these passes looked at it, are looked at in full (up to 1920 px) with a lower
+   face-size floor: a face a few dozen pixels wide in a 1080p frame, under the detector's
+   smallest once shrunk. It costs seconds per frame, so only such frames reach it, probed first
+   as in the second pass; its finds guide the third pass as the first two passes' do.
 3. The frames still without a face, in a video where the passes before found one in at least two
    frames, are searched where the face should be, from where those passes saw it at most two
    sampled frames away: a window a few face widths across, enlarged so the face is 80, 120, then
@@ -18,7 +24,8 @@ Three passes and bridged gaps:
    frames where it was found at nearby places) is bridged: the box is interpolated and the crop
    cut, marked ``det_pass="bridged"``, so the gap is reported in the manifest, not dropped.
 
-Each crop records how it was found in ``FaceCrop.det_pass``: ``"1"``, ``"2"``, ``"3"`` or ``"bridged"``.
+Each crop records how it was found in ``FaceCrop.det_pass``: ``"1"``, ``"2"``, ``"small"``, ``"3"`` or
+``"bridged"``.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from unmask.video.reader import Frame
 from unmask.video.sampling import evenly_spaced
 
 KEEP_MODES = ("largest", "all")
-DET_PASSES = ("1", "2", "3", "bridged")
+DET_PASSES = ("1", "2", "small", "3", "bridged")
 # Face widths (window pixels) the third pass enlarges its window to, in turn until one finds the
 # face: a dim, noisy face that MTCNN misses at one scale it often finds at another (hard set).
 NEAR_FACE_PX = (80, 120, 160)
@@ -63,7 +70,8 @@ class FaceCrop:
         score: the detector's confidence.
         box: ``(x1, y1, x2, y2)`` detection box in frame pixels.
         image: ``(size_px, size_px, 3) uint8`` RGB crop.
-        det_pass: ``"1"`` (first pass), ``"2"`` (second pass), ``"3"`` (searched near the face of
+        det_pass: ``"1"`` (first pass), ``"2"`` (second pass), ``"small"`` (the frame looked at in
+            full, far from any face the first two passes saw), ``"3"`` (searched near the face of
             the neighbouring frames) or ``"bridged"`` (box interpolated
             across a gap in its track; ``score`` is then 0.0).
         landmarks: five ``(x, y)`` points in frame pixels, flattened (see
@@ -235,45 +243,72 @@ class FaceExtractor:
             It runs only where the passes before found faces in at least two frames (a lone
             box, perhaps a false one, is not followed), and only on frames at most
             ``near_reach`` sampled frames from one of theirs.
+        small_face_pass: the detector for the frames more than ``near_reach`` sampled frames from
+            any face passes 1 and 2 saw (all frames, when they saw none), run on frames larger
+            than those passes looked at them (usually ``detector.with_settings(max_side_px=1920,
+            min_face_px=12, enhance=True)``); None: off. Its finds guide the third pass.
+        small_face_probe: as ``second_pass_probe``, for the small-face pass.
     """
 
     def __init__(self, detector: FaceDetector | str = DEFAULT_DETECTOR, *, margin: float = DEFAULT_MARGIN,
                  size_px: int = 224, keep: str = "largest", batch_size: int = 16,
                  second_pass: FaceDetector | None = None, bridge_max_gap: int = 0, second_pass_probe: int = 0,
-                 near_pass: FaceDetector | None = None, near_reach: int = 2):
+                 near_pass: FaceDetector | None = None, near_reach: int = 2,
+                 small_face_pass: FaceDetector | None = None, small_face_probe: int = 0):
         check_crop_settings(margin=margin, size=size_px, keep=keep)
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
         self.margin, self.size_px, self.keep, self.batch_size = margin, size_px, keep, batch_size
         self.second_pass, self.bridge_max_gap, self.second_pass_probe = second_pass, bridge_max_gap, second_pass_probe
         self.near_pass, self.near_reach = near_pass, near_reach
+        self.small_face_pass, self.small_face_probe = small_face_pass, small_face_probe
 
     def detect(self, frames: Sequence[Frame]) -> tuple[list[list[Detection]], list[list[str]]]:
         """All passes: per frame its detections and, for each, the pass that found it."""
         detections = detect_frames(self.detector, frames, self.batch_size)
         passes = [["1"] * len(d) for d in detections]
         self._second_pass(frames, detections, passes)
+        self._small_face_pass(frames, detections, passes)
         self._near_pass(frames, detections, passes)
         return detections, passes
 
     def _second_pass(self, frames, detections, passes) -> None:
         """Fill ``detections`` and ``passes`` of the frames the first pass missed, in place."""
         missed = [i for i, d in enumerate(detections) if not d]
-        if self.second_pass is None or not missed:
+        if self.second_pass is not None:
+            self._probed(self.second_pass, "2", missed, self.second_pass_probe, frames, detections, passes)
+
+    def _small_face_pass(self, frames, detections, passes) -> None:
+        """Look in full at the large frames far from every face passes 1 and 2 saw, in place."""
+        if self.small_face_pass is None:
             return
-        todo = [missed]
-        if self.second_pass_probe and len(missed) > self.second_pass_probe:
-            picks = set(evenly_spaced(len(missed), self.second_pass_probe))
-            todo = [[m for k, m in enumerate(missed) if k in picks],
-                    [m for k, m in enumerate(missed) if k not in picks]]
-        for batch in todo:
-            found = detect_frames(self.second_pass, [frames[i] for i in batch], self.batch_size)
+        sides = [d.max_side_px for d in (self.detector, self.second_pass) if d is not None]
+        if 0 in sides:  # an earlier pass already looked at full resolution
+            return
+        seen_at = max(sides)
+        seen = [i for i, d in enumerate(detections) if d]
+        far = [t for t, frame in enumerate(frames) if max(frame.image.shape[:2]) > seen_at
+               and all(abs(t - i) > self.near_reach for i in seen)]
+        self._probed(self.small_face_pass, "small", far, self.small_face_probe, frames, detections, passes)
+
+    def _probed(self, detector, label, todo, probe, frames, detections, passes) -> None:
+        """Run ``detector`` on the frames ``todo``, filling ``detections`` and ``passes`` in place;
+        with more than ``probe`` of them, on that many spread evenly first, and on the rest only if
+        it found a face there."""
+        if not todo:
+            return
+        batches = [todo]
+        if probe and len(todo) > probe:
+            picks = set(evenly_spaced(len(todo), probe))
+            batches = [[m for k, m in enumerate(todo) if k in picks], [m for k, m in enumerate(todo) if k not in picks]]
+        for batch in batches:
+            found = detect_frames(detector, [frames[i] for i in batch], self.batch_size)
             for i, dets in zip(batch, found):
-                detections[i], passes[i] = dets, ["2"] * len(dets)
+                detections[i], passes[i] = dets, [label] * len(dets)
             if not any(found):  # nothing in the probe: most likely no face to find
                 break
 
     def _near_pass(self, frames, detections, passes) -> None:
-        """Search the frames still without a face near the faces passes 1 and 2 saw at most
+        """Search the frames still without a face near the faces the passes before saw at most
         ``near_reach`` frames away (:func:`expected_places`, :func:`find_near`), in place.
 
         Only the earlier passes' sightings guide it, never its own finds: a weak find cannot

@@ -10,6 +10,10 @@ Each clip holds 32 frames (the default sampler takes all of them). Conditions:
 - ``small_dark``: both at once and worse, as in a dark room filmed at 1080p from a few metres:
   dimmer (gain 0.2, gamma 2.4), noisier (sigma 10), slightly out of focus, CRF 32. The hardest case:
   the 640 px first pass alone finds the face in about 60% of the frames.
+- ``tiny_dark``: a face about 28 px wide (its box ~38 px high, the head ~50 px) in a 1920x1080
+  frame, dimmed (gain 0.3, gamma 2.2), noisy (sigma 10), CRF 28: a person at the back of a dark
+  room. Shrunk to the passes' 640 and 1280 px, the face is under MTCNN's smallest; only a look at
+  full resolution finds it.
 - ``blur``: motion blur, a streak 8-16% of the face's width in a direction that changes per frame.
 - ``crf40``: re-encoded with libx264 at CRF 40 (blocky, smeared).
 - ``rotated``: stored a quarter turn sideways with rotation metadata (as phones write it).
@@ -41,8 +45,9 @@ from unmask.errors import UnmaskError
 
 NUM_FRAMES = 32
 FRAME_1080P = (1920, 1080)
-CONDITIONS = ("dark", "small", "small_dark", "blur", "crf40", "rotated", "profile", "cutaway")
+CONDITIONS = ("dark", "small", "small_dark", "tiny_dark", "blur", "crf40", "rotated", "profile", "cutaway")
 NOFACE_CONDITIONS = ("noface", "noface_dark")
+TINY_FACE_PX = (26, 30)  # ``tiny_dark``'s face widths
 CUTAWAY = range(12, 20)  # the frames of a ``cutaway`` clip that show no face
 
 
@@ -100,12 +105,14 @@ def _scene(size: tuple[int, int], t: int, names=SCENES) -> np.ndarray:
     return np.ascontiguousarray(big[dy:dy + height, dx:dx + width])
 
 
-def _shrink(frames: list[np.ndarray], face_px: float, rng: np.random.Generator) -> list[np.ndarray]:
-    """Shrink each frame so its face is 60-120 px wide and place it in a 1920x1080 scene."""
+def _shrink(frames: list[np.ndarray], face_px: float, rng: np.random.Generator,
+            widths: tuple[float, float] = (60, 120)) -> list[np.ndarray]:
+    """Shrink each frame so its face is ``widths`` px wide (from one to the other and back over
+    the clip) and place it in a 1920x1080 scene."""
     width, height = FRAME_1080P
     out = []
     for t, frame in enumerate(frames):
-        target = 60 + 60 * (0.5 + 0.5 * np.sin(2 * np.pi * t / len(frames)))  # 60..120 px over the clip
+        target = widths[0] + (widths[1] - widths[0]) * (0.5 + 0.5 * np.sin(2 * np.pi * t / len(frames)))
         scale = target / face_px
         small = cv2.resize(frame, (max(1, int(frame.shape[1] * scale)), max(1, int(frame.shape[0] * scale))),
                            interpolation=cv2.INTER_AREA)
@@ -217,7 +224,7 @@ def _face_width(frame: np.ndarray) -> tuple[float, tuple[float, ...]]:
 def make_condition(frames: list[np.ndarray], condition: str, path: Path, *, seed: int = 0) -> Path:
     """Apply ``condition`` (one of :data:`CONDITIONS`) to a face clip's ``frames`` and encode it."""
     rng = np.random.default_rng(seed)
-    if condition in ("small", "small_dark", "cutaway", "blur"):
+    if condition in ("small", "small_dark", "tiny_dark", "cutaway", "blur"):
         face_px, box = _face_width(frames[0])
     if condition == "dark":
         return encode(path, _darken(frames, rng))
@@ -230,6 +237,8 @@ def make_condition(frames: list[np.ndarray], condition: str, path: Path, *, seed
             small = [_scene(FRAME_1080P, t + 3) if t in CUTAWAY else f for t, f in enumerate(small)]
         small = [cv2.GaussianBlur(f, (0, 0), 1.2) for f in small]
         return encode(path, _darken(small, rng, gain=0.2, gamma=2.4, noise=10.0), crf=32)
+    if condition == "tiny_dark":
+        return encode(path, _darken(_shrink(frames, face_px, rng, TINY_FACE_PX), rng, gain=0.3, noise=10.0), crf=28)
     if condition == "blur":
         return encode(path, _motion_blur(frames, face_px, rng))
     if condition == "crf40":
