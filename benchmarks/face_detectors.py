@@ -3,11 +3,12 @@ false boxes, ms per frame.
 
 Runs the face step exactly as ``prepare`` builds it (``make_extractor``) over the hard set of
 ``benchmarks/make_hard_set.py`` (made first if missing), for each detector: the first pass alone,
-passes 1 and 2 with bridging (the default before the third pass), and the default (passes 1, 2, 3,
-bridging):
+passes 1 and 2 with bridging, passes 1, 2 and 3 with bridging (the default before the small-face
+pass), and the default (passes 1, 2, small-face, 3, bridging):
 
     python benchmarks/face_detectors.py                       # mtcnn and haar, hard set in /tmp
     python benchmarks/face_detectors.py --detectors mtcnn --hard-set DIR
+    python benchmarks/face_detectors.py --detectors mtcnn --sources ffpp519 --conditions tiny_dark,noface,noface_dark
     python benchmarks/face_detectors.py --normal      # ordinary clips: one pass vs the default, ms per frame
 
 Per configuration and condition it prints the frames with a face (summed over the sources, each
@@ -33,7 +34,7 @@ from make_hard_set import default_sources  # noqa: E402
 
 from unmask.data.config import PrepareConfig  # noqa: E402
 from unmask.data.crop_video import make_extractor  # noqa: E402
-from unmask.testing.hard_set import make_hard_set  # noqa: E402
+from unmask.testing.hard_set import CONDITIONS, NOFACE_CONDITIONS, make_hard_set  # noqa: E402
 from unmask.video import FrameSampler, sample_frames  # noqa: E402
 
 
@@ -84,27 +85,32 @@ def main():
     parser.add_argument("--hard-set", type=Path, default=Path("/tmp/unmask-hard-set"))
     parser.add_argument("--detectors", default="mtcnn,haar")
     parser.add_argument("--conditions", default=None, help="comma-separated subset of the conditions")
+    parser.add_argument("--sources", default=None, help="comma-separated subset of the sources")
     parser.add_argument("--normal", action="store_true", help="time ordinary clips instead (../shared/samples)")
     args = parser.parse_args()
     cv2.setNumThreads(1)  # one core per worker, as prepare runs it
     if args.normal:
         return compare_on_normal_clips(args.detectors.split(",")[0])
 
-    clips = make_hard_set(args.hard_set, default_sources())
-    if args.conditions:
-        clips = [c for c in clips if c.condition in args.conditions.split(",")]
+    sources = default_sources()
+    if args.sources:
+        sources = {k: v for k, v in sources.items() if k in args.sources.split(",")}
+    wanted = args.conditions.split(",") if args.conditions else CONDITIONS + NOFACE_CONDITIONS
+    clips = make_hard_set(args.hard_set, sources, conditions=[c for c in CONDITIONS if c in wanted],
+                          noface=[c for c in NOFACE_CONDITIONS if c in wanted])
     frames = {c.path: sample_frames(c.path, FrameSampler()) for c in clips}
     print(f"{len(clips)} clips in {args.hard_set}; {os.cpu_count()} cores, cv2 threads 1\n")
-    print("| detector | passes | condition | face frames with a face (pass 1 + 2 + 3 + bridged) / face frames | "
+    print("| detector | passes | condition | face frames with a face (pass 1 + 2 + small + 3 + bridged) / face frames | "
           "worst clip | faceless frames with a (false) box | ms per frame |")
     print("|---|---|---|---|---|---|---|")
-    configs = (("1", dict(second_pass=False, near_pass=False, bridge_max_gap=0)),
-               ("1+2, bridged", dict(near_pass=False)), ("1+2+3, bridged (default)", {}))
+    configs = (("1", dict(second_pass=False, near_pass=False, small_face_pass=False, bridge_max_gap=0)),
+               ("1+2, bridged", dict(near_pass=False, small_face_pass=False)),
+               ("1+2+3, bridged", dict(small_face_pass=False)), ("1+2+small+3, bridged (default)", {}))
     for name in args.detectors.split(","):
         base = PrepareConfig("folder", detector=name)
         for label, changes in configs:
             extractor = make_extractor(replace(base, **changes))
-            rows = defaultdict(lambda: {"1": 0, "2": 0, "3": 0, "bridged": 0, "n": 0, "boxes": 0, "ms": [],
+            rows = defaultdict(lambda: {"1": 0, "2": 0, "small": 0, "3": 0, "bridged": 0, "n": 0, "boxes": 0, "ms": [],
                                         "worst": None})
             for clip in clips:
                 faceless = set(clip.faceless_frames)
@@ -122,8 +128,8 @@ def main():
                 print(f"  {name} [{label}] {clip.path.name}: {counts} false boxes={boxes} {ms:.0f} ms/frame",
                       file=sys.stderr, flush=True)
             for condition, row in rows.items():
-                found = row["1"] + row["2"] + row["3"] + row["bridged"]
-                print(f"| `{name}` | {label} | {condition} | {found} ({row['1']} + {row['2']} + {row['3']} + "
+                found = row["1"] + row["2"] + row["small"] + row["3"] + row["bridged"]
+                print(f"| `{name}` | {label} | {condition} | {found} ({row['1']} + {row['2']} + {row['small']} + {row['3']} + "
                       f"{row['bridged']}) / {row['n']} | {'%d/%d' % row['worst'] if row['worst'] else ''} | {row['boxes']} | "
                       f"{sum(row['ms']) / len(row['ms']):.0f} |", flush=True)
 

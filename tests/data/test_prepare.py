@@ -226,7 +226,8 @@ def test_recorded_settings_rebuild_the_same_config():
     config = PrepareConfig("ffpp", sampler=FrameSampler("stride", 5, every_n=3), margin=1.5, size=128,
                            keep="all", image_format="jpg", min_score=0.8, max_side=480, workers=2,
                            second_pass_side=960, second_pass_min_score=0.85, second_pass_probe=4,
-                           near_pass_min_score=0.8, bridge_max_gap=3)
+                           near_pass_min_score=0.8, bridge_max_gap=3, small_face_pass=False, small_face_side=1600,
+                           small_face_min_px=16, small_face_min_score=0.8, small_face_probe=2)
     again = PrepareConfig.from_recorded(json.loads(json.dumps(config.recorded())))
     assert again.recorded() == config.recorded() and again.sampler == config.sampler
 
@@ -262,6 +263,9 @@ def test_settings_recorded_before_the_two_pass_face_step_keep_their_one_pass_mea
     import json
 
     old = json.loads(json.dumps(PrepareConfig("ffpp").recorded()))
+    three_pass = PrepareConfig.from_recorded({k: v for k, v in old.items() if not k.startswith("small_face")})
+    assert not three_pass.small_face_pass and make_extractor(three_pass).small_face_pass is None
+    assert three_pass.near_pass and three_pass.second_pass
     for key in ("near_pass", "near_pass_min_score"):
         del old[key]
     two_pass = PrepareConfig.from_recorded(old)  # recorded before the third pass: two passes, bridged
@@ -279,6 +283,9 @@ def test_settings_recorded_before_the_two_pass_face_step_keep_their_one_pass_mea
     assert today.bridge_max_gap == 2 and today.second_pass.enhance
     assert (today.second_pass.max_side_px, today.second_pass.min_side_px) == (1280, 1280)
     assert today.second_pass.min_score == 0.9 and today.detector.max_side_px == 640 and today.second_pass_probe == 8
+    small = today.small_face_pass
+    assert (small.max_side_px, small.min_side_px, small.min_face_px, small.min_score) == (1920, 0, 12, 0.95)
+    assert small.enhance and small._mtcnn is today.detector._mtcnn and today.small_face_probe == 4
     with pytest.raises(UnmaskError, match="^bridge_max_gap must"):
         PrepareConfig("ffpp", bridge_max_gap=-1)
 

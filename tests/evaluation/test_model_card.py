@@ -23,7 +23,8 @@ def test_train_writes_a_model_card_with_data_settings_calibration_and_versions(s
     assert card["data"]["classes"] == {"0": "real", "1": "fake"} and card["data"]["protocol"] == "video"
     assert card["training"]["lr"] == 1e-3 and card["training"]["epochs_run"] == 10
     assert card["training"]["size"] == 64 and card["training"]["batch_sampler"] == "shuffle"
-    assert card["data"]["face_step"].startswith("mtcnn detector (pass 1, pass 2, pass 3 (near the face), gaps up to 2 bridged)")
+    assert card["data"]["face_step"].startswith("mtcnn detector (pass 1, pass 2, small-face pass, pass 3 (near the face), "
+                                                 "gaps up to 2 bridged)")
     assert ", 64 px png, uniform sampler, 8 frames per video" in card["data"]["face_step"]
     assert card["decision"]["threshold"] == 0.5 and card["calibration"]["ece_frame"] is not None
     # 1 fake and 1 real validation video: the card must say the calibration rests on too little

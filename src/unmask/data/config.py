@@ -103,7 +103,7 @@ class PrepareConfig:
     small_face_side: int = setting(1920, help="The small-face pass's largest frame size (longer side, px).",
                                    flag=False)
     small_face_min_px: int = setting(12, help="The small-face pass's smallest face (px).", flag=False)
-    small_face_min_score: float = setting(0.9, help="The small-face pass's score floor.", flag=False)
+    small_face_min_score: float = setting(0.95, help="The small-face pass's score floor.", flag=False)
     small_face_probe: int = setting(4, help="Frames the small-face pass probes first (0: all).", flag=False)
     workers: int = setting(1, help="Worker processes (one per core is a good start).",
                            more="1: in this process.")

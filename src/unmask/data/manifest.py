@@ -16,7 +16,8 @@ time_s         presentation time in seconds
 track_id       face track within the video (0 when only the largest face is kept)
 det_score      the detector's confidence
 x1 y1 x2 y2    detection box in frame pixels
-det_pass       how the face was found: ``1`` first pass, ``2`` second pass, ``3`` third pass
+det_pass       how the face was found: ``1`` first pass, ``2`` second pass, ``small`` the
+               small-face pass (a large frame looked at in full), ``3`` third pass
                (searched near the face of the frames around), ``bridged`` box interpolated
                across a gap in its face track (det_score 0.0)
 left_eye_x ... the detector's five landmarks in frame pixels (``left_eye``, ``right_eye``,

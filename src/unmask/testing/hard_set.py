@@ -12,8 +12,8 @@ Each clip holds 32 frames (the default sampler takes all of them). Conditions:
   the 640 px first pass alone finds the face in about 60% of the frames.
 - ``tiny_dark``: a face about 28 px wide (its box ~38 px high, the head ~50 px) in a 1920x1080
   frame, dimmed (gain 0.3, gamma 2.2), noisy (sigma 10), CRF 28: a person at the back of a dark
-  room. Shrunk to the passes' 640 and 1280 px, the face is under MTCNN's smallest; only a look at
-  full resolution finds it.
+  room. Under the first two passes' 32 px face floor, and near MTCNN's smallest once shrunk to
+  their 640 or 1280 px: only the small-face pass, which looks at the frame in full, finds it.
 - ``blur``: motion blur, a streak 8-16% of the face's width in a direction that changes per frame.
 - ``crf40``: re-encoded with libx264 at CRF 40 (blocky, smeared).
 - ``rotated``: stored a quarter turn sideways with rotation metadata (as phones write it).
