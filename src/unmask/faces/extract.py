@@ -7,12 +7,13 @@ Four passes and bridged gaps:
 2. Only the frames where it found nothing go to the second pass: the same detector's weights with
    other settings (larger frames, contrast-equalised luma), which finds small, dark and turned
    faces at a few times the cost. Ordinary clips never reach it, so they keep the first pass's speed.
-   Small faces: the frames still without a face and more than ``near_reach`` sampled frames from
-   any face these two passes saw (all the frames, in a video where they saw none), if the frame is
-   larger than these passes looked at it, are looked at in full (up to 1920 px) with a lower
-   face-size floor: a face a few dozen pixels wide in a 1080p frame, under the detector's
-   smallest once shrunk. It costs seconds per frame, so only such frames reach it, probed first
-   as in the second pass; its finds guide the third pass as the first two passes' do.
+   After it, the small-face pass: the frames still without a face and more than ``near_reach``
+   sampled frames from any face these two passes saw (all the frames, in a video where they saw
+   none), if the frame is larger than these passes looked at it, are looked at in full (up to
+   1920 px) with a lower face-size floor: a face a few dozen pixels wide in a 1080p frame is under
+   the earlier passes' floor and near the detector's smallest once shrunk. It is the costliest
+   pass, so only such frames reach it, probed first as in the second pass; its finds guide the
+   third pass as the first two passes' do.
 3. The frames still without a face, in a video where the passes before found one in at least two
    frames, are searched where the face should be, from where those passes saw it at most two
    sampled frames away: a window a few face widths across, enlarged so the face is 80, 120, then
