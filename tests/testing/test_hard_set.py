@@ -57,10 +57,11 @@ def test_the_faces_found_in_the_dark_are_where_the_face_is(hard_clips, results):
 
 def test_the_dark_small_clips_need_the_later_passes(hard_clips, results):
     """The clips are hard: one pass alone misses many frames, and passes 1 and 2 alone too few."""
-    first_only = make_extractor(replace(DEFAULT, second_pass=False, near_pass=False, bridge_max_gap=0))
+    first_only = make_extractor(replace(DEFAULT, second_pass=False, near_pass=False, small_face_pass=False,
+                                        bridge_max_gap=0))
     crops, _ = crops_of(first_only, next(c.path for c in hard_clips if c.condition == "small_dark"))
     assert len(frames_with_a_face(crops)) < 29 and {c.det_pass for c in crops} == {"1"}
-    no_third = make_extractor(replace(DEFAULT, near_pass=False))
+    no_third = make_extractor(replace(DEFAULT, near_pass=False, small_face_pass=False))
     hopper = next(c for c in hard_clips if c.path.name == "hopper_small_dark.mp4")
     assert len(frames_with_a_face(crops_of(no_third, hopper.path)[0])) < 29
     assert "3" in {c.det_pass for c in results[hopper.path.name][0]}
