@@ -136,12 +136,13 @@ def train_once(config_name: str, view: str, data: Path, run: Path, seed: int) ->
     timing_path = run / "timing.json"
     if not (run / "model.safetensors").is_file():
         config = make_config(seed=seed, protocol="official", **settings)
-        wall, cpu = time.perf_counter(), cpu_minutes()
-        train(data, run, config, resume=(run / "last.safetensors").is_file(),
+        wall, cpu, resume = time.perf_counter(), cpu_minutes(), (run / "last.safetensors").is_file()
+        train(data, run, config, resume=resume,
               on_epoch=lambda row: print(f"[{config_name} / {view}] epoch {row['epoch']}: val auc {row['val_auc']:.3f}",
                                          flush=True))
+        # a resumed run's minutes are those of its last part only: it says so
         timing_path.write_text(json.dumps({"wall_min": (time.perf_counter() - wall) / 60,
-                                           "cpu_min": cpu_minutes() - cpu}))
+                                           "cpu_min": cpu_minutes() - cpu, "resumed": resume}))
     meta = read_metadata(run / "model.safetensors")
     timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
     return {**timing, "settings": settings, "best_epoch": meta.get("epoch"), "epochs_run": meta.get("epochs_run"),
@@ -253,6 +254,17 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def choices(results: list[dict]) -> str:
+    """Per view, the configuration the validation split picks (the best validation AUC)."""
+    lines = []
+    for view in dict.fromkeys(r["view"] for r in results):
+        scored = [r for r in results if r["view"] == view and r.get("val_auc") is not None]
+        if scored:
+            best = max(scored, key=lambda r: r["val_auc"])
+            lines.append(f"- {view}: {best['config']} (val AUC {best['val_auc']:.2f} of {len(scored)} configurations)")
+    return "Chosen on the validation split:\n\n" + "\n".join(lines) if lines else ""
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--realdata", type=Path, default=REALDATA)
@@ -305,7 +317,7 @@ def main() -> None:
     results = [run_one(c, v, folders, args.work, args) for c, v in pairs]
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {'GPU' if _has_gpu() else 'no GPU'}"
     header = f"realdata (official split, seed {args.seed}; {machine})"
-    text = table(results)
+    text = f"{table(results)}\n\n{choices(results)}"
     (args.work / "realdata.md").write_text(f"{header}\n\n{text}\n")
     print(f"\n{header}\n\n{text}")
 
