@@ -92,18 +92,25 @@ def select(manifest, which: str):
     raise ValueError(which)
 
 
+def view_rows(manifest, view: str):
+    """The rows of ``manifest`` in the data folder of ``view``: its training videos outside the
+    official test split, the videos it is judged on inside it."""
+    from unmask.data.splits import split_column
+
+    test = manifest[split_column("official")] == "test"
+    return (~test & select(manifest, VIEWS[view]["train"])) | (test & select(manifest, VIEWS[view]["judge"]))
+
+
 def prepare_views(realdata: Path, prepared: Path, work: Path) -> dict[str, Path]:
     """Prepare the videos once; each view's folder is a manifest over the same crops: its
     training videos in the train and validation splits, the videos it is judged on in the test split."""
     from unmask.data.manifest import read_manifest, write_manifest
     from unmask.data.preparation import PrepareConfig, prepare
-    from unmask.data.splits import split_column
 
     if not (prepared / "manifest.parquet").is_file():
         summary = prepare(realdata / "videos.csv", prepared, PrepareConfig("csv", workers=2))
         print(f"prepared {summary.videos} videos, {summary.crops} crops ({summary.failed} failed)", flush=True)
     manifest, meta = read_manifest(prepared)
-    test = manifest[split_column("official")] == "test"
     folders = {}
     for name, view in VIEWS.items():
         folder = work / "data" / name
@@ -111,8 +118,7 @@ def prepare_views(realdata: Path, prepared: Path, work: Path) -> dict[str, Path]
             folder.mkdir(parents=True, exist_ok=True)
             if not (folder / "crops").exists():
                 (folder / "crops").symlink_to((prepared / "crops").resolve())
-            keep = (~test & select(manifest, view["train"])) | (test & select(manifest, view["judge"]))
-            write_manifest(manifest[keep].reset_index(drop=True), folder / "manifest.parquet",
+            write_manifest(manifest[view_rows(manifest, name)].reset_index(drop=True), folder / "manifest.parquet",
                            {**meta, "view": f"{name} view of {prepared.resolve()}"})
         folders[name] = folder
     return folders
