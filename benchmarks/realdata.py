@@ -39,7 +39,7 @@ Configurations (``--configs``) are named entries of :data:`CONFIGS`: a preset an
 
     python benchmarks/realdata.py                                     # the default configuration, every view
     python benchmarks/realdata.py --configs recipe,small-input --views all,no-th-fakes
-    python benchmarks/realdata.py --prepared /work/cache/realdata-prep --jobs 2 --threads 1
+    python benchmarks/realdata.py --prepared realdata/faces --jobs 2 --threads 1   # scripts/realdata.sh's folder
 """
 
 from __future__ import annotations
