@@ -8,7 +8,6 @@ records it as a local run does, so manifest, failures, resume and recorded setti
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Callable
 
@@ -36,11 +35,11 @@ def crop_on_ray(todo: list[VideoItem], out_dir: Path, config: PrepareConfig, rec
     ``config.workers`` above 1 sets the number of Ray workers; otherwise there is one per CPU of the
     cluster (per GPU when ``config.device`` names a CUDA device).
     """
+    if not todo:
+        return
     gpus = 1 if (config.device or "").startswith("cuda") else 0
     with ray_session(address):
-        # Absolute paths: a worker's working folder is not the driver's.
-        jobs = [dataclasses.replace(item, path=item.path.resolve()) for item in todo]
-        run_on_actors(_start_worker, (config, out_dir.resolve()), _crop, jobs,
+        run_on_actors(_start_worker, (config, out_dir), _crop, todo,
                       on_done=lambda item, outcome: record(*outcome),
                       on_lost=lambda item, why: record(item.video_id, None, why),
                       workers=config.workers if config.workers > 1 else None, gpus_per_worker=gpus)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from typing import Any, Callable, Iterable
 
 from unmask.errors import UnmaskError
@@ -62,9 +63,15 @@ def ray_session(address: str | None = None):
 
 
 class _Worker:
-    """One Ray actor: ``setup(*args)`` once, then ``work(state, item)`` for each item sent."""
+    """One Ray actor: ``setup(*args)`` once, then ``work(state, item)`` for each item sent.
 
-    def __init__(self, setup: Callable, args: tuple):
+    It works in the driver's working folder where its node has one (a shared filesystem), so
+    that relative paths mean there what they mean to the driver.
+    """
+
+    def __init__(self, setup: Callable, args: tuple, cwd: str):
+        if os.path.isdir(cwd):
+            os.chdir(cwd)
         self.state = setup(*args)
 
     def ready(self) -> bool:
@@ -108,7 +115,7 @@ def run_on_actors(setup: Callable, args: tuple, work: Callable, items: Iterable,
     if workers is None:
         workers = int(resources.get("GPU" if gpus_per_worker else "CPU", 1) / (gpus_per_worker or 1)) or 1
     remote = ray.remote(num_cpus=1, num_gpus=gpus_per_worker, max_restarts=-1)(_Worker)
-    actors = [remote.remote(setup, args) for _ in range(min(workers, len(queue)))]
+    actors = [remote.remote(setup, args, os.getcwd()) for _ in range(min(workers, len(queue)))]
     try:
         try:
             ray.get([actor.ready.remote() for actor in actors])
