@@ -307,7 +307,7 @@ def _crop_videos(todo: list[VideoItem], out_dir: Path, config: PrepareConfig, de
         from unmask.data.ray_prepare import crop_on_ray
 
         del detector
-        crop_on_ray(todo, out_dir, config, record, address=engine[1])
+        crop_on_ray(sorted(todo, key=lambda item: -_file_size(item)), out_dir, config, record, address=engine[1])
     elif config.workers == 1 or len(todo) <= 1:
         init_worker(config, single_thread=False, detector=detector)
         for item in todo:

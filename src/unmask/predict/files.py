@@ -75,8 +75,10 @@ def predict_files(model: str | Path, paths, out: str | Path, *, fmt: str | None 
         meter.advance(stage="judging", unreadable=counts["unreadable"])
 
     if engine == "ray":
+        from unmask.decision.checkpoint import read_metadata
         from unmask.predict.ray_predict import judge_on_ray
 
+        read_metadata(model)  # a missing or broken checkpoint: one line here, before any cluster starts
         with results:
             judge_on_ray(model, todo, write, device=device, prior_fake=prior_fake, num_frames=num_frames,
                          address=address, workers=workers)

@@ -72,24 +72,26 @@ class _Worker:
     def __init__(self, setup: Callable, args: tuple, cwd: str):
         if os.path.isdir(cwd):
             os.chdir(cwd)
-        self.state = setup(*args)
+        self.state, self.error = None, None
+        try:
+            self.state = setup(*args)
+        except Exception as exc:  # handed to the driver whole by ready(): Ray keeps only its text
+            self.error = exc
 
-    def ready(self) -> bool:
-        return True
+    def ready(self) -> Exception | None:
+        """The error ``setup`` raised, if any (it then takes no work)."""
+        return self.error
 
     def run(self, work: Callable, item):
         return work(self.state, item)
 
 
 def _startup_error(exc: BaseException) -> UnmaskError:
-    """The user's error behind a worker that failed to start (the original one when it is ours)."""
-    seen = exc
-    while seen is not None and not isinstance(seen, UnmaskError):
-        seen = getattr(seen, "cause", None) or seen.__cause__
-    if seen is not None:
-        return seen
+    """A worker's failed start as one line (a user's error, such as a missing model, as it is)."""
+    if isinstance(exc, UnmaskError):
+        return exc
     first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-    return UnmaskError(f"A Ray worker could not start: {first}")
+    return UnmaskError(f"A Ray worker could not start: {type(exc).__name__}: {first}")
 
 
 def run_on_actors(setup: Callable, args: tuple, work: Callable, items: Iterable, *,
@@ -118,9 +120,11 @@ def run_on_actors(setup: Callable, args: tuple, work: Callable, items: Iterable,
     actors = [remote.remote(setup, args, os.getcwd()) for _ in range(min(workers, len(queue)))]
     try:
         try:
-            ray.get([actor.ready.remote() for actor in actors])
-        except ray.exceptions.RayError as exc:
+            errors = ray.get([actor.ready.remote() for actor in actors])
+        except ray.exceptions.RayError as exc:  # a worker that died starting (unmask missing on a node ...)
             raise _startup_error(exc) from None
+        if any(errors):
+            raise _startup_error(next(e for e in errors if e)) from None
         logger.info("%d items on %d Ray workers", len(queue), len(actors))
         _dispatch(ray, actors, work, queue, on_done, on_lost)
     finally:
