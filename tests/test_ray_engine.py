@@ -139,3 +139,15 @@ def test_without_ray_the_engine_is_one_line_and_the_local_engine_never_loads_it(
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             if any(name == "ray" or name.startswith("ray.") for name in names):
                 assert path.name == "ray_cluster.py" and node.col_offset > 0, f"{path}:{node.lineno} imports ray"
+
+
+def test_a_csv_list_names_the_inputs_relative_to_itself(tmp_path):
+    from unmask.predict.batch import find_inputs
+
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "day.csv").write_text("id,path\n1,../a.mp4\n2,/abs/b.mp4\n3,\n")
+    inputs, _ = find_inputs([tmp_path / "lists" / "day.csv"])
+    assert inputs == [tmp_path / "lists" / "../a.mp4", Path("/abs/b.mp4")]
+    (tmp_path / "empty.csv").write_text("path\n")
+    with pytest.raises(UnmaskError, match="lists no input"):
+        find_inputs([tmp_path / "empty.csv"])

@@ -67,11 +67,12 @@ def _listed(path: Path) -> list[Path]:
     import csv
 
     with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.reader(fh))
-    if not rows or len(rows) < 2:
-        raise UnmaskError(f"{_short(path)} lists no input (a header, then one path per row)")
+        rows = list(csv.reader(fh)) or [[]]
     column = rows[0].index("path") if "path" in rows[0] else 0
-    return [path.parent / row[column] for row in rows[1:] if len(row) > column and row[column].strip()]
+    listed = [path.parent / row[column] for row in rows[1:] if len(row) > column and row[column].strip()]
+    if not listed:
+        raise UnmaskError(f"{_short(path)} lists no input (a header, then one path per row)")
+    return listed
 
 
 def _short(path: Path, limit: int = 120) -> str:
