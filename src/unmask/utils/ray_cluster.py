@@ -107,13 +107,16 @@ def run_on_actors(setup: Callable, args: tuple, work: Callable, items: Iterable,
     which stops the items in flight, and is raised again.
 
     Raises:
-        UnmaskError: a worker cannot start (the error its ``setup`` raised, when it is a user's).
+        UnmaskError: a worker cannot start (the error its ``setup`` raised, when it is a user's), or
+            GPUs are asked for on a cluster without any.
     """
     ray = import_ray()
     queue = list(items)
     if not queue:
         return
     resources = ray.cluster_resources()
+    if gpus_per_worker and resources.get("GPU", 0) < gpus_per_worker:  # its workers would wait for ever
+        raise UnmaskError("A CUDA device was asked for, but the Ray cluster has no GPU; use --device cpu")
     if workers is None:
         workers = int(resources.get("GPU" if gpus_per_worker else "CPU", 1) / (gpus_per_worker or 1)) or 1
     remote = ray.remote(num_cpus=1, num_gpus=gpus_per_worker, max_restarts=-1)(_Worker)
