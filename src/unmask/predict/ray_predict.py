@@ -17,6 +17,11 @@ from unmask.utils.ray_cluster import ray_session, run_on_actors
 
 
 def _start_worker(model: str, device: str | None, prior_fake: float | None, num_frames: int | None):
+    import cv2
+    import torch
+
+    cv2.setNumThreads(1)  # one core per worker, as Ray counts them: no fight over cores between workers
+    torch.set_num_threads(1)
     return Detector.load(model, device=device, prior_fake=prior_fake), num_frames
 
 
