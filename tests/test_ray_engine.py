@@ -22,9 +22,10 @@ SMALL = dict(sampler=FrameSampler("uniform", 4), size=64)
 SRC = str(Path(unmask.__file__).resolve().parents[1])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster():
-    """A two-CPU Ray cluster on this machine, for the session (workers find unmask on PYTHONPATH)."""
+    """A two-CPU Ray cluster on this machine, for this module's tests only: its daemons are gone
+    before the rest of the suite runs (workers find unmask on PYTHONPATH)."""
     import ray
 
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [SRC, os.environ.get("PYTHONPATH")]))
