@@ -10,6 +10,13 @@ checkpoint on disk) for the first backbone.
 
     python benchmarks/predict_speed.py                       # small backbones and the paper's four
     python benchmarks/predict_speed.py --models mobilenetv3_small --repeats 5
+    python benchmarks/predict_speed.py --engine ray --inputs 8   # a folder on Ray against the local engine
+
+With ``--engine ray`` it judges a folder of ``--inputs`` copies of the clip into a results file
+with the local engine (one process) and with ``--engine ray`` (one Detector per worker, as many as
+cores), alternated over ``--repeats`` rounds, with the first of ``--models``: the ratio local / Ray
+time is what the engine costs or gains (goal >= 0.85). The Ray cluster is started before the
+timing, as one a user already has; its workers' start-up (imports, model load) is timed.
 """
 
 from __future__ import annotations
@@ -117,6 +124,9 @@ def main() -> None:
     parser.add_argument("--clip", type=Path, help="Use this clip instead of making one.")
     parser.add_argument("--threads", type=int, help="torch threads (default torch's: one per core). On a "
                         "machine shared with other work, 1 avoids OpenMP's busy-waiting on taken cores.")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="ray: time a folder judged on Ray against the local engine instead")
+    parser.add_argument("--inputs", type=int, default=8, help="--engine ray: clips in the folder")
     args = parser.parse_args()
     import torch
 
@@ -127,6 +137,8 @@ def main() -> None:
         tmp = Path(tmp)
         clip = args.clip or make_clip(tmp / "clip720p.mp4")
         names = [m for m in args.models.split(",") if m]
+        if args.engine == "ray":
+            return compare_engines(names[0], clip, tmp, args.inputs, args.repeats)
         print(f"clip {clip.name}; torch threads {torch.get_num_threads()}; {args.repeats} runs each, median")
         print("| model | " + " | ".join(STAGES) + " | load |")
         print("|---" * (len(STAGES) + 2) + "|")
@@ -135,6 +147,42 @@ def main() -> None:
             print(f"| {name} | " + " | ".join(f"{t[s]:.2f}" for s in (*STAGES, "load")) + " |", flush=True)
         help_s, cold_s = time_cold(names[0], clip, tmp, args.threads)
         print(f"\ncold start, {names[0]}: `unmask --help` {help_s:.2f} s; `unmask predict` {cold_s:.2f} s")
+
+
+def compare_engines(name: str, clip: Path, tmp: Path, inputs: int, rounds: int) -> None:
+    """``predict_files`` on a folder with the local engine, then on Ray, ``rounds`` times."""
+    import os
+    import shutil
+
+    import ray
+
+    from unmask.decision.checkpoint import save_checkpoint
+    from unmask.models import create_model
+    from unmask.predict.files import predict_files
+
+    run = tmp / f"run-{name}"
+    save_checkpoint(run / "model.safetensors", {f"model.{k}": v for k, v in create_model(name).state_dict().items()},
+                    meta_for(name))
+    folder = tmp / "folder"
+    folder.mkdir()
+    for i in range(inputs):
+        shutil.copyfile(clip, folder / f"clip{i:03d}.mp4")
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False)
+    seconds = {"local": 0.0, "ray": 0.0}
+    for r in range(rounds):
+        for engine in seconds:
+            t0 = time.perf_counter()
+            summary = predict_files(run, [folder], tmp / f"{engine}{r}.jsonl", engine=engine, device="cpu")
+            seconds[engine] += time.perf_counter() - t0
+            assert summary.judged == inputs
+    ray.shutdown()
+    print(f"\n{inputs} copies of {clip.name}, model {name} (random weights), {rounds} rounds, mean seconds per "
+          f"round; {os.cpu_count()} cores (local: one process; Ray: {os.cpu_count()} workers)\n")
+    print("| engine | seconds | inputs/s |")
+    print("|---|---|---|")
+    for engine, total in seconds.items():
+        print(f"| {engine} | {total / rounds:.1f} | {inputs * rounds / total:.2f} |")
+    print(f"\nratio Ray / local throughput: {seconds['local'] / seconds['ray']:.2f} (goal >= 0.85)")
 
 
 if __name__ == "__main__":

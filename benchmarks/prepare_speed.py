@@ -11,6 +11,12 @@ The ratio (2) / (3) is the share of prepare's time that is the real work; the go
 
     python benchmarks/prepare_speed.py                 # the FF++ samples in ../shared, else demo clips
     python benchmarks/prepare_speed.py --clips DIR     # any folder-layout dataset (real/, fake/)
+    python benchmarks/prepare_speed.py --engine ray    # prepare on Ray against the local engine
+
+With ``--engine ray`` it times ``prepare`` with the local engine and with ``--engine ray`` instead,
+alternated over the rounds, on the same clips with as many workers: the ratio local / Ray
+throughput is the engine's cost (goal >= 0.85). The Ray cluster is started before the timing, as
+one a user already has (``--address auto``); its workers' start-up is timed, as the local ones' is.
 """
 
 from __future__ import annotations
@@ -70,6 +76,8 @@ def main():
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--detector", default="mtcnn")
     parser.add_argument("--rounds", type=int, default=3, help="alternate the bare run and prepare this many times")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="ray: time prepare --engine ray against the local engine instead")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -83,6 +91,8 @@ def main():
             what = "8 synthetic 640x480 10 s demo clips"
         root = _folder_of_copies(source, dataset, args.repeat, tmp / "clips")
         paths = [str(i.path) for i in list_videos(root, "folder")]
+        if args.engine == "ray":
+            return compare_engines(root, tmp, args, what)
 
         ctx = mp.get_context("spawn")
         t_decode = t_both = t_prepare = 0.0
@@ -114,6 +124,30 @@ def main():
     print(f"| `prepare` end to end | {t_prepare:.1f} | {n / t_prepare:.2f} | {summary.crops / t_prepare:.1f} faces/s |")
     print(f"\ndetection alone: ~{(t_both - t_decode) / frames * 1000 * args.workers:.0f} ms per frame per process")
     print(f"ratio prepare / (decode + detect) throughput: {t_both / t_prepare:.2f} (goal >= 0.9)")
+
+
+def compare_engines(root: Path, tmp: Path, args, what: str) -> None:
+    """``prepare`` with the local engine, then on Ray, ``args.rounds`` times; the same outputs."""
+    import ray
+
+    ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+    config = PrepareConfig("folder", detector=args.detector, workers=args.workers)
+    seconds, crops = {"local": 0.0, "ray": 0.0}, {}
+    for r in range(args.rounds):
+        for engine in seconds:
+            t0 = time.perf_counter()
+            summary = prepare(root, tmp / f"{engine}{r}", config, engine=engine)
+            seconds[engine] += time.perf_counter() - t0
+            crops[engine] = summary.crops
+    ray.shutdown()
+    n = summary.videos
+    print(f"clips: {what}, each x{args.repeat} = {n} videos; {args.rounds} rounds, mean seconds per round; "
+          f"{os.cpu_count()} cores, {args.workers} workers, detector {args.detector}\n")
+    print("| engine | seconds | videos/s | face crops |")
+    print("|---|---|---|---|")
+    for engine, total in seconds.items():
+        print(f"| {engine} | {total / args.rounds:.1f} | {n * args.rounds / total:.2f} | {crops[engine]} |")
+    print(f"\nratio Ray / local throughput: {seconds['local'] / seconds['ray']:.2f} (goal >= 0.85)")
 
 
 if __name__ == "__main__":

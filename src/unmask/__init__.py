@@ -10,6 +10,7 @@ The pipeline, one call per stage (each also a command: ``unmask prepare``, ``unm
     unmask.explain_file("runs/effv2", "clip.mp4", "why/")
     unmask.export("runs/effv2", "effv2.onnx")
     verdict = unmask.Detector.load("runs/effv2").predict("clip.mp4")
+    unmask.predict_files("runs/effv2", ["uploads/"], "verdicts.jsonl", engine="ray")
 
 Everything here is imported on first use, so that ``import unmask`` (and ``unmask --help``)
 stays fast; torch and timm load with the first stage used. Settings carry the command line's
@@ -49,6 +50,8 @@ _EXPORTS = {
     "Heatmap": "unmask.predict.result",
     "TrackVerdict": "unmask.predict.result",
     "FrameScore": "unmask.predict.result",
+    # many inputs into a results file, resumably, here or on a Ray cluster (engine="ray")
+    "predict_files": "unmask.predict.files",
     # pass it on: a report of one judged clip; a detector shared by name (hf://ORG/NAME)
     "write_report": "unmask.predict.report",
     "push": ("unmask.predict.push", "push_run"),

@@ -60,7 +60,7 @@ def test_a_folder_with_a_bad_file_goes_on_and_exits_3(small_run, demo_clips, tmp
 @pytest.mark.parametrize("args, message", [
     (["nowhere.mp4"], "error: No such file or folder: nowhere.mp4"),
     (["nothing"], "error: No video or image in nothing"),
-    (["x.mp4", "--format", "xml"], "error: --format must be one of text, table, csv, jsonl, not 'xml'"),
+    (["x.mp4", "--format", "xml"], "error: --format must be one of text, table, csv, jsonl, parquet, not 'xml'"),
     (["x.mp4", "--methods", "gradcan"], "error: Unknown explanation method 'gradcan'"),
 ])
 def test_usage_errors_are_one_line_and_exit_1(args, message, small_run, tmp_path):

@@ -10,9 +10,7 @@ from unmask.cli import app
 from unmask.cli._help import choice_list, methods_note, with_code_help
 
 EXIT_SOME_FAILED = 3
-FORMATS = ("text", "table", "csv", "jsonl")
-COLUMNS = ("verdict", "p_fake", "threshold", "frames_with_face", "frames_sampled", "persons", "seconds", "input", "reason",
-           "note", "duration_s", "decoded_s")
+FORMATS = ("text", "table", "csv", "jsonl", "parquet")
 
 
 @app.command("predict", cls=with_code_help(methods_note))
@@ -21,7 +19,8 @@ def predict_command(
     model: Path = typer.Option(..., "--model", "-m", help="Run folder of `unmask train` (or its model.safetensors)."),
     as_json: bool = typer.Option(False, "--json", help="The whole result as JSON (JSON Lines for several inputs)."),
     fmt: str = typer.Option(None, "--format", "-f", metavar=choice_list(FORMATS),
-                            help="text (default for one input), table (default for several), csv or jsonl."),
+                            help="text (default for one input), table (default for several), csv or jsonl; "
+                            "with --out: jsonl, csv or parquet (default: its suffix)."),
     explain: Path = typer.Option(None, "--explain", help="Folder for heatmaps of the most suspicious faces."),
     methods: str = typer.Option(None, metavar="METHOD,...", help="Comma-separated explanation methods (default the paper's four)."),
     max_faces: int = typer.Option(4, help="Explain the N most suspicious faces of each input."),
@@ -34,6 +33,13 @@ def predict_command(
                                      "(default: the validation videos' share); moves p_fake to it."),
     report: Path = typer.Option(None, "--report", help="Write a report of the input to pass on: .html (one "
                                 "self-contained file) or .pdf (printed by Chromium)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Write the verdicts to this file (.jsonl, .csv or .parquet) "
+                             "as they are made; run again to go on where a stopped run left off."),
+    engine: str = typer.Option("local", "--engine", metavar="local|ray", help="Where to judge, with --out: this "
+                               "process, or one Detector per worker of a Ray cluster (pip install 'unmask[ray]')."),
+    address: str = typer.Option(None, "--address", help="--engine ray: the cluster to join (auto, ray://HOST:PORT); "
+                                "default: start one on this machine."),
+    workers: int = typer.Option(None, "--workers", help="--engine ray: Detectors to run (default: one per CPU)."),
 ):
     """Judge videos and images: fake, real or inconclusive, and why.
 
@@ -60,6 +66,10 @@ def predict_command(
     fmt = "jsonl" if as_json else fmt
     if fmt is not None and fmt not in FORMATS:
         raise UnmaskError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if out is not None or engine != "local" or fmt == "parquet":
+        _predict_to_file(paths, model, out, fmt, engine, address, workers, num_frames, device, prior_fake,
+                         [explain, overlay, report])
+        return
     if max_faces < 1:
         raise UnmaskError(f"--max-faces must be at least 1, not {max_faces}")
     check_num_frames(num_frames)
@@ -191,28 +201,23 @@ def _as_text(p) -> str:
     return "\n".join(lines)
 
 
-def _values(p) -> dict:
-    return {"verdict": p.verdict, "p_fake": "" if p.p_fake is None else f"{p.p_fake:.4f}",
-            "threshold": f"{p.threshold:.4f}", "frames_with_face": p.frames_with_face,
-            "frames_sampled": p.frames_sampled, "persons": len(p.tracks),
-            "seconds": f"{p.timings.get('total', 0):.2f}", "input": p.input, "reason": p.reason or "",
-            "note": p.note or "", "duration_s": "" if p.duration_s is None else p.duration_s,
-            "decoded_s": "" if p.decoded_s is None else p.decoded_s}
-
-
 def _header(fmt: str) -> None:
     if fmt == "table":
         typer.echo(f"{'verdict':<13} {'p_fake':>6} {'faces':>7} {'seconds':>7}  input")
     elif fmt == "csv":
-        typer.echo(_csv_line(COLUMNS))
+        from unmask.predict.results_file import COLUMNS, csv_line
+
+        typer.echo(csv_line(COLUMNS))
 
 
 def _row(p, fmt: str) -> str:
+    from unmask.predict.results_file import COLUMNS, csv_line, row_values
+
     if fmt == "jsonl":
         return p.to_json()
-    v = _values(p)
+    v = row_values(p)
     if fmt == "csv":
-        return _csv_line([v[c] for c in COLUMNS])
+        return csv_line([v[c] for c in COLUMNS])
     p_text = f"{p.p_fake:.2f}" if p.p_fake is not None else "-"
     faces = f"{p.frames_with_face}/{p.frames_sampled}"
     line = f"{p.verdict:<13} {p_text:>6} {faces:>7} {v['seconds']:>7}  {p.input}"
@@ -220,12 +225,38 @@ def _row(p, fmt: str) -> str:
     return f"{line}  ({remark})" if remark else line
 
 
-def _csv_line(values) -> str:
-    """One CSV record, quoted by the csv module (a comma, a quote, a newline or a carriage return
-    in a file name is quoted), without its line end."""
-    import csv
-    import io
+def _predict_to_file(paths, model, out, fmt, engine, address, workers, num_frames, device, prior_fake,
+                     one_input_only) -> None:
+    """``--out FILE``: the verdicts into a file, resumably, on this machine or a Ray cluster."""
+    from unmask.cli import on_interrupt
+    from unmask.cli._progress import ProgressBars
+    from unmask.errors import UnmaskError
+    from unmask.predict.files import predict_files
+    from unmask.utils.ray_cluster import check_engine
 
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\r\n").writerow(values)  # \r\n: both characters force quoting
-    return buffer.getvalue()[:-2]
+    check_engine(engine)
+    if fmt in ("text", "table"):
+        raise UnmaskError(f"--out writes jsonl, csv or parquet, not {fmt}")
+    if out is None:
+        raise UnmaskError(f"--engine {engine} and --format parquet write the verdicts to a file: add --out FILE"
+                          if engine != "local" or fmt == "parquet" else "--out FILE is missing")
+    if any(flag is not None for flag in one_input_only):
+        raise UnmaskError("--explain, --overlay and --report are for judging on the terminal; leave out --out")
+    if workers is not None and workers < 1:
+        raise UnmaskError(f"--workers must be at least 1, not {workers}")
+    check_output_file(out, "--out")
+    on_interrupt(f"interrupted: the verdicts made so far are in {out}; run the same command again to judge the rest")
+    bars = ProgressBars()
+    try:
+        summary = predict_files(model, paths, out, fmt=fmt,
+                                engine=engine, address=address, workers=workers, num_frames=num_frames,
+                                device=device, prior_fake=prior_fake, progress=bars)
+    finally:
+        bars.close()
+    if summary.others:
+        typer.secho(f"skipped {len(summary.others)} files that are neither videos nor images", err=True, fg="yellow")
+    typer.secho(f"{summary.inputs} inputs: {summary.judged} judged, {summary.done_before} judged before, "
+                f"{summary.unreadable} unreadable; verdicts in {summary.out}", err=True,
+                fg="yellow" if summary.unreadable else None)
+    if summary.unreadable:
+        raise typer.Exit(EXIT_SOME_FAILED)

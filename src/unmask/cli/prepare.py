@@ -43,13 +43,22 @@ def prepare_command(
     methods: Optional[str] = typer.Option(None, metavar="METHOD,...", help="FF++ only: comma-separated methods (default: all found)."),
     people: Optional[Path] = typer.Option(
         None, help="folder only: CSV of video,person (default ROOT/people.csv if present): a person's videos stay on one side of the video split."),
+    engine: str = typer.Option("local", "--engine", metavar="local|ray", help="Where videos are cropped: worker "
+                               "processes here, or the workers of a Ray cluster (pip install 'unmask[ray]'; --out "
+                               "on a filesystem they all see). Same outputs."),
+    address: Optional[str] = typer.Option(None, "--address", help="--engine ray: the cluster to join (auto, "
+                                          "ray://HOST:PORT); default: start one on this machine."),
     **settings,
 ):
     """Turn a video dataset into face crops and a manifest with train/val/test splits.
 
     \b
     Example: unmask prepare /data/FaceForensics++ --dataset ffpp --out runs/ffpp --workers 2
+
+    \b
+    On a Ray cluster: unmask prepare /shared/DFDC --dataset dfdc --out /shared/dfdc --engine ray --address auto
     """
+    from unmask.cli import on_interrupt
     from unmask.cli._progress import ProgressBars
     from unmask.data.preparation import prepare  # imported per command: keeps --help fast
     from unmask.data.config import PrepareConfig
@@ -68,11 +77,14 @@ def prepare_command(
     config = PrepareConfig(sampler=FrameSampler(**{k: v for k, v in zip(("strategy", "num_frames", "every_n"),
                                                                         (sampler, num_frames, every_n)) if v is not None}),
                            dataset_options=options, **settings)
+    if engine == "ray":
+        on_interrupt("interrupted: the Ray workers were stopped and the videos finished are kept; "
+                     "run the same command again to prepare the rest")
     bars = ProgressBars()
     try:
         with warnings.catch_warnings():  # report_prepared says it with the command to run instead
             warnings.simplefilter("ignore", EmptySplitWarning)
-            summary = prepare(root, out, config, progress=bars)
+            summary = prepare(root, out, config, progress=bars, engine=engine, address=address)
     finally:
         bars.close()
     typer.echo(

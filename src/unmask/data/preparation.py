@@ -39,6 +39,7 @@ from unmask.utils.atomic import remove_stale_temps, write_atomic
 from unmask.utils.outdir import ensure_out_dir, hold_lock
 from unmask.utils.provenance import collect_provenance, file_fingerprint
 from unmask.utils.progress import ProgressCallback, ProgressMeter
+from unmask.utils.ray_cluster import check_engine, import_ray
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +169,8 @@ def _run_pool(todo: list[VideoItem], out_dir: Path, config: PrepareConfig, recor
 
 
 def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
-            progress: ProgressCallback | None = None) -> PrepareSummary:
+            progress: ProgressCallback | None = None, *, engine: str = "local",
+            address: str | None = None) -> PrepareSummary:
     """Turn the dataset at ``root`` into face crops and ``out_dir/manifest.parquet``.
 
     Finished videos of an earlier run into the same ``out_dir`` are kept and skipped. Videos that
@@ -182,6 +184,11 @@ def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
         config: see :class:`PrepareConfig`.
         progress: called with a :class:`unmask.utils.progress.Progress` after every video (``done``
             counts videos, ``info`` the faces found and the failures so far).
+        engine: ``local`` (this machine, ``config.workers`` processes) or ``ray`` (the workers of a
+            Ray cluster, :mod:`unmask.data.ray_prepare`; ``out_dir`` must be a folder they all see).
+            The outputs are the same.
+        address: with ``ray``, the cluster to join (``auto``, ``ray://HOST:PORT``); None starts
+            one on this machine for the run.
 
     Returns:
         A :class:`PrepareSummary`; ``manifest`` is None when no video gave a face.
@@ -189,10 +196,12 @@ def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
     Raises:
         DatasetLayoutError: ``root`` is missing, empty or not laid out as ``config.dataset``.
         UnmaskError: ``out_dir`` is a file, lies under one, cannot be written, holds crops made
-            with other settings, or is in use by another run; or the detector cannot be built.
-            Nothing is written in these cases.
+            with other settings, or is in use by another run; or the detector cannot be built;
+            or ``engine`` is unknown, or Ray missing. Nothing is written in these cases.
     """
     started = time.perf_counter()
+    if check_engine(engine) == "ray":
+        import_ray()  # one line on how to install it, before anything is written
     root, out_dir = Path(root), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise UnmaskError(f"The output folder {out_dir} is a file; give a folder (it is created if missing)")
@@ -208,11 +217,12 @@ def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
     # A shard locks only itself (shards may share one --out), but never runs beside a whole run.
     lock_name = "lock" if config.shard is None else f"lock.shard-{config.shard[0]}-of-{config.shard[1]}"
     with hold_lock(state_dir, lock_name, excludes=("lock*",) if config.shard is None else ("lock",)):
-        return _prepare_locked(root, out_dir, config, items, left_out, detector, started, progress)
+        return _prepare_locked(root, out_dir, config, items, left_out, detector, started, progress,
+                               (engine, address))
 
 
 def _prepare_locked(root: Path, out_dir: Path, config: PrepareConfig, items: list[VideoItem], left_out: list,
-                    detector, started: float, progress) -> PrepareSummary:
+                    detector, started: float, progress, engine: tuple[str, str | None]) -> PrepareSummary:
     _check_resumable(out_dir, root, config)
     done_dir = out_dir / STATE_DIR / "done"
     done_dir.mkdir(parents=True, exist_ok=True)
@@ -226,7 +236,7 @@ def _prepare_locked(root: Path, out_dir: Path, config: PrepareConfig, items: lis
     meter = ProgressMeter(progress, "prepare", state.total, unit="video", done=state.skipped)
     if state.skipped:
         meter.report(f"{state.skipped} done before", faces=state.crops, failed=state.failed)
-    read_errors, failed_now = _crop_videos(todo, out_dir, config, detector, state, records, meter)
+    read_errors, failed_now = _crop_videos(todo, out_dir, config, detector, state, records, meter, engine)
 
     manifest_name, failures_name = output_names(config.shard)
     failures = [{"video_id": item.video_id, "path": str(item.path),
@@ -269,8 +279,9 @@ def _earlier_records(out_dir: Path, items: list[VideoItem], state: PrepareProgre
 
 
 def _crop_videos(todo: list[VideoItem], out_dir: Path, config: PrepareConfig, detector, state: PrepareProgress,
-                 records: dict, meter: ProgressMeter) -> tuple[dict[str, str], int]:
-    """Crop ``todo`` (here, or in worker processes), adding each video's record to ``records``.
+                 records: dict, meter: ProgressMeter, engine: tuple[str, str | None]) -> tuple[dict[str, str], int]:
+    """Crop ``todo`` (here, in worker processes, or on a Ray cluster: ``engine`` is ``(name,
+    address)``), adding each video's record to ``records``.
 
     Returns:
         ``(read errors by video id, videos that failed in this run)``.
@@ -292,7 +303,12 @@ def _crop_videos(todo: list[VideoItem], out_dir: Path, config: PrepareConfig, de
             logger.info("%s failed: %s", video_id, reason)
         meter.advance(stage="videos", faces=state.crops, failed=state.failed)
 
-    if config.workers == 1 or len(todo) <= 1:
+    if engine[0] == "ray":
+        from unmask.data.ray_prepare import crop_on_ray
+
+        del detector
+        crop_on_ray(sorted(todo, key=lambda item: -_file_size(item)), out_dir, config, record, address=engine[1])
+    elif config.workers == 1 or len(todo) <= 1:
         init_worker(config, single_thread=False, detector=detector)
         for item in todo:
             record(*crop_video(item, out_dir, config))

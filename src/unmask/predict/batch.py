@@ -26,7 +26,8 @@ def find_inputs(paths) -> tuple[list[Path], list[Path]]:
     one too when PyAV opens it and finds a picture in it (``.mpg``, ``.ts``, ``.3gp``, no suffix
     ...; its headers are read, nothing is decoded); the rest is ``skipped``, for the caller to
     report. A file named directly is always an input (an unreadable one gets an
-    ``inconclusive`` result).
+    ``inconclusive`` result), except a ``.csv`` file: a list of inputs, one per row, in its
+    ``path`` column (else its first), relative to the list's folder.
 
     Raises:
         UnmaskError: a path does not exist or cannot be read, or a folder holds no video or image.
@@ -46,7 +47,7 @@ def find_inputs(paths) -> tuple[list[Path], list[Path]]:
         except OSError as exc:  # a name too long, a loop of links, no permission ...
             raise UnmaskError(f"Cannot read {_short(path)} ({exc.strerror or exc}); check the path") from None
         if not is_dir:
-            out.append(path)
+            out += _listed(path) if path.suffix.lower() == ".csv" else [path]
             continue
         found = []
         for file in sorted(p for p in path.rglob("*") if p.is_file()):
@@ -59,6 +60,19 @@ def find_inputs(paths) -> tuple[list[Path], list[Path]]:
                               "and any other file PyAV can open)")
         out += found
     return list(dict.fromkeys(out)), skipped
+
+
+def _listed(path: Path) -> list[Path]:
+    """The inputs a CSV list names (see :func:`find_inputs`)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh)) or [[]]
+    column = rows[0].index("path") if "path" in rows[0] else 0
+    listed = [path.parent / row[column] for row in rows[1:] if len(row) > column and row[column].strip()]
+    if not listed:
+        raise UnmaskError(f"{_short(path)} lists no input (a header, then one path per row)")
+    return listed
 
 
 def _short(path: Path, limit: int = 120) -> str:
