@@ -91,7 +91,8 @@ class CheckpointRecord:
         return cls(spec=spec_from_dict(meta["spec"]), size_px=int(meta["size_px"]),
                    temperature=float(meta["temperature"]), bias=float(meta.get("bias", 0.0)),
                    costs=costs or Costs(), threshold=threshold, calibration=meta.get("calibration") or {},
-                   video_calibration=meta.get("video_calibration") or {}, prepare=dict(data.get("prepare") or {}),
+                   video_calibration=meta.get("video_calibration") or {},
+                   prepare=dict(data.get("prepare") or {"size": int(meta["size_px"])}),  # before runs recorded it
                    config=config, data=data, val=meta.get("val") or {}, provenance=meta.get("provenance") or {},
                    train={k: meta[k] for k in _TRAIN_KEYS if k in meta},
                    class_names=tuple(meta.get("class_names", CLASS_NAMES)),
