@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from unmask.decision.calibration import calibrated_p_fake
-from unmask.decision.record import CLASS_NAMES
+from unmask.decision.record import CLASS_NAMES, CheckpointRecord
 from unmask.utils.device import to_device
 
 FAKE = CLASS_NAMES.index("fake")
@@ -76,14 +76,14 @@ def preprocess_crops(images, transform) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score_crops(model, images, transform, calibration: dict, device, *, batch_size: int = 64) -> np.ndarray:
+def score_crops(model, images, transform, record: CheckpointRecord, device, *, batch_size: int = 64) -> np.ndarray:
     """Calibrated ``p_fake (n,)`` of face crops: the scoring that predict, explain and the report share.
 
     Args:
         model: the classifier, already on ``device``.
         images: ``(h, w, 3) uint8`` RGB face crops (any size: ``transform`` resizes).
         transform: the model's preprocessing (:func:`unmask.models.build_transform`).
-        calibration: a checkpoint's metadata (its ``temperature`` and ``bias``).
+        record: the checkpoint's record (its frame calibration).
     """
     device = torch.device(device)
     model.eval()
@@ -94,4 +94,4 @@ def score_crops(model, images, transform, calibration: dict, device, *, batch_si
             logits.append(model(to_device(x, device)).float().cpu())
     if not logits:
         return np.zeros(0, np.float64)
-    return calibrated_p_fake(torch.cat(logits).numpy(), calibration)
+    return calibrated_p_fake(torch.cat(logits).numpy(), record)

@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from unmask.decision.verdict import decide_clip, decide_track, min_faces
 from unmask.errors import SettingError, UnmaskError, unknown_name
 from unmask.predict.result import FrameScore, Heatmap, Prediction, TrackVerdict
+
+if TYPE_CHECKING:
+    from unmask.decision.record import CheckpointRecord
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +56,7 @@ class Detector:
 
     Args:
         model: a :class:`unmask.models.DeepfakeClassifier`.
-        meta: its checkpoint's metadata.
+        record: its checkpoint's :class:`~unmask.decision.record.CheckpointRecord`.
         source: where it was loaded from (reported in each result).
         device: ``cpu``, ``cuda`` ...; default a GPU when there is one.
         aggregation: how a person's face scores become one (see :mod:`unmask.decision.aggregate`).
@@ -62,16 +65,14 @@ class Detector:
             the validation videos' share. None: the validation share stays.
     """
 
-    def __init__(self, model, meta: dict, *, source: str = "", device: str | None = None,
+    def __init__(self, model, record: CheckpointRecord, *, source: str = "", device: str | None = None,
                  aggregation: str = "mean", prior_fake: float | None = None):
         import torch
 
-        from unmask.data.config import PrepareConfig
         from unmask.data.crop_video import make_extractor
         from unmask.decision.aggregate import AGGREGATIONS
+        from unmask.decision.calibration import check_prior
         from unmask.models import build_transform
-        from unmask.models.registry import spec_from_dict
-        from unmask.decision.calibration import Costs, check_prior
 
         if aggregation not in AGGREGATIONS:
             raise unknown_name("aggregation", aggregation, AGGREGATIONS)
@@ -83,19 +84,17 @@ class Detector:
             self.model = model.to(self.device).eval()
         except (RuntimeError, AssertionError) as exc:  # e.g. "cuda" on a machine without one
             raise UnmaskError(f"Cannot use device {device!r}: {str(exc).splitlines()[0]}; try device cpu", "device") from exc
-        self.meta = meta
+        self.record = record
         self.source = source
         self.aggregation = aggregation
         check_prior(prior_fake)
         self.prior_fake = prior_fake
-        self.spec = spec_from_dict(meta["spec"])
-        self.size_px = int(meta["size_px"])
+        self.spec = record.spec
+        self.size_px = record.size_px
         self.transform = build_transform(self.spec, self.size_px)
-        self.threshold = float(meta["threshold"])
-        costs = meta.get("costs") or meta.get("config", {}).get("costs") or {}
-        self.costs = {"missed_fake": float(costs.get("missed_fake", Costs().missed_fake)),
-                      "false_alarm": float(costs.get("false_alarm", Costs().false_alarm))}
-        self.prepare_config = PrepareConfig.from_recorded(meta["data"].get("prepare") or {"size": self.size_px})
+        self.threshold = record.threshold
+        self.costs = asdict(record.costs)
+        self.prepare_config = record.prepare_config
         detector_device = None if self.device.type == "cpu" else str(self.device)
         self.extractor = make_extractor(replace(self.prepare_config, device=detector_device))
 
@@ -108,8 +107,8 @@ class Detector:
         """
         from unmask.decision.checkpoint import load_classifier
 
-        model, meta = load_classifier(path)
-        return cls(model, meta, source=str(path), device=device, **kwargs)
+        model, record = load_classifier(path)
+        return cls(model, record, source=str(path), device=device, **kwargs)
 
     @property
     def model_info(self) -> dict:
@@ -121,7 +120,7 @@ class Detector:
         """Calibrated ``p_fake (n,)`` of ``(h, w, 3) uint8`` RGB face crops."""
         from unmask.decision.scoring import score_crops
 
-        return score_crops(self.model, images, self.transform, self.meta, self.device)
+        return score_crops(self.model, images, self.transform, self.record, self.device)
 
     def predict(self, path: str | Path, *, progress: Progress | None = None, keep_faces: bool = False,
                 num_frames: int | None = None, is_crop: bool = False) -> Prediction:
@@ -159,24 +158,7 @@ class Detector:
             return inconclusive("unreadable", f"{path.name} could not be read ({type(exc).__name__}: {exc})")
         timings["decode"] = time.perf_counter() - tick
         extent = self._extent(path, frames) if kind == "video" else {}
-        report("detect", 0.3)
-
-        tick = time.perf_counter()
-        if is_crop and kind == "image":
-            from unmask.faces.detectors import Detection
-
-            height, width = frames[0].image.shape[:2]
-            detections = ([[Detection((0.0, 0.0, float(width), float(height)), 1.0)]], [["1"]])
-        else:
-            detections = self.extractor.detect(frames)
-        timings["detect"] = time.perf_counter() - tick
-        report("crop", 0.8)
-
-        tick = time.perf_counter()
-        crops = self.extractor.crop(frames, detections)
-        if is_crop and kind == "image":  # the whole image is the face: keep it uncut
-            crops = [replace(crops[0], image=frames[0].image)]
-        timings["crop"] = time.perf_counter() - tick
+        crops = self._crops(frames, is_crop and kind == "image", timings, report)
         n_frames = len(frames)
         if not crops:
             noun = "the image" if kind == "image" else f"{n_frames} sampled frames"
@@ -189,18 +171,7 @@ class Detector:
         report("aggregate", 0.98)
 
         tick = time.perf_counter()
-        timeline = [FrameScore(c.frame_index, round(float(c.time_s), 4), int(c.track_id), float(p),
-                               [round(float(v), 1) for v in c.box]) for c, p in zip(crops, p_fake)]
-        tracks, decisions = [], []
-        for track_id in sorted({s.track_id for s in timeline}):
-            mine = [s for s in timeline if s.track_id == track_id]
-            decision = decide_track([s.p_fake for s in mine], threshold=self.threshold, frames_sampled=n_frames,
-                                    frame_index=[s.frame_index for s in mine], aggregation=self.aggregation,
-                                    meta=self.meta, prior_fake=self.prior_fake)
-            decisions.append(decision)
-            tracks.append(TrackVerdict(track_id, decision.verdict, decision.p_fake, len(mine), mine[0].time_s,
-                                       mine[-1].time_s))
-        clip = decide_clip(decisions)
+        clip, tracks, timeline = self._decide(crops, p_fake, n_frames)
         with_face = len({c.frame_index for c in crops})
         reason = self._reason(clip, max(t.n_faces for t in tracks), n_frames)
         timings["aggregate"] = time.perf_counter() - tick
@@ -210,6 +181,43 @@ class Detector:
                             reason_code=clip.reason_code, tracks=tracks, timeline=timeline, frames_sampled=n_frames,
                             frames_with_face=with_face, faces=[c.image for c in crops] if keep_faces else None,
                             landmarks=[_crop_landmarks(c) for c in crops] if keep_faces else None, **extent)
+
+    def _crops(self, frames, whole_image: bool, timings: dict, report: Progress) -> list:
+        """The face crops of ``frames``, cut as the training data was; ``whole_image``: the one
+        image is already a face crop, kept uncut. Fills the ``detect`` and ``crop`` timings."""
+        report("detect", 0.3)
+        tick = time.perf_counter()
+        if whole_image:
+            from unmask.faces.detectors import Detection
+
+            height, width = frames[0].image.shape[:2]
+            detections = ([[Detection((0.0, 0.0, float(width), float(height)), 1.0)]], [["1"]])
+        else:
+            detections = self.extractor.detect(frames)
+        timings["detect"] = time.perf_counter() - tick
+        report("crop", 0.8)
+
+        tick = time.perf_counter()
+        crops = self.extractor.crop(frames, detections)
+        if whole_image:
+            crops = [replace(crops[0], image=frames[0].image)]
+        timings["crop"] = time.perf_counter() - tick
+        return crops
+
+    def _decide(self, crops, p_fake, n_frames: int):
+        """Each person's verdict from their faces' scores, then the clip's: ``(clip, tracks, timeline)``."""
+        timeline = [FrameScore(c.frame_index, round(float(c.time_s), 4), int(c.track_id), float(p),
+                               [round(float(v), 1) for v in c.box]) for c, p in zip(crops, p_fake)]
+        tracks, decisions = [], []
+        for track_id in sorted({s.track_id for s in timeline}):
+            mine = [s for s in timeline if s.track_id == track_id]
+            decision = decide_track([s.p_fake for s in mine], threshold=self.threshold, frames_sampled=n_frames,
+                                    frame_index=[s.frame_index for s in mine], aggregation=self.aggregation,
+                                    record=self.record, prior_fake=self.prior_fake)
+            decisions.append(decision)
+            tracks.append(TrackVerdict(track_id, decision.verdict, decision.p_fake, len(mine), mine[0].time_s,
+                                       mine[-1].time_s))
+        return decide_clip(decisions), tracks, timeline
 
     def explain(self, prediction: Prediction, *, methods=None, max_faces: int = 4,
                 size_px: int | None = None, on_method=None) -> list[Heatmap]:
@@ -244,7 +252,7 @@ class Detector:
         order = np.argsort([-s.p_fake for s in prediction.timeline], kind="stable")[:max_faces]
         crops = [prediction.faces[i] for i in order]
         points = [prediction.landmarks[i] if prediction.landmarks else None for i in order]
-        _, results = explain_crops(self.model, self.meta, crops, methods, device=self.device, on_method=on_method)
+        _, results = explain_crops(self.model, self.record, crops, methods, device=self.device, on_method=on_method)
         heatmaps = []
         for k, i in enumerate(order):
             score = prediction.timeline[i]
