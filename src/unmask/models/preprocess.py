@@ -2,8 +2,8 @@
 
 It computes what :func:`unmask.models.transforms.build_transform` computes: a resize to the
 input side with the backbone's interpolation (antialiased: torchvision's antialiased resize is
-built to match Pillow's, to one level of 255 on a few pixels), then scaling to [0, 1] and
-normalising with the backbone's mean and std, in float32 and in the same order of operations.
+built to match Pillow's; they differ by one or two levels of 255 on a few pixels), then scaling
+to [0, 1] and normalising with the backbone's mean and std, in float32, in the same order.
 A face crop cut at the model's input side (the usual case) is not resized at all, so the two
 agree exactly there.
 """
