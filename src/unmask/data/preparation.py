@@ -344,6 +344,20 @@ def _shard_manifests(path: Path) -> list[Path]:
     return found or [path / MANIFEST_NAME]
 
 
+def _check_shard_set(shards: list[tuple[int, int]]) -> None:
+    """Refuse ``(k, n)`` shards that are not each of one split's ``n`` shards exactly once."""
+    total = {n for _, n in shards}
+    if len(total) != 1:
+        raise UnmaskError(f"The shards come from splits into different numbers of shards ({', '.join(map(str, sorted(total)))})")
+    n = total.pop()
+    ks = sorted(k for k, _ in shards)
+    if ks != list(range(1, n + 1)):
+        missing = sorted(set(range(1, n + 1)) - set(ks))
+        repeated = sorted({k for k in ks if ks.count(k) > 1})
+        raise UnmaskError(f"Merge needs each of the {n} shards once; missing: {missing or 'none'}, "
+                          f"repeated: {repeated or 'none'}")
+
+
 def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, split_seed: int | None = None,
                     split_fractions=None) -> Path:
     """Combine the manifests of ``prepare --shard K/N`` runs into one, with splits over all of them.
@@ -381,16 +395,7 @@ def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, split_
         rel = os.path.relpath(path.parent.resolve(), out_dir.resolve())
         df["crop_path"] = [Path(os.path.normpath(Path(rel) / p)).as_posix() for p in df["crop_path"]]
         frames.append(df.drop(columns=[c for c in df.columns if c.startswith("split_")]))
-    total = {n for _, n in shards}
-    if len(total) != 1:
-        raise UnmaskError(f"The shards come from splits into different numbers of shards ({', '.join(map(str, sorted(total)))})")
-    n = total.pop()
-    ks = sorted(k for k, _ in shards)
-    if ks != list(range(1, n + 1)):
-        missing = sorted(set(range(1, n + 1)) - set(ks))
-        repeated = sorted({k for k in ks if ks.count(k) > 1})
-        raise UnmaskError(f"Merge needs each of the {n} shards once; missing: {missing or 'none'}, "
-                          f"repeated: {repeated or 'none'}")
+    _check_shard_set(shards)
     ensure_out_dir(out_dir)
     with write_atomic(out_dir / FAILURES_NAME, "w") as fh:
         pd.concat([pd.DataFrame(columns=FAILURE_COLUMNS), *failures], ignore_index=True).to_csv(fh, index=False)

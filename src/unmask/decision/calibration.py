@@ -92,21 +92,6 @@ def fit_platt(scores, labels) -> dict:
     cannot handle) and whether the slope ran to :data:`MAX_SLOPE` (then both parameters are
     scaled together, which keeps the decision boundary where the fit put it).
     """
-    from sklearn.base import BaseEstimator, ClassifierMixin
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.frozen import FrozenEstimator
-
-    class _Scores(ClassifierMixin, BaseEstimator):  # the scores are already the decision function
-        def fit(self, x, y):
-            self.classes_ = np.array([0, 1])
-            return self
-
-        def decision_function(self, x):
-            return np.asarray(x)[:, 0]
-
-        def predict(self, x):
-            return (self.decision_function(x) > 0).astype(int)
-
     x, y = np.asarray(scores, dtype=np.float64), np.asarray(labels, dtype=int)
     n_fake, n_real = int((y == 1).sum()), int((y == 0).sum())
     health = {"n": int(len(y)), "n_fake": n_fake, "n_real": n_real}
@@ -114,13 +99,7 @@ def fit_platt(scores, labels) -> dict:
         health.update(separable=None, at_bound=False, trusted=False,
                       note="one class only: nothing to calibrate against; identity used")
         return {"slope": 1.0, "intercept": 0.0, "health": health}
-    # A frozen estimator is never refitted; one "fold" holding every row fits the sigmoid on all
-    # of them (the default 5 folds would refuse a class with fewer than 5 examples).
-    everything = np.arange(len(y))
-    calibrated = CalibratedClassifierCV(FrozenEstimator(_Scores().fit(x[:, None], y)), method="sigmoid",
-                                        cv=[(everything, everything)]).fit(x[:, None], y)
-    sig = calibrated.calibrated_classifiers_[0].calibrators[0]  # sklearn: p = 1 / (1 + exp(a f + b))
-    slope, intercept = -float(sig.a_), -float(sig.b_)
+    slope, intercept = _sigmoid_fit(x, y)
     inverted = slope <= 0
     if inverted:
         # A calibration maps scores to probabilities without re-ranking them. A fit that turns the
@@ -146,6 +125,32 @@ def fit_platt(scores, labels) -> dict:
     health.update(separable=separable, at_bound=at_bound, inverted=inverted, trusted=bool(trusted),
                   note="; ".join(notes) or "ok")
     return {"slope": slope, "intercept": intercept, "health": health}
+
+
+def _sigmoid_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """``(slope, intercept)`` of scikit-learn's sigmoid calibration of ``x`` as a frozen decision function."""
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    class _Scores(ClassifierMixin, BaseEstimator):  # the scores are already the decision function
+        def fit(self, x, y):
+            self.classes_ = np.array([0, 1])
+            return self
+
+        def decision_function(self, x):
+            return np.asarray(x)[:, 0]
+
+        def predict(self, x):
+            return (self.decision_function(x) > 0).astype(int)
+
+    # A frozen estimator is never refitted; one "fold" holding every row fits the sigmoid on all
+    # of them (the default 5 folds would refuse a class with fewer than 5 examples).
+    everything = np.arange(len(y))
+    calibrated = CalibratedClassifierCV(FrozenEstimator(_Scores().fit(x[:, None], y)), method="sigmoid",
+                                        cv=[(everything, everything)]).fit(x[:, None], y)
+    sig = calibrated.calibrated_classifiers_[0].calibrators[0]  # sklearn: p = 1 / (1 + exp(a f + b))
+    return -float(sig.a_), -float(sig.b_)
 
 
 def _fit_intercept(scores: np.ndarray, labels: np.ndarray) -> float:

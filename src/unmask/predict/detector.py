@@ -203,24 +203,7 @@ class Detector:
             return inconclusive("unreadable", f"{path.name} could not be read ({type(exc).__name__}: {exc})")
         timings["decode"] = time.perf_counter() - tick
         extent = self._extent(path, frames) if kind == "video" else {}
-        report("detect", 0.3)
-
-        tick = time.perf_counter()
-        if is_crop and kind == "image":
-            from unmask.faces.detectors import Detection
-
-            height, width = frames[0].image.shape[:2]
-            detections = ([[Detection((0.0, 0.0, float(width), float(height)), 1.0)]], [["1"]])
-        else:
-            detections = self.extractor.detect(frames)
-        timings["detect"] = time.perf_counter() - tick
-        report("crop", 0.8)
-
-        tick = time.perf_counter()
-        crops = self.extractor.crop(frames, detections)
-        if is_crop and kind == "image":  # the whole image is the face: keep it uncut
-            crops = [replace(crops[0], image=frames[0].image)]
-        timings["crop"] = time.perf_counter() - tick
+        crops = self._crops(frames, is_crop and kind == "image", timings, report)
         n_frames = len(frames)
         if not crops:
             noun = "the image" if kind == "image" else f"{n_frames} sampled frames"
@@ -233,6 +216,41 @@ class Detector:
         report("aggregate", 0.98)
 
         tick = time.perf_counter()
+        clip, tracks, timeline = self._decide(crops, p_fake, n_frames)
+        with_face = len({c.frame_index for c in crops})
+        reason = self._reason(clip, max(t.n_faces for t in tracks), n_frames)
+        timings["aggregate"] = time.perf_counter() - tick
+        timings["total"] = time.perf_counter() - started
+        report("aggregate", 1.0)
+        return self._result(path, kind, clip.verdict, clip.p_fake, timings, reason=reason,
+                            reason_code=clip.reason_code, tracks=tracks, timeline=timeline, frames_sampled=n_frames,
+                            frames_with_face=with_face, faces=[c.image for c in crops] if keep_faces else None,
+                            landmarks=[_crop_landmarks(c) for c in crops] if keep_faces else None, **extent)
+
+    def _crops(self, frames, whole_image: bool, timings: dict, report: Progress) -> list:
+        """The face crops of ``frames``, cut as the training data was; ``whole_image``: the one
+        image is already a face crop, kept uncut. Fills the ``detect`` and ``crop`` timings."""
+        report("detect", 0.3)
+        tick = time.perf_counter()
+        if whole_image:
+            from unmask.faces.detectors import Detection
+
+            height, width = frames[0].image.shape[:2]
+            detections = ([[Detection((0.0, 0.0, float(width), float(height)), 1.0)]], [["1"]])
+        else:
+            detections = self.extractor.detect(frames)
+        timings["detect"] = time.perf_counter() - tick
+        report("crop", 0.8)
+
+        tick = time.perf_counter()
+        crops = self.extractor.crop(frames, detections)
+        if whole_image:
+            crops = [replace(crops[0], image=frames[0].image)]
+        timings["crop"] = time.perf_counter() - tick
+        return crops
+
+    def _decide(self, crops, p_fake, n_frames: int):
+        """Each person's verdict from their faces' scores, then the clip's: ``(clip, tracks, timeline)``."""
         timeline = [FrameScore(c.frame_index, round(float(c.time_s), 4), int(c.track_id), float(p),
                                [round(float(v), 1) for v in c.box]) for c, p in zip(crops, p_fake)]
         tracks, decisions = [], []
@@ -244,16 +262,7 @@ class Detector:
             decisions.append(decision)
             tracks.append(TrackVerdict(track_id, decision.verdict, decision.p_fake, len(mine), mine[0].time_s,
                                        mine[-1].time_s))
-        clip = decide_clip(decisions)
-        with_face = len({c.frame_index for c in crops})
-        reason = self._reason(clip, max(t.n_faces for t in tracks), n_frames)
-        timings["aggregate"] = time.perf_counter() - tick
-        timings["total"] = time.perf_counter() - started
-        report("aggregate", 1.0)
-        return self._result(path, kind, clip.verdict, clip.p_fake, timings, reason=reason,
-                            reason_code=clip.reason_code, tracks=tracks, timeline=timeline, frames_sampled=n_frames,
-                            frames_with_face=with_face, faces=[c.image for c in crops] if keep_faces else None,
-                            landmarks=[_crop_landmarks(c) for c in crops] if keep_faces else None, **extent)
+        return decide_clip(decisions), tracks, timeline
 
     def explain(self, prediction: Prediction, *, methods=None, max_faces: int = 4,
                 size_px: int | None = None, on_method=None) -> list[Heatmap]:

@@ -114,6 +114,13 @@ def create_app(detector_or_run, settings: ServeSettings | None = None) -> FastAP
         html = resources.files("unmask.serve").joinpath("page/index.html").read_text(encoding="utf-8")
         return HTMLResponse(html, headers=_PAGE_HEADERS)
 
+    _add_job_routes(app, settings)
+    _add_result_routes(app, settings, model_name)
+    return app
+
+
+def _add_job_routes(app: FastAPI, settings: ServeSettings) -> None:
+    """POST a job (the upload, checked at the door) and GET its state."""
     @app.post(f"{API}/jobs", status_code=202, response_model=JobCreated, responses=_ERRORS,
               openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                   "type": "object", "required": ["file"],
@@ -150,6 +157,9 @@ def create_app(detector_or_run, settings: ServeSettings | None = None) -> FastAP
             await asyncio.sleep(0.05)
         return _job_out(job, settings)
 
+
+def _add_result_routes(app: FastAPI, settings: ServeSettings, model_name: str) -> None:
+    """A finished job's heatmaps and report, and the server's health."""
     @app.get(f"{API}/jobs/{{job_id}}/heatmaps/{{k}}.png", response_class=Response,
              responses={200: {"content": {"image/png": {}}}, 404: {"model": ErrorOut}})
     async def get_heatmap(request: Request, job_id: str, k: int) -> Response:
@@ -177,8 +187,6 @@ def create_app(detector_or_run, settings: ServeSettings | None = None) -> FastAP
         manager: JobManager = request.app.state.manager
         return Health(status="ok", version=__version__, model=model_name, queued=manager.queued(),
                       running=manager.running(), workers=settings.workers, queue_size=settings.queue_size)
-
-    return app
 
 
 def _check_upload(job: Job, settings: ServeSettings) -> Path:
