@@ -119,7 +119,7 @@ def test_an_export_whose_face_step_needs_torch_says_so_in_one_line(exported, tmp
     info["checkpoint"]["data"]["prepare"]["detector"] = "facenet"
     entry.value = json.dumps(info)
     onnx.save(graph, str(tmp_path / "model.onnx"))
-    with pytest.raises(UnmaskError, match="face detector 'facenet' runs on torch") as caught:
+    with pytest.raises(UnmaskError, match="face detector 'facenet', which runs on torch") as caught:
         Detector.load(tmp_path)
     assert "\n" not in str(caught.value)
 

@@ -56,14 +56,10 @@ class TorchScorer(Scorer):
         return preprocess_crops(crops, self.transform).numpy()
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
-        import torch
-
-        from unmask.utils.device import to_device
+        from unmask.decision.scoring import forward_logits
 
         self.model.eval()
-        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                             enabled=self.device.type == "cuda"):
-            return self.model(to_device(torch.from_numpy(batch), self.device)).float().cpu().numpy()
+        return forward_logits(self.model, batch, self.device)
 
 
 class OnnxScorer(Scorer):
