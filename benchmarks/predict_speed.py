@@ -116,22 +116,31 @@ def time_loaded_export(folder: Path, clip: Path, repeats: int) -> dict:
 
 def time_cold(clip: Path, models: dict[str, Path], repeats: int, threads: int | None = None) -> dict[str, float]:
     """Median seconds of ``unmask --help`` and of ``unmask predict CLIP --model M`` for each of
-    ``models`` (label -> folder), each in a new process, the models alternated."""
+    ``models`` (label -> folder), each in a new process, the models alternated; ``LABEL cpu``: the
+    CPU seconds (user + system) the process used, which other work on the machine changes less."""
     import os
 
     entry = Path(sys.executable).with_name("unmask")
     command = [str(entry)] if entry.is_file() else [sys.executable, "-m", "unmask"]
     env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    import resource
+
+    def cpu_s() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
     times: dict[str, list[float]] = {"help": [], **{label: [] for label in models}}
+    times.update({f"{label} cpu": [] for label in models})
     for _ in range(repeats):
         started = time.perf_counter()
         subprocess.run([*command, "--help"], check=True, capture_output=True)
         times["help"].append(time.perf_counter() - started)
         for label, folder in models.items():
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), cpu_s()
             result = subprocess.run([*command, "predict", str(clip), "--model", str(folder)],
                                     capture_output=True, text=True, env=env)
             times[label].append(time.perf_counter() - started)
+            times[f"{label} cpu"].append(cpu_s() - cpu)
             if result.returncode != 0:
                 raise SystemExit(result.stderr)
     return {label: statistics.median(values) for label, values in times.items()}
@@ -174,6 +183,9 @@ def main() -> None:
         print(f"\n{names[0]}, median of {args.repeats}; load average now {os.getloadavg()[0]:.2f}")
         print(f"cold `unmask predict`, exported: {verdict(cold['exported'], 2.5)}")
         print(f"cold `unmask predict`, torch:    {verdict(cold['torch'], 5.0)}")
+        print(f"CPU seconds of a cold `unmask predict`: exported {cold['exported cpu']:.2f}, torch "
+              f"{cold['torch cpu']:.2f} (ratio {cold['exported cpu'] / cold['torch cpu']:.2f}); wall-clock ratio "
+              f"{cold['exported'] / cold['torch']:.2f}")
         print(f"warm, exported: {verdict(onnx['total'], 1.5)}; warm, torch: {verdict(warm[names[0]]['total'], 1.5)}")
         print(f"`unmask --help`: {cold['help']:.2f} s")
 
