@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "ffpp" / "original_sequences" / "youtube" / "c23" / "videos" / "004.mp4"
@@ -56,17 +55,17 @@ def make_clip(out: Path, seconds: float = 10.0) -> Path:
     return write_video(out, frames, fps=25, codec="libx264")
 
 
-def meta_for(name: str) -> dict:
-    """Checkpoint metadata for a random-weights ``name`` with unmask's default face step (32 frames)."""
+def record_for(name: str):
+    """The checkpoint record of a random-weights ``name`` with unmask's default face step (32 frames)."""
     from unmask.data.config import PrepareConfig
+    from unmask.decision.record import CheckpointRecord
     from unmask.models import get_spec
     from unmask.video import FrameSampler
 
     spec = get_spec(name)
     prepare = PrepareConfig("folder", sampler=FrameSampler("uniform", 32)).recorded()
-    return {"spec": asdict(spec), "size_px": spec.default_size_px, "temperature": 1.0, "bias": 0.0,
-            "threshold": 0.5, "costs": {"missed_fake": 1.0, "false_alarm": 1.0},
-            "data": {"prepare": prepare, "protocol": "video"}}
+    return CheckpointRecord(spec=spec, size_px=spec.default_size_px, temperature=1.0, prepare=prepare,
+                            data={"protocol": "video"})
 
 
 def time_loaded(name: str, clip: Path, repeats: int) -> dict:
@@ -77,7 +76,7 @@ def time_loaded(name: str, clip: Path, repeats: int) -> dict:
 
     torch.manual_seed(0)
     started = time.perf_counter()
-    detector = Detector(create_model(name).eval(), meta_for(name), device="cpu")
+    detector = Detector(create_model(name).eval(), record_for(name), device="cpu")
     load_s = time.perf_counter() - started
     detector.predict(clip)  # warm-up: first-call allocations, OpenCV's network set-up
     runs = [detector.predict(clip).timings for _ in range(repeats)]
@@ -95,7 +94,7 @@ def save_run(name: str, tmp: Path) -> tuple[Path, Path]:
     run = tmp / f"run-{name}"
     model = create_model(name)
     save_checkpoint(run / "model.safetensors", {f"model.{k}": v for k, v in model.state_dict().items()},
-                    meta_for(name))
+                    record_for(name).to_metadata())
     export_model(run, tmp / f"exported-{name}")
     return run, tmp / f"exported-{name}"
 

@@ -26,7 +26,7 @@ def ffpp_samples() -> Path:
     return root
 
 
-# Which hard clips CI checks: the dark, small, compressed case on a real clip, and the other
+# Which hard clips CI checks: a dark, small, compressed face on a real clip, and the other
 # conditions the single pass misses most, on real clips and package portraits. (Where ../shared is
 # absent, the portraits stand in for the real clips.)
 HARD_CLIPS = {"ffpp004": ("small_dark", "profile"), "ffpp519": ("profile",),

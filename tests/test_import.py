@@ -24,6 +24,15 @@ def test_import_unmask_loads_no_heavy_library():
     assert result.returncode == 0 and result.stdout.strip() == "[]", result.stderr
 
 
+def test_the_backbone_registry_imports_timm_only_when_a_spec_is_read():
+    result = run_python("import sys\nfrom unmask.models.registry import BACKBONES, PAPER_BACKBONES, get_spec\n"
+                        "names = sorted(BACKBONES); before = 'timm' in sys.modules\n"
+                        "print(before, 'xception' in BACKBONES, len(PAPER_BACKBONES), get_spec('xception').mean, "
+                        "'timm' in sys.modules)")
+    assert result.returncode == 0 and result.stdout.split(" ", 3)[:3] == ["False", "True", "4"], result.stderr
+    assert result.stdout.strip().endswith("(0.5, 0.5, 0.5) True"), result.stdout
+
+
 def test_every_stage_is_one_call_on_unmask():
     for name in unmask.__all__:
         assert getattr(unmask, name) is not None, name

@@ -88,7 +88,7 @@ def test_an_interrupted_run_resumes_and_a_finished_one_is_not_redone(reproduced)
 def test_the_table_holds_the_paper_row_beside_the_honest_one(reproduced):
     out, table = reproduced["out"], reproduced["third"].table
     assert list(zip(table["model"], table["preset"], table["protocol"])) == [(MODEL, "paper", "paper"), (MODEL, "default", "video")]
-    assert table.loc[0, "paper says acc"] == 0.97 and pd.isna(table.loc[1, "paper says acc"])  # PAPER.md's EfficientNetV2-S
+    assert table.loc[0, "paper says acc"] == 0.97 and pd.isna(table.loc[1, "paper says acc"])  # the paper's EfficientNetV2-S (PAPER_ACCURACY)
     for row, preset in enumerate(("paper", "default")):
         metrics = json.loads((out / "eval" / f"{MODEL}-{preset}" / "metrics.json").read_text())
         assert table.loc[row, "argmax acc"] == pytest.approx(metrics["frame"]["raw_argmax"]["accuracy"])

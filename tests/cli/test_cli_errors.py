@@ -97,7 +97,9 @@ def test_bad_training_values_are_refused(tmp_path):
 
 
 def test_a_manifest_with_other_labels_and_a_checkpoint_with_nan_are_refused(prepared, tmp_path):
-    from unmask.models import create_model
+    from dataclasses import asdict
+
+    from unmask.models import create_model, get_spec
     from unmask.decision.checkpoint import save_checkpoint
 
     model = create_model("mobilenetv3_small")
@@ -105,7 +107,7 @@ def test_a_manifest_with_other_labels_and_a_checkpoint_with_nan_are_refused(prep
     name = next(k for k, v in state.items() if v.is_floating_point() and v.ndim == 4)
     state[name] = state[name].clone()
     state[name].view(-1)[0] = float("nan")
-    meta = {"spec": {"name": "mobilenetv3_small"}, "temperature": 1.0, "bias": 0.0, "threshold": 0.5,
+    meta = {"spec": asdict(get_spec("mobilenetv3_small")), "temperature": 1.0, "bias": 0.0, "threshold": 0.5,
             "data": {"protocol": "video"}, "size_px": 64}
     save_checkpoint(tmp_path / "run" / "model.safetensors", state, meta)
     result = run_unmask("evaluate", tmp_path / "run", prepared, "--out", tmp_path / "eval", cwd=tmp_path)

@@ -83,7 +83,9 @@ def test_report_renders_in_headless_chromium(evaluated, tmp_path):
 def test_report_escapes_names_it_shows(evaluated, tmp_path):
     from dataclasses import replace
 
+    from unmask.decision.record import CheckpointRecord
     from unmask.evaluation.report import write_report
+    from unmask.models.registry import get_spec
 
     evil = "<script>alert('unmask')</script>"
     card = evaluated.metrics["model_card"]
@@ -91,8 +93,9 @@ def test_report_escapes_names_it_shows(evaluated, tmp_path):
                "model_card": {**card, "data": {**card["data"], "dataset": evil}, "warnings": [evil]}}
     result = replace(evaluated, out_dir=tmp_path, metrics=metrics,
                      video_scores=evaluated.video_scores.assign(method=evil))
-    page = write_report(result, run_dir=tmp_path, data_root=tmp_path, model=None,
-                        meta={"threshold": 0.5, "size_px": 64}, per_case=0).read_text()
+    record = CheckpointRecord(spec=get_spec("mobilenetv3_small"), size_px=64, temperature=1.0, threshold=0.5)
+    page = write_report(result, run_dir=tmp_path, data_root=tmp_path, model=None, record=record,
+                        per_case=0).read_text()
     assert "<script>" not in page
     # the title, the data line, every video's row, the card's dataset and its warning
     assert page.count("&lt;script&gt;") == 2 + len(evaluated.video_scores) + 2
@@ -132,13 +135,13 @@ def test_cross_dataset_on_every_crop_warns_of_crops_cut_unlike_the_training_data
 def test_crops_cut_alike_give_no_warning_and_old_names_compare(small_run, prepared, caplog):
     from unmask.data.manifest import read_manifest
     from unmask.evaluation.evaluator import warn_crop_differences
-    from unmask.decision.checkpoint import read_metadata
+    from unmask.decision.checkpoint import read_record
 
-    meta = read_metadata(small_run[0].checkpoint)
+    record = read_record(small_run[0].checkpoint)
     _, manifest_meta = read_manifest(prepared)
-    assert warn_crop_differences(meta, manifest_meta, prepared) == [] and "cut unlike" not in caplog.text
+    assert warn_crop_differences(record, manifest_meta, prepared) == [] and "cut unlike" not in caplog.text
     old = {**{k: v for k, v in manifest_meta.items() if k != "size"}, "size_px": 64, "margin": 1.5}
-    assert warn_crop_differences(meta, old, prepared) == ["margin 1.5, not 1.3 as in training"]
+    assert warn_crop_differences(record, old, prepared) == ["margin 1.5, not 1.3 as in training"]
 
 
 def test_bad_inputs_are_clear(small_run, prepared, tmp_path):

@@ -9,7 +9,7 @@ import torch
 
 from unmask.data.manifest import read_manifest, select_split
 from unmask.evaluation.model_card import card_html, card_markdown, card_warnings, model_card, seen_in_training
-from unmask.decision.checkpoint import read_metadata
+from unmask.decision.checkpoint import read_metadata, read_record
 
 
 def test_train_writes_a_model_card_with_data_settings_calibration_and_versions(small_run, prepared):
@@ -41,20 +41,31 @@ def test_train_writes_a_model_card_with_data_settings_calibration_and_versions(s
     assert manifest_meta["provenance"]["packages"]["opencv"]
 
 
+def _record(**meta):
+    """The record of a checkpoint whose metadata holds ``meta`` (read as any checkpoint's is)."""
+    from dataclasses import asdict
+
+    from unmask.decision.record import CheckpointRecord
+    from unmask.models.registry import get_spec
+
+    return CheckpointRecord.from_metadata({"spec": asdict(get_spec("mobilenetv3_small")), "size_px": 64,
+                                           "temperature": 1.0, **meta})
+
+
 def test_a_healthy_calibration_gets_no_warning_and_a_bound_one_does():
     healthy = {"calibration": {"health": {"n_fake": 400, "n_real": 300, "videos_fake": 20, "videos_real": 15,
                                           "at_bound": False, "trusted": True, "note": "ok"}},
                "video_calibration": {"mean": {"health": {"trusted": True, "at_bound": False, "note": "ok"}}}}
-    assert card_warnings(healthy) == []
+    assert card_warnings(_record(**healthy)) == []
     bound = json.loads(json.dumps(healthy))
     bound["calibration"]["health"].update(at_bound=True, trusted=False, note="slope reached 1000")
-    warnings = card_warnings(bound)
+    warnings = card_warnings(_record(**bound))
     assert any("hit its bound" in w for w in warnings) and any("rests on little data" in w for w in warnings)
     few = json.loads(json.dumps(healthy))
     few["calibration"]["health"]["videos_real"] = 2
-    assert card_warnings(few) == ["the validation crops come from only 2 real videos: a threshold and a calibration "
-                                  "fitted on so few videos may not hold on others"]
-    assert "seen_in_training" not in model_card(healthy)
+    assert card_warnings(_record(**few)) == ["the validation crops come from only 2 real videos: a threshold and a "
+                                             "calibration fitted on so few videos may not hold on others"]
+    assert "seen_in_training" not in model_card(_record(**healthy))
 
 
 def test_the_cards_html_escapes_every_value_and_its_markdown_keeps_them(small_run):
@@ -72,12 +83,12 @@ def test_the_same_videos_prepared_into_another_folder_count_as_seen(small_run, p
     from unmask.evaluation.evaluator import evaluate
 
     run = small_run[0].run_dir
-    meta = read_metadata(run)
+    record = read_record(run)
     copy = tmp_path / "moved"
     shutil.copytree(prepared, copy, ignore=shutil.ignore_patterns("cache"))
     manifest, _ = read_manifest(copy)
-    assert str(copy.resolve()) != meta["data"]["manifest"]  # the old path rule would read all as unseen
-    seen = seen_in_training(meta, manifest)
+    assert str(copy.resolve()) != record.data["manifest"]  # the old path rule would read all as unseen
+    seen = seen_in_training(record, manifest)
     assert (seen["n_seen"], seen["n_videos"]) == (10, 12)  # train and val videos, not the 2 test ones
     result = evaluate(run, copy, tmp_path / "eval", protocol="paper", report=False, bootstrap=0)
     paper_test = select_split(manifest, "paper", "test")
@@ -88,12 +99,12 @@ def test_the_same_videos_prepared_into_another_folder_count_as_seen(small_run, p
 
 
 def test_other_videos_under_the_same_names_are_not_seen(small_run, prepared):
-    meta = read_metadata(small_run[0].run_dir)
+    record = read_record(small_run[0].run_dir)
     manifest, _ = read_manifest(prepared)
     other = manifest.assign(video_hash="0" * 64)  # same dataset and ids, other content
-    assert seen_in_training(meta, other)["n_seen"] == 0
+    assert seen_in_training(record, other)["n_seen"] == 0
     old = manifest.drop(columns="video_hash")  # a manifest from before fingerprints: matched by dataset:video_id
-    assert seen_in_training(meta, old)["n_seen"] == 10
+    assert seen_in_training(record, old)["n_seen"] == 10
 
 
 def test_seen_is_matched_by_fingerprint_first_then_by_dataset_and_id():
@@ -102,13 +113,13 @@ def test_seen_is_matched_by_fingerprint_first_then_by_dataset_and_id():
     def rows(*videos):  # (dataset, video_id, hash or None), two crops each
         return pd.DataFrame([{"dataset": d, "video_id": v, "video_hash": h} for d, v, h in videos for _ in range(2)])
 
-    meta = {"data": {"videos": record_videos(rows(("ffpp", "original/c23/004", "a" * 64)),
-                                             rows(("ffpp", "Deepfakes/c23/519_515", "b" * 64)))}}
+    record = _record(data={"videos": record_videos(rows(("ffpp", "original/c23/004", "a" * 64)),
+                                                   rows(("ffpp", "Deepfakes/c23/519_515", "b" * 64)))})
     evaluated = rows(("ffpp", "original/c23/004", "a" * 64),      # the same file: seen
                      ("folder", "real/004", "a" * 64),            # the same file under another adapter: seen
                      ("ffpp", "Deepfakes/c23/519_515", "c" * 64),  # the same name, other content: not seen
                      ("ffpp", "Deepfakes/c23/519_515", None),     # no fingerprint: the name decides, seen
                      ("celebdf", "original/c23/004", None))       # the same id in another dataset: not seen
-    seen = seen_in_training(meta, evaluated)
+    seen = seen_in_training(record, evaluated)
     assert (seen["n_seen"], seen["n_videos"]) == (3, 4)  # the two Deepfakes rows share one name: one video
     assert seen["crops"] == pytest.approx(6 / 10)

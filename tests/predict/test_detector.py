@@ -1,6 +1,4 @@
-import copy
 import json
-from dataclasses import asdict
 
 import numpy as np
 import pandas as pd
@@ -12,7 +10,7 @@ from unmask.errors import UnmaskError
 from unmask.models import BACKBONES, create_model
 from unmask.decision.verdict import decide_track, min_faces
 from unmask.predict.result import REASON_CODES, VERDICTS
-from unmask.decision.checkpoint import load_classifier, read_metadata
+from unmask.decision.checkpoint import load_classifier, read_record
 from unmask.video import sample_frames
 
 
@@ -26,10 +24,10 @@ def fake_clip(demo_clips):
     return demo_clips / "fake" / "fake_astronaut_00.mp4"
 
 
-def check_consistent(p: Prediction, meta: dict | None = None):
-    """What every result must satisfy, whatever the verdict (``meta``: the judging checkpoint's,
+def check_consistent(p: Prediction, record=None):
+    """What every result must satisfy, whatever the verdict (``record``: the judging checkpoint's,
     when the Detector was not loaded from a file)."""
-    meta = meta or read_metadata(p.model["run"])
+    record = record or read_record(p.model["run"])
     assert p.verdict in VERDICTS and p.reason_code in (None, *REASON_CODES)
     assert (p.verdict == "inconclusive") == (p.reason_code is not None) == (p.reason is not None)
     assert len(p.timeline) == sum(t.n_faces for t in p.tracks)
@@ -40,7 +38,7 @@ def check_consistent(p: Prediction, meta: dict | None = None):
     for t in p.tracks:
         mine = [s for s in p.timeline if s.track_id == t.track_id]
         again = decide_track([s.p_fake for s in mine], threshold=p.threshold, frames_sampled=p.frames_sampled,
-                             meta=meta, prior_fake=p.model["prior_fake"])
+                             record=record, prior_fake=p.model["prior_fake"])
         assert (t.verdict, t.p_fake, t.first_s, t.last_s) == (again.verdict, pytest.approx(again.p_fake),
                                                               mine[0].time_s, mine[-1].time_s)
     if p.tracks:
@@ -63,8 +61,8 @@ def test_a_clip_is_cut_and_scored_exactly_as_the_runs_training_data(detector, sm
     rows = manifest[manifest["video_id"] == "fake/fake_astronaut_00"].sort_values("frame_index")
     assert [s.frame_index for s in p.timeline] == rows["frame_index"].tolist()
     np.testing.assert_allclose([s.box for s in p.timeline], rows[["x1", "y1", "x2", "y2"]].to_numpy(), atol=0.06)
-    model, meta = load_classifier(small_run[0].run_dir)
-    expected = calibrated_p_fake(score_rows(model, meta, rows, prepared, device="cpu"), meta)
+    model, record = load_classifier(small_run[0].run_dir)
+    expected = calibrated_p_fake(score_rows(model, record, rows, prepared, device="cpu"), record)
     np.testing.assert_allclose([s.p_fake for s in p.timeline], expected, atol=1e-5)
     assert p.p_fake == pytest.approx(float(np.mean(expected)))  # today's aggregation: the mean
     # the face step prepare used, all passes on: the same definition cuts the faces here
@@ -132,15 +130,12 @@ def test_a_face_in_too_few_frames_is_inconclusive(detector, fake_clip, tmp_path)
 
 
 def test_a_score_at_the_threshold_is_too_close_to_call(small_run, fake_clip):
-    model, meta = load_classifier(small_run[0].run_dir)
-    p = Detector(model, meta, device="cpu").predict(fake_clip)
-    at = copy.deepcopy(meta)
-    at["threshold"] = p.p_fake
-    q = Detector(model, at, device="cpu").predict(fake_clip)
+    model, record = load_classifier(small_run[0].run_dir)
+    p = Detector(model, record, device="cpu").predict(fake_clip)
+    q = Detector(model, record.replace(threshold=p.p_fake), device="cpu").predict(fake_clip)
     assert (q.verdict, q.reason_code, q.threshold) == ("inconclusive", "too_close", p.p_fake)
     assert "too close to the threshold" in q.reason
-    far = copy.deepcopy(meta)
-    far["threshold"] = min(0.999, p.p_fake * 3) if p.p_fake < 0.3 else p.p_fake / 3
+    far = record.replace(threshold=min(0.999, p.p_fake * 3) if p.p_fake < 0.3 else p.p_fake / 3)
     assert Detector(model, far, device="cpu").predict(fake_clip).verdict in ("fake", "real")
 
 
@@ -164,20 +159,19 @@ def test_two_people_get_a_verdict_each_and_the_clip_is_fake_if_either_is(small_r
     write_video(tmp_path / "two.mp4", [np.concatenate([hopper, astronaut], axis=1)] * 8, fps=8, codec="mpeg4")
     write_video(tmp_path / "hopper.mp4", [hopper] * 8, fps=8, codec="mpeg4")
     write_video(tmp_path / "astronaut.mp4", [astronaut] * 8, fps=8, codec="mpeg4")
-    model, meta = load_classifier(small_run[0].run_dir)
-    meta = copy.deepcopy(meta)
-    meta["data"]["prepare"]["keep"] = "all"
-    meta["video_calibration"] = {"mean": {"identity": True, "prior_fake": 0.5}}  # a person's p_fake: the mean
-    detector = Detector(model, meta, device="cpu")
+    model, record = load_classifier(small_run[0].run_dir)
+    record = record.replace(prepare={**record.prepare, "keep": "all"},
+                            video_calibration={"mean": {"identity": True, "prior_fake": 0.5}})  # p_fake: the mean
+    detector = Detector(model, record, device="cpu")
     references = {name: np.mean([f.reshape(-1, 3).mean(0)
                                  for f in detector.predict(tmp_path / f"{name}.mp4", keep_faces=True).faces], axis=0)
                   for name in ("hopper", "astronaut")}
-    threshold = meta["threshold"]
+    threshold = record.threshold
 
     def judge(hopper_p: float, astronaut_p: float):
         detector.score_crops = stand_in_scores(references, {"hopper": hopper_p, "astronaut": astronaut_p})
         p = detector.predict(tmp_path / "two.mp4")
-        check_consistent(p, meta)
+        check_consistent(p, record)
         assert len(p.tracks) == 2 and all(t.n_faces == 8 for t in p.tracks)
         left_id = min(p.timeline, key=lambda s: s.box[0]).track_id
         left, right = sorted(p.tracks, key=lambda t: t.track_id != left_id)
@@ -232,7 +226,7 @@ def test_an_image_is_judged_and_a_bad_device_is_one_line(detector, demo_clips, t
     assert (p.kind, p.frames_sampled, p.frames_with_face, len(p.tracks)) == ("image", 1, 1, 1)
     assert p.verdict in ("fake", "real") or p.reason_code == "too_close"
     with pytest.raises(UnmaskError, match="Unknown aggregation"):
-        Detector(detector.model, detector.meta, aggregation="meen")
+        Detector(detector.model, detector.record, aggregation="meen")
 
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))
@@ -241,11 +235,11 @@ def test_every_backbone_in_the_registry_judges_and_explains(name, small_run, fak
     import torch
 
     torch.manual_seed(0)
-    _, meta = load_classifier(small_run[0].run_dir)
-    meta = {**meta, "spec": asdict(BACKBONES[name]), "size_px": 128}
-    detector = Detector(create_model(name).eval(), meta, device="cpu")
+    _, record = load_classifier(small_run[0].run_dir)
+    record = record.replace(spec=BACKBONES[name], size_px=128)
+    detector = Detector(create_model(name).eval(), record, device="cpu")
     p = detector.predict(fake_clip, keep_faces=True, num_frames=4)
-    check_consistent(p, meta)
+    check_consistent(p, record)
     assert p.frames_sampled == 4 and len(p.timeline) == 4 and p.model["name"] == name
     (h,) = detector.explain(p, methods=["gradcam"], max_faces=1)
     assert h.overlay.shape == (224, 224, 3) and h.heatmap.shape == (128, 128)
@@ -262,3 +256,26 @@ def test_samples_from_ffpp_get_the_right_kind_of_result(detector, ffpp_samples):
         width = 1280 if clip.stem.startswith("004") else 640
         assert all(0 <= s.box[0] < s.box[2] <= width for s in p.timeline)
         assert all(0.0 <= s.p_fake <= 1.0 for s in p.timeline)
+
+
+def test_a_checkpoint_written_before_the_record_loads_and_judges(small_run, fake_clip, tmp_path):
+    """Metadata as older versions wrote it: the costs only in the training config, settings under
+    their old names, no calibration fits and no face step recorded, a stale threshold."""
+    from unmask.decision.checkpoint import load_tensors, read_metadata, save_checkpoint
+
+    meta = read_metadata(small_run[0].run_dir)
+    left_out = ("costs", "calibration", "video_calibration", "class_names", "format")
+    old = {k: v for k, v in meta.items() if k not in left_out}
+    old["config"] = {**{k: v for k, v in meta["config"].items() if k != "size"}, "size_px": meta["config"]["size"],
+                     "costs": {"missed_fake": 3.0, "false_alarm": 1.0}}
+    old["data"] = {k: v for k, v in meta["data"].items() if k != "prepare"}
+    old["threshold"] = 0.5
+    save_checkpoint(tmp_path / "old" / "model.safetensors", load_tensors(small_run[0].run_dir), old)
+
+    detector = Detector.load(tmp_path / "old", device="cpu")
+    assert detector.threshold == pytest.approx(0.25) and detector.costs == {"missed_fake": 3.0, "false_alarm": 1.0}
+    assert detector.record.config["size"] == meta["config"]["size"] and "size_px" not in detector.record.config
+    assert detector.prepare_config.size == meta["size_px"]  # the crops cut at the model's input size
+    p = detector.predict(fake_clip)
+    check_consistent(p)
+    assert p.threshold == pytest.approx(0.25) and p.frames_sampled > 0

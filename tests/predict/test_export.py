@@ -13,18 +13,17 @@ from PIL import Image
 from unmask.errors import UnmaskError
 from unmask.models import build_transform
 from unmask.predict.export import export_model, onnx_session, read_export_metadata
-from unmask.models.registry import spec_from_dict
 from unmask.decision.calibration import calibrated_p_fake
 from unmask.decision.checkpoint import load_classifier
 
 pytest.importorskip("onnxruntime", reason="the export extra (onnx, onnxruntime) is part of the test install")
 
 
-def _real_crops(prepared: Path, meta: dict, n: int = 24) -> torch.Tensor:
+def _real_crops(prepared: Path, record, n: int = 24) -> torch.Tensor:
     """Face crops that prepare cut from the test clips, through the run's own preprocessing."""
     manifest = pd.read_parquet(prepared / "manifest.parquet")
     rows = manifest.groupby("label").head(n // 2)
-    transform = build_transform(spec_from_dict(meta["spec"]), meta["size_px"])
+    transform = build_transform(record.spec, record.size_px)
     return torch.stack([transform(np.array(Image.open(prepared / p).convert("RGB"))) for p in rows["crop_path"]])
 
 
@@ -32,14 +31,14 @@ def test_onnx_export_matches_pytorch_on_real_crops(small_run, prepared, tmp_path
     run = small_run[0].run_dir
     result = export_model(run, tmp_path / "detector.onnx", format="onnx")
     assert result.path == tmp_path / "detector.onnx" and result.path.is_file()
-    model, meta = load_classifier(run)
-    x = _real_crops(prepared, meta)
+    model, record = load_classifier(run)
+    x = _real_crops(prepared, record)
     with torch.no_grad():
         want = model(x).numpy()
     got = onnx_session(result.path).run(["logits"], {"image": x.numpy()})[0]
     assert got.shape == (len(x), 2)  # the batch axis is dynamic: traced with 2, run with 24
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
-    p_want, p_got = calibrated_p_fake(want, meta), calibrated_p_fake(got, meta)
+    p_want, p_got = calibrated_p_fake(want, record), calibrated_p_fake(got, record)
     # The same decisions at a threshold amid the scores (the trained model's own threshold may lie
     # on one side of all of them), left out the crops within 1e-3 of it (a rounding may flip those).
     threshold = float(np.median(p_want))
@@ -49,16 +48,16 @@ def test_onnx_export_matches_pytorch_on_real_crops(small_run, prepared, tmp_path
 
     info = read_export_metadata(result.path)
     assert info == json.loads(result.metadata_path.read_text())
-    assert info["input"]["size_px"] == meta["size_px"] and info["input"]["mean"] == list(meta["spec"]["mean"])
-    assert info["temperature"] == meta["temperature"] and info["threshold"] == meta["threshold"]
+    assert info["input"]["size_px"] == record.size_px and info["input"]["mean"] == list(record.spec.mean)
+    assert info["temperature"] == record.temperature and info["threshold"] == record.threshold
     assert info["class_names"] == ["real", "fake"]
 
 
 def test_torchscript_export_matches_pytorch(small_run, prepared, tmp_path):
     run = small_run[0].run_dir
     result = export_model(run, tmp_path / "detector.pt", format="torchscript")
-    model, meta = load_classifier(run)
-    x = _real_crops(prepared, meta, n=8)
+    model, record = load_classifier(run)
+    x = _real_crops(prepared, record, n=8)
     loaded = torch.jit.load(str(result.path))
     with torch.no_grad():
         np.testing.assert_allclose(loaded(x).numpy(), model(x).numpy(), atol=1e-4, rtol=1e-4)

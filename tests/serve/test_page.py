@@ -17,8 +17,10 @@ def test_page_shows_verdict_chart_and_heatmaps_then_a_clear_error(small_run, goo
     from unmask.decision.checkpoint import load_classifier
 
     # A missed fake costing 7 false alarms' worth against 3: threshold 0.3, so the chart's line is not at mid-height.
-    model, meta = load_classifier(small_run[0].run_dir)
-    judge = Detector(model, dict(meta, threshold=0.3, costs={"missed_fake": 7.0, "false_alarm": 3.0}), device="cpu")
+    from unmask.decision.calibration import Costs
+
+    model, record = load_classifier(small_run[0].run_dir)
+    judge = Detector(model, record.replace(threshold=0.3, costs=Costs(missed_fake=7.0, false_alarm=3.0)), device="cpu")
     expected = judge.predict(good_clip)
     app = create_app(judge, ServeSettings(upload_root=tmp_path, heatmaps=2))
     with live_server(app) as url, playwright.sync_playwright() as p:

@@ -1,6 +1,6 @@
-"""The issue's goal, checked in CI: with the DEFAULT face step, every hard clip gives a face in at
-least 29 of its 32 sampled frames, the faces found are where the face is, and frames without a
-face (the no-face clip, the cut of a cutaway clip) give none."""
+"""What the face step promises on hard clips, checked in CI: with the DEFAULT face step, every
+hard clip gives a face in at least 29 of its 32 sampled frames, the faces found are where the face
+is, and frames without a face (the no-face clip, the cut of a cutaway clip) give none."""
 
 from dataclasses import replace
 

@@ -117,7 +117,7 @@ def test_calibration_of_separable_scores_stays_sane_and_says_it_rests_on_little_
     assert fit["health"]["videos_fake"] == 2 and fit["health"]["videos_real"] == 2
     test_labels = np.r_[np.zeros(500), np.ones(500)].astype(int)
     test_logits = _margins_to_logits(np.where(test_labels == 1, 3.0, -2.0) + rng.normal(0, 1.5, 1000))
-    p = calibrated_p_fake(test_logits, fit)
+    p = calibrated_p_fake(test_logits, _record(temperature=fit["temperature"], bias=fit["bias"]))
     log_loss = -np.mean(np.log(np.where(test_labels == 1, p, 1 - p)))
     assert log_loss < 0.25  # the unsmoothed fit (T = 0.03) scored 0.98 here; the raw softmax 0.19
 
@@ -151,6 +151,16 @@ def test_prior_shift_is_bayes_rule_on_the_log_odds():
         shift_prior(p, 0.8, 1.0)
 
 
+def _record(**meta):
+    """The record of a checkpoint whose metadata holds ``meta`` (read as any checkpoint's is)."""
+    from dataclasses import asdict
+
+    from unmask.decision.record import CheckpointRecord
+    from unmask.models.registry import get_spec
+
+    return CheckpointRecord.from_metadata({"spec": asdict(get_spec("mobilenetv3_small")), "size_px": 64, **meta})
+
+
 def _video_frames(rng, n_videos, frames=8):
     """Frames whose p_fake is a mean-of-frames score that overstates how sure the video is."""
     rows = []
@@ -172,8 +182,8 @@ def test_video_calibration_is_fitted_on_validation_videos_and_used_by_the_one_vi
     assert set(video_cal) == {"mean", "median", "confident", "track"}
     mean = video_cal["mean"]
     assert not mean["identity"] and mean["health"]["n"] == 400 and mean["prior_fake"] == 0.5
-    meta = {"temperature": 1.0, "bias": 0.0, "calibration": {"prior_fake": 0.5}, "video_calibration": video_cal,
-            "costs": {"missed_fake": 3.0, "false_alarm": 1.0}, "threshold": 0.25}
+    meta = _record(temperature=1.0, bias=0.0, calibration={"prior_fake": 0.5}, video_calibration=video_cal,
+                   costs={"missed_fake": 3.0, "false_alarm": 1.0}, threshold=0.25)
     test = _video_frames(rng, 400)
     scores = test.groupby("video_id")["p_fake"].mean()
     labels = test.groupby("video_id")["label"].first()
@@ -196,9 +206,9 @@ def test_too_few_validation_videos_fall_back_to_the_aggregated_frame_score_and_o
     rng = np.random.default_rng(4)
     few = fit_video_calibration(_video_frames(rng, 6), frame_prior=0.7)
     assert few["mean"]["identity"] and "fewer than" in few["mean"]["health"]["note"]
-    meta = {"temperature": 1.0, "calibration": {"prior_fake": 0.7}, "video_calibration": few}
+    meta = _record(temperature=1.0, calibration={"prior_fake": 0.7}, video_calibration=few)
     assert calibrate_video_scores([0.3], meta, "mean")[0] == pytest.approx(0.3)
-    old = {"temperature": 2.0, "bias": 0.5, "threshold": 0.5}  # a checkpoint from before video calibration
+    old = _record(temperature=2.0, bias=0.5, threshold=0.5)  # a checkpoint from before video calibration
     assert calibrate_video_scores([0.3], old, "mean")[0] == pytest.approx(0.3)
     assert "no video-level calibration" in caplog.text
 

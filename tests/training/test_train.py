@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from unmask.errors import ManifestError, UnknownNameError, UnmaskError
 from unmask.models.registry import PAPER_BACKBONES
 from unmask.decision.checkpoint import load_classifier, read_metadata
+from unmask.decision.record import CheckpointRecord
 from unmask.training.config import PRESETS, make_config
 from unmask.training.trainer import train
 
@@ -29,13 +30,14 @@ def test_small_model_learns_the_demo_fakes(small_run):
     assert history["train_loss"].iloc[-3:].mean() < history["train_loss"].iloc[:3].mean()
     assert any((run / "tensorboard").iterdir())
 
-    model, meta = load_classifier(run)
-    assert meta["spec"]["name"] == "mobilenetv3_small" and meta["size_px"] == 64
-    assert meta["class_names"] == ["real", "fake"] and meta["threshold"] == 0.5
-    assert meta["temperature"] == pytest.approx(result.temperature) and meta["temperature"] > 0
-    assert meta["data"]["protocol"] == "video" and meta["epoch"] == result.best_epoch
-    assert meta["class_weights"] == [1.0, 1.0]  # the demo set is balanced
-    assert meta["config"]["costs"] == {"missed_fake": 1.0, "false_alarm": 1.0}
+    model, record = load_classifier(run)
+    assert record.spec.name == "mobilenetv3_small" and record.size_px == 64
+    assert record.class_names == ("real", "fake") and record.threshold == 0.5
+    assert record.temperature == pytest.approx(result.temperature) and record.temperature > 0
+    assert record.data["protocol"] == "video" and record.train["epoch"] == result.best_epoch
+    assert record.train["class_weights"] == [1.0, 1.0]  # the demo set is balanced
+    assert record.config["costs"] == {"missed_fake": 1.0, "false_alarm": 1.0}
+    assert CheckpointRecord.from_metadata(read_metadata(run)) == record == record.from_metadata(record.to_metadata())
 
 
 def test_costs_set_the_threshold_and_travel_with_the_checkpoint(prepared, tmp_path):
@@ -115,11 +117,11 @@ def test_two_process_ddp_on_gloo(prepared, tmp_path):
     from unmask.data.manifest import select_split
     from unmask.evaluation.evaluator import score_rows
 
-    model, meta = load_classifier(tmp_path / "ddp")
+    model, record = load_classifier(tmp_path / "ddp")
     val = select_split(pd.read_parquet(prepared / "manifest.parquet"), "video", "val")
-    logits = score_rows(model, meta, val, prepared)
+    logits = score_rows(model, record, val, prepared)
     assert roc_auc_score(val["label"], logits[:, 1] - logits[:, 0]) == pytest.approx(
-        history.loc[history["epoch"] == meta["epoch"], "val_auc"].item(), abs=1e-6)
+        history.loc[history["epoch"] == record.train["epoch"], "val_auc"].item(), abs=1e-6)
 
 
 def _manifest_copy(prepared, tmp_path, edit):
@@ -175,9 +177,9 @@ def test_loaded_checkpoint_scores_like_the_trained_model(small_run, prepared):
     from unmask.evaluation.evaluator import score_rows
 
     result, rows = small_run
-    model, meta = load_classifier(result.checkpoint)
+    model, record = load_classifier(result.checkpoint)
     val = select_split(pd.read_parquet(prepared / "manifest.parquet"), "video", "val")
-    logits = score_rows(model, meta, val, prepared)
+    logits = score_rows(model, record, val, prepared)
     recorded = rows[result.best_epoch - 1]["val_auc"]
     assert roc_auc_score(val["label"], logits[:, 1] - logits[:, 0]) == pytest.approx(recorded, abs=1e-6)
     with pytest.raises(UnmaskError, match="intermediate checkpoint"):
@@ -225,11 +227,11 @@ def test_val_loss_is_the_training_objective_focal_and_weighted(prepared, tmp_pat
     data = _manifest_copy(prepared, tmp_path, _fewer_real_training_videos)
     config = make_config(model="mobilenetv3_small", epochs=1, loss="focal", class_weights="effective", **QUICK)
     result = train(data, tmp_path / "run", config)
-    model, meta = load_classifier(result.checkpoint)
-    weights = torch.tensor(meta["class_weights"], dtype=torch.float32)
+    model, record = load_classifier(result.checkpoint)
+    weights = torch.tensor(record.train["class_weights"], dtype=torch.float32)
     assert weights[0] > weights[1]  # fewer real crops: real weighs more
     val = select_split(pd.read_parquet(data / "manifest.parquet"), "video", "val")
-    logits = torch.as_tensor(score_rows(model, meta, val, data))
+    logits = torch.as_tensor(score_rows(model, record, val, data))
     target = torch.as_tensor(val["label"].to_numpy().copy())
     focal = FocalLoss(weights, gamma=2.0)(logits, target).item()
     assert result.history[0]["val_loss"] == pytest.approx(focal, rel=1e-4)

@@ -16,6 +16,8 @@ _EXPORTS = {
     "decide_clip": "unmask.decision.verdict",
     "load_classifier": "unmask.decision.checkpoint",
     "read_metadata": "unmask.decision.checkpoint",
+    "read_record": "unmask.decision.checkpoint",
+    "CheckpointRecord": "unmask.decision.record",
     "score_crops": "unmask.decision.scoring",
 }
 __all__ = list(_EXPORTS)

@@ -11,7 +11,7 @@ A temperature alone cannot remove the constant shift class weights put on the lo
 (``log N_real / N_fake`` with balanced weights), hence the bias. The fit is scikit-learn's sigmoid
 calibration (Platt 2000), whose smoothed targets ``(N+ + 1) / (N+ + 2)`` and ``1 / (N- + 2)`` keep
 both parameters finite when the validation scores separate the classes (an unsmoothed fit then
-drives ``T -> 0`` and ``|b| -> inf``: the demo once got ``T = 0.058, b = -76``). Nothing is clipped.
+drives ``T -> 0`` and ``|b| -> inf``). Nothing is clipped.
 
 Videos: a mean of frame probabilities is not a probability of the video being fake (frames of one
 video are not independent evidence). The aggregated score is calibrated once more, on the
@@ -35,11 +35,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from unmask.errors import SettingError, UnmaskError
 from unmask.settings import named_settings
+
+if TYPE_CHECKING:  # record.py builds on Costs, so the record is only a type here
+    from unmask.decision.record import CheckpointRecord
 
 logger = logging.getLogger(__name__)
 
@@ -209,14 +213,10 @@ def check_prior(prior_fake: float | None) -> None:
         raise SettingError(f"prior_fake must lie strictly between 0 and 1 (a share of fakes), not {prior_fake}", "prior_fake")
 
 
-def _frame_prior(meta: dict) -> float:
-    return float(meta.get("calibration", {}).get("prior_fake", 0.5))
-
-
-def calibrated_p_fake(logits, meta: dict, *, prior_fake: float | None = None) -> np.ndarray:
-    """Frame ``p_fake`` with the calibration recorded in a checkpoint's metadata (and a deployment prior)."""
-    p = p_fake(logits, float(meta["temperature"]), float(meta.get("bias", 0.0)))
-    return shift_prior(p, _frame_prior(meta), prior_fake)
+def calibrated_p_fake(logits, record: CheckpointRecord, *, prior_fake: float | None = None) -> np.ndarray:
+    """Frame ``p_fake`` with the calibration of a checkpoint's record (and a deployment prior)."""
+    p = p_fake(logits, record.temperature, record.bias)
+    return shift_prior(p, record.frame_prior, prior_fake)
 
 
 def fit_video_calibration(frames, frame_prior: float) -> dict:
@@ -258,25 +258,25 @@ def _warn_once(message: str) -> None:
         logger.warning(message)
 
 
-def calibrate_video_scores(scores, meta: dict, aggregation: str = "mean", *,
+def calibrate_video_scores(scores, record: CheckpointRecord, aggregation: str = "mean", *,
                            prior_fake: float | None = None) -> np.ndarray:
     """Video ``p_fake`` from aggregated (uncalibrated-at-video-level) frame scores.
 
     Old checkpoints without a video calibration use the aggregated score as it is (logged once).
     """
     scores = np.asarray(scores, dtype=np.float64)
-    video = meta.get("video_calibration", {}).get(aggregation)
+    video = record.video_calibration.get(aggregation)
     if video is None:
         _warn_once("this checkpoint has no video-level calibration (trained before unmask recorded one): the "
                    "video p_fake is the aggregated frame p_fake; train again to calibrate it")
-        return shift_prior(scores, _frame_prior(meta), prior_fake)
+        return shift_prior(scores, record.frame_prior, prior_fake)
     if video.get("identity"):
         return shift_prior(scores, float(video["prior_fake"]), prior_fake)
     p = sigmoid(float(video["slope"]) * logit(scores) + float(video["intercept"]))
     return shift_prior(p, float(video["prior_fake"]), prior_fake)
 
 
-def video_p_fake(frame_p_fake, meta: dict, *, aggregation: str = "mean", frame_index=None, track_id=None,
+def video_p_fake(frame_p_fake, record: CheckpointRecord, *, aggregation: str = "mean", frame_index=None, track_id=None,
                  prior_fake: float | None = None) -> float:
     """The calibrated probability that one video (or face track) is fake.
 
@@ -285,7 +285,7 @@ def video_p_fake(frame_p_fake, meta: dict, *, aggregation: str = "mean", frame_i
     Args:
         frame_p_fake: ``(n,)`` calibrated frame ``p_fake`` of the video's crops (no prior shift:
             :func:`calibrated_p_fake` without ``prior_fake``).
-        meta: the checkpoint's metadata.
+        record: the checkpoint's record.
         aggregation: the rule that makes one score of the frames (:mod:`unmask.decision.aggregate`).
         frame_index, track_id: ``(n,)``, for the ``track`` rule.
         prior_fake: the share of fakes expected in deployment; None keeps the validation set's.
@@ -296,14 +296,12 @@ def video_p_fake(frame_p_fake, meta: dict, *, aggregation: str = "mean", frame_i
     from unmask.decision.aggregate import aggregate_scores
 
     score = aggregate_scores(frame_p_fake, frame_index=frame_index, track_id=track_id, method=aggregation)
-    return float(calibrate_video_scores([score], meta, aggregation, prior_fake=prior_fake)[0])
+    return float(calibrate_video_scores([score], record, aggregation, prior_fake=prior_fake)[0])
 
 
-def decision_threshold(meta: dict) -> float:
+def decision_threshold(record: CheckpointRecord) -> float:
     """The cost-based threshold on a calibrated ``p_fake`` recorded in a checkpoint."""
-    if "costs" in meta:
-        return Costs(**meta["costs"]).threshold
-    return float(meta["threshold"])
+    return record.threshold
 
 
 def expected_cost(p: np.ndarray, labels: np.ndarray, threshold: float, costs: Costs) -> float:

@@ -19,7 +19,7 @@ from safetensors.torch import load_file, safe_open, save_file
 from unmask import __version__
 from unmask.errors import UnmaskError
 from unmask.decision.hub import resolve_model
-from unmask.decision.record import CLASS_NAMES, FORMAT
+from unmask.decision.record import CLASS_NAMES, FORMAT, CheckpointRecord
 from unmask.utils.atomic import atomic_path
 
 
@@ -69,15 +69,13 @@ def load_classifier(path: str | Path):
     ``hf://ORG/NAME[@REVISION]``: see :func:`unmask.decision.hub.resolve_model`).
 
     Returns:
-        ``(model in eval mode, metadata)``.
+        ``(model in eval mode, its CheckpointRecord)``.
     """
     from unmask.models import create_model
 
     path = resolve_model(path)  # once: a hub name is looked up a single time
-    meta = read_metadata(path)
-    if "temperature" not in meta:
-        raise UnmaskError(f"{path} is an intermediate checkpoint (not calibrated); use the run's model.safetensors")
-    model = create_model(meta["spec"]["name"], pretrained=False)
+    record = read_record(path)
+    model = create_model(record.spec.name, pretrained=False)
     state = {k.removeprefix("model."): v for k, v in load_tensors(path).items() if k.startswith("model.")}
     broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if broken:
@@ -86,5 +84,18 @@ def load_classifier(path: str | Path):
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
-        raise UnmaskError(f"{path} does not fit model {meta['spec']['name']!r}: {str(exc).splitlines()[0]}") from exc
-    return model.eval(), meta
+        raise UnmaskError(f"{path} does not fit model {record.spec.name!r}: {str(exc).splitlines()[0]}") from exc
+    return model.eval(), record
+
+
+def read_record(path: str | Path) -> CheckpointRecord:
+    """The :class:`CheckpointRecord` of the calibrated checkpoint at ``path``, from any version of unmask.
+
+    Raises:
+        UnmaskError: no checkpoint there, or an intermediate (uncalibrated) one.
+    """
+    meta = read_metadata(path)
+    try:
+        return CheckpointRecord.from_metadata(meta)
+    except UnmaskError as exc:  # its sentences read "an intermediate checkpoint ...", "not an unmask ..."
+        raise UnmaskError(f"{path} is {exc}") from None

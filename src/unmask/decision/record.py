@@ -88,10 +88,12 @@ class CheckpointRecord:
         costs = Costs(**costs) if costs else None
         threshold = costs.threshold if costs else float(meta.get("threshold", 0.5))
         data = dict(meta.get("data") or {})
+        prepare = data.pop("prepare", None) or {"size": int(meta["size_px"])}  # before runs recorded it
         return cls(spec=spec_from_dict(meta["spec"]), size_px=int(meta["size_px"]),
                    temperature=float(meta["temperature"]), bias=float(meta.get("bias", 0.0)),
                    costs=costs or Costs(), threshold=threshold, calibration=meta.get("calibration") or {},
-                   video_calibration=meta.get("video_calibration") or {}, prepare=dict(data.get("prepare") or {}),
+                   video_calibration=meta.get("video_calibration") or {},
+                   prepare=dict(prepare),
                    config=config, data=data, val=meta.get("val") or {}, provenance=meta.get("provenance") or {},
                    train={k: meta[k] for k in _TRAIN_KEYS if k in meta},
                    class_names=tuple(meta.get("class_names", CLASS_NAMES)),

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from unmask.decision.calibration import calibrated_p_fake
-from unmask.decision.record import CLASS_NAMES
+from unmask.decision.record import CLASS_NAMES, CheckpointRecord
 from unmask.utils.device import to_device
 
 FAKE = CLASS_NAMES.index("fake")
@@ -84,18 +84,18 @@ def forward_logits(model, batch, device) -> np.ndarray:
         return model(to_device(torch.as_tensor(batch), device)).float().cpu().numpy()
 
 
-def score_crops(model, images, transform, calibration: dict, device, *, batch_size: int = 64) -> np.ndarray:
+def score_crops(model, images, transform, record: CheckpointRecord, device, *, batch_size: int = 64) -> np.ndarray:
     """Calibrated ``p_fake (n,)`` of face crops: the scoring that predict, explain and the report share.
 
     Args:
         model: the classifier, already on ``device``.
         images: ``(h, w, 3) uint8`` RGB face crops (any size: ``transform`` resizes).
         transform: the model's preprocessing (:func:`unmask.models.build_transform`).
-        calibration: a checkpoint's metadata (its ``temperature`` and ``bias``).
+        record: the checkpoint's record (its frame calibration).
     """
     model.eval()
     logits = [forward_logits(model, preprocess_crops(images[start:start + batch_size], transform), device)
               for start in range(0, len(images), batch_size)]
     if not logits:
         return np.zeros(0, np.float64)
-    return calibrated_p_fake(np.concatenate(logits), calibration)
+    return calibrated_p_fake(np.concatenate(logits), record)

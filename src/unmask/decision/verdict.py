@@ -30,11 +30,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from unmask.decision.aggregate import aggregate_scores
 from unmask.decision.calibration import video_p_fake
+
+if TYPE_CHECKING:
+    from unmask.decision.record import CheckpointRecord
 
 MIN_FACES = 4
 MIN_FACE_SHARE = 0.25
@@ -62,7 +66,8 @@ def logit(p: float) -> float:
 
 
 def decide_track(p_fake, *, threshold: float, frames_sampled: int, frame_index=None,
-                 aggregation: str = "mean", meta: dict | None = None, prior_fake: float | None = None) -> Decision:
+                 aggregation: str = "mean", record: CheckpointRecord | None = None,
+                 prior_fake: float | None = None) -> Decision:
     """One person's (or one video's) score and verdict from the ``p_fake`` of its faces.
 
     Args:
@@ -71,13 +76,13 @@ def decide_track(p_fake, *, threshold: float, frames_sampled: int, frame_index=N
         frames_sampled: frames looked at (sets how many faces a verdict needs).
         frame_index: ``(n,)`` the faces' frames (for aggregations that group by frame).
         aggregation: see :data:`unmask.decision.aggregate.AGGREGATIONS`.
-        meta: the checkpoint's metadata: its video-level calibration turns the aggregated score
+        record: the checkpoint's record: its video-level calibration turns the aggregated score
             into a video ``p_fake``. None: the aggregated frame score as it is.
-        prior_fake: the share of fakes expected where the detector is used (with ``meta``).
+        prior_fake: the share of fakes expected where the detector is used (with ``record``).
     """
     p = np.asarray(p_fake, dtype=float)
-    if meta is not None:
-        score = video_p_fake(p, meta, aggregation=aggregation, frame_index=frame_index, prior_fake=prior_fake)
+    if record is not None:
+        score = video_p_fake(p, record, aggregation=aggregation, frame_index=frame_index, prior_fake=prior_fake)
     else:
         score = aggregate_scores(p, frame_index=frame_index, method=aggregation)
     if p.size < min_faces(frames_sampled):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +31,9 @@ from unmask.decision.aggregate import AGGREGATIONS, aggregate_videos
 from unmask.evaluation.metrics import bootstrap_ci, per_method_metrics, reliability, score_metrics, threshold_metrics
 from unmask.evaluation.model_card import model_card, seen_in_training
 from unmask.models import build_transform
+from unmask.decision.record import CheckpointRecord
 from unmask.decision.scoring import score_dataset
 from unmask.utils.device import default_device
-from unmask.models.registry import spec_from_dict
 from unmask.decision.calibration import (
     calibrate_video_scores,
     calibrated_p_fake,
@@ -65,20 +65,20 @@ class EvalResult:
     video_scores: pd.DataFrame
 
 
-def score_rows(model, meta: dict, rows: pd.DataFrame, root: Path, *, device=None, batch_size: int = 64,
+def score_rows(model, record: CheckpointRecord, rows: pd.DataFrame, root: Path, *, device=None, batch_size: int = 64,
                on_batch=None) -> np.ndarray:
     """``(n, 2)`` logits of the manifest ``rows`` (crops under ``root``) through the run's preprocessing;
     ``on_batch(items)`` after each batch."""
     device = default_device(device)
-    dataset = CropDataset(rows, root, build_transform(spec_from_dict(meta["spec"]), meta["size_px"]))
+    dataset = CropDataset(rows, root, build_transform(record.spec, record.size_px))
     logits, _ = score_dataset(model.to(device), dataset, device, batch_size=batch_size, amp=device.type == "cuda",
                               on_batch=on_batch)
     return logits
 
 
-def warn_crop_differences(meta: dict, manifest_meta: dict, data_dir) -> list[str]:
+def warn_crop_differences(record: CheckpointRecord, manifest_meta: dict, data_dir) -> list[str]:
     """Warn when the crops in ``data_dir`` were cut unlike the run's training crops; return how."""
-    differences = crop_differences((meta.get("data") or {}).get("prepare") or {}, manifest_meta)
+    differences = crop_differences(record.prepare, manifest_meta)
     if differences:
         logger.warning("the crops in %s were cut unlike the run's training data (%s): the scores may be worse than "
                        "on crops cut alike; prepare the data with the run's settings to compare fairly",
@@ -131,32 +131,32 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
     Writes ``metrics.json``, ``frame_scores.csv``, ``video_scores.csv`` (and ``report.html``).
     """
     _check_settings(split, protocol, aggregation, batch_size, bootstrap, prior_fake)
-    model, meta = load_classifier(run_dir)
-    protocol = protocol or meta["data"]["protocol"]
+    model, record = load_classifier(run_dir)
+    protocol = protocol or record.data["protocol"]
     manifest, manifest_meta = read_manifest(data_dir)
     root = Path(data_dir) if Path(data_dir).is_dir() else Path(data_dir).parent
     rows = manifest if split == "all" else select_split(manifest, protocol, split)
     if rows.empty:
         raise ManifestError(f"{data_dir} has no crops to evaluate")
-    warn_crop_differences(meta, manifest_meta, data_dir)
+    warn_crop_differences(record, manifest_meta, data_dir)
     ensure_out_dir(out_dir)  # a file, a read-only folder: one line now, not after the scoring
 
-    seen = seen_in_training(meta, rows, manifest=manifest, root=root)
+    seen = seen_in_training(record, rows, manifest=manifest, root=root)
     logger.info("scoring %d crops of %d videos (%s split, %s protocol) with %s", len(rows), rows["video_id"].nunique(),
-                split, protocol, meta["spec"]["name"])
+                split, protocol, record.spec.name)
     meter = ProgressMeter(progress, "evaluate", len(rows) * (1.1 if report or bootstrap else 1.0), unit="work")
-    logits = score_rows(model, meta, rows, root, device=device, batch_size=batch_size,
+    logits = score_rows(model, record, rows, root, device=device, batch_size=batch_size,
                         on_batch=lambda n: meter.advance(n, stage="scoring crops"))
     meter.report("metrics" + (" and report" if report else ""))
-    frames, videos = _frame_and_video_scores(rows, logits, meta, aggregation, prior_fake)
-    metrics = _metrics(frames, videos, meta, seen, run=str(Path(run_dir).resolve()), data=str(root.resolve()),
+    frames, videos = _frame_and_video_scores(rows, logits, record, aggregation, prior_fake)
+    metrics = _metrics(frames, videos, record, seen, run=str(Path(run_dir).resolve()), data=str(root.resolve()),
                        dataset=manifest_meta.get("dataset"), split=split, protocol=protocol, aggregation=aggregation,
                        prior_fake=prior_fake, bootstrap=bootstrap)
     result = _write_scores(Path(out_dir), metrics, frames, videos)
     if report:
         from unmask.evaluation.report import write_report
 
-        write_report(result, run_dir=Path(run_dir), data_root=root, model=model, meta=meta,
+        write_report(result, run_dir=Path(run_dir), data_root=root, model=model, record=record,
                      per_case=explain_per_case, device=device)
     meter.finish()
     return result
@@ -176,36 +176,36 @@ def _check_settings(split: str, protocol: str | None, aggregation: str, batch_si
     check_prior(prior_fake)
 
 
-def _frame_and_video_scores(rows: pd.DataFrame, logits: np.ndarray, meta: dict, aggregation: str,
+def _frame_and_video_scores(rows: pd.DataFrame, logits: np.ndarray, record: CheckpointRecord, aggregation: str,
                             prior_fake: float | None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per crop and per video: the raw and the calibrated ``p_fake`` (shifted to ``prior_fake`` if given)."""
     frames = rows[["dataset", "video_id", "label", "method", "frame_index", "time_s", "track_id",
                    "crop_path"]].reset_index(drop=True)
     frames["logit_real"], frames["logit_fake"] = logits[:, 0], logits[:, 1]
     frames["p_fake_raw"] = p_fake(logits)
-    frames["p_fake"] = calibrated_p_fake(logits, meta)  # the video calibration's input: no prior shift
+    frames["p_fake"] = calibrated_p_fake(logits, record)  # the video calibration's input: no prior shift
     videos = aggregate_videos(frames, aggregation)
     videos["p_fake_raw"] = aggregate_videos(frames.assign(p_fake=frames["p_fake_raw"]), aggregation)["p_fake"]
     videos["score"] = videos["p_fake"]
-    videos["p_fake"] = calibrate_video_scores(videos["score"], meta, aggregation, prior_fake=prior_fake)
-    frames["p_fake"] = shift_prior(frames["p_fake"], meta.get("calibration", {}).get("prior_fake", 0.5), prior_fake)
+    videos["p_fake"] = calibrate_video_scores(videos["score"], record, aggregation, prior_fake=prior_fake)
+    frames["p_fake"] = shift_prior(frames["p_fake"], record.frame_prior, prior_fake)
     return frames, videos
 
 
-def _metrics(frames: pd.DataFrame, videos: pd.DataFrame, meta: dict, seen: dict, *, run: str, data: str, dataset,
+def _metrics(frames: pd.DataFrame, videos: pd.DataFrame, record: CheckpointRecord, seen: dict, *, run: str, data: str, dataset,
              split: str, protocol: str, aggregation: str, prior_fake: float | None, bootstrap: int) -> dict:
     """``metrics.json``: what was evaluated, how it decides, and how well, per frame and per video."""
-    threshold = decision_threshold(meta)
+    threshold = decision_threshold(record)
     not_recorded = {"note": "not recorded: trained before unmask fitted one"}
-    calibration = {"frame": meta.get("calibration"),
-                   "video": meta.get("video_calibration", {}).get(aggregation, not_recorded), "prior_fake": prior_fake}
+    calibration = {"frame": record.calibration or None,
+                   "video": record.video_calibration.get(aggregation, not_recorded), "prior_fake": prior_fake}
     return _json_safe({
-        "run": run, "model": meta["spec"]["name"], "data": data,
-        "dataset": dataset, "trained_on": meta["data"].get("dataset"),
-        "trained_data": meta["data"].get("manifest"),  # the prepared folder it trained on: within or cross
-        "split": split, "protocol": protocol, "train_protocol": meta["data"]["protocol"], "aggregation": aggregation,
-        "temperature": float(meta["temperature"]), "bias": meta.get("bias", 0.0), "threshold": threshold,
-        "costs": meta.get("costs"), "calibration": calibration, "decisions": DECISIONS,
+        "run": run, "model": record.spec.name, "data": data,
+        "dataset": dataset, "trained_on": record.data.get("dataset"),
+        "trained_data": record.data.get("manifest"),  # the prepared folder it trained on: within or cross
+        "split": split, "protocol": protocol, "train_protocol": record.data["protocol"], "aggregation": aggregation,
+        "temperature": record.temperature, "bias": record.bias, "threshold": threshold,
+        "costs": asdict(record.costs), "calibration": calibration, "decisions": DECISIONS,
         # the share of evaluated videos the run trained or validated on, matched by video identity
         "seen_in_training": seen["videos"], "seen": seen,
         "frame": _level_metrics(frames["label"], frames["p_fake"], frames["p_fake_raw"], frames["video_id"],
@@ -215,7 +215,7 @@ def _metrics(frames: pd.DataFrame, videos: pd.DataFrame, meta: dict, seen: dict,
         "per_method": per_method_metrics(frames, videos, threshold),
         "reliability": {"frame": reliability(frames["label"], frames["p_fake"]),
                         "video": reliability(videos["label"], videos["p_fake"])},
-        "model_card": model_card(meta, seen=seen),
+        "model_card": model_card(record, seen=seen),
     })
 
 

@@ -2,7 +2,7 @@
 
 ``train`` writes it into every run folder (``MODEL_CARD.md`` to read, ``model_card.json`` for
 tools, ``reliability.png``); every ``report.html`` shows it again, with the share of the
-evaluated videos the run has seen. Everything comes from the checkpoint's metadata, so a card can
+evaluated videos the run has seen. Everything comes from the checkpoint's record, so a card can
 be rebuilt from ``model.safetensors`` alone (:func:`model_card`).
 
 Which videos a run has seen is matched by *video identity*, not by the prepare folder's path:
@@ -15,14 +15,15 @@ prepared). The same videos prepared into another folder are then recognised as s
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from unmask.data.manifest import VIDEO_HASH_COLUMN
-from unmask.settings import TRAIN_RENAMED, upgrade_recorded
 from unmask.decision.calibration import MIN_VIDEOS_PER_CLASS
+from unmask.decision.record import CheckpointRecord
 from unmask.utils.atomic import atomic_path, write_atomic
 from unmask.utils.rendering import render
 
@@ -78,7 +79,7 @@ def record_videos(train_rows: pd.DataFrame, val_rows: pd.DataFrame) -> dict:
     return out
 
 
-def seen_in_training(meta: dict, rows: pd.DataFrame, *, manifest: pd.DataFrame | None = None,
+def seen_in_training(record: CheckpointRecord, rows: pd.DataFrame, *, manifest: pd.DataFrame | None = None,
                      root: Path | None = None) -> dict:
     """How much of ``rows`` (evaluated crops) comes from videos the run trained or validated on.
 
@@ -88,7 +89,7 @@ def seen_in_training(meta: dict, rows: pd.DataFrame, *, manifest: pd.DataFrame |
     Returns:
         ``{"videos", "crops"}`` shares in [0, 1], ``"n_videos"``, ``"n_seen"`` and ``"matched_by"``.
     """
-    recorded = meta.get("data", {}).get("videos")
+    recorded = record.data.get("videos")
     ids = _ids(rows)
     if recorded is not None:
         seen_ids = set(recorded["train"]["ids"]) | set(recorded["val"]["ids"])
@@ -99,8 +100,8 @@ def seen_in_training(meta: dict, rows: pd.DataFrame, *, manifest: pd.DataFrame |
             has_hash = hashes.notna().to_numpy()
             seen = np.where(has_hash, hashes.isin(seen_hashes).to_numpy(), seen)
         matched_by = MATCHED_BY
-    elif manifest is not None and root is not None and str(Path(root).resolve()) == meta["data"].get("manifest"):
-        column = f"split_{meta['data']['protocol']}"
+    elif manifest is not None and root is not None and str(Path(root).resolve()) == record.data.get("manifest"):
+        column = f"split_{record.data['protocol']}"
         seen = rows["video_id"].isin(set(manifest.loc[manifest[column].isin(["train", "val"]), "video_id"])).to_numpy()
         matched_by = "the prepare folder's path (this checkpoint records no video identities: train again)"
     else:
@@ -127,10 +128,10 @@ def split_sizes(manifest: pd.DataFrame, protocol: str) -> dict:
     return out
 
 
-def card_warnings(meta: dict) -> list[str]:
+def card_warnings(record: CheckpointRecord) -> list[str]:
     """What a reader should not overlook: a calibration fit at a bound or on too little data."""
     warnings = []
-    frame = (meta.get("calibration") or {}).get("health") or {}
+    frame = record.calibration.get("health") or {}
     if frame.get("at_bound"):
         warnings.append(f"the frame calibration's slope hit its bound ({frame.get('note')}): probabilities are "
                         "near 0 or 1 and over-confident")
@@ -142,58 +143,54 @@ def card_warnings(meta: dict) -> list[str]:
     if few:
         warnings.append(f"the validation crops come from only {' and '.join(few)} videos: a threshold and a "
                         "calibration fitted on so few videos may not hold on others")
-    video = ((meta.get("video_calibration") or {}).get("mean") or {}).get("health") or {}
+    video = (record.video_calibration.get("mean") or {}).get("health") or {}
     if video.get("at_bound"):
         warnings.append(f"the video calibration's slope hit its bound ({video.get('note')})")
     if video and not video.get("trusted", True):
         warnings.append(f"video calibration: {video.get('note')}")
-    if "calibration" not in meta:
+    if not record.calibration:
         warnings.append("no calibration health recorded (trained before unmask recorded it)")
     return warnings
 
 
-def model_card(meta: dict, *, seen: dict | None = None) -> dict:
-    """The card of the checkpoint whose metadata is ``meta`` (JSON-serialisable).
+def model_card(record: CheckpointRecord, *, seen: dict | None = None) -> dict:
+    """The card of the checkpoint whose record is ``record`` (JSON-serialisable).
 
     Args:
         seen: an evaluation's :func:`seen_in_training` result, shown when given.
     """
-    data = meta.get("data", {})
-    config = upgrade_recorded(meta.get("config", {}), TRAIN_RENAMED)
-    spec = meta.get("spec", {})
-    val = meta.get("val") or {}
-    calibration = meta.get("calibration") or {}
-    video_calibration = meta.get("video_calibration") or {}
+    data, config, spec, val, train = record.data, record.config, record.spec, record.val, record.train
     videos = data.get("videos") or {}
     card = {
-        "model": {"name": spec.get("name"), "timm_id": spec.get("timm_id"), "input_size_px": meta.get("size_px"),
-                  "mean": spec.get("mean"), "std": spec.get("std"), "explanation_layer": spec.get("cam_layer")},
+        "model": {"name": spec.name, "timm_id": spec.timm_id, "input_size_px": record.size_px,
+                  "mean": spec.mean, "std": spec.std, "explanation_layer": spec.cam_layer},
         "data": {"dataset": data.get("dataset"), "manifest": data.get("manifest"), "protocol": data.get("protocol"),
-                 "classes": {str(i): name for i, name in enumerate(meta.get("class_names", ["real", "fake"]))},
+                 "classes": {str(i): name for i, name in enumerate(record.class_names)},
                  "label_level": config.get("label_level"),
-                 "face_step": _face_step(data.get("prepare") or {}),
+                 "face_step": _face_step(record.prepare),
                  "train_crops": data.get("train_crops"), "val_crops": data.get("val_crops"),
                  "splits": data.get("splits"),
                  "videos_recorded": ({k: len(videos.get(k, {}).get("ids", [])) for k in ("train", "val")}
                                      if videos else None)},
         "training": {**{k: config.get(k) for k in TRAINING_KEYS if k in config},
-                     "optimiser": "Adam", "class_weight_values": meta.get("class_weights"),
-                     "best_epoch": meta.get("epoch"), "epochs_run": meta.get("epochs_run"),
-                     "best_metric": meta.get("best_metric")},
+                     "optimiser": "Adam", "class_weight_values": train.get("class_weights"),
+                     "best_epoch": train.get("epoch"), "epochs_run": train.get("epochs_run"),
+                     "best_metric": train.get("best_metric")},
         "validation": {"best_epoch": val.get("history"), "at_threshold": val.get("at_threshold"),
                        "reliability": val.get("reliability")},
-        "decision": {"costs": meta.get("costs"), "threshold": meta.get("threshold"),
+        "decision": {"costs": asdict(record.costs), "threshold": record.threshold,
                      "rule": "fake when the calibrated p_fake >= threshold = "
                              "c_false_alarm / (c_false_alarm + c_missed_fake)"},
-        "calibration": {"temperature": meta.get("temperature"), "bias": meta.get("bias"),
-                        "prior_fake": calibration.get("prior_fake"), "frame_health": calibration.get("health"),
-                        "video_health": (video_calibration.get("mean") or {}).get("health"),
+        "calibration": {"temperature": record.temperature, "bias": record.bias,
+                        "prior_fake": record.calibration.get("prior_fake"),
+                        "frame_health": record.calibration.get("health"),
+                        "video_health": (record.video_calibration.get("mean") or {}).get("health"),
                         "ece_frame": ((val.get("reliability") or {}).get("frame") or {}).get("ece"),
                         "ece_video": ((val.get("reliability") or {}).get("video") or {}).get("ece")},
-        "warnings": card_warnings(meta),
-        "provenance": meta.get("provenance"),
+        "warnings": card_warnings(record),
+        "provenance": record.provenance or None,
         "prepare_provenance": data.get("prepare_provenance"),
-        "unmask_version": meta.get("unmask_version"),
+        "unmask_version": record.unmask_version,
     }
     if seen is not None:
         card["seen_in_training"] = seen
@@ -322,12 +319,12 @@ def plot_reliability(curves: dict[str, dict], title: str = "reliability"):
     return fig
 
 
-def write_model_card(run_dir: str | Path, meta: dict) -> Path:
+def write_model_card(run_dir: str | Path, record: CheckpointRecord) -> Path:
     """Write ``MODEL_CARD.md``, ``model_card.json`` and ``reliability.png`` into ``run_dir``."""
     import matplotlib.pyplot as plt
 
     run_dir = Path(run_dir)
-    card = model_card(meta)
+    card = model_card(record)
     reliability = (card["validation"].get("reliability")) or {}
     png = None
     if any(reliability.values()):

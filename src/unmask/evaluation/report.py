@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve  # noqa: E402
 
+from unmask.decision.record import CheckpointRecord  # noqa: E402
 from unmask.utils.atomic import atomic_path  # noqa: E402
 from unmask.utils.rendering import render  # noqa: E402
 
@@ -126,14 +127,14 @@ def _video_rows(videos: pd.DataFrame, threshold: float) -> list[dict]:
     return rows
 
 
-def _gallery(frames, data_root, model, meta, per_case, device) -> tuple[list[tuple[str, str, str]], pd.DataFrame]:
+def _gallery(frames, data_root, model, record, per_case, device) -> tuple[list[tuple[str, str, str]], pd.DataFrame]:
     """A labelled contact sheet per cell of the confusion matrix (frame level) as ``(case, words,
     image)``, and the faithfulness of each heatmap in it."""
     from unmask.explain.explainer import explain_crops
     from unmask.explain.overlay import MIN_SIDE_PX, contact_sheet, overlay_heatmap
     from unmask.data.crops import load_crop
 
-    threshold = float(meta["threshold"])
+    threshold = record.threshold
     called_fake = frames["p_fake"] >= threshold
     picked = []
     for case, words, label, fake in CASES:
@@ -143,10 +144,10 @@ def _gallery(frames, data_root, model, meta, per_case, device) -> tuple[list[tup
     if not picked:
         return [], pd.DataFrame()
     crops = [load_crop(data_root / row["crop_path"]) for _, _, row in picked]
-    scores, results = explain_crops(model, meta, crops, GALLERY_METHODS, device=device)
+    scores, results = explain_crops(model, record, crops, GALLERY_METHODS, device=device)
     import cv2
 
-    side = max(MIN_SIDE_PX, int(meta["size_px"]))
+    side = max(MIN_SIDE_PX, record.size_px)
     sheets, faithfulness = {}, []
     for i, (case, words, row) in enumerate(picked):
         interpolation = cv2.INTER_AREA if crops[i].shape[0] > side else cv2.INTER_CUBIC
@@ -182,11 +183,11 @@ def _calibration_fits(metrics: dict) -> list[dict]:
     return fits
 
 
-def _reliability_img(metrics: dict, meta: dict) -> str:
+def _reliability_img(metrics: dict, record: CheckpointRecord) -> str:
     from unmask.evaluation.model_card import plot_reliability
 
     curves = {f"evaluated {level}s": (metrics.get("reliability") or {}).get(level) for level in ("frame", "video")}
-    validation = (meta.get("val") or {}).get("reliability") or {}
+    validation = record.val.get("reliability") or {}
     curves.update({f"validation {level}s": validation.get(level) for level in ("frame", "video")})
     return _png(plot_reliability(curves, "reliability of the calibrated p(fake)"))
 
@@ -204,33 +205,34 @@ def _faithfulness_rows(faithfulness: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def _figures(result, run_dir: Path, meta: dict) -> dict:
+def _figures(result, run_dir: Path, record: CheckpointRecord) -> dict:
     """The report's plots, as inline PNGs (``None`` where there is nothing to plot)."""
     metrics, frames, videos = result.metrics, result.frame_scores, result.video_scores
     threshold = float(metrics["threshold"])
     return {"confusion_frame": _confusion(metrics, "frame"), "confusion_video": _confusion(metrics, "video"),
             "curves": _curves(frames, videos, threshold),
-            "training": _training_curves(run_dir, meta.get("epoch")),
+            "training": _training_curves(run_dir, record.train.get("epoch")),
             "timelines": _timelines(frames, videos, threshold)}
 
 
-def write_report(result, *, run_dir: Path, data_root: Path, model, meta: dict, per_case: int = 2, device=None) -> Path:
-    """Write ``result.out_dir/report.html`` and return its path."""
+def write_report(result, *, run_dir: Path, data_root: Path, model, record: CheckpointRecord, per_case: int = 2,
+                 device=None) -> Path:
+    """Write ``result.out_dir/report.html`` (``record``: the evaluated checkpoint's) and return its path."""
     from unmask.evaluation.model_card import card_html
 
     metrics = result.metrics
     threshold = float(metrics["threshold"])
-    gallery, faithfulness = _gallery(result.frame_scores, data_root, model, meta, per_case, device)
+    gallery, faithfulness = _gallery(result.frame_scores, data_root, model, record, per_case, device)
     card = metrics.get("model_card")
     page = render(
         "unmask.evaluation", "report.html", metrics=metrics, threshold=threshold, bias=metrics.get("bias", 0.0),
         costs=str(metrics.get("costs")), seen=metrics.get("seen") or {},
         calibration_fits=_calibration_fits(metrics), prior_fake=(metrics.get("calibration") or {}).get("prior_fake"),
-        per_method=metrics.get("per_method") or {}, figures=_figures(result, run_dir, meta),
-        epoch=meta.get("epoch"), select_metric=str(meta.get("select_metric", "validation")),
+        per_method=metrics.get("per_method") or {}, figures=_figures(result, run_dir, record),
+        epoch=record.train.get("epoch"), select_metric=str(record.train.get("select_metric", "validation")),
         video_rows=_video_rows(result.video_scores, threshold),
         gallery=gallery, faithfulness=_faithfulness_rows(faithfulness),
-        card_section=card_html(card, reliability_src=_reliability_img(metrics, meta)) if card else None)
+        card_section=card_html(card, reliability_src=_reliability_img(metrics, record)) if card else None)
     path = result.out_dir / "report.html"
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")

@@ -14,9 +14,9 @@ from unmask.explain.cam import explain_batch
 from unmask.explain.faithfulness import deletion_faithfulness
 from unmask.explain.overlay import contact_sheet
 from unmask.models import build_transform
+from unmask.decision.record import CheckpointRecord
 from unmask.decision.scoring import preprocess_crops, score_crops
 from unmask.utils.device import default_device
-from unmask.models.registry import spec_from_dict
 from unmask.utils.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class Explanation:
     regions: dict | None = None  # the map's share in each face region (unmask.explain.regions)
 
 
-def explain_crops(model, meta: dict, crops: list[np.ndarray], methods, *, device=None,
+def explain_crops(model, record: CheckpointRecord, crops: list[np.ndarray], methods, *, device=None,
                   on_method=None) -> tuple[np.ndarray, dict]:
     """Score face crops and explain them with each of ``methods``.
 
@@ -49,8 +49,8 @@ def explain_crops(model, meta: dict, crops: list[np.ndarray], methods, *, device
     """
     device = default_device(device)
     model = model.to(device).eval()
-    transform = build_transform(spec_from_dict(meta["spec"]), meta["size_px"])
-    scores = score_crops(model, crops, transform, meta, device)
+    transform = build_transform(record.spec, record.size_px)
+    scores = score_crops(model, crops, transform, record, device)
     x = preprocess_crops(crops, transform).to(device)
     out = {}
     for method in methods:

@@ -16,9 +16,8 @@ whether that little evidence lies where the map points, not why the face was cal
 Why not pytorch-grad-cam's ROAD (``ROADMostRelevantFirst``): it scores the change of the class
 *score* at each percentile with no random-deletion baseline, so it cannot say "no better than
 random", which is the question the report asks of each map; and it imputes removed pixels from
-their neighbours (a noisy linear solve per image), which on 2 CPU cores took 5.5 s per
-percentile per face against 10.6 s for this test's three fractions *with* their random
-baseline (measured side by side, under load): no saving to set against the lost baseline.
+their neighbours (a noisy linear solve per image per percentile), which costs about as much as
+this test's few fractions with their random baseline: no saving to set against the lost baseline.
 """
 
 from __future__ import annotations

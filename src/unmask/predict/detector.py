@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from unmask.decision.verdict import decide_clip, decide_track, min_faces
 from unmask.errors import SettingError, UnmaskError, unknown_name
 from unmask.predict.result import FrameScore, Heatmap, Prediction, TrackVerdict
+
+if TYPE_CHECKING:
+    from unmask.decision.record import CheckpointRecord
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +57,7 @@ class Detector:
     Args:
         model: a :class:`unmask.models.DeepfakeClassifier`, or a :class:`~unmask.predict.scorer.Scorer`
             (an export on ONNX Runtime: ``device`` must then be the CPU).
-        meta: its checkpoint's metadata.
+        record: its checkpoint's :class:`~unmask.decision.record.CheckpointRecord`.
         source: where it was loaded from (reported in each result).
         device: ``cpu``, ``cuda`` ...; default a GPU when there is one.
         aggregation: how a person's face scores become one (see :mod:`unmask.decision.aggregate`).
@@ -63,29 +66,25 @@ class Detector:
             the validation videos' share. None: the validation share stays.
     """
 
-    def __init__(self, model, meta: dict, *, source: str = "", device: str | None = None,
+    def __init__(self, model, record: CheckpointRecord, *, source: str = "", device: str | None = None,
                  aggregation: str = "mean", prior_fake: float | None = None):
-        from unmask.data.config import PrepareConfig
         from unmask.data.crop_video import make_extractor
         from unmask.decision.aggregate import AGGREGATIONS
-        from unmask.decision.calibration import Costs, check_prior
-        from unmask.models.spec import spec_from_dict
+        from unmask.decision.calibration import check_prior
         from unmask.predict.scorer import Scorer
 
         if aggregation not in AGGREGATIONS:
             raise unknown_name("aggregation", aggregation, AGGREGATIONS)
-        self.meta = meta
+        self.record = record
         self.source = source
         self.aggregation = aggregation
         check_prior(prior_fake)
         self.prior_fake = prior_fake
-        self.spec = spec_from_dict(meta["spec"])
-        self.size_px = int(meta["size_px"])
-        self.threshold = float(meta["threshold"])
-        costs = meta.get("costs") or meta.get("config", {}).get("costs") or {}
-        self.costs = {"missed_fake": float(costs.get("missed_fake", Costs().missed_fake)),
-                      "false_alarm": float(costs.get("false_alarm", Costs().false_alarm))}
-        self.prepare_config = PrepareConfig.from_recorded(meta["data"].get("prepare") or {"size": self.size_px})
+        self.spec = record.spec
+        self.size_px = record.size_px
+        self.threshold = record.threshold
+        self.costs = asdict(record.costs)
+        self.prepare_config = record.prepare_config
         if isinstance(model, Scorer):  # an export: no torch, on the CPU
             self._check_torch_free(device)
             self.scorer, self.model, self.device, detector_device = model, None, None, None
@@ -152,8 +151,8 @@ class Detector:
             return cls(scorer, scorer.record, source=str(path), device=device, **kwargs)
         from unmask.decision.checkpoint import load_classifier
 
-        model, meta = load_classifier(path)
-        return cls(model, meta, source=str(path), device=device, **kwargs)
+        model, record = load_classifier(path)
+        return cls(model, record, source=str(path), device=device, **kwargs)
 
     @property
     def model_info(self) -> dict:
@@ -165,7 +164,7 @@ class Detector:
         """Calibrated ``p_fake (n,)`` of ``(h, w, 3) uint8`` RGB face crops."""
         from unmask.decision.calibration import calibrated_p_fake
 
-        return calibrated_p_fake(self.scorer.logits(list(images)), self.meta)
+        return calibrated_p_fake(self.scorer.logits(list(images)), self.record)
 
     def predict(self, path: str | Path, *, progress: Progress | None = None, keep_faces: bool = False,
                 num_frames: int | None = None, is_crop: bool = False) -> Prediction:
@@ -258,7 +257,7 @@ class Detector:
             mine = [s for s in timeline if s.track_id == track_id]
             decision = decide_track([s.p_fake for s in mine], threshold=self.threshold, frames_sampled=n_frames,
                                     frame_index=[s.frame_index for s in mine], aggregation=self.aggregation,
-                                    meta=self.meta, prior_fake=self.prior_fake)
+                                    record=self.record, prior_fake=self.prior_fake)
             decisions.append(decision)
             tracks.append(TrackVerdict(track_id, decision.verdict, decision.p_fake, len(mine), mine[0].time_s,
                                        mine[-1].time_s))
@@ -302,7 +301,7 @@ class Detector:
         order = np.argsort([-s.p_fake for s in prediction.timeline], kind="stable")[:max_faces]
         crops = [prediction.faces[i] for i in order]
         points = [prediction.landmarks[i] if prediction.landmarks else None for i in order]
-        _, results = explain_crops(self.model, self.meta, crops, methods, device=self.device, on_method=on_method)
+        _, results = explain_crops(self.model, self.record, crops, methods, device=self.device, on_method=on_method)
         heatmaps = []
         for k, i in enumerate(order):
             score = prediction.timeline[i]

@@ -23,8 +23,9 @@ from __future__ import annotations
 import io
 import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -32,6 +33,9 @@ import torch
 from unmask.errors import UnmaskError, unknown_name
 from unmask.predict.scorer import INPUT_NAME, ONNX_NAME, OUTPUT_NAME, onnx_session
 from unmask.utils.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from unmask.decision.record import CheckpointRecord
 
 FORMATS = ("onnx", "torchscript")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -68,7 +72,6 @@ def export_model(run: str | Path, out: str | Path, *, format: str = "onnx", opse
             (``pip install onnx onnxruntime``), or an export that disagrees with the model.
     """
     from unmask.decision.checkpoint import load_classifier
-    from unmask.decision.record import CheckpointRecord
 
     if format not in FORMATS:
         raise unknown_name("export format", format, FORMATS)
@@ -77,11 +80,10 @@ def export_model(run: str | Path, out: str | Path, *, format: str = "onnx", opse
         check_opset(opset)
         _require_onnx()
     _check_writable(out.parent)  # before the model is loaded and traced: a bad out costs one line
-    model, meta = load_classifier(run)
+    model, record = load_classifier(run)
     model = model.float().eval()
-    size = int(meta["size_px"])
-    example = _example_batch(batch_size, size)
-    info = {**_portable_metadata(meta, format), "checkpoint": CheckpointRecord.from_metadata(meta).to_metadata()}
+    example = _example_batch(batch_size, record.size_px)
+    info = {**_portable_metadata(record, format), "checkpoint": record.to_metadata()}
     if format == "onnx":
         data = _to_onnx(model, example, opset, info)
         diff = _max_diff_onnx(data, model, example)
@@ -150,22 +152,23 @@ def _example_batch(batch_size: int, size: int) -> torch.Tensor:
     return torch.randn(max(1, batch_size), 3, size, size, generator=generator)
 
 
-def _portable_metadata(meta: dict, format: str) -> dict:
-    """What a user of the exported graph needs, from the checkpoint's metadata."""
-    spec = meta["spec"]
-    keep = ("class_names", "temperature", "bias", "threshold", "costs", "unmask_version", "epoch")
+def _portable_metadata(record: CheckpointRecord, format: str) -> dict:
+    """What a user of the exported graph needs, from the checkpoint's record."""
+    spec, size = record.spec, record.size_px
     return {
         "format": format,
-        "input": {"name": INPUT_NAME, "shape": ["batch", 3, meta["size_px"], meta["size_px"]], "dtype": "float32",
-                  "layout": "NCHW, RGB", "size_px": meta["size_px"], "mean": spec["mean"], "std": spec["std"],
-                  "interpolation": spec.get("interpolation"),
+        "input": {"name": INPUT_NAME, "shape": ["batch", 3, size, size], "dtype": "float32",
+                  "layout": "NCHW, RGB", "size_px": size, "mean": list(spec.mean), "std": list(spec.std),
+                  "interpolation": spec.interpolation,
                   "preprocessing": "resize to size_px, scale to [0, 1], subtract mean, divide by std "
                                    "(unmask.models.build_transform)"},
         "output": {"name": OUTPUT_NAME, "shape": ["batch", 2], "meaning": "logits (real, fake)",
                    "p_fake": "sigmoid((logit_fake - logit_real) / temperature + bias)"},
-        "model": spec["name"],
-        "prepare": (meta.get("data") or {}).get("prepare"),
-        **{k: meta[k] for k in keep if k in meta},
+        "model": spec.name,
+        "prepare": record.prepare,
+        "class_names": list(record.class_names), "temperature": record.temperature, "bias": record.bias,
+        "threshold": record.threshold, "costs": asdict(record.costs), "unmask_version": record.unmask_version,
+        **({"epoch": record.train["epoch"]} if "epoch" in record.train else {}),
     }
 
 

@@ -52,20 +52,18 @@ def stage_run(run_dir: str | Path, folder: str | Path, *, repo_id: str = "ORG/NA
     Raises:
         UnmaskError: no calibrated ``model.safetensors`` in ``run_dir``.
     """
-    from unmask.decision.checkpoint import read_metadata
-    from unmask.decision.record import CheckpointRecord
+    from unmask.decision.checkpoint import read_record
     from unmask.evaluation.model_card import RELIABILITY_PNG, card_markdown, model_card
     from unmask.predict.report import EVALUATION_JSON, evaluation_brief, find_test_evaluation
 
     run_dir, folder = Path(run_dir), Path(folder)
     checkpoint = run_dir / "model.safetensors" if run_dir.is_dir() else run_dir
-    meta = read_metadata(checkpoint)
-    record = CheckpointRecord.from_metadata(meta)  # refuses an intermediate checkpoint
+    record = read_record(checkpoint)  # refuses an intermediate checkpoint
     folder.mkdir(parents=True, exist_ok=True)
     staged = [folder / "model.safetensors", folder / "record.json", folder / "model_card.json", folder / "README.md"]
     shutil.copyfile(checkpoint, staged[0])
     staged[1].write_text(json.dumps(record.to_metadata(), indent=1))
-    card = model_card(meta)
+    card = model_card(record)
     staged[2].write_text(json.dumps(card, indent=1))
     reliability = checkpoint.parent / RELIABILITY_PNG
     if reliability.is_file():

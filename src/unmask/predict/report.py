@@ -105,7 +105,7 @@ def report_html(detector, prediction, *, heatmaps=None, methods=None, max_faces:
         "timeline": _timeline_svg(prediction),
         "faces": _faces(prediction, heatmaps),
         "regions": ALL_REGIONS, "face_regions": REGIONS,
-        "model": model_brief(detector.meta, source=detector.source, model_dir=model_dir, evaluation=evaluation,
+        "model": model_brief(detector.record, source=detector.source, model_dir=model_dir, evaluation=evaluation,
                              public=public),
         "unmask_version": __version__,
         "judged_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
@@ -308,13 +308,13 @@ def evaluation_brief(metrics: dict, *, where: str = "") -> dict:
             "aggregation": metrics.get("aggregation")}
 
 
-def model_brief(meta: dict, *, source: str = "", model_dir: Path | None = None, evaluation=None,
+def model_brief(record, *, source: str = "", model_dir: Path | None = None, evaluation=None,
                 public: bool = False) -> dict:
     """The model card in brief: what it learnt from, how well it did on test videos, how trustworthy
     its probabilities are, and what it cannot do."""
     from unmask.evaluation.model_card import model_card
 
-    card = model_card(meta)
+    card = model_card(record)
     if evaluation is not None:
         path = Path(evaluation)
         path = path / "metrics.json" if path.is_dir() else path

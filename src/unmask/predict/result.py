@@ -1,6 +1,6 @@
 """What a prediction says: frozen dataclasses that turn into plain JSON (no arrays).
 
-The fields are documented for users in the README ("The result"); :meth:`Prediction.to_dict`
+The fields are documented for users in ``docs/predict.md`` ("The result"); :meth:`Prediction.to_dict`
 gives exactly those fields, :meth:`Prediction.from_dict` reads them back.
 """
 

@@ -64,16 +64,16 @@ class TorchScorer(Scorer):
 
 class OnnxScorer(Scorer):
     """An exported classifier on ONNX Runtime (CPU), with the numpy preprocessing; ``record`` is
-    the checkpoint metadata the file carries."""
+    the :class:`~unmask.decision.record.CheckpointRecord` the file carries."""
 
     runtime = "onnxruntime"
 
     def __init__(self, path: str | Path):
-        from unmask.models.spec import spec_from_dict
+        from unmask.decision.record import CheckpointRecord
 
         self.session = onnx_session(path)
-        self.record = _record_of(self.session, path)
-        self.spec, self.size_px = spec_from_dict(self.record["spec"]), int(self.record["size_px"])
+        self.record = CheckpointRecord.from_metadata(_record_of(self.session, path))
+        self.spec, self.size_px = self.record.spec, self.record.size_px
 
     def preprocess(self, crops) -> np.ndarray:
         from unmask.models.preprocess import preprocess_crops

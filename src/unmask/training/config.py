@@ -6,10 +6,10 @@ augmentation, best checkpoint by validation accuracy, the ``paper`` (frame-level
 
 ``default`` is what we recommend: the honest ``video`` split, the backbone's own input size, a
 gentler learning rate for fine-tuning (Adam 1e-4), augmentation (flip, colour jitter, JPEG
-re-compression, blur), self-blended fakes beside the data's own (``synthesize="sbi"``: on the
-realdata set they lifted the test video AUC from 0.54 to 0.61, and to 0.70-0.80 with
-``real_only``; see the README), checkpoint chosen by validation AUC, early stopping after 5
-epochs without progress.
+re-compression, blur), self-blended fakes beside the data's own (``synthesize="sbi"``: they
+teach blending seams rather than one generator's look, which is what carries to unseen footage;
+see ``docs/train/data.md``), checkpoint chosen by validation AUC, early stopping after 5 epochs
+without progress.
 """
 
 from __future__ import annotations
@@ -99,8 +99,8 @@ class TrainConfig:
     seed: int = setting(42, help="Seed of the data order, augmentation and initial weights.")
     workers: int | None = setting(
         None, help="Data-loading worker processes (default: one per core up to 8 on a GPU, none on a CPU).",
-        more="On a CPU the model's own threads already use every core (measured: 2 loader processes beside "
-             "training made a 2-core CPU epoch 1.4x slower).")
+        more="On a CPU the model's own threads already use every core, so loader processes beside them only "
+             "compete for it.")
     max_steps: int = setting(0, help="At most N steps per epoch (0: all; for quick trials).")
     device: str | None = setting(None, help="cpu, cuda, cuda:1 ... (default: this rank's GPU, else CPU).")
     precision: str = setting(

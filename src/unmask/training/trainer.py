@@ -28,6 +28,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, WeightedRandomSampler
 
+from unmask import __version__
 from unmask.data.config import RENAMED as PREPARE_RENAMED
 from unmask.data.manifest import read_manifest, select_label_level, select_split
 from unmask.errors import SettingError
@@ -44,6 +45,7 @@ from unmask.utils import distributed as dist
 from unmask.decision.calibration import (calibrate_video_scores, calibrated_p_fake, fit_calibration,
                                         fit_video_calibration, p_fake)
 from unmask.decision.checkpoint import load_tensors, read_metadata, save_checkpoint
+from unmask.decision.record import CheckpointRecord
 from unmask.training.config import TrainConfig, config_from_recorded
 from unmask.training.cost import compute_class_weights, create_loss
 from unmask.training.augment import BatchAugment
@@ -721,39 +723,44 @@ def _finish(run: _Run, data: _Data, parts: _Parts, state: _State, out: _Reports)
     fitted, val = _calibrate(run, data, parts.model, out, best_epoch)
     history = state.history
     if run.is_main:
-        final_meta = {
-            **out.base_meta, "data": {**out.base_meta["data"], "videos": record_videos(data.train_rows, data.val_rows)},
-            "epoch": best_epoch, "epochs_run": len(history), "select_metric": run.config.select_metric,
-            "best_metric": state.best_metric, **fitted, "costs": asdict(run.config.costs),
-            "val": {"at_threshold": val["at_threshold"], "history": history[best_epoch - 1] if history else None,
-                    "reliability": val["reliability"]}}
-        save_checkpoint(run.final_path, best, final_meta)
-        write_model_card(run.run_dir, read_metadata(run.final_path))
+        base = out.base_meta
+        record = fitted.replace(
+            prepare=base["data"]["prepare"], config=base["config"], provenance=base["provenance"],
+            unmask_version=__version__,
+            data={**{k: v for k, v in base["data"].items() if k != "prepare"},
+                  "videos": record_videos(data.train_rows, data.val_rows)},
+            val={"at_threshold": val["at_threshold"], "history": history[best_epoch - 1] if history else None,
+                 "reliability": val["reliability"]},
+            train={"epoch": best_epoch, "epochs_run": len(history), "select_metric": run.config.select_metric,
+                   "best_metric": state.best_metric, "class_weights": base["class_weights"]})
+        save_checkpoint(run.final_path, best, record.to_metadata())
+        write_model_card(run.run_dir, record)
     dist.barrier()
     out.meter.finish()
-    return TrainResult(run.run_dir, run.final_path, best_epoch, state.best_metric, fitted["temperature"],
-                       fitted["bias"], fitted["threshold"], history)
+    return TrainResult(run.run_dir, run.final_path, best_epoch, state.best_metric, fitted.temperature, fitted.bias,
+                       fitted.threshold, history)
 
 
-def _calibrate(run: _Run, data: _Data, model: torch.nn.Module, out: _Reports, best_epoch: int) -> tuple[dict, dict]:
-    """Fit calibration and the cost-based threshold on the validation split; also return how they do there."""
+def _calibrate(run: _Run, data: _Data, model: torch.nn.Module, out: _Reports,
+               best_epoch: int) -> tuple[CheckpointRecord, dict]:
+    """Fit calibration and the cost-based threshold on the validation split: the record of what
+    inference needs (the run's provenance is added by :func:`_finish`); also return how they do there."""
     out.meter.report("calibration")
     val_logits, val_labels = _score_validation(run, model, data, out, "calibration")
     calibration = fit_calibration(val_logits, val_labels, data.val_rows["video_id"].to_numpy())
     logger.info("calibrating epoch %d's weights on %d validation crops", best_epoch, len(data.val_rows))
-    calibrated = {"temperature": calibration["temperature"], "bias": calibration["bias"], "calibration": calibration}
+    fitted = CheckpointRecord(spec=run.spec, size_px=run.size_px, temperature=calibration["temperature"],
+                              bias=calibration["bias"], costs=run.config.costs, threshold=run.config.costs.threshold,
+                              calibration=calibration)
     frames = data.val_rows[["video_id", "label", "method", "frame_index", "track_id"]].reset_index(drop=True)
-    frames["p_fake"] = calibrated_p_fake(val_logits, calibrated)
-    video_calibration = fit_video_calibration(frames, calibration["prior_fake"])
-    threshold = run.config.costs.threshold
-    val_at_threshold = basic_metrics(val_labels, frames["p_fake"], threshold)
-    for level, health in (("frame", calibration["health"]), ("video (mean)", video_calibration["mean"]["health"])):
+    frames["p_fake"] = calibrated_p_fake(val_logits, fitted)
+    fitted = fitted.replace(video_calibration=fit_video_calibration(frames, calibration["prior_fake"]))
+    val_at_threshold = basic_metrics(val_labels, frames["p_fake"], fitted.threshold)
+    for level, health in (("frame", calibration["health"]), ("video (mean)", fitted.video_calibration["mean"]["health"])):
         if not health.get("trusted"):
             logger.warning("%s calibration rests on little data (%s)", level, health.get("note"))
     video_scores = aggregate_videos(frames, "mean")
-    video_p_fake = calibrate_video_scores(video_scores["p_fake"],
-                                          {**calibrated, "video_calibration": video_calibration})
+    video_p_fake = calibrate_video_scores(video_scores["p_fake"], fitted)
     val_reliability = {"frame": reliability(val_labels, frames["p_fake"]),
                        "video": reliability(video_scores["label"], video_p_fake)}
-    fitted = {**calibrated, "video_calibration": video_calibration, "threshold": threshold}
     return fitted, {"at_threshold": val_at_threshold, "reliability": val_reliability}
