@@ -1,12 +1,15 @@
-"""How long ``unmask predict`` takes on one 10 s 720p clip, stage by stage, per backbone.
+"""How long ``unmask predict`` takes on one 10 s 720p clip, stage by stage, per backbone, on torch and exported.
 
 The clip is the first 10 s of the FF++ sample 004.mp4 (1280x720, 25 fps) from ../shared/samples,
 re-encoded with H.264; without the samples, a demo clip rendered at 1280x720. 32 frames are
 sampled (uniform), faces found with the default detector (mtcnn), scored by each backbone with
 random weights (speed does not depend on the weights; nothing is downloaded) at its own input
 size. Each backbone is timed with the model loaded (the library, the server): one warm-up run,
-then the median of ``--repeats`` runs. Then ``unmask predict`` from a cold start (a new process,
-checkpoint on disk) for the first backbone.
+then the median of ``--repeats`` runs. Then, for the first backbone, the same with the run
+exported (``unmask export RUN --out DIR``: ONNX Runtime, no torch), and ``unmask predict`` from a
+cold start (a new process, model on disk) on the run and on the export, alternated, median of
+``--repeats``; each figure is set against its goal (cold exported <= 2.5 s, cold torch <= 5 s,
+warm <= 1.5 s).
 
     python benchmarks/predict_speed.py                       # small backbones and the paper's four
     python benchmarks/predict_speed.py --models mobilenetv3_small --repeats 5
@@ -22,6 +25,7 @@ timing, as one a user already has; its workers' start-up (imports, model load) i
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -88,32 +92,68 @@ def time_loaded(name: str, clip: Path, repeats: int) -> dict:
     return out
 
 
-def time_cold(name: str, clip: Path, tmp: Path, threads: int | None = None) -> tuple[float, float]:
-    """Seconds of ``unmask --help`` and of ``unmask predict CLIP --model RUN`` in new processes."""
-    import torch
-
-    from unmask.models import create_model
+def save_run(name: str, tmp: Path) -> tuple[Path, Path]:
+    """A random-weights run folder of ``name`` and its export folder."""
     from unmask.decision.checkpoint import save_checkpoint
-
-    import os
+    from unmask.models import create_model
+    from unmask.predict.export import export_model
 
     run = tmp / f"run-{name}"
     model = create_model(name)
     save_checkpoint(run / "model.safetensors", {f"model.{k}": v for k, v in model.state_dict().items()},
                     record_for(name).to_metadata())
+    export_model(run, tmp / f"exported-{name}")
+    return run, tmp / f"exported-{name}"
+
+
+def time_loaded_export(folder: Path, clip: Path, repeats: int) -> dict:
+    """:func:`time_loaded` for an export folder (ONNX Runtime)."""
+    from unmask import Detector
+
+    started = time.perf_counter()
+    detector = Detector.load(folder)
+    load_s = time.perf_counter() - started
+    detector.predict(clip)
+    runs = [detector.predict(clip).timings for _ in range(repeats)]
+    out = {stage: statistics.median(r[stage] for r in runs) for stage in STAGES}
+    out["load"] = load_s
+    return out
+
+
+def time_cold(clip: Path, models: dict[str, Path], repeats: int, threads: int | None = None) -> dict[str, float]:
+    """Median seconds of ``unmask --help`` and of ``unmask predict CLIP --model M`` for each of
+    ``models`` (label -> folder), each in a new process, the models alternated; ``LABEL cpu``: the
+    CPU seconds (user + system) the process used, which other work on the machine changes less."""
+    import os
+
     entry = Path(sys.executable).with_name("unmask")
     command = [str(entry)] if entry.is_file() else [sys.executable, "-m", "unmask"]
-    started = time.perf_counter()
-    subprocess.run([*command, "--help"], check=True, capture_output=True)
-    help_s = time.perf_counter() - started
-    started = time.perf_counter()
-    env = {**os.environ, **({"OMP_NUM_THREADS": str(torch.get_num_threads())} if threads else {})}
-    result = subprocess.run([*command, "predict", str(clip), "--model", str(run), "--device", "cpu"],
-                            capture_output=True, text=True, env=env)
-    cold_s = time.perf_counter() - started
-    if result.returncode != 0:
-        raise SystemExit(result.stderr)
-    return help_s, cold_s
+    env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    import resource
+
+    def cpu_s() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    times: dict[str, list[float]] = {"help": [], **{label: [] for label in models}}
+    times.update({f"{label} cpu": [] for label in models})
+    for _ in range(repeats):
+        started = time.perf_counter()
+        subprocess.run([*command, "--help"], check=True, capture_output=True)
+        times["help"].append(time.perf_counter() - started)
+        for label, folder in models.items():
+            started, cpu = time.perf_counter(), cpu_s()
+            result = subprocess.run([*command, "predict", str(clip), "--model", str(folder)],
+                                    capture_output=True, text=True, env=env)
+            times[label].append(time.perf_counter() - started)
+            times[f"{label} cpu"].append(cpu_s() - cpu)
+            if result.returncode != 0:
+                raise SystemExit(result.stderr)
+    return {label: statistics.median(values) for label, values in times.items()}
+
+
+def verdict(seconds: float, goal: float) -> str:
+    return f"{seconds:.2f} s (goal <= {goal} s: {'met' if seconds <= goal else 'NOT met'})"
 
 
 def main() -> None:
@@ -138,14 +178,27 @@ def main() -> None:
         names = [m for m in args.models.split(",") if m]
         if args.engine == "ray":
             return compare_engines(names[0], clip, tmp, args.inputs, args.repeats)
-        print(f"clip {clip.name}; torch threads {torch.get_num_threads()}; {args.repeats} runs each, median")
+        print(f"clip {clip.name}; torch threads {torch.get_num_threads()}; {args.repeats} runs each, median; "
+              f"load average {os.getloadavg()[0]:.2f}")
         print("| model | " + " | ".join(STAGES) + " | load |")
         print("|---" * (len(STAGES) + 2) + "|")
+        warm = {}
         for name in names:
-            t = time_loaded(name, clip, args.repeats)
-            print(f"| {name} | " + " | ".join(f"{t[s]:.2f}" for s in (*STAGES, "load")) + " |", flush=True)
-        help_s, cold_s = time_cold(names[0], clip, tmp, args.threads)
-        print(f"\ncold start, {names[0]}: `unmask --help` {help_s:.2f} s; `unmask predict` {cold_s:.2f} s")
+            warm[name] = time_loaded(name, clip, args.repeats)
+            print(f"| {name} | " + " | ".join(f"{warm[name][s]:.2f}" for s in (*STAGES, "load")) + " |", flush=True)
+        run, exported = save_run(names[0], tmp)
+        onnx = time_loaded_export(exported, clip, args.repeats)
+        print(f"| {names[0]}, exported (ONNX Runtime) | " + " | ".join(f"{onnx[s]:.2f}" for s in (*STAGES, "load"))
+              + " |", flush=True)
+        cold = time_cold(clip, {"torch": run, "exported": exported}, args.repeats, args.threads)
+        print(f"\n{names[0]}, median of {args.repeats}; load average now {os.getloadavg()[0]:.2f}")
+        print(f"cold `unmask predict`, exported: {verdict(cold['exported'], 2.5)}")
+        print(f"cold `unmask predict`, torch:    {verdict(cold['torch'], 5.0)}")
+        print(f"CPU seconds of a cold `unmask predict`: exported {cold['exported cpu']:.2f}, torch "
+              f"{cold['torch cpu']:.2f} (ratio {cold['exported cpu'] / cold['torch cpu']:.2f}); wall-clock ratio "
+              f"{cold['exported'] / cold['torch']:.2f}")
+        print(f"warm, exported: {verdict(onnx['total'], 1.5)}; warm, torch: {verdict(warm[names[0]]['total'], 1.5)}")
+        print(f"`unmask --help`: {cold['help']:.2f} s")
 
 
 def compare_engines(name: str, clip: Path, tmp: Path, inputs: int, rounds: int) -> None:
@@ -161,7 +214,7 @@ def compare_engines(name: str, clip: Path, tmp: Path, inputs: int, rounds: int) 
 
     run = tmp / f"run-{name}"
     save_checkpoint(run / "model.safetensors", {f"model.{k}": v for k, v in create_model(name).state_dict().items()},
-                    meta_for(name))
+                    record_for(name).to_metadata())
     folder = tmp / "folder"
     folder.mkdir()
     for i in range(inputs):

@@ -29,7 +29,7 @@ def _real_crops(prepared: Path, record, n: int = 24) -> torch.Tensor:
 
 def test_onnx_export_matches_pytorch_on_real_crops(small_run, prepared, tmp_path):
     run = small_run[0].run_dir
-    result = export_model(run, tmp_path / "detector", format="onnx")
+    result = export_model(run, tmp_path / "detector.onnx", format="onnx")
     assert result.path == tmp_path / "detector.onnx" and result.path.is_file()
     model, record = load_classifier(run)
     x = _real_crops(prepared, record)

@@ -20,7 +20,8 @@ def export_choices() -> dict:
 @app.command("export", cls=with_code_help(export_choices))
 def export_command(
     run_dir: Path = typer.Argument(..., help="Run folder of `unmask train` (or a checkpoint file)."),
-    out: Path = typer.Option(..., "--out", "-o", help="File to write (model.onnx, model.pt)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder for model.onnx and its record (what `unmask predict "
+                             "--model` takes), or a file to write (NAME.onnx, NAME.pt)."),
     format: str = typer.Option("onnx", "--format", help="The file's format."),
     opset: int = typer.Option(17, help="ONNX operator set (7 to 20 with torch 2.x's exporter)."),
 ):
@@ -32,7 +33,7 @@ def export_command(
     (an unknown option), 130 interrupted.
 
     \b
-    Example: unmask export runs/effv2s --out effv2s.onnx
+    Example: unmask export runs/effv2s --out exported/ ; unmask predict clip.mp4 --model exported/
     """
     from unmask.predict.export import export_model
 

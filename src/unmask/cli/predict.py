@@ -16,7 +16,8 @@ FORMATS = ("text", "table", "csv", "jsonl", "parquet")
 @app.command("predict", cls=with_code_help(methods_note))
 def predict_command(
     paths: list[Path] = typer.Argument(..., help="Videos, images, or folders (searched recursively)."),
-    model: Path = typer.Option(..., "--model", "-m", help="Run folder of `unmask train` (or its model.safetensors)."),
+    model: Path = typer.Option(..., "--model", "-m", help="Run folder of `unmask train` (or its model.safetensors), "
+                               "or a folder of `unmask export` (runs on ONNX Runtime, without torch)."),
     as_json: bool = typer.Option(False, "--json", help="The whole result as JSON (JSON Lines for several inputs)."),
     fmt: str = typer.Option(None, "--format", "-f", metavar=choice_list(FORMATS),
                             help="text (default for one input), table (default for several), csv or jsonl; "
@@ -93,13 +94,18 @@ def predict_command(
 
         check_report_path(report, n_inputs=len(inputs))
     single = len(inputs) == 1
-    from unmask.explain.cam import check_methods  # imports torch: after the cheap checks
     from unmask.predict import Detector
 
-    method_list = check_methods([m.strip() for m in methods.split(",") if m.strip()]) if methods else None
+    method_list = None
+    if methods:
+        from unmask.explain.cam import check_methods  # imports torch: after the cheap checks
+
+        method_list = check_methods([m.strip() for m in methods.split(",") if m.strip()])
     if fmt is None:
         fmt = "text" if single else "table"
     detector = Detector.load(model, device=device, prior_fake=prior_fake)
+    if not detector.can_explain and (explain is not None or overlay_heatmap):
+        raise UnmaskError(f"--explain and --overlay-heatmap need the PyTorch model: {detector.explain_needs}")
     if skipped:
         names = ", ".join(str(p) for p in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
         typer.secho(f"skipped {len(skipped)} files that are neither videos nor images: {names}", err=True,
@@ -129,8 +135,9 @@ def predict_command(
     if report is not None:
         from unmask.predict.report import write_report
 
-        typer.echo(f"report: {write_report(detector, prediction, report, methods=method_list, max_faces=max_faces)}",
-                   err=True)
+        written = write_report(detector, prediction, report, methods=method_list, max_faces=max_faces,
+                               heatmaps=None if detector.can_explain else [])
+        typer.echo(f"report: {written}", err=True)
     if not single:
         typer.secho(f"{len(inputs)} inputs, {failed} unreadable"
                     + (f", {len(skipped)} other files skipped" if skipped else ""), err=True,

@@ -12,7 +12,8 @@ from unmask.cli._help import methods_note, with_code_help
 
 @app.command("serve", cls=with_code_help(lambda: {"heatmap_methods": methods_note()["methods"]}))
 def serve_command(
-    model: Path = typer.Option(..., "--model", "-m", help="Run folder of `unmask train` (or its model.safetensors)."),
+    model: Path = typer.Option(..., "--model", "-m", help="Run folder of `unmask train` (or its model.safetensors), "
+                               "or a folder of `unmask export` (ONNX Runtime, no torch, no heatmaps)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on. The default serves this machine only; "
                                                "0.0.0.0 opens it to the network (put it behind a proxy with TLS)."),
     port: int = typer.Option(8000, help="Port to listen on."),

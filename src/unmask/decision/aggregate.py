@@ -11,10 +11,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from unmask.errors import unknown_name
+
+if TYPE_CHECKING:  # pandas is imported where tables are made: a verdict alone needs none
+    import pandas as pd
 
 AGGREGATIONS = ("mean", "median", "confident", "track")
 
@@ -38,6 +42,8 @@ def aggregate_scores(p_fake, *, frame_index=None, track_id=None, method: str = "
         if len(confident_real) > 0.9 * p.size:
             return float(confident_real.mean())
         return float(p.mean())
+    import pandas as pd
+
     frames = np.zeros(p.size, dtype=int) if frame_index is None else np.asarray(frame_index)
     return float(pd.Series(p).groupby(frames).max().mean())
 
@@ -46,6 +52,8 @@ def aggregate_videos(frame_scores: pd.DataFrame, method: str = "mean") -> pd.Dat
     """Video scores from crop scores (columns ``video_id``, ``label``, ``frame_index``, ``track_id``,
     ``p_fake``; ``method`` and ``dataset`` are carried along); one row per video with its ``p_fake``,
     crop and track counts."""
+    import pandas as pd
+
     rows = []
     for video_id, group in frame_scores.groupby("video_id", sort=True):
         rows.append({

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from unmask.data.config import PrepareConfig
 from unmask.decision.calibration import Costs
 from unmask.errors import UnmaskError
-from unmask.models.registry import BackboneSpec, spec_from_dict
+from unmask.models.spec import BackboneSpec, spec_from_dict
 from unmask.settings import TRAIN_RENAMED, upgrade_recorded
 
 FORMAT = 1  # of the metadata; checkpoint.save_checkpoint writes it too

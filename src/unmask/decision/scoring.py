@@ -76,6 +76,14 @@ def preprocess_crops(images, transform) -> torch.Tensor:
 
 
 @torch.no_grad()
+def forward_logits(model, batch, device) -> np.ndarray:
+    """``(n, 2) float32`` logits of a preprocessed ``(n, 3, S, S)`` batch (a tensor or an array):
+    the one forward pass of a batch of crops, in bfloat16 autocast on a GPU."""
+    device = torch.device(device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        return model(to_device(torch.as_tensor(batch), device)).float().cpu().numpy()
+
+
 def score_crops(model, images, transform, record: CheckpointRecord, device, *, batch_size: int = 64) -> np.ndarray:
     """Calibrated ``p_fake (n,)`` of face crops: the scoring that predict, explain and the report share.
 
@@ -85,13 +93,9 @@ def score_crops(model, images, transform, record: CheckpointRecord, device, *, b
         transform: the model's preprocessing (:func:`unmask.models.build_transform`).
         record: the checkpoint's record (its frame calibration).
     """
-    device = torch.device(device)
     model.eval()
-    logits = []
-    for start in range(0, len(images), batch_size):
-        x = preprocess_crops(images[start:start + batch_size], transform)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            logits.append(model(to_device(x, device)).float().cpu())
+    logits = [forward_logits(model, preprocess_crops(images[start:start + batch_size], transform), device)
+              for start in range(0, len(images), batch_size)]
     if not logits:
         return np.zeros(0, np.float64)
-    return calibrated_p_fake(torch.cat(logits).numpy(), record)
+    return calibrated_p_fake(np.concatenate(logits), record)

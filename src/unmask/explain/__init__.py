@@ -2,12 +2,21 @@
 
 Explaining a whole file (finding, cutting and scoring its faces first) is the judge's work:
 :func:`unmask.predict.explain_file`, also ``unmask.explain_file`` and ``unmask explain``.
+Names are imported when first used: the heatmaps need torch, a report's regions do not.
 """
 
-from unmask.explain.cam import EXPLAINERS, PAPER_METHODS, explain_batch
-from unmask.explain.explainer import Explanation, explain_crops, write_explanations
-from unmask.explain.faithfulness import deletion_faithfulness
-from unmask.explain.overlay import overlay_heatmap
+from unmask._lazy import lazy_exports
 
-__all__ = ["EXPLAINERS", "PAPER_METHODS", "Explanation", "deletion_faithfulness", "explain_batch", "explain_crops",
-           "overlay_heatmap", "write_explanations"]
+_EXPORTS = {
+    "EXPLAINERS": "unmask.explain.cam",
+    "PAPER_METHODS": "unmask.explain.cam",
+    "explain_batch": "unmask.explain.cam",
+    "Explanation": "unmask.explain.explainer",
+    "explain_crops": "unmask.explain.explainer",
+    "write_explanations": "unmask.explain.explainer",
+    "deletion_faithfulness": "unmask.explain.faithfulness",
+    "overlay_heatmap": "unmask.explain.overlay",
+}
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -74,6 +74,7 @@ class FaceDetector:
     """
 
     name = "base"
+    needs_torch = False  # an exported detector refuses a face step whose backend runs on torch
 
     def __init__(self, *, min_score: float = 0.9, min_face_px: int = 32, max_side_px: int = 640,
                  min_side_px: int = 0, enhance: bool = False, clahe_tiles: int = 8, device: str | None = None):
@@ -177,6 +178,7 @@ class MtcnnTorch(FaceDetector):
     """MTCNN in PyTorch from ``facenet-pytorch``: whole batches at once, on the GPU when asked."""
 
     name = "facenet"
+    needs_torch = True
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

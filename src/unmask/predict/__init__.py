@@ -1,8 +1,21 @@
-"""Stage 8: one video or image in, a verdict and its evidence out (:class:`Detector`)."""
+"""Stage 8: one video or image in, a verdict and its evidence out (:class:`Detector`).
 
-from unmask.predict.detector import IMAGE_SUFFIXES, STAGES, Detector, input_kind
-from unmask.predict.explanation import explain_file
-from unmask.predict.result import FrameScore, Heatmap, Prediction, TrackVerdict
+Names are imported when first used, so that an exported detector judges without torch.
+"""
 
-__all__ = ["Detector", "FrameScore", "Heatmap", "IMAGE_SUFFIXES", "Prediction", "STAGES", "TrackVerdict",
-           "explain_file", "input_kind"]
+from unmask._lazy import lazy_exports
+
+_EXPORTS = {
+    "Detector": "unmask.predict.detector",
+    "IMAGE_SUFFIXES": "unmask.predict.detector",
+    "STAGES": "unmask.predict.detector",
+    "input_kind": "unmask.predict.detector",
+    "explain_file": "unmask.predict.explanation",
+    "FrameScore": "unmask.predict.result",
+    "Heatmap": "unmask.predict.result",
+    "Prediction": "unmask.predict.result",
+    "TrackVerdict": "unmask.predict.result",
+}
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

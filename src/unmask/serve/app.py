@@ -64,19 +64,24 @@ def create_app(detector_or_run, settings: ServeSettings | None = None) -> FastAP
     """Build the web app around a judge.
 
     Args:
-        detector_or_run: an :class:`unmask.Detector`, or a run folder / checkpoint file to load
-            (once per worker, here, before the app answers anything).
+        detector_or_run: an :class:`unmask.Detector`, or a run folder / checkpoint file / export
+            folder to load (once per worker, here, before the app answers anything). An export
+            judges without torch, and without heatmaps (they need the PyTorch model).
         settings: limits and sizes (default :class:`ServeSettings`'s safe defaults).
 
     Returns:
         The FastAPI app; its lifespan starts the workers and, at shutdown, stops them and
         removes every stored upload.
     """
-    from unmask.explain.cam import check_methods
-
     settings = settings or ServeSettings()
-    check_methods(settings.heatmap_methods)  # a bad name stops the start, not every job
     detectors = load_detectors(detector_or_run, settings)
+    if settings.heatmaps and not getattr(detectors[0], "can_explain", True):
+        logger.warning("no heatmaps: %s", detectors[0].explain_needs)
+        settings = settings.model_copy(update={"heatmaps": 0})
+    if settings.heatmaps:
+        from unmask.explain.cam import check_methods  # imports torch
+
+        check_methods(settings.heatmap_methods)  # a bad name stops the start, not every job
     model_name = _model_name(detectors[0])
 
     @asynccontextmanager
