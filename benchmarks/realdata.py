@@ -162,17 +162,17 @@ def train_once(config_name: str, view: str, data: Path, run: Path, seed: int) ->
             "val_auc": meta.get("best_metric") if meta.get("select_metric") == "val_auc" else None}
 
 
-def verdicts(frames, videos, meta: dict, frames_sampled: int) -> dict:
+def verdicts(frames, videos, record, frames_sampled: int) -> dict:
     """Share ``inconclusive`` and accuracy of the verdicts given, decided as ``unmask predict`` decides
     (:func:`unmask.decision.verdict.decide_track` on each video's calibrated face scores)."""
     from unmask.decision.calibration import decision_threshold
     from unmask.decision.verdict import decide_track
 
-    threshold = decision_threshold(meta)
+    threshold = decision_threshold(record)
     called = {}
     for video_id, faces in frames.groupby("video_id"):
         called[video_id] = decide_track(faces["p_fake"].to_numpy(), threshold=threshold, frames_sampled=frames_sampled,
-                                        frame_index=faces["frame_index"].to_numpy(), meta=meta).verdict
+                                        frame_index=faces["frame_index"].to_numpy(), record=record).verdict
     verdict = videos["video_id"].map(called)
     given = verdict != "inconclusive"
     right = (verdict == "fake") == (videos["label"] == 1)
@@ -182,7 +182,7 @@ def verdicts(frames, videos, meta: dict, frames_sampled: int) -> dict:
             "called_real": int((verdict == "real").sum())}
 
 
-def family_rows(frames, videos, meta: dict, frames_sampled: int, bootstrap: int) -> list[dict]:
+def family_rows(frames, videos, record, frames_sampled: int, bootstrap: int) -> list[dict]:
     """One row per family of the judged videos, and one for them all: AUC, its interval, verdicts."""
     from unmask.decision.calibration import decision_threshold
     from unmask.evaluation.metrics import bootstrap_ci, score_metrics
@@ -193,9 +193,9 @@ def family_rows(frames, videos, meta: dict, frames_sampled: int, bootstrap: int)
     for family, v in groups:
         f = frames[frames["video_id"].isin(v["video_id"])]
         both = v["label"].nunique() == 2
-        ci = bootstrap_ci(v["label"], v["p_fake"], v["video_id"], decision_threshold(meta), n=bootstrap)["auc"] \
+        ci = bootstrap_ci(v["label"], v["p_fake"], v["video_id"], decision_threshold(record), n=bootstrap)["auc"] \
             if both and bootstrap else None
-        decided = verdicts(f, v, meta, frames_sampled)
+        decided = verdicts(f, v, record, frames_sampled)
         rows.append({"family": family, "fake": int((v["label"] == 1).sum()), "real": int((v["label"] == 0).sum()),
                      "auc": score_metrics(v["label"], v["p_fake"])["auc"] if both else None,
                      "auc_ci": ci, **decided})
@@ -205,15 +205,15 @@ def family_rows(frames, videos, meta: dict, frames_sampled: int, bootstrap: int)
 def judge_once(run: Path, data: Path, out: Path, bootstrap: int, shortcut_per_video: int) -> dict:
     """Score the view's test split once; per-family rows and the shortcut check from those scores."""
     from unmask.data.manifest import read_manifest
-    from unmask.decision.checkpoint import read_metadata
+    from unmask.decision.checkpoint import read_record
     from unmask.evaluation.evaluator import evaluate
     from unmask.evaluation.shortcut import check_shortcuts
 
     result = evaluate(run, data, out, split="test", report=False, bootstrap=0)
-    meta = read_metadata(run / "model.safetensors")
+    record = read_record(run / "model.safetensors")
     _, data_meta = read_manifest(data)
     frames_sampled = int((data_meta.get("prepare") or data_meta).get("sampler", {}).get("num_frames", 32))
-    rows = family_rows(result.frame_scores, result.video_scores, meta, frames_sampled, bootstrap)
+    rows = family_rows(result.frame_scores, result.video_scores, record, frames_sampled, bootstrap)
     shortcut = None
     if shortcut_per_video:
         shortcut = check_shortcuts(run, data, split="test", per_video=shortcut_per_video)

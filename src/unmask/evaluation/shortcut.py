@@ -165,14 +165,13 @@ def check_shortcuts(run_dir: str | Path, data_dir: str | Path, *, split: str = "
     from unmask.decision.scoring import preprocess_crops, score_crops
     from unmask.explain.cam import explain_batch
     from unmask.models import build_transform
-    from unmask.models.registry import spec_from_dict
     from unmask.utils.device import default_device
 
-    model, meta = load_classifier(run_dir)
+    model, record = load_classifier(run_dir)
     data_dir = Path(data_dir)
     if rows is None:
         manifest, _ = read_manifest(data_dir)
-        rows = manifest if split == "all" else select_split(manifest, protocol or meta["data"]["protocol"], split)
+        rows = manifest if split == "all" else select_split(manifest, protocol or record.data["protocol"], split)
     if rows.empty:
         raise ManifestError(f"{data_dir} has no crops to check")
     rows = sample_crops(rows, per_video)
@@ -180,10 +179,10 @@ def check_shortcuts(run_dir: str | Path, data_dir: str | Path, *, split: str = "
     side = images[0].shape[0]
     device = default_device(device)
     model = model.to(device).eval()
-    transform = build_transform(spec_from_dict(meta["spec"]), meta["size_px"])
+    transform = build_transform(record.spec, record.size_px)
 
     def score(crops):
-        return score_crops(model, crops, transform, meta, device)
+        return score_crops(model, crops, transform, record, device)
 
     def maps(crops):
         return np.concatenate([explain_batch(model, preprocess_crops(crops[i:i + 16], transform).to(device), method)
