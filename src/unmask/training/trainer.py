@@ -49,7 +49,7 @@ from unmask.training.cost import compute_class_weights, create_loss
 from unmask.training.augment import BatchAugment
 from unmask.training.cache import CachedCropDataset, CropCache, open_crop_cache
 from unmask.data.crops import CropDataset, DeviceBatches, batch_loader
-from unmask.training.sbi import SBI_METHOD, SelfBlendTwins, face_ellipses, with_blended_twins
+from unmask.training.sbi import SBI_METHOD, BlendedCrops, face_ellipses, with_blended_twins
 from unmask.utils.atomic import write_atomic
 from unmask.utils.outdir import ensure_out_dir, hold_lock
 from unmask.utils.provenance import collect_provenance
@@ -571,14 +571,15 @@ def _loaders(run: _Run, data: _Data) -> _Batches:
         sampler = balanced_sampler(data.train_set.labels, order)
     else:
         sampler = torch.utils.data.RandomSampler(data.train_set, generator=order)
-    loader = batch_loader(data.train_set, batch_size=config.batch_size, sampler=sampler,
+    dataset, seeds = data.train_set, None
+    if config.synthesize == "sbi":  # the twins are made in the loader's workers, each batch from a seed of its own
+        dataset = BlendedCrops(data.train_set, face_ellipses(data.train_rows, run.size_px, data.margin), config.sbi_ratio)
+        seeds = synthesize
+    loader = batch_loader(dataset, batch_size=config.batch_size, sampler=sampler, seeds=seeds,
                           drop_last=len(sampler) > config.batch_size, workers=run.workers, device=run.device)
-    blend = None
-    if config.synthesize == "sbi":
-        blend = SelfBlendTwins(face_ellipses(data.train_rows, run.size_px, data.margin), config.sbi_ratio, synthesize)
     batches = DeviceBatches(loader, run.device, run.normalise,
                             augment=BatchAugment(augment) if config.augment else None,
-                            channels_last=run.channels_last, synthesize=blend)
+                            channels_last=run.channels_last)
     return _Batches(batches, sampler, order, augment, synthesize)
 
 
