@@ -95,9 +95,7 @@ def train_one_epoch(model, loader, loss_fn, optimiser, device, *, max_steps: int
     model.train()
     total, seen, labels, scores = torch.zeros((), dtype=torch.float64, device=device), 0, [], []
     steps = min(len(loader), max_steps) if max_steps else len(loader)
-    for step, (x, y, _) in enumerate(loader):
-        if step >= steps:
-            break
+    for step, (x, y, _) in zip(range(steps), loader):  # range first: no batch is read past the last step
         x, y = to_device(x, device), y.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             logits = model(x)
@@ -465,8 +463,8 @@ def _start(run_dir: Path, config: TrainConfig) -> _Run:
     rank, world = dist.init_distributed(device)
     amp = autocast_dtype(config.precision, device)
     workers = config.workers
-    if workers is None:
-        workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
+    if workers is None:  # on a CPU one process makes the self-blended twins, single-threaded, beside the step
+        workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else int(config.synthesize == "sbi")
     spec = get_spec(config.model)
     return _Run(run_dir, config, device, rank, world, amp, workers, config.size or spec.default_size_px,
                 build_normalise(spec))
