@@ -105,8 +105,9 @@ def test_twins_are_added_for_real_crops_only():
     x, y = _faces(8), torch.tensor([0, 1, 0, 1, 0, 0, 1, 1])
     ellipses = np.tile(np.array([[48, 46, 22, 28, 0]], np.float32), (20, 1))
     twins = SelfBlendTwins(ellipses, 1.0, torch.Generator().manual_seed(0))
-    out, labels = twins(x, y, torch.arange(10, 18))
+    out, labels, positions = twins(x, y, torch.arange(10, 18))
     assert out.shape[0] == 12 and labels.tolist() == [*y.tolist(), 1, 1, 1, 1]
+    assert positions.tolist() == [*range(10, 18), 10, 12, 14, 15]  # each twin where its real is
     assert torch.equal(out[:8], x)
     assert not any(torch.equal(out[8 + i], x[j]) for i, j in enumerate([0, 2, 4, 5]))
     half = SelfBlendTwins(ellipses, 0.5, torch.Generator().manual_seed(0))

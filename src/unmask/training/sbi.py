@@ -13,8 +13,9 @@ Our implementation follows the paper's recipe with the five landmarks MTCNN give
 ellipse placed by the eyes and the mouth (or by the detection box where there are no landmarks),
 its edge deformed by a few random low-frequency harmonics, softened over a band of random width
 (a smoothstep, where the paper blurs with a Gaussian: alike, and ten times cheaper) and scaled
-by a random blend ratio. Everything runs on whole ``uint8`` batches on the training device, with
-a CPU generator the caller seeds (a resumed run repeats it).
+by a random blend ratio. Everything runs on whole ``uint8`` batches, with a CPU generator the
+caller seeds (a resumed run repeats it): in training, in the loader's workers, batch by batch
+(:class:`BlendedCrops`).
 
 The blend changes the face only where the mask is above zero: outside it the pseudo-fake is the
 real crop, bit for bit (tested).
@@ -27,7 +28,9 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.nn import functional as F
+from torch.utils.data import Dataset
 
+from unmask.data.crops import TensorCrops, all_images, read_batch
 from unmask.faces.crop import CROP_BOX_COLUMNS, DEFAULT_MARGIN
 from unmask.faces.detectors import LANDMARK_COLUMNS
 from unmask.training.augment import colour_matrices, gaussian_blur
@@ -205,7 +208,7 @@ class SelfBlendTwins:
     Args:
         ellipses: ``(N, 5)`` ellipses of every crop of the dataset the batches come from, by position.
         ratio: the probability, per epoch, that a real crop also appears as its pseudo-fake.
-        generator: seeded by the caller (per epoch and rank).
+        generator: seeded by the caller (per batch, or per epoch and rank).
     """
 
     def __init__(self, ellipses: np.ndarray, ratio: float, generator: torch.Generator):
@@ -213,15 +216,47 @@ class SelfBlendTwins:
         self.ratio = ratio
         self.blend = SelfBlend(generator)
 
-    def __call__(self, x: torch.Tensor, y: torch.Tensor, positions) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, positions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(images, labels, positions)`` with the twins after the batch's own crops, each twin
+        at the position of the real it was made from."""
+        positions = torch.as_tensor(positions, dtype=torch.int64)
         real = torch.nonzero(y.cpu() == 0).flatten()
         keep = torch.rand(len(real), generator=self.blend.generator) < self.ratio
-        real = real[keep].tolist()
-        if not real:
-            return x, y
-        rows = torch.as_tensor(positions)[real]
-        twins = self.blend(torch.stack([x[i] for i in real]), self.ellipses[rows])
-        return torch.cat([x, twins]), torch.cat([y, torch.ones(len(real), dtype=y.dtype, device=y.device)])
+        real = real[keep]
+        if not len(real):
+            return x, y, positions
+        twins = self.blend(x[real.to(x.device)], self.ellipses[positions[real]])
+        return (torch.cat([x, twins]), torch.cat([y, torch.ones(len(real), dtype=y.dtype, device=y.device)]),
+                torch.cat([positions, positions[real]]))
+
+
+class BlendedCrops(Dataset):
+    """A training set of ``uint8`` crops whose batches bring their self-blended twins.
+
+    The twins are made where the batch is read: in the loader's worker processes, off the
+    training step's path (in process with no workers). Each batch is asked for as ``(seed,
+    positions)`` (:func:`unmask.data.crops.batch_loader` with ``seeds``) and blended with a
+    generator of that seed, so a seeded run makes the same twins with any number of workers.
+
+    Args:
+        dataset: the crops (``(image, label, position)`` items, or whole batches: the crop cache).
+        ellipses: ``(N, 5)`` inner-face ellipses of its crops (:func:`face_ellipses`).
+        ratio: the probability that a real crop also appears as its twin.
+    """
+
+    reads_batches = True
+
+    def __init__(self, dataset: Dataset, ellipses: np.ndarray, ratio: float):
+        self.dataset, self.ellipses, self.ratio = dataset, torch.as_tensor(ellipses), ratio
+        self.labels = dataset.labels
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, item: tuple[int, list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        seed, positions = item
+        x, y, positions = read_batch(self.dataset, positions)
+        return SelfBlendTwins(self.ellipses, self.ratio, torch.Generator().manual_seed(seed))(x, y, positions)
 
 
 def with_blended_twins(dataset, rows: pd.DataFrame, *, margin: float = DEFAULT_MARGIN, seed: int = 0):
@@ -236,8 +271,6 @@ def with_blended_twins(dataset, rows: pd.DataFrame, *, margin: float = DEFAULT_M
         ``(dataset, rows)``: the crops then their twins; the twins' rows are their reals' with
         ``label`` 1, ``method`` ``SBI`` and ``#sbi`` after the ``video_id`` (a video of its own).
     """
-    from unmask.data.crops import TensorCrops, all_images
-
     images = all_images(dataset)
     labels = rows["label"].to_numpy(dtype=np.int64)
     real = np.flatnonzero(labels == 0)

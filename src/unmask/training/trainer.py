@@ -51,7 +51,7 @@ from unmask.training.cost import compute_class_weights, create_loss
 from unmask.training.augment import BatchAugment
 from unmask.training.cache import CachedCropDataset, CropCache, open_crop_cache
 from unmask.data.crops import CropDataset, DeviceBatches, batch_loader
-from unmask.training.sbi import SBI_METHOD, SelfBlendTwins, face_ellipses, with_blended_twins
+from unmask.training.sbi import SBI_METHOD, BlendedCrops, face_ellipses, with_blended_twins
 from unmask.utils.atomic import write_atomic
 from unmask.utils.outdir import ensure_out_dir, hold_lock
 from unmask.utils.provenance import collect_provenance
@@ -97,9 +97,7 @@ def train_one_epoch(model, loader, loss_fn, optimiser, device, *, max_steps: int
     model.train()
     total, seen, labels, scores = torch.zeros((), dtype=torch.float64, device=device), 0, [], []
     steps = min(len(loader), max_steps) if max_steps else len(loader)
-    for step, (x, y, _) in enumerate(loader):
-        if step >= steps:
-            break
+    for step, (x, y, _) in zip(range(steps), loader):  # range first: no batch is read past the last step
         x, y = to_device(x, device), y.to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             logits = model(x)
@@ -467,8 +465,8 @@ def _start(run_dir: Path, config: TrainConfig) -> _Run:
     rank, world = dist.init_distributed(device)
     amp = autocast_dtype(config.precision, device)
     workers = config.workers
-    if workers is None:
-        workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
+    if workers is None:  # on a CPU one process makes the self-blended twins, single-threaded, beside the step
+        workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else int(config.synthesize == "sbi")
     spec = get_spec(config.model)
     return _Run(run_dir, config, device, rank, world, amp, workers, config.size or spec.default_size_px,
                 build_normalise(spec))
@@ -573,14 +571,15 @@ def _loaders(run: _Run, data: _Data) -> _Batches:
         sampler = balanced_sampler(data.train_set.labels, order)
     else:
         sampler = torch.utils.data.RandomSampler(data.train_set, generator=order)
-    loader = batch_loader(data.train_set, batch_size=config.batch_size, sampler=sampler,
+    dataset, seeds = data.train_set, None
+    if config.synthesize == "sbi":  # the twins are made in the loader's workers, each batch from a seed of its own
+        dataset = BlendedCrops(data.train_set, face_ellipses(data.train_rows, run.size_px, data.margin), config.sbi_ratio)
+        seeds = synthesize
+    loader = batch_loader(dataset, batch_size=config.batch_size, sampler=sampler, seeds=seeds,
                           drop_last=len(sampler) > config.batch_size, workers=run.workers, device=run.device)
-    blend = None
-    if config.synthesize == "sbi":
-        blend = SelfBlendTwins(face_ellipses(data.train_rows, run.size_px, data.margin), config.sbi_ratio, synthesize)
     batches = DeviceBatches(loader, run.device, run.normalise,
                             augment=BatchAugment(augment) if config.augment else None,
-                            channels_last=run.channels_last, synthesize=blend)
+                            channels_last=run.channels_last)
     return _Batches(batches, sampler, order, augment, synthesize)
 
 
