@@ -30,7 +30,9 @@ def _checkpoint(name: str, folder: Path) -> Path:
     spec = get_spec(name)
     model = create_model(name, pretrained=False)
     meta = {"spec": asdict(spec), "size_px": spec.default_size_px, "temperature": 1.0, "bias": 0.0, "threshold": 0.5}
-    return save_checkpoint(folder / f"{name}.safetensors", {f"model.{k}": v for k, v in model.state_dict().items()}, meta)
+    return save_checkpoint(
+        folder / f"{name}.safetensors", {f"model.{k}": v for k, v in model.state_dict().items()}, meta
+    )
 
 
 def main() -> None:

@@ -59,9 +59,12 @@ def compare_on_normal_clips(detector: str, rounds: int = 3) -> None:
     if not paths:
         raise SystemExit(f"no clips under {SAMPLES}")
     base = PrepareConfig("folder", detector=detector)
-    extractors = {"one pass": make_extractor(replace(base, second_pass=False, near_pass=False, small_face_pass=False,
-                                                        bridge_max_gap=0)),
-                  "default (all passes, bridging)": make_extractor(base)}
+    extractors = {
+        "one pass": make_extractor(
+            replace(base, second_pass=False, near_pass=False, small_face_pass=False, bridge_max_gap=0)
+        ),
+        "default (all passes, bridging)": make_extractor(base),
+    }
     clips = [sample_frames(p, FrameSampler()) for p in paths]
     seconds, passes = defaultdict(float), defaultdict(lambda: defaultdict(int))
     for _ in range(rounds):
@@ -97,22 +100,32 @@ def main():
     if args.sources:
         sources = {k: v for k, v in sources.items() if k in args.sources.split(",")}
     wanted = args.conditions.split(",") if args.conditions else CONDITIONS + NOFACE_CONDITIONS
-    clips = make_hard_set(args.hard_set, sources, conditions=[c for c in CONDITIONS if c in wanted],
-                          noface=[c for c in NOFACE_CONDITIONS if c in wanted])
+    clips = make_hard_set(
+        args.hard_set,
+        sources,
+        conditions=[c for c in CONDITIONS if c in wanted],
+        noface=[c for c in NOFACE_CONDITIONS if c in wanted],
+    )
     frames = {c.path: sample_frames(c.path, FrameSampler()) for c in clips}
     print(f"{len(clips)} clips in {args.hard_set}; {os.cpu_count()} cores, cv2 threads 1\n")
-    print("| detector | passes | condition | face frames with a face (pass 1 + 2 + small + 3 + bridged) / face frames | "
-          "worst clip | faceless frames with a (false) box | ms per frame |")
+    print(
+        "| detector | passes | condition | face frames with a face (pass 1 + 2 + small + 3 + bridged) / face frames | "
+        "worst clip | faceless frames with a (false) box | ms per frame |"
+    )
     print("|---|---|---|---|---|---|---|")
-    configs = (("1", dict(second_pass=False, near_pass=False, small_face_pass=False, bridge_max_gap=0)),
-               ("1+2, bridged", dict(near_pass=False, small_face_pass=False)),
-               ("1+2+3, bridged", dict(small_face_pass=False)), ("1+2+small+3, bridged (default)", {}))
+    configs = (
+        ("1", dict(second_pass=False, near_pass=False, small_face_pass=False, bridge_max_gap=0)),
+        ("1+2, bridged", dict(near_pass=False, small_face_pass=False)),
+        ("1+2+3, bridged", dict(small_face_pass=False)),
+        ("1+2+small+3, bridged (default)", {}),
+    )
     for name in args.detectors.split(","):
         base = PrepareConfig("folder", detector=name)
         for label, changes in configs:
             extractor = make_extractor(replace(base, **changes))
-            rows = defaultdict(lambda: {"1": 0, "2": 0, "small": 0, "3": 0, "bridged": 0, "n": 0, "boxes": 0, "ms": [],
-                                        "worst": None})
+            rows = defaultdict(
+                lambda: {"1": 0, "2": 0, "small": 0, "3": 0, "bridged": 0, "n": 0, "boxes": 0, "ms": [], "worst": None}
+            )
             for clip in clips:
                 faceless = set(clip.faceless_frames)
                 counts, boxes, ms = measure(extractor, frames[clip.path], faceless)
@@ -126,13 +139,19 @@ def main():
                 if face_frames:
                     found = (sum(counts.values()), face_frames)
                     row["worst"] = min(row["worst"] or found, found, key=lambda f: f[0] / f[1])
-                print(f"  {name} [{label}] {clip.path.name}: {counts} false boxes={boxes} {ms:.0f} ms/frame",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"  {name} [{label}] {clip.path.name}: {counts} false boxes={boxes} {ms:.0f} ms/frame",
+                    file=sys.stderr,
+                    flush=True,
+                )
             for condition, row in rows.items():
                 found = row["1"] + row["2"] + row["small"] + row["3"] + row["bridged"]
-                print(f"| `{name}` | {label} | {condition} | {found} ({row['1']} + {row['2']} + {row['small']} + {row['3']} + "
-                      f"{row['bridged']}) / {row['n']} | {'%d/%d' % row['worst'] if row['worst'] else ''} | {row['boxes']} | "
-                      f"{sum(row['ms']) / len(row['ms']):.0f} |", flush=True)
+                print(
+                    f"| `{name}` | {label} | {condition} | {found} ({row['1']} + {row['2']} + {row['small']} + {row['3']} + "
+                    f"{row['bridged']}) / {row['n']} | {'%d/%d' % row['worst'] if row['worst'] else ''} | {row['boxes']} | "
+                    f"{sum(row['ms']) / len(row['ms']):.0f} |",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,13 @@ def main():
     sources = default_sources()
     if args.sources:
         sources = {k: v for k, v in sources.items() if k in args.sources.split(",")}
-    clips = make_hard_set(args.out, sources, conditions=[c for c in wanted if c in CONDITIONS],
-                          noface=[c for c in wanted if c in NOFACE_CONDITIONS], overwrite=args.overwrite)
+    clips = make_hard_set(
+        args.out,
+        sources,
+        conditions=[c for c in wanted if c in CONDITIONS],
+        noface=[c for c in wanted if c in NOFACE_CONDITIONS],
+        overwrite=args.overwrite,
+    )
     for clip in clips:
         print(clip.path)
 

@@ -33,9 +33,25 @@ import tempfile
 import time
 from pathlib import Path
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "ffpp" / "original_sequences" / "youtube" / "c23" / "videos" / "004.mp4"
-MODELS = ("mobilenetv3_small", "efficientnet_lite0", "xception", "inception_resnet_v2", "efficientnetv2_s",
-          "efficientnetv2_m")
+SAMPLE = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "samples"
+    / "ffpp"
+    / "original_sequences"
+    / "youtube"
+    / "c23"
+    / "videos"
+    / "004.mp4"
+)
+MODELS = (
+    "mobilenetv3_small",
+    "efficientnet_lite0",
+    "xception",
+    "inception_resnet_v2",
+    "efficientnetv2_s",
+    "efficientnetv2_m",
+)
 STAGES = ("decode", "detect", "crop", "model", "aggregate", "total")
 
 
@@ -71,8 +87,9 @@ def record_for(name: str):
 
     spec = get_spec(name)
     prepare = PrepareConfig("folder", sampler=FrameSampler("uniform", 32)).recorded()
-    return CheckpointRecord(spec=spec, size_px=spec.default_size_px, temperature=1.0, prepare=prepare,
-                            data={"protocol": "video"})
+    return CheckpointRecord(
+        spec=spec, size_px=spec.default_size_px, temperature=1.0, prepare=prepare, data={"protocol": "video"}
+    )
 
 
 def time_loaded(name: str, clip: Path, repeats: int) -> dict:
@@ -100,8 +117,11 @@ def save_run(name: str, tmp: Path) -> tuple[Path, Path]:
 
     run = tmp / f"run-{name}"
     model = create_model(name)
-    save_checkpoint(run / "model.safetensors", {f"model.{k}": v for k, v in model.state_dict().items()},
-                    record_for(name).to_metadata())
+    save_checkpoint(
+        run / "model.safetensors",
+        {f"model.{k}": v for k, v in model.state_dict().items()},
+        record_for(name).to_metadata(),
+    )
     export_model(run, tmp / f"exported-{name}")
     return run, tmp / f"exported-{name}"
 
@@ -143,8 +163,9 @@ def time_cold(clip: Path, models: dict[str, Path], repeats: int, threads: int | 
         times["help"].append(time.perf_counter() - started)
         for label, folder in models.items():
             started, cpu = time.perf_counter(), cpu_s()
-            result = subprocess.run([*command, "predict", str(clip), "--model", str(folder)],
-                                    capture_output=True, text=True, env=env)
+            result = subprocess.run(
+                [*command, "predict", str(clip), "--model", str(folder)], capture_output=True, text=True, env=env
+            )
             times[label].append(time.perf_counter() - started)
             times[f"{label} cpu"].append(cpu_s() - cpu)
             if result.returncode != 0:
@@ -161,10 +182,18 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--clip", type=Path, help="Use this clip instead of making one.")
-    parser.add_argument("--threads", type=int, help="torch threads (default torch's: one per core). On a "
-                        "machine shared with other work, 1 avoids OpenMP's busy-waiting on taken cores.")
-    parser.add_argument("--engine", choices=("local", "ray"), default="local",
-                        help="ray: time a folder judged on Ray against the local engine instead")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads (default torch's: one per core). On a "
+        "machine shared with other work, 1 avoids OpenMP's busy-waiting on taken cores.",
+    )
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="ray: time a folder judged on Ray against the local engine instead",
+    )
     parser.add_argument("--inputs", type=int, default=8, help="--engine ray: clips in the folder")
     args = parser.parse_args()
     import torch
@@ -178,8 +207,10 @@ def main() -> None:
         names = [m for m in args.models.split(",") if m]
         if args.engine == "ray":
             return compare_engines(names[0], clip, tmp, args.inputs, args.repeats)
-        print(f"clip {clip.name}; torch threads {torch.get_num_threads()}; {args.repeats} runs each, median; "
-              f"load average {os.getloadavg()[0]:.2f}")
+        print(
+            f"clip {clip.name}; torch threads {torch.get_num_threads()}; {args.repeats} runs each, median; "
+            f"load average {os.getloadavg()[0]:.2f}"
+        )
         print("| model | " + " | ".join(STAGES) + " | load |")
         print("|---" * (len(STAGES) + 2) + "|")
         warm = {}
@@ -188,15 +219,21 @@ def main() -> None:
             print(f"| {name} | " + " | ".join(f"{warm[name][s]:.2f}" for s in (*STAGES, "load")) + " |", flush=True)
         run, exported = save_run(names[0], tmp)
         onnx = time_loaded_export(exported, clip, args.repeats)
-        print(f"| {names[0]}, exported (ONNX Runtime) | " + " | ".join(f"{onnx[s]:.2f}" for s in (*STAGES, "load"))
-              + " |", flush=True)
+        print(
+            f"| {names[0]}, exported (ONNX Runtime) | "
+            + " | ".join(f"{onnx[s]:.2f}" for s in (*STAGES, "load"))
+            + " |",
+            flush=True,
+        )
         cold = time_cold(clip, {"torch": run, "exported": exported}, args.repeats, args.threads)
         print(f"\n{names[0]}, median of {args.repeats}; load average now {os.getloadavg()[0]:.2f}")
         print(f"cold `unmask predict`, exported: {verdict(cold['exported'], 2.5)}")
         print(f"cold `unmask predict`, torch:    {verdict(cold['torch'], 5.0)}")
-        print(f"CPU seconds of a cold `unmask predict`: exported {cold['exported cpu']:.2f}, torch "
-              f"{cold['torch cpu']:.2f} (ratio {cold['exported cpu'] / cold['torch cpu']:.2f}); wall-clock ratio "
-              f"{cold['exported'] / cold['torch']:.2f}")
+        print(
+            f"CPU seconds of a cold `unmask predict`: exported {cold['exported cpu']:.2f}, torch "
+            f"{cold['torch cpu']:.2f} (ratio {cold['exported cpu'] / cold['torch cpu']:.2f}); wall-clock ratio "
+            f"{cold['exported'] / cold['torch']:.2f}"
+        )
         print(f"warm, exported: {verdict(onnx['total'], 1.5)}; warm, torch: {verdict(warm[names[0]]['total'], 1.5)}")
         print(f"`unmask --help`: {cold['help']:.2f} s")
 
@@ -213,8 +250,11 @@ def compare_engines(name: str, clip: Path, tmp: Path, inputs: int, rounds: int) 
     from unmask.predict.files import predict_files
 
     run = tmp / f"run-{name}"
-    save_checkpoint(run / "model.safetensors", {f"model.{k}": v for k, v in create_model(name).state_dict().items()},
-                    record_for(name).to_metadata())
+    save_checkpoint(
+        run / "model.safetensors",
+        {f"model.{k}": v for k, v in create_model(name).state_dict().items()},
+        record_for(name).to_metadata(),
+    )
     folder = tmp / "folder"
     folder.mkdir()
     for i in range(inputs):
@@ -228,8 +268,10 @@ def compare_engines(name: str, clip: Path, tmp: Path, inputs: int, rounds: int) 
             seconds[engine] += time.perf_counter() - t0
             assert summary.judged == inputs
     ray.shutdown()
-    print(f"\n{inputs} copies of {clip.name}, model {name} (random weights), {rounds} rounds, mean seconds per "
-          f"round; {os.cpu_count()} cores (local: one process; Ray: {os.cpu_count()} workers)\n")
+    print(
+        f"\n{inputs} copies of {clip.name}, model {name} (random weights), {rounds} rounds, mean seconds per "
+        f"round; {os.cpu_count()} cores (local: one process; Ray: {os.cpu_count()} workers)\n"
+    )
     print("| engine | seconds | inputs/s |")
     print("|---|---|---|")
     for engine, total in seconds.items():

@@ -76,8 +76,12 @@ def main():
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--detector", default="mtcnn")
     parser.add_argument("--rounds", type=int, default=3, help="alternate the bare run and prepare this many times")
-    parser.add_argument("--engine", choices=("local", "ray"), default="local",
-                        help="ray: time prepare --engine ray against the local engine instead")
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="ray: time prepare --engine ray against the local engine instead",
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,15 +111,21 @@ def main():
                 t_both += time.perf_counter() - t0
 
             t0 = time.perf_counter()
-            summary = prepare(root, tmp / f"out{r}", PrepareConfig("folder", detector=args.detector,
-                                                                   workers=args.workers))
+            summary = prepare(
+                root, tmp / f"out{r}", PrepareConfig("folder", detector=args.detector, workers=args.workers)
+            )
             t_prepare += time.perf_counter() - t0
         t_decode, t_both, t_prepare = (t / args.rounds for t in (t_decode, t_both, t_prepare))
 
     n = len(paths)
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.processor())
-    print(f"clips: {what}, each x{args.repeat} = {n} videos, {frames} sampled frames (32 per video); "
-          f"{args.rounds} rounds, mean seconds per round")
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor(),
+    )
+    print(
+        f"clips: {what}, each x{args.repeat} = {n} videos, {frames} sampled frames (32 per video); "
+        f"{args.rounds} rounds, mean seconds per round"
+    )
     print(f"machine: {os.cpu_count()} cores, {cpu}; workers: {args.workers}; detector: {args.detector}\n")
     print("| stage | seconds | videos/s | frames or faces/s |")
     print("|---|---|---|---|")
@@ -141,8 +151,10 @@ def compare_engines(root: Path, tmp: Path, args, what: str) -> None:
             crops[engine] = summary.crops
     ray.shutdown()
     n = summary.videos
-    print(f"clips: {what}, each x{args.repeat} = {n} videos; {args.rounds} rounds, mean seconds per round; "
-          f"{os.cpu_count()} cores, {args.workers} workers, detector {args.detector}\n")
+    print(
+        f"clips: {what}, each x{args.repeat} = {n} videos; {args.rounds} rounds, mean seconds per round; "
+        f"{os.cpu_count()} cores, {args.workers} workers, detector {args.detector}\n"
+    )
     print("| engine | seconds | videos/s | face crops |")
     print("|---|---|---|---|")
     for engine, total in seconds.items():

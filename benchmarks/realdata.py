@@ -118,8 +118,11 @@ def prepare_views(realdata: Path, prepared: Path, work: Path) -> dict[str, Path]
             folder.mkdir(parents=True, exist_ok=True)
             if not (folder / "crops").exists():
                 (folder / "crops").symlink_to((prepared / "crops").resolve())
-            write_manifest(manifest[view_rows(manifest, name)].reset_index(drop=True), folder / "manifest.parquet",
-                           {**meta, "view": f"{name} view of {prepared.resolve()}"})
+            write_manifest(
+                manifest[view_rows(manifest, name)].reset_index(drop=True),
+                folder / "manifest.parquet",
+                {**meta, "view": f"{name} view of {prepared.resolve()}"},
+            )
         folders[name] = folder
     return folders
 
@@ -141,14 +144,24 @@ def train_once(config_name: str, view: str, data: Path, run: Path, seed: int) ->
     if not (run / "model.safetensors").is_file():
         config = make_config(seed=seed, protocol="official", **settings)
         # minutes add up over the parts of a resumed run (a killed part's last, unfinished epoch is lost)
-        before = json.loads(timing_path.read_text()) if timing_path.is_file() else {"wall_min": 0.0, "cpu_min": 0.0,
-                                                                                      "parts": 0}
+        before = (
+            json.loads(timing_path.read_text())
+            if timing_path.is_file()
+            else {"wall_min": 0.0, "cpu_min": 0.0, "parts": 0}
+        )
         wall, cpu = time.perf_counter(), cpu_minutes()
 
         def record(finished: bool) -> None:
-            timing_path.write_text(json.dumps({"wall_min": before["wall_min"] + (time.perf_counter() - wall) / 60,
-                                               "cpu_min": before["cpu_min"] + cpu_minutes() - cpu,
-                                               "parts": before.get("parts", 0) + 1, "finished": finished}))
+            timing_path.write_text(
+                json.dumps(
+                    {
+                        "wall_min": before["wall_min"] + (time.perf_counter() - wall) / 60,
+                        "cpu_min": before["cpu_min"] + cpu_minutes() - cpu,
+                        "parts": before.get("parts", 0) + 1,
+                        "finished": finished,
+                    }
+                )
+            )
 
         def on_epoch(row: dict) -> None:
             print(f"[{config_name} / {view}] epoch {row['epoch']}: val auc {row['val_auc']:.3f}", flush=True)
@@ -158,8 +171,13 @@ def train_once(config_name: str, view: str, data: Path, run: Path, seed: int) ->
         record(True)
     meta = read_metadata(run / "model.safetensors")
     timing = json.loads(timing_path.read_text()) if timing_path.is_file() else {}
-    return {**timing, "settings": settings, "best_epoch": meta.get("epoch"), "epochs_run": meta.get("epochs_run"),
-            "val_auc": meta.get("best_metric") if meta.get("select_metric") == "val_auc" else None}
+    return {
+        **timing,
+        "settings": settings,
+        "best_epoch": meta.get("epoch"),
+        "epochs_run": meta.get("epochs_run"),
+        "val_auc": meta.get("best_metric") if meta.get("select_metric") == "val_auc" else None,
+    }
 
 
 def verdicts(frames, videos, record, frames_sampled: int) -> dict:
@@ -171,15 +189,24 @@ def verdicts(frames, videos, record, frames_sampled: int) -> dict:
     threshold = decision_threshold(record)
     called = {}
     for video_id, faces in frames.groupby("video_id"):
-        called[video_id] = decide_track(faces["p_fake"].to_numpy(), threshold=threshold, frames_sampled=frames_sampled,
-                                        frame_index=faces["frame_index"].to_numpy(), record=record).verdict
+        called[video_id] = decide_track(
+            faces["p_fake"].to_numpy(),
+            threshold=threshold,
+            frames_sampled=frames_sampled,
+            frame_index=faces["frame_index"].to_numpy(),
+            record=record,
+        ).verdict
     verdict = videos["video_id"].map(called)
     given = verdict != "inconclusive"
     right = (verdict == "fake") == (videos["label"] == 1)
-    return {"inconclusive": float((~given).mean()) if len(videos) else None,
-            "verdict_accuracy": float(right[given].mean()) if given.any() else None,
-            "given": int(given.sum()), "threshold": float(threshold), "called_fake": int((verdict == "fake").sum()),
-            "called_real": int((verdict == "real").sum())}
+    return {
+        "inconclusive": float((~given).mean()) if len(videos) else None,
+        "verdict_accuracy": float(right[given].mean()) if given.any() else None,
+        "given": int(given.sum()),
+        "threshold": float(threshold),
+        "called_fake": int((verdict == "fake").sum()),
+        "called_real": int((verdict == "real").sum()),
+    }
 
 
 def family_rows(frames, videos, record, frames_sampled: int, bootstrap: int) -> list[dict]:
@@ -193,12 +220,22 @@ def family_rows(frames, videos, record, frames_sampled: int, bootstrap: int) -> 
     for family, v in groups:
         f = frames[frames["video_id"].isin(v["video_id"])]
         both = v["label"].nunique() == 2
-        ci = bootstrap_ci(v["label"], v["p_fake"], v["video_id"], decision_threshold(record), n=bootstrap)["auc"] \
-            if both and bootstrap else None
+        ci = (
+            bootstrap_ci(v["label"], v["p_fake"], v["video_id"], decision_threshold(record), n=bootstrap)["auc"]
+            if both and bootstrap
+            else None
+        )
         decided = verdicts(f, v, record, frames_sampled)
-        rows.append({"family": family, "fake": int((v["label"] == 1).sum()), "real": int((v["label"] == 0).sum()),
-                     "auc": score_metrics(v["label"], v["p_fake"])["auc"] if both else None,
-                     "auc_ci": ci, **decided})
+        rows.append(
+            {
+                "family": family,
+                "fake": int((v["label"] == 1).sum()),
+                "real": int((v["label"] == 0).sum()),
+                "auc": score_metrics(v["label"], v["p_fake"])["auc"] if both else None,
+                "auc_ci": ci,
+                **decided,
+            }
+        )
     return rows
 
 
@@ -231,10 +268,15 @@ def run_one(config_name: str, view: str, folders: dict[str, Path], work: Path, a
 
     torch.set_num_threads(args.threads)
     run = work / "runs" / config_name / view
-    figures = {"config": config_name, "view": view, "seed": args.seed,
-               **train_once(config_name, view, folders[view], run, args.seed)}
-    figures.update(judge_once(run, folders[view], work / "evals" / config_name / view, args.bootstrap,
-                              args.shortcut_per_video))
+    figures = {
+        "config": config_name,
+        "view": view,
+        "seed": args.seed,
+        **train_once(config_name, view, folders[view], run, args.seed),
+    }
+    figures.update(
+        judge_once(run, folders[view], work / "evals" / config_name / view, args.bootstrap, args.shortcut_per_video)
+    )
     result_path.parent.mkdir(parents=True, exist_ok=True)
     result_path.write_text(json.dumps(figures, indent=1, default=str))
     return figures
@@ -246,9 +288,11 @@ def _num(x, fmt: str = "{:.2f}") -> str:
 
 def table(results: list[dict]) -> str:
     """The Markdown table: a row per configuration x view x family (``all``: the view's test videos)."""
-    lines = ["| configuration | view | judged on | fake / real | video AUC (95% CI) | inconclusive | verdicts right | "
-             "val AUC | best epoch | train min (CPU min) | outside face | AUC face only |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| configuration | view | judged on | fake / real | video AUC (95% CI) | inconclusive | verdicts right | "
+        "val AUC | best epoch | train min (CPU min) | outside face | AUC face only |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in results:
         if r.get("skipped"):
             lines.append(f"| {r['config']} | {r['view']} | skipped: {r['skipped']} |" + " |" * 9)
@@ -262,8 +306,12 @@ def table(results: list[dict]) -> str:
                 f"{_num(row['inconclusive'], '{:.0%}')} | {_num(row['verdict_accuracy'], '{:.0%}')} | "
                 f"{_num(r.get('val_auc'))} | {r.get('best_epoch', '-')} | {_num(r.get('wall_min'), '{:.1f}')} "
                 f"({_num(r.get('cpu_min'), '{:.1f}')}) | "
-                + (f"{_num(shortcut.get('outside_share'), '{:.0%}')} | {_num(shortcut.get('auc_blanked'))} |"
-                   if row["family"] == "all" else " | |"))
+                + (
+                    f"{_num(shortcut.get('outside_share'), '{:.0%}')} | {_num(shortcut.get('auc_blanked'))} |"
+                    if row["family"] == "all"
+                    else " | |"
+                )
+            )
     return "\n".join(lines)
 
 
@@ -282,14 +330,19 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--realdata", type=Path, default=REALDATA)
     parser.add_argument("--work", type=Path, default=Path("runs/realdata"))
-    parser.add_argument("--prepared", type=Path, default=None,
-                        help="a folder prepared from videos.csv with scripts/realdata.sh's settings (default: WORK/prepared)")
+    parser.add_argument(
+        "--prepared",
+        type=Path,
+        default=None,
+        help="a folder prepared from videos.csv with scripts/realdata.sh's settings (default: WORK/prepared)",
+    )
     parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS), help=f"some of {', '.join(CONFIGS)}")
     parser.add_argument("--views", default=",".join(VIEWS), help=f"some of {', '.join(VIEWS)}")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples of the videos for the 95%% intervals")
-    parser.add_argument("--shortcut-per-video", type=int, default=4,
-                        help="crops per test video in the shortcut check (0: no check)")
+    parser.add_argument(
+        "--shortcut-per-video", type=int, default=4, help="crops per test video in the shortcut check (0: no check)"
+    )
     parser.add_argument("--jobs", type=int, default=1, help="configuration x view pairs trained at once")
     parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
     args = parser.parse_args()
@@ -307,15 +360,32 @@ def parse_args() -> argparse.Namespace:
 
 def run_in_parallel(pairs: list[tuple[str, str]], args) -> None:
     """Each configuration x view in a process of its own, ``--jobs`` at a time, ``--threads`` threads each."""
-    common = ["--realdata", str(args.realdata), "--work", str(args.work), "--prepared", str(args.prepared),
-              "--seed", str(args.seed), "--bootstrap", str(args.bootstrap), "--threads", str(args.threads),
-              "--shortcut-per-video", str(args.shortcut_per_video)]
+    common = [
+        "--realdata",
+        str(args.realdata),
+        "--work",
+        str(args.work),
+        "--prepared",
+        str(args.prepared),
+        "--seed",
+        str(args.seed),
+        "--bootstrap",
+        str(args.bootstrap),
+        "--threads",
+        str(args.threads),
+        "--shortcut-per-video",
+        str(args.shortcut_per_video),
+    ]
     pending, running = list(pairs), []
     while pending or running:
         while pending and len(running) < args.jobs:
             config_name, view = pending.pop(0)
-            running.append(subprocess.Popen([sys.executable, __file__, "--configs", config_name, "--views", view,
-                                             *common], env={**os.environ, "OMP_NUM_THREADS": str(args.threads)}))
+            running.append(
+                subprocess.Popen(
+                    [sys.executable, __file__, "--configs", config_name, "--views", view, *common],
+                    env={**os.environ, "OMP_NUM_THREADS": str(args.threads)},
+                )
+            )
         time.sleep(5)
         running = [p for p in running if p.poll() is None]
 

@@ -22,7 +22,17 @@ import threading
 import time
 from pathlib import Path
 
-SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "samples" / "ffpp" / "original_sequences" / "youtube" / "c23" / "videos" / "004.mp4"
+SAMPLE = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "samples"
+    / "ffpp"
+    / "original_sequences"
+    / "youtube"
+    / "c23"
+    / "videos"
+    / "004.mp4"
+)
 
 
 def small_model(work: Path) -> Path:
@@ -68,7 +78,9 @@ def client(url: str, clip: bytes, name: str, deadline: float, out: list, rejecte
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="run folder (default: train a small one here)")
-    parser.add_argument("--clip", type=Path, help=f"video to upload (default {SAMPLE.name} from ../shared/samples, else a demo clip)")
+    parser.add_argument(
+        "--clip", type=Path, help=f"video to upload (default {SAMPLE.name} from ../shared/samples, else a demo clip)"
+    )
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=1)
@@ -84,12 +96,32 @@ def main() -> None:
         if clip is None:
             from unmask.demo import make_demo_dataset
 
-            clip = sorted((make_demo_dataset(work / "one", clips_per_class=1, seconds=4.0, fps=25) / "fake").iterdir())[0]
+            clip = sorted((make_demo_dataset(work / "one", clips_per_class=1, seconds=4.0, fps=25) / "fake").iterdir())[
+                0
+            ]
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen([sys.executable, "-m", "unmask", "serve", "--model", str(run), "--port", str(port),
-                                   "--workers", str(args.workers), "--heatmaps", str(args.heatmaps), "--queue-size", "8"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "unmask",
+                "serve",
+                "--model",
+                str(run),
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+                "--heatmaps",
+                str(args.heatmaps),
+                "--queue-size",
+                "8",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             for _ in range(600):
                 try:
@@ -106,8 +138,10 @@ def main() -> None:
             done, rejected = [], []
             started = time.monotonic()
             deadline = started + args.seconds
-            threads = [threading.Thread(target=client, args=(url, data, clip.name, deadline, done, rejected))
-                       for _ in range(args.clients)]
+            threads = [
+                threading.Thread(target=client, args=(url, data, clip.name, deadline, done, rejected))
+                for _ in range(args.clients)
+            ]
             for t in threads:
                 t.start()
             for t in threads:
@@ -122,13 +156,17 @@ def main() -> None:
     ok = sum(1 for d in done if d[2] == "done")
     judged = [d[3].get("total", 0.0) for d in done if d[3]]
     q = statistics.quantiles(latencies, n=20) if len(latencies) >= 2 else latencies * 19
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; clip {clip.name} "
-          f"({len(data) / 2**20:.1f} MiB); model {run}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; clip {clip.name} "
+        f"({len(data) / 2**20:.1f} MiB); model {run}"
+    )
     print(f"{args.clients} clients, {args.seconds:.0f} s, {args.workers} worker(s), {args.heatmaps} heatmap(s) per job")
     print(f"jobs done {ok}, failed {len(done) - ok}, refused (429) {len(rejected)}; server alive after: {alive == 200}")
     print("| clients | jobs | jobs/s | p50 latency | p95 latency | judging time per job (server) |")
-    print(f"| {args.clients} | {len(done)} | {len(done) / elapsed:.2f} | {statistics.median(latencies):.2f} s | "
-          f"{q[18]:.2f} s | {statistics.mean(judged) if judged else float('nan'):.2f} s |")
+    print(
+        f"| {args.clients} | {len(done)} | {len(done) / elapsed:.2f} | {statistics.median(latencies):.2f} s | "
+        f"{q[18]:.2f} s | {statistics.mean(judged) if judged else float('nan'):.2f} s |"
+    )
 
 
 if __name__ == "__main__":

@@ -166,27 +166,47 @@ def measure(name: str, data: Path, out: Path, args, workers: int | None, augment
         tap.batches.clear()
         marks["resume"].append(time.perf_counter())
 
-    config = make_config(model=name, pretrained=False, size=size, batch_size=args.batch_size, epochs=args.epochs,
-                         max_steps=args.steps, workers=workers, early_stopping=0, device=args.device,
-                         augment=augment, precision=args.precision, compile=args.compile,
-                         cache=not args.no_cache, cache_dir=str(out / "cache"))
+    config = make_config(
+        model=name,
+        pretrained=False,
+        size=size,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        max_steps=args.steps,
+        workers=workers,
+        early_stopping=0,
+        device=args.device,
+        augment=augment,
+        precision=args.precision,
+        compile=args.compile,
+        cache=not args.no_cache,
+        cache_dir=str(out / "cache"),
+    )
     with tap_training(args.bare_steps) as taps:
         started = time.perf_counter()
         trainer.train(data, out / "run", config, on_epoch=on_epoch, on_cache=on_cache)
         finished = time.perf_counter()
     ends, resumes = marks["epoch_end"], marks["resume"]
-    images = [sum(tap.sizes[:args.steps]) for tap in taps]
+    images = [sum(tap.sizes[: args.steps]) for tap in taps]
     epoch_s = [ends[i] - resumes[i - 1] for i in range(1, len(ends))]  # epoch 2 on: steps, validation, writes
     train_rate = [images[i] / epoch_s[i - 1] for i in range(1, len(ends))]
     ratios = [train_rate[i - 1] / marks["bare"][i] for i in range(1, len(ends))]
     step_s = statistics.median(epoch_s) / args.steps
     whole = finished - started - sum(r - e for r, e in zip(resumes, ends))  # train alone, start-up included
     return {
-        "model": name, "size": size, "workers": "auto" if workers is None else workers, "augment": augment,
-        "batch": sum(images) / len(images) / args.steps, "bare_rate": statistics.median(marks["bare"]),
-        "train_rate": statistics.median(train_rate), "step_s": step_s, "ratio": statistics.median(ratios),
-        "ratios": ratios, "twins_share": statistics.median(marks["twins"]) / step_s,
-        "cache_s": marks.get("cache", (0.0, 0))[0], "whole_ratio": sum(images) / statistics.median(marks["bare"]) / whole,
+        "model": name,
+        "size": size,
+        "workers": "auto" if workers is None else workers,
+        "augment": augment,
+        "batch": sum(images) / len(images) / args.steps,
+        "bare_rate": statistics.median(marks["bare"]),
+        "train_rate": statistics.median(train_rate),
+        "step_s": step_s,
+        "ratio": statistics.median(ratios),
+        "ratios": ratios,
+        "twins_share": statistics.median(marks["twins"]) / step_s,
+        "cache_s": marks.get("cache", (0.0, 0))[0],
+        "whole_ratio": sum(images) / statistics.median(marks["bare"]) / whole,
     }
 
 
@@ -194,15 +214,21 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", help="backbone (repeat for several; default mobilenetv3_small)")
     parser.add_argument("--paper-models", action="store_true", help="the four paper backbones")
-    parser.add_argument("--size", type=int, default=None, help="input side (default 224; 0: each backbone's own; "
-                                                                "--paper-models: their own)")
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=None,
+        help="input side (default 224; 0: each backbone's own; --paper-models: their own)",
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=30, help="optimiser steps per epoch")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--bare-steps", type=int, default=10, help="bare steps measured after each epoch, on the "
-                                                                    "epoch's first batches")
-    parser.add_argument("--workers", type=int, action="append", help="data-loading processes (repeat for several; "
-                                                                      "default: train's)")
+    parser.add_argument(
+        "--bare-steps", type=int, default=10, help="bare steps measured after each epoch, on the epoch's first batches"
+    )
+    parser.add_argument(
+        "--workers", type=int, action="append", help="data-loading processes (repeat for several; default: train's)"
+    )
     parser.add_argument("--augment", choices=("on", "off", "both"), default="both", help="train's augmentation")
     parser.add_argument("--no-cache", action="store_true", help="decode the PNGs every epoch (the old data path)")
     parser.add_argument("--precision", default="auto", help="auto, fp32, bf16, fp16 (as train's --precision)")
@@ -221,28 +247,43 @@ def main():
         started = time.perf_counter()
         clips = make_demo_dataset(tmp / "clips", clips_per_class=args.clips, seconds=4, fps=10)
         data = tmp / "data"
-        prepare(clips, data, PrepareConfig("folder", sampler=FrameSampler("uniform", 40), size=crop_px,
-                                           workers=os.cpu_count() or 1))
-        cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-                   platform.processor())
+        prepare(
+            clips,
+            data,
+            PrepareConfig("folder", sampler=FrameSampler("uniform", 40), size=crop_px, workers=os.cpu_count() or 1),
+        )
+        cpu = next(
+            (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+            platform.processor(),
+        )
         gpu = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "none"
-        print(f"machine: {os.cpu_count()} cores, {cpu}; GPU: {gpu}; torch {torch.__version__}; "
-              f"data: {2 * args.clips} clips -> crops at {crop_px} px in {time.perf_counter() - started:.0f} s")
-        print(f"default preset (self-blended twins), batch {args.batch_size} drawn crops, {args.epochs} epochs x "
-              f"{args.steps} steps, bare step measured on each epoch's first {args.bare_steps} batches; precision "
-              f"{args.precision}; crops: {'PNG decoding' if args.no_cache else 'crop cache'}"
-              f"{'; compiled' if args.compile else ''}\n", flush=True)
-        print("| model | px | workers | augmentation | images/step (twins incl.) | images/s bare | images/s train | "
-              "s/step train | ratio, epoch 2+ (each epoch) | twins' share of a step, in process | whole run: ratio |")
+        print(
+            f"machine: {os.cpu_count()} cores, {cpu}; GPU: {gpu}; torch {torch.__version__}; "
+            f"data: {2 * args.clips} clips -> crops at {crop_px} px in {time.perf_counter() - started:.0f} s"
+        )
+        print(
+            f"default preset (self-blended twins), batch {args.batch_size} drawn crops, {args.epochs} epochs x "
+            f"{args.steps} steps, bare step measured on each epoch's first {args.bare_steps} batches; precision "
+            f"{args.precision}; crops: {'PNG decoding' if args.no_cache else 'crop cache'}"
+            f"{'; compiled' if args.compile else ''}\n",
+            flush=True,
+        )
+        print(
+            "| model | px | workers | augmentation | images/step (twins incl.) | images/s bare | images/s train | "
+            "s/step train | ratio, epoch 2+ (each epoch) | twins' share of a step, in process | whole run: ratio |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
         for name in models:
             for workers in args.workers or [None]:
                 for augment in augments:
                     r = measure(name, data, tmp / f"{name}-{workers}-{augment}", args, workers, augment)
-                    print(f"| {name} | {r['size']} | {r['workers']} | {'on' if augment else 'off'} | {r['batch']:.1f} | "
-                          f"{r['bare_rate']:.1f} | {r['train_rate']:.1f} | {r['step_s']:.3f} | "
-                          f"**{r['ratio']:.2f}** ({', '.join(f'{x:.2f}' for x in r['ratios'])}) | "
-                          f"{r['twins_share']:.0%} | {r['whole_ratio']:.2f} |", flush=True)
+                    print(
+                        f"| {name} | {r['size']} | {r['workers']} | {'on' if augment else 'off'} | {r['batch']:.1f} | "
+                        f"{r['bare_rate']:.1f} | {r['train_rate']:.1f} | {r['step_s']:.3f} | "
+                        f"**{r['ratio']:.2f}** ({', '.join(f'{x:.2f}' for x in r['ratios'])}) | "
+                        f"{r['twins_share']:.0%} | {r['whole_ratio']:.2f} |",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

@@ -22,15 +22,21 @@ def ffpp_samples() -> Path:
     """The four real FaceForensics++ clips in ../shared/samples (a developer's or CI's checkout)."""
     root = SAMPLES / "ffpp"
     if not root.is_dir():
-        pytest.skip("../shared/samples/ffpp is absent (a user's clone has no ../shared); synthetic clips cover the mechanics")
+        pytest.skip(
+            "../shared/samples/ffpp is absent (a user's clone has no ../shared); synthetic clips cover the mechanics"
+        )
     return root
 
 
 # Which hard clips CI checks: a dark, small, compressed face on a real clip, and the other
 # conditions the single pass misses most, on real clips and package portraits. (Where ../shared is
 # absent, the portraits stand in for the real clips.)
-HARD_CLIPS = {"ffpp004": ("small_dark", "profile"), "ffpp519": ("profile",),
-              "hopper": ("rotated", "crf40", "small_dark", "cutaway"), "astronaut": ("blur", "small", "small_dark")}
+HARD_CLIPS = {
+    "ffpp004": ("small_dark", "profile"),
+    "ffpp519": ("profile",),
+    "hopper": ("rotated", "crf40", "small_dark", "cutaway"),
+    "astronaut": ("blur", "small", "small_dark"),
+}
 
 
 @pytest.fixture(scope="session")
@@ -75,8 +81,9 @@ def paper_runs(prepared, tmp_path_factory):
     root = tmp_path_factory.mktemp("paper-runs")
     runs = {}
     for name in PAPER_BACKBONES:
-        config = make_config("paper", model=name, pretrained=False, size=128, epochs=1, batch_size=4,
-                             max_steps=2, workers=0)
+        config = make_config(
+            "paper", model=name, pretrained=False, size=128, epochs=1, batch_size=4, max_steps=2, workers=0
+        )
         runs[name] = train(prepared, root / name, config)
     return runs
 
@@ -88,8 +95,17 @@ def small_run(prepared, tmp_path_factory):
     from unmask.training.config import make_config
     from unmask.training.trainer import train
 
-    config = make_config(model="mobilenetv3_small", pretrained=False, size=64, batch_size=16, workers=0,
-                         epochs=10, lr=1e-3, early_stopping=0, synthesize="none")
+    config = make_config(
+        model="mobilenetv3_small",
+        pretrained=False,
+        size=64,
+        batch_size=16,
+        workers=0,
+        epochs=10,
+        lr=1e-3,
+        early_stopping=0,
+        synthesize="none",
+    )
     rows = []
     result = train(prepared, tmp_path_factory.mktemp("small-run") / "run", config, on_epoch=rows.append)
     return result, rows

@@ -10,15 +10,22 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "unmask"
 # Higher floors may import lower ones. Root modules (errors, settings, _lazy, the package itself)
 # are the ground every room stands on.
 FLOORS = {
-    "video": 0, "utils": 0,
-    "faces": 1, "models": 1,
+    "video": 0,
+    "utils": 0,
+    "faces": 1,
+    "models": 1,
     "data": 2,
-    "decision": 3, "explain": 3,
-    "training": 4, "evaluation": 4,
+    "decision": 3,
+    "explain": 3,
+    "training": 4,
+    "evaluation": 4,
     "demo": 0,
-    "predict": 5, "recipes": 5, "testing": 5,
+    "predict": 5,
+    "recipes": 5,
+    "testing": 5,
     "serve": 6,
-    "cli": 7, "__main__": 8,
+    "cli": 7,
+    "__main__": 8,
 }
 GROUND = {"errors", "settings", "_lazy", ""}
 # Rooms on one floor that may import the other (never the reverse).
@@ -83,6 +90,5 @@ def test_the_check_sees_an_import_inside_a_function(low, high, tmp_path, monkeyp
     monkeypatch.setitem(globals(), "SRC", tmp_path / "unmask")
     found = [(me, other) for me, other, _ in edges()]
     assert (low, high) in found
-    bad = [(me, other) for me, other in found
-           if not (FLOORS[other] < FLOORS[me] or (me, other) in SIDEWAYS)]
+    bad = [(me, other) for me, other in found if not (FLOORS[other] < FLOORS[me] or (me, other) in SIDEWAYS)]
     assert bad == [(low, high)]

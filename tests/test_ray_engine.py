@@ -49,6 +49,7 @@ def test_prepare_on_ray_is_a_local_run_even_when_stopped_and_resumed(ray_cluster
     def stop_after_the_first(progress):  # Ctrl-C, as the driver sees it, once a video has its crops
         if progress.info.get("faces"):
             raise KeyboardInterrupt
+
     with pytest.raises(KeyboardInterrupt):
         prepare(clips_and_a_bad_file, tmp_path / "ray", config, progress=stop_after_the_first, engine="ray")
     resumed = prepare(clips_and_a_bad_file, tmp_path / "ray", config, engine="ray")
@@ -65,8 +66,9 @@ def test_prepare_on_ray_is_a_local_run_even_when_stopped_and_resumed(ray_cluster
     assert (again.processed, again.skipped) == (0, local.videos - 1)
 
 
-def test_predict_on_ray_gives_the_local_verdicts_and_goes_on_from_a_stopped_run(ray_cluster, small_run,
-                                                                                  clips_and_a_bad_file, tmp_path):
+def test_predict_on_ray_gives_the_local_verdicts_and_goes_on_from_a_stopped_run(
+    ray_cluster, small_run, clips_and_a_bad_file, tmp_path
+):
     run = small_run[0].run_dir
     local = predict_files(run, [clips_and_a_bad_file / "fake"], tmp_path / "local.jsonl")
     assert (local.inputs, local.judged, local.unreadable) == (3, 3, 1)
@@ -74,17 +76,27 @@ def test_predict_on_ray_gives_the_local_verdicts_and_goes_on_from_a_stopped_run(
     # a run stopped after one verdict, killed while writing the second
     (tmp_path / "ray.jsonl").write_text(lines[0] + lines[1][:40])
     seen = []
-    resumed = predict_files(run, [clips_and_a_bad_file / "fake"], tmp_path / "ray.jsonl", engine="ray",
-                            progress=lambda p: seen.append(p.done))
+    resumed = predict_files(
+        run,
+        [clips_and_a_bad_file / "fake"],
+        tmp_path / "ray.jsonl",
+        engine="ray",
+        progress=lambda p: seen.append(p.done),
+    )
     assert (resumed.done_before, resumed.judged) == (1, 2) and seen[-1] == 3
 
     def verdicts(path):  # scores to 4 places: a worker's torch runs on one thread, summing in another order
         rows = [json.loads(line) for line in path.read_text().splitlines()]
-        return {r["input"]: {**{k: v for k, v in r.items() if k not in ("timings", "p_fake", "timeline", "tracks")},
-                             "p_fake": r["p_fake"] and round(r["p_fake"], 4),
-                             "timeline": [(s["frame_index"], round(s["p_fake"], 4)) for s in r["timeline"]],
-                             "tracks": [(t["track_id"], t["verdict"], t["n_faces"]) for t in r["tracks"]]}
-                for r in rows}
+        return {
+            r["input"]: {
+                **{k: v for k, v in r.items() if k not in ("timings", "p_fake", "timeline", "tracks")},
+                "p_fake": r["p_fake"] and round(r["p_fake"], 4),
+                "timeline": [(s["frame_index"], round(s["p_fake"], 4)) for s in r["timeline"]],
+                "tracks": [(t["track_id"], t["verdict"], t["n_faces"]) for t in r["tracks"]],
+            }
+            for r in rows
+        }
+
     ours, theirs = verdicts(tmp_path / "local.jsonl"), verdicts(tmp_path / "ray.jsonl")
     assert ours == theirs and len(theirs) == 3
     broken = theirs[str(clips_and_a_bad_file / "fake" / "broken.mp4")]
@@ -96,8 +108,15 @@ def test_a_worker_that_dies_costs_only_its_item(ray_cluster):
 
     done, lost = [], []
     # each worker kills itself with the signal it is sent: 0 is no signal, 9 is SIGKILL
-    run_on_actors(os.getpid, (), os.kill, [0, 9, 0, 0], on_done=lambda item, result: done.append(item),
-                  on_lost=lambda item, why: lost.append((item, why)), workers=2)
+    run_on_actors(
+        os.getpid,
+        (),
+        os.kill,
+        [0, 9, 0, 0],
+        on_done=lambda item, result: done.append(item),
+        on_lost=lambda item, why: lost.append((item, why)),
+        workers=2,
+    )
     assert done == [0, 0, 0] and len(lost) == 1 and lost[0][0] == 9 and "died" in lost[0][1]
 
 
@@ -106,6 +125,7 @@ def test_a_results_file_drops_a_cut_line_and_becomes_parquet(tmp_path, small_run
 
     def verdict(name):
         return Prediction(input=name, kind="video", verdict="real", p_fake=0.25, threshold=0.5, costs={})
+
     out = tmp_path / "v.parquet"
     with ResultsFile(out) as results:
         results.write(verdict("a.mp4"))
@@ -124,20 +144,34 @@ def test_a_results_file_drops_a_cut_line_and_becomes_parquet(tmp_path, small_run
 
 def test_without_ray_the_engine_is_one_line_and_the_local_engine_never_loads_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # as if it were not installed
-    with pytest.raises(UnmaskError, match=r"^--engine ray needs Ray, which is not installed: pip install 'unmask\[ray\]'$"):
+    with pytest.raises(
+        UnmaskError, match=r"^--engine ray needs Ray, which is not installed: pip install 'unmask\[ray\]'$"
+    ):
         prepare(tmp_path, tmp_path / "out", PrepareConfig("folder"), engine="ray")
     with pytest.raises(UnmaskError, match="--engine must be one of local, ray"):
         predict_files(tmp_path, [tmp_path], tmp_path / "v.jsonl", engine="spark")
-    code = ("import sys; sys.argv = ['unmask', '--help']\nimport unmask.cli\n"
-            "try:\n    unmask.cli.main()\nexcept SystemExit:\n    pass\nprint('ray' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                            env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"})
+    code = (
+        "import sys; sys.argv = ['unmask', '--help']\nimport unmask.cli\n"
+        "try:\n    unmask.cli.main()\nexcept SystemExit:\n    pass\nprint('ray' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"},
+    )
     assert result.returncode == 0 and result.stdout.splitlines()[-1] == "False", result.stderr
     # the local engine: only the Ray helper imports ray, and only inside its functions
     for path in Path(SRC, "unmask").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
             if any(name == "ray" or name.startswith("ray.") for name in names):
                 assert path.name == "ray_cluster.py" and node.col_offset > 0, f"{path}:{node.lineno} imports ray"
 

@@ -19,9 +19,12 @@ def _benchmark():
 
 def _manifest() -> pd.DataFrame:
     """A video of each family x label x split."""
-    rows = [{"video_id": f"{family}-{label}-{split}", "dataset": family, "label": label, "split_official": split}
-            for family in ("ffpp", "celebdf", "dfdc", "talkinghead") for label in (0, 1)
-            for split in ("train", "val", "test")]
+    rows = [
+        {"video_id": f"{family}-{label}-{split}", "dataset": family, "label": label, "split_official": split}
+        for family in ("ffpp", "celebdf", "dfdc", "talkinghead")
+        for label in (0, 1)
+        for split in ("train", "val", "test")
+    ]
     return pd.DataFrame(rows)
 
 
@@ -44,7 +47,10 @@ def test_views_train_and_judge_on_their_own_videos():
     assert _videos(manifest, rows, "test") == {"talkinghead-0-test", "talkinghead-1-test"}
     # benchmarks and talking heads keep to their families; all and reals keep everything
     assert {v.split("-")[0] for v in _videos(manifest, bench.view_rows(manifest, "benchmarks"))} == {
-        "ffpp", "celebdf", "dfdc"}
+        "ffpp",
+        "celebdf",
+        "dfdc",
+    }
     assert {v.split("-")[0] for v in _videos(manifest, bench.view_rows(manifest, "talkinghead"))} == {"talkinghead"}
     for view in ("all", "reals"):
         assert bench.view_rows(manifest, view).all()

@@ -18,8 +18,18 @@ from unmask.training.config import make_config
 MODEL = "efficientnetv2_s"  # a paper backbone; from scratch at 64 px, one step an epoch, it costs seconds
 # Cheap and offline: no ImageNet weights, small inputs, one step an epoch, few frames, few resamples,
 # reports without their heatmap gallery.
-CHEAP = dict(dataset="celebdf", models=[MODEL], pretrained=False, size=64, epochs=2, batch_size=8, max_steps=1,
-             num_frames=4, bootstrap=50, report_examples=0)
+CHEAP = dict(
+    dataset="celebdf",
+    models=[MODEL],
+    pretrained=False,
+    size=64,
+    epochs=2,
+    batch_size=8,
+    max_steps=1,
+    num_frames=4,
+    bootstrap=50,
+    report_examples=0,
+)
 
 
 def make_celebdf(out: Path, groups: int = 8) -> Path:
@@ -58,6 +68,7 @@ def reproduced(tmp_path_factory):
             epochs_seen[i].append((name, row["epoch"], row["seconds"]))
             if (name, row["epoch"]) == stop_at:
                 raise Interrupt  # as Ctrl-C would, after the epoch's checkpoint is written
+
         return reproduce(root, out, **CHEAP, progress=lines[i].append, on_epoch=on_epoch)
 
     with pytest.raises(Interrupt):
@@ -87,8 +98,13 @@ def test_an_interrupted_run_resumes_and_a_finished_one_is_not_redone(reproduced)
 
 def test_the_table_holds_the_paper_row_beside_the_honest_one(reproduced):
     out, table = reproduced["out"], reproduced["third"].table
-    assert list(zip(table["model"], table["preset"], table["protocol"])) == [(MODEL, "paper", "paper"), (MODEL, "default", "video")]
-    assert table.loc[0, "paper says acc"] == 0.97 and pd.isna(table.loc[1, "paper says acc"])  # the paper's EfficientNetV2-S (PAPER_ACCURACY)
+    assert list(zip(table["model"], table["preset"], table["protocol"])) == [
+        (MODEL, "paper", "paper"),
+        (MODEL, "default", "video"),
+    ]
+    assert table.loc[0, "paper says acc"] == 0.97 and pd.isna(
+        table.loc[1, "paper says acc"]
+    )  # the paper's EfficientNetV2-S (PAPER_ACCURACY)
     for row, preset in enumerate(("paper", "default")):
         metrics = json.loads((out / "eval" / f"{MODEL}-{preset}" / "metrics.json").read_text())
         assert table.loc[row, "argmax acc"] == pytest.approx(metrics["frame"]["raw_argmax"]["accuracy"])
@@ -97,7 +113,9 @@ def test_the_table_holds_the_paper_row_beside_the_honest_one(reproduced):
     assert table.loc[0, "seen in training"] > 0.5 and table.loc[1, "seen in training"] == 0
     markdown = (out / "results.md").read_text()
     assert f"| {MODEL} | paper | paper |" in markdown and f"| {MODEL} | default | video |" in markdown
-    assert "--epochs 2, --size 64, --batch-size 8, --max-steps 1, --no-pretrained" in markdown  # the paper rows say how they differ from the paper
+    assert (
+        "--epochs 2, --size 64, --batch-size 8, --max-steps 1, --no-pretrained" in markdown
+    )  # the paper rows say how they differ from the paper
     page = (out / "results.html").read_text()
     for preset in ("paper", "default"):
         assert f'href="eval/{MODEL}-{preset}/report.html"' in page
@@ -107,9 +125,14 @@ def test_the_table_holds_the_paper_row_beside_the_honest_one(reproduced):
 def test_runs_follow_make_config_so_the_default_row_is_the_default_preset(reproduced):
     for preset in ("paper", "default"):
         recorded = json.loads((reproduced["out"] / "runs" / f"{MODEL}-{preset}" / "config.json").read_text())["config"]
-        expected = json.loads(json.dumps(asdict(make_config(preset, model=MODEL, pretrained=False, size=64, epochs=2, batch_size=8,
-                                                    max_steps=1))))
-        assert {k: v for k, v in recorded.items() if k not in VOLATILE} == {k: v for k, v in expected.items() if k not in VOLATILE}
+        expected = json.loads(
+            json.dumps(
+                asdict(make_config(preset, model=MODEL, pretrained=False, size=64, epochs=2, batch_size=8, max_steps=1))
+            )
+        )
+        assert {k: v for k, v in recorded.items() if k not in VOLATILE} == {
+            k: v for k, v in expected.items() if k not in VOLATILE
+        }
 
 
 def test_a_rerun_with_other_settings_stops_with_one_line(reproduced):
@@ -117,17 +140,45 @@ def test_a_rerun_with_other_settings_stops_with_one_line(reproduced):
     before = mtimes(out)
     with pytest.raises(UnmaskError, match=r"was prepared with other settings \(sampler .*num_frames"):
         reproduce(root, out, **{**CHEAP, "num_frames": 3})
-    with pytest.raises(UnmaskError, match=rf"runs/{MODEL}-paper was trained with other settings \(epochs 2 there, 1 now\)"):
+    with pytest.raises(
+        UnmaskError, match=rf"runs/{MODEL}-paper was trained with other settings \(epochs 2 there, 1 now\)"
+    ):
         reproduce(root, out, **{**CHEAP, "epochs": 1})
     assert mtimes(out) == before
 
 
 def test_the_command_line_runs_a_reproduction_and_prints_its_table(reproduced, tmp_path):
     """From the command line, into a new folder (its progress bars fed by every step), then again."""
-    command = [sys.executable, "-m", "unmask", "reproduce", str(reproduced["root"]), "--dataset", "celebdf", "--out",
-               str(tmp_path / "out"), "--models", MODEL, "--presets", "default", "--no-pretrained", "--size", "64",
-               "--epochs", "1", "--num-frames", "4", "--bootstrap", "50", "--batch-size", "8", "--max-steps", "1",
-               "--report-examples", "0"]
+    command = [
+        sys.executable,
+        "-m",
+        "unmask",
+        "reproduce",
+        str(reproduced["root"]),
+        "--dataset",
+        "celebdf",
+        "--out",
+        str(tmp_path / "out"),
+        "--models",
+        MODEL,
+        "--presets",
+        "default",
+        "--no-pretrained",
+        "--size",
+        "64",
+        "--epochs",
+        "1",
+        "--num-frames",
+        "4",
+        "--bootstrap",
+        "50",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "1",
+        "--report-examples",
+        "0",
+    ]
     for done_before in (False, True):
         result = subprocess.run(command, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr
@@ -152,11 +203,17 @@ def test_results_page_escapes_what_it_shows_and_links_only_written_reports(tmp_p
 def test_weights_are_found_by_model_name_or_given_one_by_one(tmp_path):
     (tmp_path / "xception.pth").write_bytes(b"x")
     (tmp_path / "tf_efficientnetv2_s.safetensors").write_bytes(b"x")
-    found = resolve_weights(["xception", "efficientnetv2_s", "efficientnetv2_m"], {"efficientnetv2_m": "m.bin"},
-                            tmp_path)
-    assert found == {"xception": str(tmp_path / "xception.pth"),
-                     "efficientnetv2_s": str(tmp_path / "tf_efficientnetv2_s.safetensors"), "efficientnetv2_m": "m.bin"}
-    with pytest.raises(UnmaskError, match="has no weights for inception_resnet_v2: expected inception_resnet_v2.safetensors"):
+    found = resolve_weights(
+        ["xception", "efficientnetv2_s", "efficientnetv2_m"], {"efficientnetv2_m": "m.bin"}, tmp_path
+    )
+    assert found == {
+        "xception": str(tmp_path / "xception.pth"),
+        "efficientnetv2_s": str(tmp_path / "tf_efficientnetv2_s.safetensors"),
+        "efficientnetv2_m": "m.bin",
+    }
+    with pytest.raises(
+        UnmaskError, match="has no weights for inception_resnet_v2: expected inception_resnet_v2.safetensors"
+    ):
         resolve_weights(["inception_resnet_v2"], None, tmp_path)
     with pytest.raises(UnmaskError, match="--weights given for xception, which --models does not train"):
         resolve_weights(["efficientnetv2_s"], {"xception": "x.pth"})

@@ -70,7 +70,7 @@ def _head(photo: np.ndarray, box, grow: float = 2.2) -> np.ndarray:
     cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
     left = min(max(cx - side // 2, 0), photo.shape[1] - side)
     top = min(max(cy - side // 2, 0), photo.shape[0] - side)
-    return photo[top:top + side, left:left + side]
+    return photo[top : top + side, left : left + side]
 
 
 def render_frames(head: np.ndarray, *, num_frames: int, size: tuple[int, int], seed: int) -> list[np.ndarray]:
@@ -93,14 +93,20 @@ def render_frames(head: np.ndarray, *, num_frames: int, size: tuple[int, int], s
         patch = cv2.resize(head, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32) * light
         x0, y0 = int(cx - side / 2), int(cy - side / 2)
         fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
-        frame[fy0:fy1, fx0:fx1] = patch[fy0 - y0:fy1 - y0, fx0 - x0:fx1 - x0]
+        frame[fy0:fy1, fx0:fx1] = patch[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
         frame += rng.normal(0, 2.0, frame.shape).astype(np.float32)
         frames.append(np.clip(frame, 0, 255).astype(np.uint8))
     return frames
 
 
-def write_video(path: str | Path, frames: list[np.ndarray], fps: int = 10, *, codec: str | None = None,
-                times_s: list[float] | None = None) -> Path:
+def write_video(
+    path: str | Path,
+    frames: list[np.ndarray],
+    fps: int = 10,
+    *,
+    codec: str | None = None,
+    times_s: list[float] | None = None,
+) -> Path:
     """Encode RGB ``frames`` to ``path`` with PyAV (codec from the suffix unless given).
 
     ``times_s`` gives each frame's presentation time for variable-frame-rate clips.
@@ -131,9 +137,18 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: int = 10, *, co
     return path
 
 
-def make_demo_dataset(out_dir: str | Path, *, clips_per_class: int = 4, seconds: float = 2.0, fps: int = 10,
-                      size: tuple[int, int] = (320, 240), suffix: str = ".mp4", seed: int = 0,
-                      codec: str = "mpeg4", overwrite: bool = True) -> Path:
+def make_demo_dataset(
+    out_dir: str | Path,
+    *,
+    clips_per_class: int = 4,
+    seconds: float = 2.0,
+    fps: int = 10,
+    size: tuple[int, int] = (320, 240),
+    suffix: str = ".mp4",
+    seed: int = 0,
+    codec: str = "mpeg4",
+    overwrite: bool = True,
+) -> Path:
     """Write ``out_dir/real/*.mp4`` and ``out_dir/fake/*.mp4`` (the ``folder`` layout).
 
     Clips alternate between the two portraits; fakes carry the other portrait's face. The codec
@@ -155,7 +170,11 @@ def make_demo_dataset(out_dir: str | Path, *, clips_per_class: int = 4, seconds:
             path = out_dir / label / f"{label}_{name}_{i:02d}{suffix}"
             if path.is_file() and not overwrite:
                 continue
-            frames = render_frames(_head(photo, FACE_BOXES[name]), num_frames=num_frames, size=size,
-                                   seed=seed * 1000 + i * 2 + (label == "fake"))
+            frames = render_frames(
+                _head(photo, FACE_BOXES[name]),
+                num_frames=num_frames,
+                size=size,
+                seed=seed * 1000 + i * 2 + (label == "fake"),
+            )
             write_video(path, frames, fps, codec=codec)
     return out_dir

@@ -24,15 +24,31 @@ from unmask.errors import unknown_name
 
 # What settings were called when older manifests and checkpoints recorded them: read as today's
 # names by :func:`upgrade_recorded`, so old data folders and runs still load.
-PREPARE_RENAMED = {"size_px": "size", "max_side_px": "max_side", "second_pass_side_px": "second_pass_side",
-                   "seed": "split_seed"}
-TRAIN_RENAMED = {"size_px": "size", "effective_beta": "beta", "sampler": "batch_sampler",
-                 "max_steps_per_epoch": "max_steps"}
+PREPARE_RENAMED = {
+    "size_px": "size",
+    "max_side_px": "max_side",
+    "second_pass_side_px": "second_pass_side",
+    "seed": "split_seed",
+}
+TRAIN_RENAMED = {
+    "size_px": "size",
+    "effective_beta": "beta",
+    "sampler": "batch_sampler",
+    "max_steps_per_epoch": "max_steps",
+}
 
 
-def setting(default: Any = dataclasses.MISSING, *, help: str, more: str = "", choices=None, flag=None,
-            cli_type: type | None = None, parse: Callable[[str], Any] | None = None,
-            default_factory: Callable[[], Any] | Any = dataclasses.MISSING) -> Any:
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    help: str,
+    more: str = "",
+    choices=None,
+    flag=None,
+    cli_type: type | None = None,
+    parse: Callable[[str], Any] | None = None,
+    default_factory: Callable[[], Any] | Any = dataclasses.MISSING,
+) -> Any:
     """A settings dataclass field with what the command line and the docstring say of it.
 
     Args:

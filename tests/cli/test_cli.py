@@ -8,7 +8,9 @@ from unmask.data.manifest import read_manifest
 
 
 def unmask(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "unmask", *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "unmask", *map(str, args)], capture_output=True, text=True, timeout=timeout
+    )
 
 
 @pytest.mark.parametrize("command", [[], ["prepare"], ["merge"], ["demo-clips"]])
@@ -18,13 +20,28 @@ def test_help_shows_an_example(command):
     assert "Example: unmask" in result.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["prepare", "/no/such/dir", "--dataset", "ffpp", "--out", "x"], "error: Dataset root /no/such/dir does not exist"),
-    (["prepare", ".", "--dataset", "ffp", "--out", "x"], "error: Unknown dataset 'ffp'; choose one of celebdf, csv, dfdc, ffpp, folder. Did you mean 'ffpp'?"),
-    (["prepare", ".", "--dataset", "folder", "--out", "x", "--shard", "3"], "error: --shard must look like K/N"),
-    (["prepare", ".", "--dataset", "folder", "--out", "x", "--sampler", "keyframe"], "error: Unknown frame sampler 'keyframe'"),
-    (["prepare", ".", "--dataset", "folder", "--out", "x", "--detector", "retina"], "error: Unknown face detector 'retina'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["prepare", "/no/such/dir", "--dataset", "ffpp", "--out", "x"],
+            "error: Dataset root /no/such/dir does not exist",
+        ),
+        (
+            ["prepare", ".", "--dataset", "ffp", "--out", "x"],
+            "error: Unknown dataset 'ffp'; choose one of celebdf, csv, dfdc, ffpp, folder. Did you mean 'ffpp'?",
+        ),
+        (["prepare", ".", "--dataset", "folder", "--out", "x", "--shard", "3"], "error: --shard must look like K/N"),
+        (
+            ["prepare", ".", "--dataset", "folder", "--out", "x", "--sampler", "keyframe"],
+            "error: Unknown frame sampler 'keyframe'",
+        ),
+        (
+            ["prepare", ".", "--dataset", "folder", "--out", "x", "--detector", "retina"],
+            "error: Unknown face detector 'retina'",
+        ),
+    ],
+)
 def test_user_errors_are_one_line_and_exit_1(args, message, tmp_path):
     result = subprocess.run([sys.executable, "-m", "unmask", *args], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 1
@@ -36,8 +53,19 @@ def test_user_errors_are_one_line_and_exit_1(args, message, tmp_path):
 def test_demo_clips_then_prepare_with_a_failure_exits_3(tmp_path):
     assert unmask("demo-clips", tmp_path / "clips", "--clips", "1", "--seconds", "1").returncode == 0
     (tmp_path / "clips" / "fake" / "broken.mp4").write_bytes(b"\0" * 100)
-    result = unmask("prepare", tmp_path / "clips", "--dataset", "folder", "--out", tmp_path / "out", "--num-frames", "4",
-                    "--max-side", "480", "--no-near-pass")
+    result = unmask(
+        "prepare",
+        tmp_path / "clips",
+        "--dataset",
+        "folder",
+        "--out",
+        tmp_path / "out",
+        "--num-frames",
+        "4",
+        "--max-side",
+        "480",
+        "--no-near-pass",
+    )
     assert result.returncode == 3, result.stderr
     recorded = read_manifest(tmp_path / "out")[1]
     assert (recorded["max_side"], recorded["near_pass"], recorded["second_pass"]) == (480, False, True)
@@ -56,8 +84,20 @@ def test_demo_clips_then_prepare_with_a_failure_exits_3(tmp_path):
 
 def test_shard_and_merge_from_the_command_line(demo_clips, tmp_path):
     for k in (1, 2):
-        result = unmask("prepare", demo_clips, "--dataset", "folder", "--out", tmp_path / f"s{k}", "--shard", f"{k}/2",
-                        "--num-frames", "2", "--size", "32")
+        result = unmask(
+            "prepare",
+            demo_clips,
+            "--dataset",
+            "folder",
+            "--out",
+            tmp_path / f"s{k}",
+            "--shard",
+            f"{k}/2",
+            "--num-frames",
+            "2",
+            "--size",
+            "32",
+        )
         assert result.returncode == 0, result.stderr
     result = unmask("merge", tmp_path / "s1", tmp_path / "s2", "--out", tmp_path / "all")
     assert result.returncode == 0, result.stderr
@@ -68,9 +108,27 @@ def test_shard_and_merge_from_the_command_line(demo_clips, tmp_path):
 
 def test_train_evaluate_explain_and_table_from_the_command_line(prepared, tmp_path):
     run, evals = tmp_path / "run", tmp_path / "eval"
-    result = subprocess.run([sys.executable, "-m", "unmask", "train", str(prepared), "--out", str(run), "--model",
-                             "mobilenetv3_small", "--no-pretrained", "--size", "64", "--epochs", "2"],
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "unmask",
+            "train",
+            str(prepared),
+            "--out",
+            str(run),
+            "--model",
+            "mobilenetv3_small",
+            "--no-pretrained",
+            "--size",
+            "64",
+            "--epochs",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     assert "epoch 2:" in result.stdout and "checkpoint:" in result.stdout
     assert f"next: unmask evaluate {run} {prepared} --out {run / 'eval-test'}" in result.stdout
@@ -91,11 +149,14 @@ def test_train_evaluate_explain_and_table_from_the_command_line(prepared, tmp_pa
     assert "next: unmask predict" not in result.stdout  # predict finds faces itself: a crop is no input for it
 
 
-@pytest.mark.parametrize("args, message", [
-    (["train", ".", "--out", "r", "--model", "xceptionn"], "error: Unknown model 'xceptionn'"),
-    (["evaluate", "nowhere", ".", "--out", "e"], "error: No checkpoint at nowhere; train one"),
-    (["table", "nowhere"], "error: No metrics.json in nowhere"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", ".", "--out", "r", "--model", "xceptionn"], "error: Unknown model 'xceptionn'"),
+        (["evaluate", "nowhere", ".", "--out", "e"], "error: No checkpoint at nowhere; train one"),
+        (["table", "nowhere"], "error: No metrics.json in nowhere"),
+    ],
+)
 def test_later_stage_user_errors_are_one_line(args, message, tmp_path):
     result = subprocess.run([sys.executable, "-m", "unmask", *args], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 1 and result.stderr.startswith(message), result.stderr
@@ -107,11 +168,33 @@ def test_an_interrupted_train_says_the_exact_command_that_goes_on(prepared, tmp_
     import signal
     import time
 
-    args = ["train", str(prepared), "--out", str(tmp_path / "run"), "--model", "mobilenetv3_small", "--no-pretrained",
-            "--size", "64", "--epochs", "50", "--early-stopping", "0", "--workers", "0", "--max-steps", "1"]
+    args = [
+        "train",
+        str(prepared),
+        "--out",
+        str(tmp_path / "run"),
+        "--model",
+        "mobilenetv3_small",
+        "--no-pretrained",
+        "--size",
+        "64",
+        "--epochs",
+        "50",
+        "--early-stopping",
+        "0",
+        "--workers",
+        "0",
+        "--max-steps",
+        "1",
+    ]
     # SIG_DFL in the child: a test run started in the background inherits SIGINT ignored
-    proc = subprocess.Popen([sys.executable, "-m", "unmask", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unmask", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not (tmp_path / "run" / "last.safetensors").is_file():
         time.sleep(0.05)

@@ -20,8 +20,9 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def unmask(*args, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", "unmask", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "unmask", *map(str, args)], capture_output=True, text=True, timeout=300, env=env, cwd=cwd
+    )
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +36,18 @@ def _shown(value) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-@pytest.mark.parametrize("option, field", [("--lr", "lr"), ("--batch-size", "batch_size"), ("--size", "size"),
-                                           ("--protocol", "protocol"), ("--select-metric", "select_metric"),
-                                           ("--early-stopping", "early_stopping"), ("--no-augment", "augment")])
+@pytest.mark.parametrize(
+    "option, field",
+    [
+        ("--lr", "lr"),
+        ("--batch-size", "batch_size"),
+        ("--size", "size"),
+        ("--protocol", "protocol"),
+        ("--select-metric", "select_metric"),
+        ("--early-stopping", "early_stopping"),
+        ("--no-augment", "augment"),
+    ],
+)
 def test_train_help_shows_the_value_each_preset_uses(train_help, option, field):
     default = getattr(TrainConfig(), field)
     paper = PRESETS["paper"][field]
@@ -48,7 +58,9 @@ def test_train_help_shows_the_value_each_preset_uses(train_help, option, field):
 
 def test_train_help_states_the_codes_default_model_and_every_choice(train_help):
     assert f"--model [{'|'.join(BACKBONES)}]" in train_help and "efficientnet_lite0" in train_help
-    assert f"[default: {TrainConfig().model}; paper preset: one of {', '.join(PAPER_BACKBONES)}, required]" in train_help
+    assert (
+        f"[default: {TrainConfig().model}; paper preset: one of {', '.join(PAPER_BACKBONES)}, required]" in train_help
+    )
     assert "--batch-sampler [shuffle|balanced]" in train_help and " --sampler " not in train_help
     assert "--augment / --no-augment Flip" in train_help  # a flag: no <bool> to type
     assert "<str>" not in train_help.split("--device")[0]  # every choice before --device is a choice list
@@ -70,7 +82,9 @@ def test_print_config_shows_the_resolved_settings_and_a_file_gives_them_back(tmp
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout) == {**printed, "batch_size": 4}  # the file, then the flags over it
 
-    (tmp_path / "mine.yaml").write_text("preset: paper\nmodel: efficientnetv2_s\ncosts: {missed_fake: 5, false_alarm: 1}\n")
+    (tmp_path / "mine.yaml").write_text(
+        "preset: paper\nmodel: efficientnetv2_s\ncosts: {missed_fake: 5, false_alarm: 1}\n"
+    )
     values = read_config_file(tmp_path / "mine.yaml")
     config = make_config(values.pop("preset"), **values)
     assert (config.model, config.lr, config.costs.threshold) == ("efficientnetv2_s", 1e-3, pytest.approx(1 / 6))
@@ -78,8 +92,14 @@ def test_print_config_shows_the_resolved_settings_and_a_file_gives_them_back(tmp
     assert make_config(**read_config_file(tmp_path / "config.json")) == make_config("paper", model="xception", lr=0.01)
 
 
-@pytest.mark.parametrize("text, message", [("modle: xception\n", "Unknown training setting"),
-                                           ("[1, 2]\n", "holds no settings"), ("a: [\n", "is not valid YAML")])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("modle: xception\n", "Unknown training setting"),
+        ("[1, 2]\n", "holds no settings"),
+        ("a: [\n", "is not valid YAML"),
+    ],
+)
 def test_a_bad_config_file_is_refused_with_what_is_wrong(tmp_path, text, message):
     (tmp_path / "bad.yaml").write_text(text)
     with pytest.raises(UnmaskError, match=message):
@@ -99,8 +119,11 @@ def test_a_settings_file_takes_todays_names_and_a_runs_config_json_its_recorded_
     (tmp_path / "old.yaml").write_text("effective_beta: 0.9\n")
     with pytest.raises(UnmaskError, match="Unknown training setting 'effective_beta'"):
         make_config(**read_config_file(tmp_path / "old.yaml"))
-    (tmp_path / "config.json").write_text(json.dumps({"config": {"model": "xception", "effective_beta": 0.9,
-                                                                 "costs": {"missed_fake": 1, "false_alarm": 1}}}))
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {"config": {"model": "xception", "effective_beta": 0.9, "costs": {"missed_fake": 1, "false_alarm": 1}}}
+        )
+    )
     assert make_config(**read_config_file(tmp_path / "config.json")).beta == 0.9  # a run recorded before 0.1.0
 
 
@@ -114,16 +137,27 @@ def test_shell_completion_completes_commands_and_model_names(tmp_path):
     if entry is None:
         pytest.fail(f"no `unmask` entry point beside {sys.executable}; install the package (pip install -e .)")
     env = {**os.environ, "PYTHONPATH": str(SRC), "_UNMASK_COMPLETE": "complete_bash"}
-    commands = subprocess.run([entry], capture_output=True, text=True, timeout=120,
-                              env={**env, "COMP_WORDS": "unmask tr", "COMP_CWORD": "1"})
+    commands = subprocess.run(
+        [entry], capture_output=True, text=True, timeout=120, env={**env, "COMP_WORDS": "unmask tr", "COMP_CWORD": "1"}
+    )
     assert commands.returncode == 0 and commands.stdout.split() == ["train"], commands
-    models = subprocess.run([entry], capture_output=True, text=True, timeout=120,
-                            env={**env, "COMP_WORDS": "unmask train --model efficientnetv", "COMP_CWORD": "3"})
+    models = subprocess.run(
+        [entry],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "COMP_WORDS": "unmask train --model efficientnetv", "COMP_CWORD": "3"},
+    )
     assert models.stdout.split() == [m for m in BACKBONES if m.startswith("efficientnetv")], models
     home = tmp_path / "home"
     home.mkdir()
-    installed = subprocess.run([entry, "--install-completion", "bash"], capture_output=True, text=True, timeout=120,
-                               env={**os.environ, "PYTHONPATH": str(SRC), "HOME": str(home), "SHELL": "/bin/bash"})
+    installed = subprocess.run(
+        [entry, "--install-completion", "bash"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(SRC), "HOME": str(home), "SHELL": "/bin/bash"},
+    )
     assert installed.returncode == 0, installed.stderr
     assert "_unmask_completion" in (home / ".bash_completions" / "unmask.sh").read_text()
 

@@ -44,19 +44,27 @@ def make_corpus(root: Path) -> tuple[set[str], set[str]]:
     good.add("real/new%0Aline%09name")
     write_video(real / "vfr.mp4", frames, 6, codec="libx264", times_s=[0, 0.1, 0.15, 0.5, 0.55, 1.2])
     good.add("real/vfr")
-    sideways = write_video(root.parent / "scratch" / "sideways.mp4", [np.ascontiguousarray(np.rot90(f, -1)) for f in frames], 6,
-                           codec="mpeg4")
+    sideways = write_video(
+        root.parent / "scratch" / "sideways.mp4",
+        [np.ascontiguousarray(np.rot90(f, -1)) for f in frames],
+        6,
+        codec="mpeg4",
+    )
     if ffmpeg("-i", str(sideways), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(real / "rotated.mp4")):
         good.add("real/rotated")
     write_video(fake / "vp9.webm", frames, 6, codec="libvpx-vp9")
     good.add("fake/vp9")
-    for name, options in [("mjpeg.avi", ["-c:v", "mjpeg", "-q:v", "3"]),
-                          ("grey.mkv", ["-c:v", "ffv1", "-pix_fmt", "gray"]),
-                          ("ten_bit.mkv", ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le"]),
-                          ("hevc.mp4", ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error"]),
-                          ("av1.mkv", ["-c:v", "libsvtav1", "-preset", "12", "-svtav1-params", "log-level=0"]),
-                          ("big_4k.mp4", ["-vf", "scale=3840:2160", "-frames:v", "2", "-c:v", "libx264", "-preset",
-                                          "ultrafast", "-crf", "35"])]:
+    for name, options in [
+        ("mjpeg.avi", ["-c:v", "mjpeg", "-q:v", "3"]),
+        ("grey.mkv", ["-c:v", "ffv1", "-pix_fmt", "gray"]),
+        ("ten_bit.mkv", ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p10le"]),
+        ("hevc.mp4", ["-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error"]),
+        ("av1.mkv", ["-c:v", "libsvtav1", "-preset", "12", "-svtav1-params", "log-level=0"]),
+        (
+            "big_4k.mp4",
+            ["-vf", "scale=3840:2160", "-frames:v", "2", "-c:v", "libx264", "-preset", "ultrafast", "-crf", "35"],
+        ),
+    ]:
         if ffmpeg("-i", str(plain), *options, str(fake / name)):  # where this ffmpeg can make it
             good.add(f"fake/{Path(name).stem}")
 
@@ -71,8 +79,21 @@ def make_corpus(root: Path) -> tuple[set[str], set[str]]:
     if ffmpeg("-f", "lavfi", "-i", "sine=d=0.5", "-c:a", "aac", str(fake / "audio_only.mp4")):
         bad.add("fake/audio_only")
     (root.parent / "scratch" / "z.raw").write_bytes(b"\0" * 4)
-    if ffmpeg("-f", "rawvideo", "-pix_fmt", "gray", "-s", "1x1", "-r", "8", "-i", str(root.parent / "scratch" / "z.raw"),
-              "-c:v", "ffv1", str(real / "one_pixel.mkv")):
+    if ffmpeg(
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "gray",
+        "-s",
+        "1x1",
+        "-r",
+        "8",
+        "-i",
+        str(root.parent / "scratch" / "z.raw"),
+        "-c:v",
+        "ffv1",
+        str(real / "one_pixel.mkv"),
+    ):
         bad.add("real/one_pixel")
     (fake / "dangling.mp4").symlink_to(root / "nowhere.mp4")
     (fake / "looping.mp4").symlink_to(fake / "looping.mp4")
@@ -82,8 +103,10 @@ def make_corpus(root: Path) -> tuple[set[str], set[str]]:
 
 
 def snapshot(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): (p.is_symlink() or p.stat().st_size, p.is_symlink() or p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (p.is_symlink() or p.stat().st_size, p.is_symlink() or p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 def test_a_corpus_of_bad_inputs_is_prepared_without_a_traceback_or_a_loss(tmp_path):
@@ -95,9 +118,30 @@ def test_a_corpus_of_bad_inputs_is_prepared_without_a_traceback_or_a_loss(tmp_pa
     cwd.mkdir()
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(SRC)}
-    result = subprocess.run([sys.executable, "-m", "unmask", "prepare", str(root), "--dataset", "folder", "--out", str(out),
-                             "--num-frames", "3", "--size", "48", "--workers", "2"],
-                            capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "unmask",
+            "prepare",
+            str(root),
+            "--dataset",
+            "folder",
+            "--out",
+            str(out),
+            "--num-frames",
+            "3",
+            "--size",
+            "48",
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=300,
+    )
     assert "Traceback" not in result.stderr + result.stdout, result.stderr
     assert result.returncode == 3, result.stderr  # some videos failed
     assert f"{len(bad)} videos failed; reasons in" in result.stderr

@@ -13,11 +13,21 @@ def test_prepare_real_ffpp_clips(ffpp_samples, tmp_path):
     assert (summary.videos, summary.failed) == (4, 0)
     df = pd.read_parquet(summary.manifest)
     videos = df.groupby("video_id").agg(
-        label=("label", "first"), method=("method", "first"), source_ids=("source_ids", "first"),
-        official=("split_official", "first"), video=("split_video", "first"), crops=("crop_path", "size"))
+        label=("label", "first"),
+        method=("method", "first"),
+        source_ids=("source_ids", "first"),
+        official=("split_official", "first"),
+        video=("split_video", "first"),
+        crops=("crop_path", "size"),
+    )
     assert videos[["label", "method", "source_ids", "official"]].to_dict("index") == {
         "Deepfakes/c23/519_515": {"label": 1, "method": "Deepfakes", "source_ids": "519|515", "official": "train"},
-        "NeuralTextures/c23/004_982": {"label": 1, "method": "NeuralTextures", "source_ids": "004|982", "official": "val"},
+        "NeuralTextures/c23/004_982": {
+            "label": 1,
+            "method": "NeuralTextures",
+            "source_ids": "004|982",
+            "official": "val",
+        },
         "original/c23/004": {"label": 0, "method": "original", "source_ids": "004", "official": "val"},
         "original/c23/519": {"label": 0, "method": "original", "source_ids": "519", "official": "train"},
     }
@@ -34,7 +44,9 @@ def test_prepare_real_ffpp_clips(ffpp_samples, tmp_path):
 def test_all_faces_mode_tracks_the_puppet_picture_separately(ffpp_samples, tmp_path):
     from unmask.video import FrameSampler
 
-    config = PrepareConfig("ffpp", keep="all", sampler=FrameSampler("uniform", 8), dataset_options={"methods": ("NeuralTextures",)})
+    config = PrepareConfig(
+        "ffpp", keep="all", sampler=FrameSampler("uniform", 8), dataset_options={"methods": ("NeuralTextures",)}
+    )
     df = pd.read_parquet(prepare(ffpp_samples, tmp_path / "out", config).manifest)
     original = df[df["video_id"] == "original/c23/004"]
     per_track = original.groupby("track_id").size()

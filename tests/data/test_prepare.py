@@ -36,7 +36,9 @@ def dataset_with_bad_files(demo_clips, tmp_path):
 def test_prepare_writes_crops_manifest_and_failures(dataset_with_bad_files, tmp_path):
     out = tmp_path / "out"
     seen = []
-    summary = prepare(dataset_with_bad_files, out, PrepareConfig("folder", **SMALL), progress=lambda s: seen.append(s.done))
+    summary = prepare(
+        dataset_with_bad_files, out, PrepareConfig("folder", **SMALL), progress=lambda s: seen.append(s.done)
+    )
     assert (summary.videos, summary.processed, summary.failed) == (8, 4, 4)
     assert summary.crops == 16 and seen[-1] == 8
     failures = pd.read_csv(out / "failures.csv").set_index("video_id")["reason"]
@@ -53,7 +55,11 @@ def test_prepare_writes_crops_manifest_and_failures(dataset_with_bad_files, tmp_
     assert ((detected["left_eye_x"] > detected["x1"]) & (detected["left_eye_x"] < detected["x2"])).all()
     assert meta["dataset"] == "folder" and meta["size"] == 64
     assert df.groupby("video_id")["label"].first().to_dict() == {
-        "fake/fake_astronaut_00": 1, "fake/fake_hopper_01": 1, "real/real_astronaut_00": 0, "real/real_hopper_01": 0}
+        "fake/fake_astronaut_00": 1,
+        "fake/fake_hopper_01": 1,
+        "real/real_astronaut_00": 0,
+        "real/real_hopper_01": 0,
+    }
     for path in df["crop_path"]:
         image = cv2.imread(str(out / path))
         assert image is not None and image.shape == (64, 64, 3)
@@ -75,8 +81,12 @@ def test_a_second_run_skips_finished_videos_and_refuses_other_settings(demo_clip
     # A folder prepared before the settings took the command line's names resumes as before.
     record = out / ".unmask" / "config.json"
     old = json.loads(record.read_text())
-    for old_name, new_name in (("size_px", "size"), ("max_side_px", "max_side"),
-                               ("second_pass_side_px", "second_pass_side"), ("seed", "split_seed")):
+    for old_name, new_name in (
+        ("size_px", "size"),
+        ("max_side_px", "max_side"),
+        ("second_pass_side_px", "second_pass_side"),
+        ("seed", "split_seed"),
+    ):
         old[old_name] = old.pop(new_name)
     del old["split_fractions"]
     record.write_text(json.dumps(old))
@@ -103,7 +113,10 @@ def test_video_details_come_from_the_current_listing_on_resume(demo_clips, tmp_p
     listing.write_text("path,label\n" + rows)
     out = tmp_path / "out"
     prepare(listing, out, PrepareConfig("csv", **SMALL))
-    listing.write_text("path,label,split\n" + "".join(r.replace("\n", ",test\n") for r in rows.replace(",real", ",fake").splitlines(True)))
+    listing.write_text(
+        "path,label,split\n"
+        + "".join(r.replace("\n", ",test\n") for r in rows.replace(",real", ",fake").splitlines(True))
+    )
     again = prepare(listing, out, PrepareConfig("csv", **SMALL))
     assert again.skipped == 4 and again.processed == 0
     df = pd.read_parquet(again.manifest)
@@ -157,7 +170,9 @@ def test_workers_give_the_same_manifest_as_one_process(demo_clips, tmp_path):
 def test_shards_merge_into_the_unsharded_manifest(demo_clips, tmp_path):
     whole = pd.read_parquet(prepare(demo_clips, tmp_path / "whole", PrepareConfig("folder", **SMALL)).manifest)
     parts = [tmp_path / f"part{k}" for k in (1, 2, 3)]
-    sizes = [prepare(demo_clips, p, PrepareConfig("folder", shard=(k, 3), **SMALL)).videos for k, p in zip((1, 2, 3), parts)]
+    sizes = [
+        prepare(demo_clips, p, PrepareConfig("folder", shard=(k, 3), **SMALL)).videos for k, p in zip((1, 2, 3), parts)
+    ]
     assert sum(sizes) == 4
     with pytest.raises(ManifestError, match="output of sharded runs; combine the shards with `unmask merge`"):
         read_manifest(parts[0])
@@ -174,7 +189,9 @@ def test_shards_can_share_one_out_folder_and_must_agree_on_settings(demo_clips, 
     for k in (1, 2):
         prepare(demo_clips, shared, PrepareConfig("folder", shard=(k, 2), **SMALL))
     assert sorted(p.name for p in shared.glob("manifest.*")) == [
-        "manifest.shard-1-of-2.parquet", "manifest.shard-2-of-2.parquet"]
+        "manifest.shard-1-of-2.parquet",
+        "manifest.shard-2-of-2.parquet",
+    ]
     merged = pd.read_parquet(merge_manifests([shared], shared))
     assert merged["video_id"].nunique() == 4 and all((shared / p).is_file() for p in merged["crop_path"])
     other = tmp_path / "other"
@@ -187,12 +204,30 @@ def test_shards_can_share_one_out_folder_and_must_agree_on_settings(demo_clips, 
 def test_interrupted_run_keeps_finished_videos_and_resumes(tmp_path, sig):
     root = make_demo_dataset(tmp_path / "clips", clips_per_class=6, seconds=2.0, fps=10)
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "unmask", "prepare", str(root), "--dataset", "folder", "--out", str(out),
-               "--num-frames", "6", "--size", "64"]
+    command = [
+        sys.executable,
+        "-m",
+        "unmask",
+        "prepare",
+        str(root),
+        "--dataset",
+        "folder",
+        "--out",
+        str(out),
+        "--num-frames",
+        "6",
+        "--size",
+        "64",
+    ]
     # SIG_DFL in the child: a test run started in the background inherits SIGINT ignored, and
     # Python then installs no handler of its own
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     done = out / ".unmask" / "done"
     deadline = time.time() + 120
     while time.time() < deadline and len(list(done.glob("*.json"))) < 2:
@@ -223,11 +258,27 @@ def test_prepare_on_an_empty_root_says_so(tmp_path):
 def test_recorded_settings_rebuild_the_same_config():
     import json
 
-    config = PrepareConfig("ffpp", sampler=FrameSampler("stride", 5, every_n=3), margin=1.5, size=128,
-                           keep="all", image_format="jpg", min_score=0.8, max_side=480, workers=2,
-                           second_pass_side=960, second_pass_min_score=0.85, second_pass_probe=4,
-                           near_pass_min_score=0.8, bridge_max_gap=3, small_face_pass=False, small_face_side=1600,
-                           small_face_min_px=16, small_face_min_score=0.8, small_face_probe=2)
+    config = PrepareConfig(
+        "ffpp",
+        sampler=FrameSampler("stride", 5, every_n=3),
+        margin=1.5,
+        size=128,
+        keep="all",
+        image_format="jpg",
+        min_score=0.8,
+        max_side=480,
+        workers=2,
+        second_pass_side=960,
+        second_pass_min_score=0.85,
+        second_pass_probe=4,
+        near_pass_min_score=0.8,
+        bridge_max_gap=3,
+        small_face_pass=False,
+        small_face_side=1600,
+        small_face_min_px=16,
+        small_face_min_score=0.8,
+        small_face_probe=2,
+    )
     again = PrepareConfig.from_recorded(json.loads(json.dumps(config.recorded())))
     assert again.recorded() == config.recorded() and again.sampler == config.sampler
 

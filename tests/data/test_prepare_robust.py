@@ -26,7 +26,9 @@ SMALL = dict(sampler=FrameSampler("uniform", 2), size=32)
 
 
 def dead_pid() -> int:
-    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout)
+    return int(
+        subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout
+    )
 
 
 def all_crops_on_disk(out: Path) -> pd.DataFrame:
@@ -75,8 +77,10 @@ def test_a_second_run_into_one_out_is_refused_and_a_dead_runs_lock_taken_over(de
         prepare(demo_clips, out, PrepareConfig("folder", **SMALL))
     assert not (out / "crops").exists()
     lock.write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
-    stale = [out / f".manifest.tmp-{HOST_TAG}-{dead_pid()}.x8.parquet",
-             out / ".unmask" / "done" / f".0123.json.tmp-{HOST_TAG}-{dead_pid()}.abc.tmp"]
+    stale = [
+        out / f".manifest.tmp-{HOST_TAG}-{dead_pid()}.x8.parquet",
+        out / ".unmask" / "done" / f".0123.json.tmp-{HOST_TAG}-{dead_pid()}.abc.tmp",
+    ]
     for path in stale:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"half a file")
@@ -120,9 +124,29 @@ def test_killing_a_multi_worker_prepare_leaves_no_process_behind(tmp_path, sig):
     out = tmp_path / "out"
     tag = f"UNMASK_TEST_TAG={uuid.uuid4().hex}"
     env = {**os.environ, tag.split("=")[0]: tag.split("=")[1]}
-    proc = subprocess.Popen([sys.executable, "-m", "unmask", "prepare", str(root), "--dataset", "folder", "--out", str(out),
-                             "--num-frames", "6", "--size", "64", "--workers", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "unmask",
+            "prepare",
+            str(root),
+            "--dataset",
+            "folder",
+            "--out",
+            str(out),
+            "--num-frames",
+            "6",
+            "--size",
+            "64",
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     done = out / ".unmask" / "done"
     deadline = time.time() + 120
     while time.time() < deadline and not list(done.glob("*.json")):

@@ -19,9 +19,19 @@ def test_ffpp_gives_labels_methods_source_ids_and_official_splits(tmp_path):
     touch(tmp_path / "manipulated_sequences/Deepfakes/c23/videos/519_515.mp4")
     touch(tmp_path / "manipulated_sequences/NeuralTextures/c23/videos/004_982.mp4")
     items = {i.video_id: i for i in list_videos(tmp_path, "ffpp")}
-    assert sorted(items) == ["Deepfakes/c23/519_515", "NeuralTextures/c23/004_982", "original/c23/004", "original/c23/519"]
+    assert sorted(items) == [
+        "Deepfakes/c23/519_515",
+        "NeuralTextures/c23/004_982",
+        "original/c23/004",
+        "original/c23/519",
+    ]
     fake = items["NeuralTextures/c23/004_982"]
-    assert (fake.label, fake.method, fake.source_ids, fake.official_split) == (FAKE, "NeuralTextures", ("004", "982"), "val")
+    assert (fake.label, fake.method, fake.source_ids, fake.official_split) == (
+        FAKE,
+        "NeuralTextures",
+        ("004", "982"),
+        "val",
+    )
     real = items["original/c23/519"]
     assert (real.label, real.method, real.source_ids, real.official_split) == (REAL, "original", ("519",), "train")
     assert len(list_videos(tmp_path, "ffpp", compression="c40")) == 1
@@ -58,10 +68,17 @@ def test_celebdf_uses_the_official_test_list(tmp_path):
     touch(tmp_path / "Celeb-real/id1_0001.mp4")
     touch(tmp_path / "YouTube-real/00170.mp4")
     touch(tmp_path / "Celeb-synthesis/id0_id16_0000.mp4")
-    (tmp_path / "List_of_testing_videos.txt").write_text("1 YouTube-real/00170.mp4\n0 Celeb-synthesis/id0_id16_0000.mp4\n")
+    (tmp_path / "List_of_testing_videos.txt").write_text(
+        "1 YouTube-real/00170.mp4\n0 Celeb-synthesis/id0_id16_0000.mp4\n"
+    )
     items = {i.video_id: i for i in list_videos(tmp_path, "celebdf")}
     fake = items["Celeb-synthesis/id0_id16_0000"]
-    assert (fake.label, fake.method, fake.source_ids, fake.official_split) == (FAKE, "Celeb-synthesis", ("id0", "id16"), "test")
+    assert (fake.label, fake.method, fake.source_ids, fake.official_split) == (
+        FAKE,
+        "Celeb-synthesis",
+        ("id0", "id16"),
+        "test",
+    )
     assert items["Celeb-real/id1_0001"].source_ids == ("id1",)
     assert items["Celeb-real/id1_0001"].official_split == "train"
     assert items["YouTube-real/00170"].official_split == "test"
@@ -77,11 +94,15 @@ def test_dfdc_reads_metadata_json(tmp_path):
     part = tmp_path / "dfdc_train_part_0"
     touch(part / "aaa.mp4")
     touch(part / "bbb.mp4")
-    (part / "metadata.json").write_text(json.dumps({
-        "aaa.mp4": {"label": "REAL", "split": "train", "original": None},
-        "bbb.mp4": {"label": "FAKE", "split": "train", "original": "aaa.mp4"},
-        "ccc.mp4": {"label": "FAKE", "split": "train", "original": "aaa.mp4"},  # not downloaded
-    }))
+    (part / "metadata.json").write_text(
+        json.dumps(
+            {
+                "aaa.mp4": {"label": "REAL", "split": "train", "original": None},
+                "bbb.mp4": {"label": "FAKE", "split": "train", "original": "aaa.mp4"},
+                "ccc.mp4": {"label": "FAKE", "split": "train", "original": "aaa.mp4"},  # not downloaded
+            }
+        )
+    )
     items = list_videos(tmp_path, "dfdc")
     assert [(i.video_id, i.label, i.source_ids, i.official_split) for i in items] == [
         ("dfdc_train_part_0/aaa", REAL, ("aaa",), "train"),
@@ -107,7 +128,9 @@ def test_csv_list_with_optional_columns(tmp_path):
     (tmp_path / "list.csv").write_text("path,label,split,source_id\nv/one.mp4,real,train,p1\nv/two.mp4,1,test,p1\n")
     items = list_videos(tmp_path / "list.csv", "csv")
     assert [(i.video_id, i.label, i.official_split, i.source_ids) for i in items] == [
-        ("v/one", REAL, "train", ("p1",)), ("v/two", FAKE, "test", ("p1",))]
+        ("v/one", REAL, "train", ("p1",)),
+        ("v/two", FAKE, "test", ("p1",)),
+    ]
     (tmp_path / "bad.csv").write_text("file,label\nv/one.mp4,real\n")
     with pytest.raises(DatasetLayoutError, match="columns path,label"):
         list_videos(tmp_path / "bad.csv", "csv")
@@ -137,7 +160,9 @@ def test_csv_paths_outside_its_folder_get_ids_that_stay_inside_the_output(tmp_pa
     listing = tmp_path / "lists" / "list.csv"
     listing.parent.mkdir()
     listing.write_text(f"path,label\n{outside},fake\n../elsewhere/clip.mp4,fake\n")
-    with pytest.raises(DatasetLayoutError, match="Two videos get the id .*elsewhere/clip.mp4 and .*lists/../elsewhere/clip.mp4"):
+    with pytest.raises(
+        DatasetLayoutError, match="Two videos get the id .*elsewhere/clip.mp4 and .*lists/../elsewhere/clip.mp4"
+    ):
         list_videos(listing, "csv")
     listing.write_text(f"path,label\n{outside},fake\n")
     (item,) = list_videos(listing, "csv")
@@ -161,7 +186,10 @@ def test_links_are_followed_and_broken_ones_reported(tmp_path):
     assert [i.video_id for i in listing.items] == ["fake/b", "real/a"]
     reasons = {item.video_id: reason for item, reason in listing.skipped}
     assert reasons["fake/same_as_a"].startswith("same file as video real/a")
-    assert reasons["fake/dangling"].startswith("dangling symbolic link: its target") and "gone.mp4" in reasons["fake/dangling"]
+    assert (
+        reasons["fake/dangling"].startswith("dangling symbolic link: its target")
+        and "gone.mp4" in reasons["fake/dangling"]
+    )
     assert reasons["fake/loop"] == "symbolic link loop"
     assert list_videos(tmp_path, "folder") == listing.items
 
@@ -170,7 +198,9 @@ def test_two_files_with_one_id_are_both_named(tmp_path):
     touch(tmp_path / "real" / "clip.mp4")
     touch(tmp_path / "real" / "clip.avi")
     touch(tmp_path / "fake" / "x.mp4")
-    with pytest.raises(DatasetLayoutError, match="Two videos get the id 'real/clip': .*real/clip.avi and .*real/clip.mp4"):
+    with pytest.raises(
+        DatasetLayoutError, match="Two videos get the id 'real/clip': .*real/clip.avi and .*real/clip.mp4"
+    ):
         list_videos(tmp_path, "folder")
 
 
@@ -199,11 +229,17 @@ def test_folder_people_file_names_who_is_in_each_video(tmp_path, caplog):
         touch(tmp_path / name)
     (tmp_path / "people.csv").write_text(
         "video,person\nreal/alice_1.mp4,alice\nreal/alice_2,alice\nreal/bob_1.mp4,bob\n"
-        "fake/swap/alice_bob.mp4,alice|bob\nreal/gone.mp4,dave\n")
+        "fake/swap/alice_bob.mp4,alice|bob\nreal/gone.mp4,dave\n"
+    )
     with caplog.at_level("WARNING"):
         items = {i.video_id: i.source_ids for i in list_videos(tmp_path, "folder")}
-    assert items == {"real/alice_1": ("alice",), "real/alice_2": ("alice",), "real/bob_1": ("bob",),
-                     "fake/swap/alice_bob": ("alice", "bob"), "fake/carol": ("fake/carol",)}
+    assert items == {
+        "real/alice_1": ("alice",),
+        "real/alice_2": ("alice",),
+        "real/bob_1": ("bob",),
+        "fake/swap/alice_bob": ("alice", "bob"),
+        "fake/carol": ("fake/carol",),
+    }
     assert "no person for 1 of 5 videos" in caplog.text and "real/gone" in caplog.text
     # Another file, given by name, wins over ROOT/people.csv.
     other = touch(tmp_path / "elsewhere" / "who.csv")

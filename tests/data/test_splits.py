@@ -113,8 +113,16 @@ def _crops(videos):
     rows = []
     for video_id, label, sources, official in videos:
         for frame in range(10):
-            rows.append({"video_id": video_id, "label": label, "source_ids": sources, "official_split": official,
-                         "frame_index": frame, "track_id": 0})
+            rows.append(
+                {
+                    "video_id": video_id,
+                    "label": label,
+                    "source_ids": sources,
+                    "official_split": official,
+                    "frame_index": frame,
+                    "track_id": 0,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -162,9 +170,18 @@ def test_prepare_counts_the_videos_a_chained_celebdf_split_leaves_out(demo_clips
 
 
 def _video_crops(people_of_videos, labels, per_video=3):
-    rows = [{"video_id": f"v{v:03d}", "label": label, "frame_index": i, "track_id": 0,
-             "source_ids": "|".join(people), "official_split": None}
-            for v, (people, label) in enumerate(zip(people_of_videos, labels)) for i in range(per_video)]
+    rows = [
+        {
+            "video_id": f"v{v:03d}",
+            "label": label,
+            "frame_index": i,
+            "track_id": 0,
+            "source_ids": "|".join(people),
+            "official_split": None,
+        }
+        for v, (people, label) in enumerate(zip(people_of_videos, labels))
+        for i in range(per_video)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -177,8 +194,10 @@ def test_split_fractions_set_the_shares_of_the_paper_and_video_splits():
     # The default is the paper's: 10% test, then 10% of the rest, as split_paper does it.
     default = add_splits(_video_crops([(f"p{v}",) for v in range(200)], labels), seed=3)
     assert (default["split_paper"].to_numpy() == split_paper(default["label"].to_numpy(), seed=3)).all()
-    assert add_splits(_video_crops([(f"p{v}",) for v in range(200)], labels), seed=4)["split_video"].tolist() != \
-        default["split_video"].tolist()
+    assert (
+        add_splits(_video_crops([(f"p{v}",) for v in range(200)], labels), seed=4)["split_video"].tolist()
+        != default["split_video"].tolist()
+    )
 
 
 def test_split_fractions_that_are_not_shares_of_one_whole_are_refused():

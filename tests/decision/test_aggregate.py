@@ -30,8 +30,16 @@ def test_track_rule_takes_the_most_suspicious_face_per_frame():
 
 
 def test_aggregate_videos_gives_one_row_per_video():
-    scores = pd.DataFrame({"video_id": ["a", "a", "b"], "label": [1, 1, 0], "method": ["x", "x", "real"],
-                           "frame_index": [0, 1, 0], "track_id": [0, 0, 0], "p_fake": [0.6, 0.8, 0.1]})
+    scores = pd.DataFrame(
+        {
+            "video_id": ["a", "a", "b"],
+            "label": [1, 1, 0],
+            "method": ["x", "x", "real"],
+            "frame_index": [0, 1, 0],
+            "track_id": [0, 0, 0],
+            "p_fake": [0.6, 0.8, 0.1],
+        }
+    )
     videos = aggregate_videos(scores, "mean").set_index("video_id")
     assert videos.loc["a", "p_fake"] == pytest.approx(0.7) and videos.loc["a", "n_crops"] == 2
     assert videos.loc["b", "label"] == 0

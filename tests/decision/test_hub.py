@@ -16,8 +16,7 @@ from unmask.errors import UnmaskError
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-def lay_out_cache(cache: Path, repo_id: str, files: dict[str, Path], *, commit: str = COMMIT,
-                  refs=("main",)) -> Path:
+def lay_out_cache(cache: Path, repo_id: str, files: dict[str, Path], *, commit: str = COMMIT, refs=("main",)) -> Path:
     """Put ``files`` (name in the repo -> local file) into a hub cache as a snapshot of ``commit``."""
     repo = cache / f"models--{repo_id.replace('/', '--')}"
     snapshot = repo / "snapshots" / commit
@@ -74,11 +73,17 @@ def test_a_detector_loads_by_name_from_the_cache_offline(hub_cache, small_run, g
     assert by_name.predict(good_clip).p_fake == pytest.approx(local.predict(good_clip).p_fake, abs=1e-6)
 
 
-@pytest.mark.parametrize("name, message", [
-    ("hf://unmask-tests/absent", r"^Cannot load hf://unmask-tests/absent: offline \(HF_HUB_OFFLINE=1\) and it is "
-                                 r"not in the cache"),
-    ("hf://unmask-tests/tiny@v9", r"^Cannot load hf://unmask-tests/tiny@v9: offline"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        (
+            "hf://unmask-tests/absent",
+            r"^Cannot load hf://unmask-tests/absent: offline \(HF_HUB_OFFLINE=1\) and it is "
+            r"not in the cache",
+        ),
+        ("hf://unmask-tests/tiny@v9", r"^Cannot load hf://unmask-tests/tiny@v9: offline"),
+    ],
+)
 def test_an_unknown_name_or_revision_is_one_clear_line(hub_cache, name, message):
     from unmask.decision.checkpoint import load_classifier
 

@@ -9,16 +9,19 @@ def test_a_verdict_needs_four_faces_or_a_quarter_of_the_frames_but_never_more_th
     assert [min_faces(n) for n in (1, 3, 8, 16, 32, 100)] == [1, 3, 4, 4, 8, 25]
 
 
-@pytest.mark.parametrize("scores, sampled, expected", [
-    ([0.9] * 8, 32, Decision(0.9, "fake")),
-    ([0.1, 0.2, 0.3, 0.2], 8, Decision(0.2, "real")),
-    ([0.95] * 7, 32, Decision(0.95, "inconclusive", "too_few_faces")),  # 7 < 32 / 4
-    ([0.95], 1, Decision(0.95, "fake")),  # a still image with one face
-    ([0.5] * 8, 8, Decision(0.5, "inconclusive", "too_close")),  # at the threshold
-    ([0.59] * 8, 8, Decision(0.59, "inconclusive", "too_close")),  # within 1.5x of the break-even odds
-    ([0.61] * 8, 8, Decision(0.61, "fake")),
-    ([0.39] * 8, 8, Decision(0.39, "real")),
-])
+@pytest.mark.parametrize(
+    "scores, sampled, expected",
+    [
+        ([0.9] * 8, 32, Decision(0.9, "fake")),
+        ([0.1, 0.2, 0.3, 0.2], 8, Decision(0.2, "real")),
+        ([0.95] * 7, 32, Decision(0.95, "inconclusive", "too_few_faces")),  # 7 < 32 / 4
+        ([0.95], 1, Decision(0.95, "fake")),  # a still image with one face
+        ([0.5] * 8, 8, Decision(0.5, "inconclusive", "too_close")),  # at the threshold
+        ([0.59] * 8, 8, Decision(0.59, "inconclusive", "too_close")),  # within 1.5x of the break-even odds
+        ([0.61] * 8, 8, Decision(0.61, "fake")),
+        ([0.39] * 8, 8, Decision(0.39, "real")),
+    ],
+)
 def test_one_persons_verdict(scores, sampled, expected):
     got = decide_track(scores, threshold=0.5, frames_sampled=sampled)
     assert (got.verdict, got.reason_code) == (expected.verdict, expected.reason_code)

@@ -48,7 +48,9 @@ def test_rows_are_labelled_train_to_test_with_the_within_row_first(within_and_cr
 
 
 @pytest.mark.parametrize("scores, expected", [("label", "[1.00, 1.00]"), ("inverted", "[0.00, 0.00]")])
-def test_intervals_missing_from_an_evaluation_are_bootstrapped_from_its_scores(within_and_cross, tmp_path, scores, expected):
+def test_intervals_missing_from_an_evaluation_are_bootstrapped_from_its_scores(
+    within_and_cross, tmp_path, scores, expected
+):
     _, cross, _ = within_and_cross
     folder = tmp_path / "eval"
     shutil.copytree(cross.out_dir, folder)
@@ -64,12 +66,21 @@ def test_intervals_missing_from_an_evaluation_are_bootstrapped_from_its_scores(w
 
 
 def test_data_folders_are_named_by_dataset_where_that_tells_them_apart():
-    assert data_labels({"/r/ffpp-c23": "ffpp", "/r/celebdf": "celebdf"}) == {"/r/ffpp-c23": "ffpp", "/r/celebdf": "celebdf"}
+    assert data_labels({"/r/ffpp-c23": "ffpp", "/r/celebdf": "celebdf"}) == {
+        "/r/ffpp-c23": "ffpp",
+        "/r/celebdf": "celebdf",
+    }
     # Two FF++ folders (c23, c40): their folder names tell them apart.
     assert data_labels({"/r/ffpp-c23": "ffpp", "/r/ffpp-c40": "ffpp", "/r/cdf": "celebdf"}) == {
-        "/r/ffpp-c23": "ffpp-c23", "/r/ffpp-c40": "ffpp-c40", "/r/cdf": "celebdf"}
+        "/r/ffpp-c23": "ffpp-c23",
+        "/r/ffpp-c40": "ffpp-c40",
+        "/r/cdf": "celebdf",
+    }
     # CSV datasets sharing a folder name: the parent tells them apart.
-    assert data_labels({"/a/ffpp/data": "csv", "/a/dfdc/data": "csv"}) == {"/a/ffpp/data": "ffpp/data", "/a/dfdc/data": "dfdc/data"}
+    assert data_labels({"/a/ffpp/data": "csv", "/a/dfdc/data": "csv"}) == {
+        "/a/ffpp/data": "ffpp/data",
+        "/a/dfdc/data": "dfdc/data",
+    }
 
 
 def test_format_interval():
@@ -79,8 +90,22 @@ def test_format_interval():
 
 def test_table_cross_from_the_command_line(within_and_cross, tmp_path):
     within, cross, _ = within_and_cross
-    result = subprocess.run([sys.executable, "-m", "unmask", "table", str(within.out_dir), str(cross.out_dir), "--cross",
-                             "--csv", str(tmp_path / "cross.csv")], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "unmask",
+            "table",
+            str(within.out_dir),
+            str(cross.out_dir),
+            "--cross",
+            "--csv",
+            str(tmp_path / "cross.csv"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0].startswith("| train -> test |") and "| within |" in result.stdout
     assert list(pd.read_csv(tmp_path / "cross.csv")["kind"]) == ["within", "cross"]

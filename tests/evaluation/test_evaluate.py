@@ -7,14 +7,23 @@ from unmask.errors import ManifestError, UnknownNameError, UnmaskError
 from unmask.evaluation.evaluator import evaluate
 from unmask.evaluation.table import make_table, to_markdown
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 
 
 @pytest.fixture(scope="module")
 def evaluated(small_run, prepared, tmp_path_factory):
     result, _ = small_run
-    return evaluate(result.run_dir, prepared, tmp_path_factory.mktemp("eval") / "video", bootstrap=200, explain_per_case=1)
+    return evaluate(
+        result.run_dir, prepared, tmp_path_factory.mktemp("eval") / "video", bootstrap=200, explain_per_case=1
+    )
 
 
 def test_metrics_json_has_every_field(evaluated, prepared):
@@ -24,7 +33,9 @@ def test_metrics_json_has_every_field(evaluated, prepared):
     for level in ("frame", "video"):
         m = metrics[level]
         for decision in ("raw_argmax", "calibrated_cost"):
-            assert {"threshold", "accuracy", "real", "fake", "macro", "weighted", "confusion_matrix"} <= set(m[decision])
+            assert {"threshold", "accuracy", "real", "fake", "macro", "weighted", "confusion_matrix"} <= set(
+                m[decision]
+            )
             assert set(m[decision]["weighted"]) == {"precision", "recall", "f1", "support"}
         assert set(m["scores"]) == set(m["scores_raw"]) == {"auc", "ap", "eer", "log_loss", "brier"}
         assert set(m["ci95"]) == {"auc", "accuracy"}
@@ -63,13 +74,30 @@ def test_report_renders_in_headless_chromium(evaluated, tmp_path):
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
         browser.close()
     assert len(images) >= 8 and all(complete and width > 0 for _, complete, width in images), images
-    assert {"Metrics", "Per method", "Confusion matrices", "ROC and precision-recall", "Training",
-            "Wrongly judged videos", "Video scores", "Explanations", "Model card"} <= set(headings)
+    assert {
+        "Metrics",
+        "Per method",
+        "Confusion matrices",
+        "ROC and precision-recall",
+        "Training",
+        "Wrongly judged videos",
+        "Video scores",
+        "Explanations",
+        "Model card",
+    } <= set(headings)
     alts = [alt for alt, _, _ in images]
     assert "reliability diagram" in alts and any(alt.endswith("heatmaps") for alt in alts)
     # the model card: data, training, validation, costs, calibration health, seen share, versions
-    assert card_headings == ["Model", "Data", "Training", "Validation (chosen epoch)", "Costs and threshold",
-                             "Calibration", "Seen in training", "Versions"]
+    assert card_headings == [
+        "Model",
+        "Data",
+        "Training",
+        "Validation (chosen epoch)",
+        "Costs and threshold",
+        "Calibration",
+        "Seen in training",
+        "Versions",
+    ]
     assert card_rows["split protocol"] == "video" and card_rows["threshold"] == "0.5000"
     assert card_rows["train"].startswith("8 videos (4 fake, 4 real), 64 crops")
     assert card_rows["evaluated videos the run trained or validated on"].startswith("0 of 2 (0.0%")
@@ -89,13 +117,17 @@ def test_report_escapes_names_it_shows(evaluated, tmp_path):
 
     evil = "<script>alert('unmask')</script>"
     card = evaluated.metrics["model_card"]
-    metrics = {**evaluated.metrics, "dataset": evil, "model": evil,
-               "model_card": {**card, "data": {**card["data"], "dataset": evil}, "warnings": [evil]}}
-    result = replace(evaluated, out_dir=tmp_path, metrics=metrics,
-                     video_scores=evaluated.video_scores.assign(method=evil))
+    metrics = {
+        **evaluated.metrics,
+        "dataset": evil,
+        "model": evil,
+        "model_card": {**card, "data": {**card["data"], "dataset": evil}, "warnings": [evil]},
+    }
+    result = replace(
+        evaluated, out_dir=tmp_path, metrics=metrics, video_scores=evaluated.video_scores.assign(method=evil)
+    )
     record = CheckpointRecord(spec=get_spec("mobilenetv3_small"), size_px=64, temperature=1.0, threshold=0.5)
-    page = write_report(result, run_dir=tmp_path, data_root=tmp_path, model=None, record=record,
-                        per_case=0).read_text()
+    page = write_report(result, run_dir=tmp_path, data_root=tmp_path, model=None, record=record, per_case=0).read_text()
     assert "<script>" not in page
     # the title, the data line, every video's row, the card's dataset and its warning
     assert page.count("&lt;script&gt;") == 2 + len(evaluated.video_scores) + 2
@@ -125,11 +157,20 @@ def test_cross_dataset_on_every_crop_warns_of_crops_cut_unlike_the_training_data
     # the run trained on 64 px PNG crops with margin 1.3
     prepare(clips, other, PrepareConfig("folder", sampler=FrameSampler("uniform", 4), size=48, image_format="jpg"))
     with caplog.at_level("WARNING", logger="unmask.evaluation"):
-        result = evaluate(small_run[0].run_dir, other, tmp_path / "cross", split="all", aggregation="confident",
-                          report=False, bootstrap=0)
+        result = evaluate(
+            small_run[0].run_dir,
+            other,
+            tmp_path / "cross",
+            split="all",
+            aggregation="confident",
+            report=False,
+            bootstrap=0,
+        )
     assert result.metrics["frame"]["n"] == 8 and result.metrics["split"] == "all"
-    assert "cut unlike the run's training data (size 48 px, not 64 px as in training; format jpg, not png as in " \
-           "training)" in caplog.text
+    assert (
+        "cut unlike the run's training data (size 48 px, not 64 px as in training; format jpg, not png as in "
+        "training)" in caplog.text
+    )
 
 
 def test_crops_cut_alike_give_no_warning_and_old_names_compare(small_run, prepared, caplog):
@@ -175,8 +216,14 @@ def test_decisions_at_a_cost_threshold_with_a_deployment_prior(small_run, prepar
 
     from unmask.decision.calibration import logit, sigmoid
 
-    run = _with_metadata(small_run[0].run_dir, tmp_path / "run", temperature=2.0, bias=-1.0,
-                         calibration={"prior_fake": 0.5}, costs={"missed_fake": 4.0, "false_alarm": 1.0})
+    run = _with_metadata(
+        small_run[0].run_dir,
+        tmp_path / "run",
+        temperature=2.0,
+        bias=-1.0,
+        calibration={"prior_fake": 0.5},
+        costs={"missed_fake": 4.0, "false_alarm": 1.0},
+    )
     result = evaluate(run, prepared, tmp_path / "eval", prior_fake=0.2, report=False, bootstrap=0)
     m = result.metrics
     assert m["threshold"] == pytest.approx(0.2) and m["calibration"]["prior_fake"] == 0.2

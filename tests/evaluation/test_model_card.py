@@ -23,8 +23,9 @@ def test_train_writes_a_model_card_with_data_settings_calibration_and_versions(s
     assert card["data"]["classes"] == {"0": "real", "1": "fake"} and card["data"]["protocol"] == "video"
     assert card["training"]["lr"] == 1e-3 and card["training"]["epochs_run"] == 10
     assert card["training"]["size"] == 64 and card["training"]["batch_sampler"] == "shuffle"
-    assert card["data"]["face_step"].startswith("mtcnn detector (pass 1, pass 2, small-face pass, pass 3 (near the face), "
-                                                 "gaps up to 2 bridged)")
+    assert card["data"]["face_step"].startswith(
+        "mtcnn detector (pass 1, pass 2, small-face pass, pass 3 (near the face), gaps up to 2 bridged)"
+    )
     assert ", 64 px png, uniform sampler, 8 frames per video" in card["data"]["face_step"]
     assert card["decision"]["threshold"] == 0.5 and card["calibration"]["ece_frame"] is not None
     # 1 fake and 1 real validation video: the card must say the calibration rests on too little
@@ -49,14 +50,26 @@ def _record(**meta):
     from unmask.decision.record import CheckpointRecord
     from unmask.models.registry import get_spec
 
-    return CheckpointRecord.from_metadata({"spec": asdict(get_spec("mobilenetv3_small")), "size_px": 64,
-                                           "temperature": 1.0, **meta})
+    return CheckpointRecord.from_metadata(
+        {"spec": asdict(get_spec("mobilenetv3_small")), "size_px": 64, "temperature": 1.0, **meta}
+    )
 
 
 def test_a_healthy_calibration_gets_no_warning_and_a_bound_one_does():
-    healthy = {"calibration": {"health": {"n_fake": 400, "n_real": 300, "videos_fake": 20, "videos_real": 15,
-                                          "at_bound": False, "trusted": True, "note": "ok"}},
-               "video_calibration": {"mean": {"health": {"trusted": True, "at_bound": False, "note": "ok"}}}}
+    healthy = {
+        "calibration": {
+            "health": {
+                "n_fake": 400,
+                "n_real": 300,
+                "videos_fake": 20,
+                "videos_real": 15,
+                "at_bound": False,
+                "trusted": True,
+                "note": "ok",
+            }
+        },
+        "video_calibration": {"mean": {"health": {"trusted": True, "at_bound": False, "note": "ok"}}},
+    }
     assert card_warnings(_record(**healthy)) == []
     bound = json.loads(json.dumps(healthy))
     bound["calibration"]["health"].update(at_bound=True, trusted=False, note="slope reached 1000")
@@ -64,8 +77,10 @@ def test_a_healthy_calibration_gets_no_warning_and_a_bound_one_does():
     assert any("hit its bound" in w for w in warnings) and any("rests on little data" in w for w in warnings)
     few = json.loads(json.dumps(healthy))
     few["calibration"]["health"]["videos_real"] = 2
-    assert card_warnings(_record(**few)) == ["the validation crops come from only 2 real videos: a threshold and a "
-                                             "calibration fitted on so few videos may not hold on others"]
+    assert card_warnings(_record(**few)) == [
+        "the validation crops come from only 2 real videos: a threshold and a "
+        "calibration fitted on so few videos may not hold on others"
+    ]
     assert "seen_in_training" not in model_card(_record(**healthy))
 
 
@@ -114,13 +129,20 @@ def test_seen_is_matched_by_fingerprint_first_then_by_dataset_and_id():
     def rows(*videos):  # (dataset, video_id, hash or None), two crops each
         return pd.DataFrame([{"dataset": d, "video_id": v, "video_hash": h} for d, v, h in videos for _ in range(2)])
 
-    record = _record(data={"videos": record_videos(rows(("ffpp", "original/c23/004", "a" * 64)),
-                                                   rows(("ffpp", "Deepfakes/c23/519_515", "b" * 64)))})
-    evaluated = rows(("ffpp", "original/c23/004", "a" * 64),      # the same file: seen
-                     ("folder", "real/004", "a" * 64),            # the same file under another adapter: seen
-                     ("ffpp", "Deepfakes/c23/519_515", "c" * 64),  # the same name, other content: not seen
-                     ("ffpp", "Deepfakes/c23/519_515", None),     # no fingerprint: the name decides, seen
-                     ("celebdf", "original/c23/004", None))       # the same id in another dataset: not seen
+    record = _record(
+        data={
+            "videos": record_videos(
+                rows(("ffpp", "original/c23/004", "a" * 64)), rows(("ffpp", "Deepfakes/c23/519_515", "b" * 64))
+            )
+        }
+    )
+    evaluated = rows(
+        ("ffpp", "original/c23/004", "a" * 64),  # the same file: seen
+        ("folder", "real/004", "a" * 64),  # the same file under another adapter: seen
+        ("ffpp", "Deepfakes/c23/519_515", "c" * 64),  # the same name, other content: not seen
+        ("ffpp", "Deepfakes/c23/519_515", None),  # no fingerprint: the name decides, seen
+        ("celebdf", "original/c23/004", None),
+    )  # the same id in another dataset: not seen
     seen = seen_in_training(record, evaluated)
     assert (seen["n_seen"], seen["n_videos"]) == (3, 4)  # the two Deepfakes rows share one name: one video
     assert seen["crops"] == pytest.approx(6 / 10)

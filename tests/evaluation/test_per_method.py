@@ -13,8 +13,12 @@ from unmask.evaluation.table import make_method_table, to_markdown
 
 def _scored(videos: list[tuple[str, str, int, float]]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Videos ``(dataset, method, label, p_fake)`` and their frames (two per video, same score)."""
-    v = pd.DataFrame([{"dataset": d, "video_id": f"{d}/{m}/{i}", "method": m, "label": y, "p_fake": p}
-                      for i, (d, m, y, p) in enumerate(videos)])
+    v = pd.DataFrame(
+        [
+            {"dataset": d, "video_id": f"{d}/{m}/{i}", "method": m, "label": y, "p_fake": p}
+            for i, (d, m, y, p) in enumerate(videos)
+        ]
+    )
     return pd.concat([v, v], ignore_index=True), v
 
 
@@ -24,27 +28,47 @@ def _row(result, dataset, method):
 
 
 def test_each_method_is_paired_with_all_real_videos_of_its_own_dataset():
-    frames, videos = _scored([
-        ("ffpp", "Deepfakes", 1, 0.9), ("ffpp", "Deepfakes", 1, 0.8),
-        ("ffpp", "Face2Face", 1, 0.3), ("ffpp", "Face2Face", 1, 0.6),
-        ("ffpp", "original", 0, 0.1), ("ffpp", "original", 0, 0.2), ("ffpp", "original", 0, 0.85),
-        ("celebdf", "Celeb-synthesis", 1, 0.7), ("celebdf", "Celeb-synthesis", 1, 0.4),
-        ("celebdf", "Celeb-real", 0, 0.3), ("celebdf", "YouTube-real", 0, 0.5),
-    ])
+    frames, videos = _scored(
+        [
+            ("ffpp", "Deepfakes", 1, 0.9),
+            ("ffpp", "Deepfakes", 1, 0.8),
+            ("ffpp", "Face2Face", 1, 0.3),
+            ("ffpp", "Face2Face", 1, 0.6),
+            ("ffpp", "original", 0, 0.1),
+            ("ffpp", "original", 0, 0.2),
+            ("ffpp", "original", 0, 0.85),
+            ("celebdf", "Celeb-synthesis", 1, 0.7),
+            ("celebdf", "Celeb-synthesis", 1, 0.4),
+            ("celebdf", "Celeb-real", 0, 0.3),
+            ("celebdf", "YouTube-real", 0, 0.5),
+        ]
+    )
     result = per_method_metrics(frames, videos, threshold=0.5)
     assert result["pairing"] == PAIRING and result["threshold"] == 0.5
     # Deepfakes against the three FF++ reals only (Celeb-DF's reals would change every figure)
     deepfakes = _row(result, "ffpp", "Deepfakes")
     assert (deepfakes["videos_fake"], deepfakes["videos_real"], deepfakes["label"]) == (2, 3, "fake")
     assert deepfakes["video"] == {"n": 5, "auc": pytest.approx(5 / 6), "accuracy": pytest.approx(4 / 5), "recall": 1.0}
-    assert _row(result, "ffpp", "Face2Face")["video"] == {"n": 5, "auc": pytest.approx(4 / 6),
-                                                          "accuracy": pytest.approx(3 / 5), "recall": 0.5}
+    assert _row(result, "ffpp", "Face2Face")["video"] == {
+        "n": 5,
+        "auc": pytest.approx(4 / 6),
+        "accuracy": pytest.approx(3 / 5),
+        "recall": 0.5,
+    }
     # the pooled row of a dataset with several methods: every fake against the same reals
-    assert _row(result, "ffpp", "all")["video"] == {"n": 7, "auc": pytest.approx(9 / 12),
-                                                    "accuracy": pytest.approx(5 / 7), "recall": 0.75}
+    assert _row(result, "ffpp", "all")["video"] == {
+        "n": 7,
+        "auc": pytest.approx(9 / 12),
+        "accuracy": pytest.approx(5 / 7),
+        "recall": 0.75,
+    }
     original = _row(result, "ffpp", "original")
-    assert original["label"] == "real" and original["video"] == {"n": 3, "auc": None, "accuracy": pytest.approx(2 / 3),
-                                                                 "recall": None}
+    assert original["label"] == "real" and original["video"] == {
+        "n": 3,
+        "auc": None,
+        "accuracy": pytest.approx(2 / 3),
+        "recall": None,
+    }
     celeb = _row(result, "celebdf", "Celeb-synthesis")
     assert (celeb["videos_fake"], celeb["videos_real"]) == (2, 2)
     assert celeb["video"] == {"n": 4, "auc": pytest.approx(3 / 4), "accuracy": 0.5, "recall": 0.5}  # 0.5 is called fake
@@ -97,8 +121,12 @@ def test_unmask_table_prints_and_writes_the_per_method_table(ffpp_evaluated, tmp
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "unmask", "table", str(ffpp_evaluated.out_dir), "--csv",
-                             str(tmp_path / "r.csv")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "unmask", "table", str(ffpp_evaluated.out_dir), "--csv", str(tmp_path / "r.csv")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "Per method. Each method's fake videos are paired with all real videos of their dataset" in result.stdout
     assert "| NeuralTextures |" in result.stdout
@@ -109,8 +137,9 @@ def test_unmask_table_prints_and_writes_the_per_method_table(ffpp_evaluated, tmp
 def test_worst_judged_means_wrongly_judged():
     from unmask.evaluation.report import wrongly_judged
 
-    videos = pd.DataFrame({"video_id": list("abcdef"), "label": [0, 0, 1, 1, 0, 1],
-                           "p_fake": [0.45, 0.7, 0.55, 0.1, 0.05, 0.95]})
+    videos = pd.DataFrame(
+        {"video_id": list("abcdef"), "label": [0, 0, 1, 1, 0, 1], "p_fake": [0.45, 0.7, 0.55, 0.1, 0.05, 0.95]}
+    )
     # a real video at 0.45 is judged rightly at 0.5, however close: only b (real, 0.7) and d (fake, 0.1) are wrong
     assert list(wrongly_judged(videos, 0.5)["video_id"]) == ["d", "b"]
     assert list(wrongly_judged(videos, 0.4)["video_id"]) == ["d", "b", "a"]  # a threshold below 0.45 makes a wrong

@@ -21,8 +21,18 @@ FACE = np.array([16.0, 16.0, 48.0, 48.0])  # the face box in the middle of a 64 
 
 def test_face_box_carried_into_the_crop():
     # frame box 100..200 inside the crop square 50..250 (200 px) -> a 100 px crop: 25..75
-    rows = pd.DataFrame({"x1": [100.0], "y1": [120.0], "x2": [200.0], "y2": [220.0],
-                         "crop_x1": [50.0], "crop_y1": [70.0], "crop_x2": [250.0], "crop_y2": [270.0]})
+    rows = pd.DataFrame(
+        {
+            "x1": [100.0],
+            "y1": [120.0],
+            "x2": [200.0],
+            "y2": [220.0],
+            "crop_x1": [50.0],
+            "crop_y1": [70.0],
+            "crop_x2": [250.0],
+            "crop_y2": [270.0],
+        }
+    )
     assert face_boxes_in_crops(rows, 100).tolist() == [[25.0, 25.0, 75.0, 75.0]]
     assert np.isnan(face_boxes_in_crops(rows.drop(columns=["crop_x1"]), 100)).all()
 

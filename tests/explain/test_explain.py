@@ -52,9 +52,25 @@ def test_the_cli_says_where_the_index_and_the_sheet_are(small_run, demo_clips, t
     import sys
 
     video = next((demo_clips / "fake").glob("*.mp4"))
-    result = subprocess.run([sys.executable, "-m", "unmask", "explain", str(small_run[0].run_dir), str(video),
-                             "--out", str(tmp_path), "--methods", "gradcam", "--max-faces", "1"],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "unmask",
+            "explain",
+            str(small_run[0].run_dir),
+            str(video),
+            "--out",
+            str(tmp_path),
+            "--methods",
+            "gradcam",
+            "--max-faces",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert f"index of every heatmap: {tmp_path / 'explanations.json'}" in result.stdout
     assert f"contact sheet: {tmp_path / (video.stem + '_sheet.png')}" in result.stdout
@@ -152,7 +168,9 @@ def test_a_given_crop_cut_unlike_the_training_crops_is_warned_about(tmp_path, ca
     with caplog.at_level("WARNING", logger="unmask.explain"):
         assert warn_crop_file_differences(tmp_path / "same.png", trained) == []
         assert warn_crop_file_differences(tmp_path / "big.jpg", trained) == [
-            "size 100 px, not 64 px as in training", "format jpg, not png as in training"]
+            "size 100 px, not 64 px as in training",
+            "format jpg, not png as in training",
+        ]
         assert warn_crop_file_differences(tmp_path / "wide.png", trained) == ["64x48 px, not square as in training"]
     assert caplog.text.count("was cut unlike the run's training crops") == 2
 
@@ -178,7 +196,7 @@ def test_smoothgrad_is_drawn_smoothed_not_as_a_checkerboard():
     from unmask.explain.cam import smoothgrad_display
 
     yy, xx = np.mgrid[:64, :64]
-    blob = np.exp(-((yy - 40) ** 2 + (xx - 20) ** 2) / (2 * 6.0 ** 2))
+    blob = np.exp(-((yy - 40) ** 2 + (xx - 20) ** 2) / (2 * 6.0**2))
     checker = np.where((yy + xx) % 2 == 0, 1.8, -0.2)  # the stride artefact: strong and weak pixels alternate
     gradients = torch.tensor(np.stack([blob * checker] * 3)[None], dtype=torch.float32)
     shown = smoothgrad_display(gradients)[0]

@@ -3,20 +3,34 @@
 import numpy as np
 import pytest
 
-from unmask.explain.regions import (ALL_REGIONS, REGIONS, landmarks_in_crop, main_region, mean_shares, region_masks,
-                                    region_shares)
+from unmask.explain.regions import (
+    ALL_REGIONS,
+    REGIONS,
+    landmarks_in_crop,
+    main_region,
+    mean_shares,
+    region_masks,
+    region_shares,
+)
 
 # A frontal face in a 64 px crop: eyes, nose tip, mouth corners (as MTCNN gives them: the person's
 # left eye first, on the image's right).
 FACE = np.array([[42.0, 26.0], [22.0, 26.0], [32.0, 36.0], [40.0, 46.0], [24.0, 46.0]])
 # A pixel that any sensible drawing puts in each region (x, y)
-INSIDE = {"eyes": (22, 26), "nose": (32, 34), "mouth": (32, 46), "forehead": (32, 15), "cheeks": (16, 38),
-          "jaw": (32, 56), "outside": (1, 1)}
+INSIDE = {
+    "eyes": (22, 26),
+    "nose": (32, 34),
+    "mouth": (32, 46),
+    "forehead": (32, 15),
+    "cheeks": (16, 38),
+    "jaw": (32, 56),
+    "outside": (1, 1),
+}
 
 
 def blob(x, y, shape=(64, 64), sigma=1.5):
-    ys, xs = np.mgrid[0:shape[0], 0:shape[1]]
-    return np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma ** 2)).astype(np.float32)
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2)).astype(np.float32)
 
 
 def test_each_pixel_is_in_one_region_and_each_region_where_a_face_has_it():

@@ -18,7 +18,7 @@ def test_a_short_gap_is_bridged_with_the_interpolated_box():
     detections = [[det(100, 100)], [], [], [det(130, 100)]]
     bridged = bridge_gaps(detections, [[0], [], [], [0]], max_gap=2)
     assert [len(b) for b in bridged] == [0, 1, 1, 0]
-    (track, first), = bridged[1]
+    ((track, first),) = bridged[1]
     assert track == 0 and first.score == 0.0 and first.landmarks is None
     assert first.box == pytest.approx((110, 100, 160, 150))
     assert bridged[2][0][1].box == pytest.approx((120, 100, 170, 150))
@@ -47,7 +47,7 @@ def dark_small_face(photo, face_px=40, gain=0.25):
     x1, _, x2, _ = FACE_BOXES["astronaut"]
     small = cv2.resize(photo, None, fx=face_px / (x2 - x1), fy=face_px / (x2 - x1), interpolation=cv2.INTER_AREA)
     canvas = np.full((1080, 1920, 3), 60, np.uint8)
-    canvas[400:400 + small.shape[0], 900:900 + small.shape[1]] = small
+    canvas[400 : 400 + small.shape[0], 900 : 900 + small.shape[1]] = small
     return (canvas.astype(np.float32) * gain).astype(np.uint8)
 
 
@@ -139,8 +139,13 @@ class Squares(FaceDetector):
         out = []
         for image in images:
             _, _, stats, _ = cv2.connectedComponentsWithStats((image[..., 0] > 127).astype(np.uint8))
-            out.append([((x, y, x + w, y + h), 0.95, (x + w / 2, y + h / 2) * 5)
-                        for x, y, w, h, _ in stats[1:] if min(w, h) >= 70])
+            out.append(
+                [
+                    ((x, y, x + w, y + h), 0.95, (x + w / 2, y + h / 2) * 5)
+                    for x, y, w, h, _ in stats[1:]
+                    if min(w, h) >= 70
+                ]
+            )
         return out
 
 
@@ -148,7 +153,7 @@ def squares_frame(*squares):
     """A black 1080p frame with white squares ``(x, y, side)``."""
     image = np.zeros((1080, 1920, 3), np.uint8)
     for x, y, side in squares:
-        image[y:y + side, x:x + side] = 255
+        image[y : y + side, x : x + side] = 255
     return image
 
 
@@ -190,8 +195,9 @@ def test_the_third_pass_reaches_two_frames_beyond_the_first_and_last_sightings()
 
 
 def test_with_keep_all_the_third_pass_finds_each_face_near_its_own_track():
-    frames = squares_clip([(200, 400, 240), (1300, 400, 240)], [(250, 420, 130), (1350, 420, 130)],
-                          [(200, 400, 240), (1300, 400, 240)])
+    frames = squares_clip(
+        [(200, 400, 240), (1300, 400, 240)], [(250, 420, 130), (1350, 420, 130)], [(200, 400, 240), (1300, 400, 240)]
+    )
     crops = near_extractor(keep="all")(frames)
     gap = [(c.track_id, c.det_pass, round(c.box[0])) for c in crops if c.frame_index == 1]
     assert [(t, p) for t, p, _ in gap] == [(0, "3"), (1, "3")]
@@ -222,27 +228,30 @@ def test_sightings_far_apart_are_searched_near_each_and_only_two_frames_from_the
     a, b = (100, 100, 240), (1500, 700, 240)
     frames = squares_clip([a], *[[(110, 110, 130), (1510, 710, 130)]] * 8, [b])
     crops = near_extractor()(frames)
-    assert [(c.frame_index, c.det_pass) for c in crops] == [
-        (0, "1"), (1, "3"), (2, "3"), (7, "3"), (8, "3"), (9, "1")]
+    assert [(c.frame_index, c.det_pass) for c in crops] == [(0, "1"), (1, "3"), (2, "3"), (7, "3"), (8, "3"), (9, "1")]
     assert [round(c.box[0]) for c in crops] == pytest.approx([100, 110, 110, 1510, 1510, 1500], abs=2)
 
 
 def test_with_keep_all_a_neighbours_face_in_the_window_does_not_end_a_faces_search():
     """In the gap frame the right face (200 px) shows at a smaller enlargement than the left one
     (130 px) and lies inside the left face's window: the left face is still searched for until found."""
-    frames = squares_clip([(200, 400, 240), (560, 400, 240)], [(210, 420, 130), (570, 420, 200)],
-                          [(220, 400, 240), (580, 400, 240)])
+    frames = squares_clip(
+        [(200, 400, 240), (560, 400, 240)], [(210, 420, 130), (570, 420, 200)], [(220, 400, 240), (580, 400, 240)]
+    )
     crops = near_extractor(keep="all")(frames)
     gap = sorted((c.box, c.det_pass) for c in crops if c.frame_index == 1)
     assert [p for _, p in gap] == ["3", "3"]
-    assert [box for box, _ in gap] == [pytest.approx((210, 420, 340, 550), abs=2), pytest.approx((570, 420, 770, 620), abs=2)]
+    assert [box for box, _ in gap] == [
+        pytest.approx((210, 420, 340, 550), abs=2),
+        pytest.approx((570, 420, 770, 620), abs=2),
+    ]
 
 
 def test_a_face_is_expected_between_two_nearby_sightings_or_near_each_far_one():
     a, b = det(100, 100, 100), det(160, 100, 100)  # 0.6 face widths apart
-    (box, radius), = expected_places({4: [a], 6: [b]}, 5)
+    ((box, radius),) = expected_places({4: [a], 6: [b]}, 5)
     assert box == pytest.approx((130, 100, 230, 200)) and radius == pytest.approx(1.3)
-    (box, radius), = expected_places({4: [a], 7: [b]}, 6)
+    ((box, radius),) = expected_places({4: [a], 7: [b]}, 6)
     assert box == pytest.approx((140, 100, 240, 200))  # two thirds of the way
     far = det(1000, 600, 100)  # 10 widths away: searched for near each sighting, a width per frame away
     assert expected_places({4: [a], 6: [far]}, 5) == [(a.box, 1.0), (far.box, 1.0)]
@@ -267,8 +276,9 @@ def small_extractor(small=None, **kwargs):
     """Passes 1 and 2 see a 1080p frame at 640 and 1280 px: a 100 px square is 33 and 67 px there,
     under Squares' 70; the small-face pass sees it in full."""
     small = small or Squares(max_side_px=1920, min_face_px=12)
-    return FaceExtractor(Squares(), size_px=32, second_pass=Squares(max_side_px=1280, min_side_px=1280),
-                         small_face_pass=small, **kwargs)
+    return FaceExtractor(
+        Squares(), size_px=32, second_pass=Squares(max_side_px=1280, min_side_px=1280), small_face_pass=small, **kwargs
+    )
 
 
 def test_the_small_face_pass_finds_a_face_passes_1_and_2_cannot_see_in_frame_pixels():

@@ -20,9 +20,14 @@ def test_spec_matches_timms_own_config(name):
 # from timm): a timm release whose default weights change one of them changes how new runs
 # preprocess, and that must be a choice, made here.
 _INCEPTION, _IMAGENET = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-RECORDED = {"xception": (299, *_INCEPTION), "inception_resnet_v2": (299, *_INCEPTION),
-            "efficientnetv2_s": (300, *_INCEPTION), "efficientnetv2_m": (384, *_INCEPTION),
-            "mobilenetv3_small": (224, *_IMAGENET), "efficientnet_lite0": (224, *_INCEPTION)}
+RECORDED = {
+    "xception": (299, *_INCEPTION),
+    "inception_resnet_v2": (299, *_INCEPTION),
+    "efficientnetv2_s": (300, *_INCEPTION),
+    "efficientnetv2_m": (384, *_INCEPTION),
+    "mobilenetv3_small": (224, *_IMAGENET),
+    "efficientnet_lite0": (224, *_INCEPTION),
+}
 
 
 def test_specs_keep_the_input_size_mean_and_std_runs_recorded():
@@ -54,7 +59,11 @@ def test_every_backbone_gives_two_logits_and_a_spatial_cam_layer(name):
 
 def test_the_paper_backbones_are_its_four():
     assert [BACKBONES[n].paper_name for n in PAPER_BACKBONES] == [
-        "Xception", "InceptionResNetV2", "EfficientNetV2-S", "EfficientNetV2-M"]
+        "Xception",
+        "InceptionResNetV2",
+        "EfficientNetV2-S",
+        "EfficientNetV2-M",
+    ]
 
 
 def test_transform_normalises_with_the_specs_mean_and_std():
@@ -97,7 +106,9 @@ def test_bundled_efficientnet_lite0_weights_load_offline_and_know_imagenet():
     model = create_model("efficientnet_lite0", pretrained=True)  # no network: the weights ship in a package
     scratch = create_model("efficientnet_lite0", pretrained=False)
     assert not torch.equal(model.backbone.conv_stem.weight, scratch.backbone.conv_stem.weight)
-    classifier = load_bundled_weights("efficientnet_lite0", timm.create_model("tf_efficientnet_lite0", num_classes=1000))
+    classifier = load_bundled_weights(
+        "efficientnet_lite0", timm.create_model("tf_efficientnet_lite0", num_classes=1000)
+    )
     assert torch.equal(classifier.conv_stem.weight, model.backbone.conv_stem.weight)
     hopper = cv2.resize(load_portraits()["hopper"], (224, 224), interpolation=cv2.INTER_AREA)
     x = build_transform(get_spec("efficientnet_lite0"))(hopper)[None]

@@ -38,8 +38,12 @@ class Ran:
 
     @property
     def one_line_error(self) -> bool:
-        return (self.code == 1 and self.err.startswith("error: ") and len(self.err.strip().splitlines()) == 1
-                and "Traceback" not in self.err)
+        return (
+            self.code == 1
+            and self.err.startswith("error: ")
+            and len(self.err.strip().splitlines()) == 1
+            and "Traceback" not in self.err
+        )
 
 
 @pytest.fixture
@@ -90,13 +94,15 @@ def clip(demo_clips):
 
 # --- 1-4, 9, 10: settings and paths refused in one line, before any judging ------------------
 
+
 def test_01_a_file_name_too_long_is_one_line(cli, run_dir, no_judging):
     ran = cli("predict", "x" * 300 + ".mp4", "--model", run_dir)
     assert ran.one_line_error and "File name too long" in ran.err, ran.err
 
 
-def test_02_an_explain_folder_that_cannot_be_written_is_refused_before_judging(cli, run_dir, clip, tmp_path,
-                                                                               no_judging):
+def test_02_an_explain_folder_that_cannot_be_written_is_refused_before_judging(
+    cli, run_dir, clip, tmp_path, no_judging
+):
     (tmp_path / "a_file").write_text("")
     ran = cli("predict", clip, "--model", run_dir, "--explain", tmp_path / "a_file" / "why")
     assert ran.one_line_error and "--explain" in ran.err and "lies under a file" in ran.err, ran.err
@@ -116,8 +122,7 @@ def test_04_an_unknown_device_is_one_line(cli, run_dir, clip, no_judging):
 
 
 @pytest.mark.parametrize("value", ["-1", "0"])
-def test_09_10_a_frame_count_below_one_is_a_setting_error_not_a_silent_default(cli, run_dir, clip, value,
-                                                                              no_judging):
+def test_09_10_a_frame_count_below_one_is_a_setting_error_not_a_silent_default(cli, run_dir, clip, value, no_judging):
     ran = cli("predict", clip, "--model", run_dir, "--num-frames", value)
     assert ran.one_line_error and f"--num-frames must be a whole number of at least 1, not {value}" in ran.err, ran.err
 
@@ -133,6 +138,7 @@ def test_09_10_the_library_refuses_them_too(run_dir, clip):
 
 
 # --- 5-7: serve and export ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("port", ["70000", "-5"])
 def test_05_an_impossible_port_is_one_line_before_the_model_loads(cli, tmp_path, port):
@@ -165,6 +171,7 @@ def test_07_an_export_that_cannot_be_written_is_refused_before_the_export(cli, r
 
 
 # --- 8, 15: folders --------------------------------------------------------------------------
+
 
 def test_08_csv_is_quoted_by_the_csv_module(cli, run_dir, clip, tmp_path):
     folder = tmp_path / "in"
@@ -222,6 +229,7 @@ def test_15_prepare_takes_them_too_and_lists_what_it_left_out(clip, tmp_path):
 
 # --- 11: Ctrl-C --------------------------------------------------------------------------------
 
+
 def test_11_ctrl_c_during_predict_says_what_was_kept(cli, run_dir, clip, tmp_path, monkeypatch):
     from unmask.predict.detector import Detector
 
@@ -247,6 +255,7 @@ def test_11_ctrl_c_during_predict_says_what_was_kept(cli, run_dir, clip, tmp_pat
 
 # --- 16: a clip that decodes in part ------------------------------------------------------------
 
+
 def test_16_a_clip_cut_short_is_judged_with_a_note(cli, run_dir, clip, tmp_path):
     whole = write_video(tmp_path / "long.mkv", _frames(clip) * 10, fps=8, codec="mpeg4")  # 10 s
     data = whole.read_bytes()
@@ -265,6 +274,7 @@ def test_16_a_clip_cut_short_is_judged_with_a_note(cli, run_dir, clip, tmp_path)
 
 
 # --- 14, 17: uploads --------------------------------------------------------------------------
+
 
 def _png_1bit(width: int, height: int) -> bytes:
     """A black one-bit PNG: a few tens of KB on disk, ``width x height`` pixels when decoded."""
@@ -286,8 +296,9 @@ def client(run_dir, tmp_path_factory):
     from unmask import Detector
     from unmask.serve import ServeSettings, create_app
 
-    app = create_app(Detector.load(run_dir, device="cpu"),
-                     ServeSettings(upload_root=tmp_path_factory.mktemp("uploads"), heatmaps=0))
+    app = create_app(
+        Detector.load(run_dir, device="cpu"), ServeSettings(upload_root=tmp_path_factory.mktemp("uploads"), heatmaps=0)
+    )
     with TestClient(app) as http:
         http.app_state = app.state
         yield http
@@ -310,6 +321,7 @@ def test_17_a_picture_too_large_by_its_header_is_413_not_damaged(client):
 
 # --- 18: the exit codes, in --help and the docs -----------------------------------------------
 
+
 def _codes(sentence: str) -> list[str]:
     return re.findall(r"(?:: |, )(\d+) ", sentence)
 
@@ -319,9 +331,10 @@ def _docs_exit_codes(command: str) -> list[str]:
     return _codes(text.split("Exit status", 1)[1].split(".", 1)[0])
 
 
-@pytest.mark.parametrize("command, expected", [("predict", ["0", "1", "2", "3", "130"]),
-                                               ("serve", ["1", "2", "130"]),
-                                               ("export", ["0", "1", "2", "130"])])
+@pytest.mark.parametrize(
+    "command, expected",
+    [("predict", ["0", "1", "2", "3", "130"]), ("serve", ["1", "2", "130"]), ("export", ["0", "1", "2", "130"])],
+)
 def test_18_help_and_docs_agree_on_every_exit_code(cli, command, expected):
     ran = cli(command, "--help")
     assert ran.code == 0

@@ -57,18 +57,25 @@ def test_a_folder_with_a_bad_file_goes_on_and_exits_3(small_run, demo_clips, tmp
     assert [json.loads(line)["frames_with_face"] for line in result.stdout.splitlines()] == [8, 8]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["nowhere.mp4"], "error: No such file or folder: nowhere.mp4"),
-    (["nothing"], "error: No video or image in nothing"),
-    (["x.mp4", "--format", "xml"], "error: --format must be one of text, table, csv, jsonl, parquet, not 'xml'"),
-    (["x.mp4", "--methods", "gradcan"], "error: Unknown explanation method 'gradcan'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["nowhere.mp4"], "error: No such file or folder: nowhere.mp4"),
+        (["nothing"], "error: No video or image in nothing"),
+        (["x.mp4", "--format", "xml"], "error: --format must be one of text, table, csv, jsonl, parquet, not 'xml'"),
+        (["x.mp4", "--methods", "gradcan"], "error: Unknown explanation method 'gradcan'"),
+    ],
+)
 def test_usage_errors_are_one_line_and_exit_1(args, message, small_run, tmp_path):
     (tmp_path / "x.mp4").write_bytes(b"")
     (tmp_path / "nothing").mkdir()
-    result = subprocess.run([sys.executable, "-m", "unmask", "predict", *args, "--model",
-                             str(small_run[0].run_dir)], capture_output=True, text=True, cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(SRC)})
+    result = subprocess.run(
+        [sys.executable, "-m", "unmask", "predict", *args, "--model", str(small_run[0].run_dir)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(SRC)},
+    )
     assert result.returncode == 1
     assert result.stderr.startswith(message), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -77,8 +84,21 @@ def test_usage_errors_are_one_line_and_exit_1(args, message, small_run, tmp_path
 def test_explain_and_overlay_outputs(small_run, demo_clips, tmp_path):
     clip = demo_clips / "fake" / "fake_astronaut_00.mp4"
     why, boxed = tmp_path / "why", tmp_path / "boxed.mp4"
-    result = unmask("predict", clip, "--model", small_run[0].run_dir, "--explain", why, "--methods",
-                    "gradcam,layercam", "--max-faces", "2", "--overlay", boxed, "--json")
+    result = unmask(
+        "predict",
+        clip,
+        "--model",
+        small_run[0].run_dir,
+        "--explain",
+        why,
+        "--methods",
+        "gradcam,layercam",
+        "--max-faces",
+        "2",
+        "--overlay",
+        boxed,
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     prediction = json.loads(result.stdout)  # stdout holds the JSON alone
     assert f"overlay: {boxed}" in result.stderr

@@ -37,10 +37,19 @@ def check_consistent(p: Prediction, record=None):
     assert p.timings["total"] >= sum(v for k, v in p.timings.items() if k != "total") - 1e-3
     for t in p.tracks:
         mine = [s for s in p.timeline if s.track_id == t.track_id]
-        again = decide_track([s.p_fake for s in mine], threshold=p.threshold, frames_sampled=p.frames_sampled,
-                             record=record, prior_fake=p.model["prior_fake"])
-        assert (t.verdict, t.p_fake, t.first_s, t.last_s) == (again.verdict, pytest.approx(again.p_fake),
-                                                              mine[0].time_s, mine[-1].time_s)
+        again = decide_track(
+            [s.p_fake for s in mine],
+            threshold=p.threshold,
+            frames_sampled=p.frames_sampled,
+            record=record,
+            prior_fake=p.model["prior_fake"],
+        )
+        assert (t.verdict, t.p_fake, t.first_s, t.last_s) == (
+            again.verdict,
+            pytest.approx(again.p_fake),
+            mine[0].time_s,
+            mine[-1].time_s,
+        )
     if p.tracks:
         counted = [t for t in p.tracks if t.n_faces >= min_faces(p.frames_sampled)]
         assert (p.verdict == "fake") == any(t.verdict == "fake" for t in counted)
@@ -100,9 +109,15 @@ def _broken_inputs(tmp, fake_clip):
     rng = np.random.default_rng(0)
     write_video(tmp / "noise.mp4", [rng.integers(0, 256, (240, 320, 3), dtype=np.uint8) for _ in range(6)])
     write_video(tmp / "plain.avi", [np.full((240, 320, 3), 90, np.uint8)] * 6)
-    return {"empty.mp4": "unreadable", "notes.mp4": "unreadable", "truncated.mp4": "unreadable",
-            "broken.png": "unreadable", "noise.mp4": "no_face", "plain.avi": "no_face",
-            "missing.mp4": "unreadable"}
+    return {
+        "empty.mp4": "unreadable",
+        "notes.mp4": "unreadable",
+        "truncated.mp4": "unreadable",
+        "broken.png": "unreadable",
+        "noise.mp4": "no_face",
+        "plain.avi": "no_face",
+        "missing.mp4": "unreadable",
+    }
 
 
 def test_bad_inputs_are_inconclusive_with_a_reason_never_an_error(detector, fake_clip, tmp_path):
@@ -146,8 +161,7 @@ def stand_in_scores(references: dict[str, np.ndarray], scores: dict[str, float])
 
     def score_crops(images) -> np.ndarray:
         means = [image.reshape(-1, 3).mean(0) for image in images]
-        return np.array([scores[min(references, key=lambda name: np.abs(m - references[name]).sum())]
-                         for m in means])
+        return np.array([scores[min(references, key=lambda name: np.abs(m - references[name]).sum())] for m in means])
 
     return score_crops
 
@@ -160,12 +174,17 @@ def test_two_people_get_a_verdict_each_and_the_clip_is_fake_if_either_is(small_r
     write_video(tmp_path / "hopper.mp4", [hopper] * 8, fps=8, codec="mpeg4")
     write_video(tmp_path / "astronaut.mp4", [astronaut] * 8, fps=8, codec="mpeg4")
     model, record = load_classifier(small_run[0].run_dir)
-    record = record.replace(prepare={**record.prepare, "keep": "all"},
-                            video_calibration={"mean": {"identity": True, "prior_fake": 0.5}})  # p_fake: the mean
+    record = record.replace(
+        prepare={**record.prepare, "keep": "all"}, video_calibration={"mean": {"identity": True, "prior_fake": 0.5}}
+    )  # p_fake: the mean
     detector = Detector(model, record, device="cpu")
-    references = {name: np.mean([f.reshape(-1, 3).mean(0)
-                                 for f in detector.predict(tmp_path / f"{name}.mp4", keep_faces=True).faces], axis=0)
-                  for name in ("hopper", "astronaut")}
+    references = {
+        name: np.mean(
+            [f.reshape(-1, 3).mean(0) for f in detector.predict(tmp_path / f"{name}.mp4", keep_faces=True).faces],
+            axis=0,
+        )
+        for name in ("hopper", "astronaut")
+    }
     threshold = record.threshold
 
     def judge(hopper_p: float, astronaut_p: float):
@@ -212,8 +231,9 @@ def test_explain_of_a_video_goes_through_the_detector(small_run, detector, fake_
 
     explanations = explain(small_run[0].run_dir, fake_clip, tmp_path, methods=["gradcam"], max_faces=3)
     p = detector.predict(fake_clip)
-    assert [(e.frame_index, e.p_fake) for e in explanations] == [(s.frame_index, pytest.approx(s.p_fake))
-                                                                 for s in p.most_suspicious(3)]
+    assert [(e.frame_index, e.p_fake) for e in explanations] == [
+        (s.frame_index, pytest.approx(s.p_fake)) for s in p.most_suspicious(3)
+    ]
 
 
 def test_an_image_is_judged_and_a_bad_device_is_one_line(detector, demo_clips, tmp_path):
@@ -266,8 +286,11 @@ def test_a_checkpoint_written_before_the_record_loads_and_judges(small_run, fake
     meta = read_metadata(small_run[0].run_dir)
     left_out = ("costs", "calibration", "video_calibration", "class_names", "format")
     old = {k: v for k, v in meta.items() if k not in left_out}
-    old["config"] = {**{k: v for k, v in meta["config"].items() if k != "size"}, "size_px": meta["config"]["size"],
-                     "costs": {"missed_fake": 3.0, "false_alarm": 1.0}}
+    old["config"] = {
+        **{k: v for k, v in meta["config"].items() if k != "size"},
+        "size_px": meta["config"]["size"],
+        "costs": {"missed_fake": 3.0, "false_alarm": 1.0},
+    }
     old["data"] = {k: v for k, v in meta["data"].items() if k != "prepare"}
     old["threshold"] = 0.5
     save_checkpoint(tmp_path / "old" / "model.safetensors", load_tensors(small_run[0].run_dir), old)

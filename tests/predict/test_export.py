@@ -87,10 +87,20 @@ def test_export_errors_are_one_line(small_run, tmp_path):
 def test_export_command(small_run, tmp_path):
     unmask = Path(sys.executable).with_name("unmask")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    done = subprocess.run([str(unmask), "export", str(small_run[0].run_dir), "--out", str(tmp_path / "d.onnx")],
-                          capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [str(unmask), "export", str(small_run[0].run_dir), "--out", str(tmp_path / "d.onnx")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "d.onnx").is_file() and "written:" in done.stdout
-    bad = subprocess.run([str(unmask), "export", str(small_run[0].run_dir), "--out", str(tmp_path / "d"),
-                          "--format", "tflite"], capture_output=True, text=True, env=env, timeout=300)
+    bad = subprocess.run(
+        [str(unmask), "export", str(small_run[0].run_dir), "--out", str(tmp_path / "d"), "--format", "tflite"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "tflite" in bad.stderr

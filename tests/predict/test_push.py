@@ -72,8 +72,13 @@ def test_push_uploads_the_staged_folder_and_says_where(small_run, monkeypatch):
     url = push_run(small_run[0].run_dir, "hf://my-lab/tiny", token="hf_test", private=True, api=api)
     assert url.endswith(f"my-lab/tiny/commit/{COMMIT}")
     (create, repo, options), (upload, repo2, names) = api.calls
-    assert (create, repo, options["private"], upload, repo2) == ("create_repo", "my-lab/tiny", True, "upload_folder",
-                                                                 "my-lab/tiny")
+    assert (create, repo, options["private"], upload, repo2) == (
+        "create_repo",
+        "my-lab/tiny",
+        True,
+        "upload_folder",
+        "my-lab/tiny",
+    )
     assert {"model.safetensors", "README.md", "record.json"} <= set(names)
 
 

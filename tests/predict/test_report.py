@@ -39,11 +39,23 @@ def judged(judge, clip):
 def test_metrics(tmp_path_factory):
     """An ``unmask evaluate`` result (the figures a report quotes), as metrics.json."""
     folder = tmp_path_factory.mktemp("eval")
-    (folder / "metrics.json").write_text(json.dumps({
-        "dataset": "ffpp", "split": "test", "protocol": "video", "aggregation": "mean",
-        "video": {"n": 140, "scores": {"auc": 0.912}, "ci95": {"auc": [0.861, 0.955]},
-                  "calibrated_cost": {"accuracy": 0.85}},
-        "frame": {"n": 4480, "scores": {"auc": 0.874}}}))
+    (folder / "metrics.json").write_text(
+        json.dumps(
+            {
+                "dataset": "ffpp",
+                "split": "test",
+                "protocol": "video",
+                "aggregation": "mean",
+                "video": {
+                    "n": 140,
+                    "scores": {"auc": 0.912},
+                    "ci95": {"auc": [0.861, 0.955]},
+                    "calibrated_cost": {"accuracy": 0.85},
+                },
+                "frame": {"n": 4480, "scores": {"auc": 0.874}},
+            }
+        )
+    )
     return folder
 
 
@@ -65,8 +77,10 @@ def test_the_report_opens_in_chromium_with_every_part(judge, judged, clip, test_
         label = page.text_content("#verdict-label").strip()
         file_text = page.text_content("#file")
         images = page.evaluate("Array.from(document.images).map(i => [i.className, i.complete, i.naturalWidth])")
-        rows = page.evaluate("Array.from(document.querySelectorAll('#regions-table tr')).slice(1)"
-                             ".map(r => [r.className, r.querySelector('.share').textContent])")
+        rows = page.evaluate(
+            "Array.from(document.querySelectorAll('#regions-table tr')).slice(1)"
+            ".map(r => [r.className, r.querySelector('.share').textContent])"
+        )
         card = page.text_content("#model-card")
         points = page.locator("#timeline circle.point").count()
         page.emulate_media(media="print")
@@ -157,6 +171,7 @@ def test_region_evidence_follows_the_landmarks_into_each_heatmap(judge, judged, 
                     heat += np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / 2.0).astype(np.float32)
                 maps.append(heat)
             return None, {m: (np.stack(maps), np.zeros(len(crops), np.float32)) for m in methods}
+
         return explain_crops
 
     for where, region in (([[3, 4]], "mouth"), ([[0], [1]], "eyes")):

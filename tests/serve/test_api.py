@@ -15,9 +15,26 @@ from fastapi.testclient import TestClient
 from unmask.serve import ServeSettings, create_app
 
 API = "/api/v1"
-RESULT_FIELDS = {"input", "kind", "verdict", "p_fake", "threshold", "costs", "reason", "reason_code", "tracks",
-                 "timeline", "frames_sampled", "frames_with_face", "duration_s", "decoded_s", "note", "timings",
-                 "model", "regions"}
+RESULT_FIELDS = {
+    "input",
+    "kind",
+    "verdict",
+    "p_fake",
+    "threshold",
+    "costs",
+    "reason",
+    "reason_code",
+    "tracks",
+    "timeline",
+    "frames_sampled",
+    "frames_with_face",
+    "duration_s",
+    "decoded_s",
+    "note",
+    "timings",
+    "model",
+    "regions",
+}
 
 
 class Gated:
@@ -70,7 +87,9 @@ def test_a_good_clip_gets_the_libraries_verdict_with_heatmaps(judge, good_clip, 
         assert result["verdict"] in ("fake", "real") or result["reason_code"] == "too_close"
         assert result["threshold"] == pytest.approx(judge.threshold)
         assert result["input"] == "my clip.mp4" and result["frames_with_face"] == expected["frames_with_face"] > 0
-        assert len(result["timeline"]) == len(expected["timeline"]) and all(len(s["box"]) == 4 for s in result["timeline"])
+        assert len(result["timeline"]) == len(expected["timeline"]) and all(
+            len(s["box"]) == 4 for s in result["timeline"]
+        )
         assert str(tmp_path) not in json.dumps(job), "the server's paths must stay on the server"
 
         assert len(job["heatmaps"]) == 2 and {h["method"] for h in job["heatmaps"]} == {"gradcam"}
@@ -86,12 +105,15 @@ def test_a_good_clip_gets_the_libraries_verdict_with_heatmaps(judge, good_clip, 
     assert not folder.exists(), "shutdown removes the private folder"
 
 
-@pytest.mark.parametrize("name, status, message", [
-    ("notes.txt", 415, "notes.txt is not a readable video: not a video format"),
-    ("tone.wav", 415, "tone.wav has no video stream"),
-    ("empty.mp4", 400, "empty.mp4 is empty"),
-    ("cut.mp4", 400, "cut.mp4 is not a readable video: damaged or cut short"),
-])
+@pytest.mark.parametrize(
+    "name, status, message",
+    [
+        ("notes.txt", 415, "notes.txt is not a readable video: not a video format"),
+        ("tone.wav", 415, "tone.wav has no video stream"),
+        ("empty.mp4", 400, "empty.mp4 is empty"),
+        ("cut.mp4", 400, "cut.mp4 is not a readable video: damaged or cut short"),
+    ],
+)
 def test_bad_uploads_get_a_clear_status(judge, bad_files, tmp_path, name, status, message):
     app = create_app(judge, ServeSettings(upload_root=tmp_path))
     with TestClient(app) as client:
@@ -123,7 +145,9 @@ def test_size_limit_is_enforced_with_or_without_a_declared_length(judge, good_cl
             for _ in range(4):
                 yield b"\x00" * limit
 
-        streamed = client.post(f"{API}/jobs", content=body(), headers={"content-type": "multipart/form-data; boundary=B"})
+        streamed = client.post(
+            f"{API}/jobs", content=body(), headers={"content-type": "multipart/form-data; boundary=B"}
+        )
         assert streamed.status_code == 413, streamed.text
         assert list(app.state.manager.folder.iterdir()) == []
         assert _post(client, good_clip).status_code == 202  # a small one still goes in
@@ -132,7 +156,9 @@ def test_size_limit_is_enforced_with_or_without_a_declared_length(judge, good_cl
 def test_too_long_or_too_big_videos_get_413(judge, good_clip, tmp_path):
     with TestClient(create_app(judge, ServeSettings(upload_root=tmp_path, max_duration_s=0.5))) as client:
         response = _post(client, good_clip)
-        assert response.status_code == 413 and re.search(r"lasts 1 s, longer than this server's limit", response.json()["detail"])
+        assert response.status_code == 413 and re.search(
+            r"lasts 1 s, longer than this server's limit", response.json()["detail"]
+        )
     with TestClient(create_app(judge, ServeSettings(upload_root=tmp_path, max_side_px=100))) as client:
         response = _post(client, good_clip)
         assert response.status_code == 413 and "320x240" in response.json()["detail"]
@@ -209,8 +235,15 @@ def test_results_expire_after_their_ttl(judge, good_clip, tmp_path):
 def test_health_docs_and_page(judge, tmp_path):
     with TestClient(create_app(judge, ServeSettings(upload_root=tmp_path, workers=1, queue_size=3))) as client:
         health = client.get(f"{API}/health").json()
-        assert health == {"status": "ok", "version": __import__("unmask").__version__, "model": "mobilenetv3_small",
-                          "queued": 0, "running": 0, "workers": 1, "queue_size": 3}
+        assert health == {
+            "status": "ok",
+            "version": __import__("unmask").__version__,
+            "model": "mobilenetv3_small",
+            "queued": 0,
+            "running": 0,
+            "workers": 1,
+            "queue_size": 3,
+        }
         schema = client.get("/openapi.json").json()
         assert {f"{API}/jobs", f"{API}/jobs/{{job_id}}", f"{API}/health"} <= set(schema["paths"])
         assert "multipart/form-data" in schema["paths"][f"{API}/jobs"]["post"]["requestBody"]["content"]

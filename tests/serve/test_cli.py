@@ -40,8 +40,13 @@ def test_serve_answers_on_loopback_and_cleans_up_on_sigterm(small_run, good_clip
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, TMPDIR=str(tmp_path))  # where the server makes its private upload folder
-    server = subprocess.Popen(_serve("--model", small_run[0].run_dir, "--port", port, "--heatmaps", "1"),
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        _serve("--model", small_run[0].run_dir, "--port", port, "--heatmaps", "1"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         for _ in range(1200):
@@ -72,11 +77,19 @@ def test_port_0_says_the_port_it_got_and_ctrl_c_stops_with_130(small_run, tmp_pa
     import httpx2 as httpx
 
     env = dict(os.environ, TMPDIR=str(tmp_path), PYTHONUNBUFFERED="1")
-    server = subprocess.Popen(_serve("--model", small_run[0].run_dir, "--port", 0), env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        _serve("--model", small_run[0].run_dir, "--port", 0),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = server.stdout.readline()  # printed once the port is held and the model loaded
-        assert line.startswith(f"unmask serving {small_run[0].run_dir} on http://127.0.0.1:"), (line, server.stderr.read())
+        assert line.startswith(f"unmask serving {small_run[0].run_dir} on http://127.0.0.1:"), (
+            line,
+            server.stderr.read(),
+        )
         port = int(line.split("http://127.0.0.1:", 1)[1].split()[0])
         for _ in range(600):
             try:
@@ -99,8 +112,11 @@ def test_a_port_in_use_is_one_line_and_nothing_is_said_to_be_served(tmp_path):
         taken.listen()
         port = taken.getsockname()[1]
         # the port is taken before the model loads: a missing run is not even looked at
-        result = subprocess.run(_serve("--model", tmp_path / "no-run", "--port", port), capture_output=True,
-                                text=True, timeout=120)
+        result = subprocess.run(
+            _serve("--model", tmp_path / "no-run", "--port", port), capture_output=True, text=True, timeout=120
+        )
     assert result.returncode == 1 and result.stdout == "", result.stdout
-    assert result.stderr == (f"error: Cannot listen on 127.0.0.1:{port} (Address already in use); another program "
-                             "listens there; choose another --port (0: any free one)\n")
+    assert result.stderr == (
+        f"error: Cannot listen on 127.0.0.1:{port} (Address already in use); another program "
+        "listens there; choose another --port (0: any free one)\n"
+    )

@@ -9,8 +9,13 @@ from unmask.serve import ServeSettings, create_app
 
 from tests.serve.conftest import live_server
 
-ALLOWED = {"good": {202, 429}, "notes.txt": {415, 429}, "empty.mp4": {400, 429}, "cut.mp4": {400, 429},
-           "big": {413, 429}}
+ALLOWED = {
+    "good": {202, 429},
+    "notes.txt": {415, 429},
+    "empty.mp4": {400, 429},
+    "cut.mp4": {400, 429},
+    "big": {413, 429},
+}
 
 
 def test_twenty_concurrent_mixed_uploads_each_get_a_proper_answer(judge, good_clip, bad_files, tmp_path):
@@ -25,10 +30,12 @@ def test_twenty_concurrent_mixed_uploads_each_get_a_proper_answer(judge, good_cl
     expected = judge.predict(good_clip).verdict
     answers: list[tuple] = [None] * len(kinds)
     start = threading.Barrier(len(kinds))
-    app = create_app(judge, ServeSettings(upload_root=tmp_path, max_upload_mb=limit / 2**20, workers=1, queue_size=3,
-                                          heatmaps=1))
+    app = create_app(
+        judge, ServeSettings(upload_root=tmp_path, max_upload_mb=limit / 2**20, workers=1, queue_size=3, heatmaps=1)
+    )
 
     with live_server(app) as url:
+
         def client(i: int, kind: str) -> None:
             with httpx.Client(base_url=url, timeout=180) as http:
                 start.wait()
@@ -36,8 +43,7 @@ def test_twenty_concurrent_mixed_uploads_each_get_a_proper_answer(judge, good_cl
                 final = None
                 if response.status_code == 202:
                     final = http.get(response.json()["links"]["self"], params={"wait": 150}).json()
-                answers[i] = (kind, response.status_code, response.headers.get("retry-after"),
-                              response.json(), final)
+                answers[i] = (kind, response.status_code, response.headers.get("retry-after"), response.json(), final)
 
         threads = [threading.Thread(target=client, args=(i, kind)) for i, kind in enumerate(kinds)]
         for t in threads:
@@ -47,11 +53,15 @@ def test_twenty_concurrent_mixed_uploads_each_get_a_proper_answer(judge, good_cl
         with httpx.Client(base_url=url, timeout=60) as http:
             # The storm may have met a full queue for every bad file (429, before any probing):
             # after it, each bad kind once more, one at a time, gets its own refusal.
-            afterwards = {kind: http.post("/api/v1/jobs", files={"file": (f"{kind}-after.mp4", files[kind])}).status_code
-                          for kind in ("notes.txt", "empty.mp4", "cut.mp4", "big")}
+            afterwards = {
+                kind: http.post("/api/v1/jobs", files={"file": (f"{kind}-after.mp4", files[kind])}).status_code
+                for kind in ("notes.txt", "empty.mp4", "cut.mp4", "big")
+            }
             # ... and a good clip, alone, is judged (in the storm every good one may have met a full queue)
             job = http.post("/api/v1/jobs", files={"file": ("good-after.mp4", files["good"])})
-            after_good = http.get(job.json()["links"]["self"], params={"wait": 150}).json() if job.status_code == 202 else job
+            after_good = (
+                http.get(job.json()["links"]["self"], params={"wait": 150}).json() if job.status_code == 202 else job
+            )
             health = http.get("/api/v1/health")
         leftovers = list(app.state.manager.folder.iterdir())
 
@@ -87,8 +97,9 @@ def test_an_oversized_upload_is_cut_off_while_it_streams(judge, tmp_path):
     app = create_app(judge, ServeSettings(upload_root=tmp_path, max_upload_mb=limit / 2**20))
     with live_server(app) as url, httpx.Client(base_url=url, timeout=120) as http:
         try:
-            response = http.post("/api/v1/jobs", content=body(),
-                                 headers={"content-type": "multipart/form-data; boundary=B"})
+            response = http.post(
+                "/api/v1/jobs", content=body(), headers={"content-type": "multipart/form-data; boundary=B"}
+            )
         except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
             # The server answered 413 and closed while this client was still sending: on a busy
             # machine the client may see the close before it reads the answer. Either way the

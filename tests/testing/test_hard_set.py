@@ -57,8 +57,9 @@ def test_the_faces_found_in_the_dark_are_where_the_face_is(hard_clips, results):
 
 def test_the_dark_small_clips_need_the_later_passes(hard_clips, results):
     """The clips are hard: one pass alone misses many frames, and passes 1 and 2 alone too few."""
-    first_only = make_extractor(replace(DEFAULT, second_pass=False, near_pass=False, small_face_pass=False,
-                                        bridge_max_gap=0))
+    first_only = make_extractor(
+        replace(DEFAULT, second_pass=False, near_pass=False, small_face_pass=False, bridge_max_gap=0)
+    )
     crops, _ = crops_of(first_only, next(c.path for c in hard_clips if c.condition == "small_dark"))
     assert len(frames_with_a_face(crops)) < 29 and {c.det_pass for c in crops} == {"1"}
     no_third = make_extractor(replace(DEFAULT, near_pass=False, small_face_pass=False))
@@ -90,7 +91,7 @@ def tiny_dark_frames(tmp_path_factory, ffpp_samples):
     from unmask.testing.hard_set import clip_frames
 
     source = partial(clip_frames, ffpp_samples / "original_sequences/youtube/c23/videos/519.mp4")
-    clip, = make_hard_set(tmp_path_factory.mktemp("tiny"), {"src": source}, conditions=("tiny_dark",), noface=())
+    (clip,) = make_hard_set(tmp_path_factory.mktemp("tiny"), {"src": source}, conditions=("tiny_dark",), noface=())
     return sample_frames(clip.path, FrameSampler("uniform", 6))
 
 

@@ -3,8 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from unmask.training.augment import (BatchAugment, _gaussian_kernels, colour_matrices, gaussian_blur, jpeg_compress,
-                                     jpeg_tables)
+from unmask.training.augment import (
+    BatchAugment,
+    _gaussian_kernels,
+    colour_matrices,
+    gaussian_blur,
+    jpeg_compress,
+    jpeg_tables,
+)
 
 
 def _portrait(size=128) -> np.ndarray:
@@ -53,7 +59,9 @@ def test_colour_maps():
     assert torch.allclose(m @ grey, grey.expand(2, 3), atol=1e-3)  # grey stays grey under saturation and hue
     red = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
     assert torch.allclose(m[0] @ red, torch.full((3,), 0.2989, dtype=torch.float64), atol=1e-3)  # saturation 0
-    assert torch.allclose(colour_matrices(torch.tensor([1.2]), one[:1], one[:1], zero[:1]), 1.2 * torch.eye(3, dtype=torch.float64))
+    assert torch.allclose(
+        colour_matrices(torch.tensor([1.2]), one[:1], one[:1], zero[:1]), 1.2 * torch.eye(3, dtype=torch.float64)
+    )
 
 
 def test_blur_keeps_flat_images_and_mass():

@@ -40,8 +40,9 @@ def test_cached_batches_equal_reading_the_pngs_bit_for_bit(data, name, size):
     # Training's whole data path, cache or PNGs, gives the same normalised batches.
     device = torch.device("cpu")
     cached = DeviceBatches(batch_loader(CachedCropDataset(pick, cache), batch_size=8), device, build_normalise(spec))
-    decoded = DeviceBatches(batch_loader(CropDataset(pick, data, build_resize(spec, size)), batch_size=8), device,
-                            build_normalise(spec))
+    decoded = DeviceBatches(
+        batch_loader(CropDataset(pick, data, build_resize(spec, size)), batch_size=8), device, build_normalise(spec)
+    )
     for (a, ya, ia), (b, yb, ib) in zip(cached, decoded, strict=True):
         assert torch.equal(a, b) and torch.equal(ya, yb) and torch.equal(ia, ib)
 
@@ -107,7 +108,8 @@ def test_two_runs_sharing_a_folder_build_the_cache_once(data):
     assert sorted(r.built_s > 0 for r in results) == [False, False, True]  # one built, two waited and reused
     assert all(np.array_equal(r.images, results[0].images) for r in results)
     assert sorted(p.name for p in (data / "cache").iterdir() if not p.name.endswith(".lock")) == sorted(
-        [results[0].path.name, results[0].path.with_suffix(".json").name])  # no temporary files left
+        [results[0].path.name, results[0].path.with_suffix(".json").name]
+    )  # no temporary files left
 
 
 def test_a_full_disk_is_said_before_building(data, monkeypatch):

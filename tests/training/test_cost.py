@@ -32,7 +32,7 @@ def test_effective_number_weights_favour_the_rare_class_and_sum_to_two():
     weights = compute_class_weights([0] * 100 + [1] * 1000, "effective", beta=0.999)
     assert weights[0] > weights[1] and weights.sum() == pytest.approx(2.0)
     beta, n = 0.999, np.array([100, 1000])
-    expected = (1 - beta) / (1 - beta ** n)
+    expected = (1 - beta) / (1 - beta**n)
     np.testing.assert_allclose(weights, expected / expected.sum() * 2)
     assert compute_class_weights([0, 1, 1], "none").tolist() == [1.0, 1.0]
 
@@ -60,7 +60,8 @@ def test_focal_loss_with_gamma_zero_is_weighted_cross_entropy_and_down_weights_e
     logits, target = torch.randn(64, 2), torch.randint(0, 2, (64,))
     weight = torch.tensor([2.0, 0.5])
     assert FocalLoss(weight, gamma=0.0)(logits, target).item() == pytest.approx(
-        F.cross_entropy(logits, target, weight=weight).item(), rel=1e-5)
+        F.cross_entropy(logits, target, weight=weight).item(), rel=1e-5
+    )
     easy = torch.tensor([[-4.0, 4.0]])
     assert FocalLoss(gamma=2.0)(easy, torch.tensor([1])) < F.cross_entropy(easy, torch.tensor([1])) / 100
     assert isinstance(create_loss("ce", weight), torch.nn.CrossEntropyLoss)
@@ -168,8 +169,16 @@ def _video_frames(rng, n_videos, frames=8):
         label = v % 2
         centre = rng.normal(0.6 if label else 0.4, 0.12)  # videos overlap: the truth is uncertain
         for f in range(frames):
-            rows.append({"video_id": f"v{v}", "label": label, "method": "x", "frame_index": f, "track_id": 0,
-                         "p_fake": float(np.clip(centre + rng.normal(0, 0.02), 0.01, 0.99))})
+            rows.append(
+                {
+                    "video_id": f"v{v}",
+                    "label": label,
+                    "method": "x",
+                    "frame_index": f,
+                    "track_id": 0,
+                    "p_fake": float(np.clip(centre + rng.normal(0, 0.02), 0.01, 0.99)),
+                }
+            )
     import pandas as pd
 
     return pd.DataFrame(rows)
@@ -182,8 +191,14 @@ def test_video_calibration_is_fitted_on_validation_videos_and_used_by_the_one_vi
     assert set(video_cal) == {"mean", "median", "confident", "track"}
     mean = video_cal["mean"]
     assert not mean["identity"] and mean["health"]["n"] == 400 and mean["prior_fake"] == 0.5
-    meta = _record(temperature=1.0, bias=0.0, calibration={"prior_fake": 0.5}, video_calibration=video_cal,
-                   costs={"missed_fake": 3.0, "false_alarm": 1.0}, threshold=0.25)
+    meta = _record(
+        temperature=1.0,
+        bias=0.0,
+        calibration={"prior_fake": 0.5},
+        video_calibration=video_cal,
+        costs={"missed_fake": 3.0, "false_alarm": 1.0},
+        threshold=0.25,
+    )
     test = _video_frames(rng, 400)
     scores = test.groupby("video_id")["p_fake"].mean()
     labels = test.groupby("video_id")["label"].first()
@@ -199,7 +214,9 @@ def test_video_calibration_is_fitted_on_validation_videos_and_used_by_the_one_vi
     assert decision_threshold(meta) == pytest.approx(0.25)
 
 
-def test_too_few_validation_videos_fall_back_to_the_aggregated_frame_score_and_old_checkpoints_load(caplog, monkeypatch):
+def test_too_few_validation_videos_fall_back_to_the_aggregated_frame_score_and_old_checkpoints_load(
+    caplog, monkeypatch
+):
     from unmask.decision import calibration
 
     monkeypatch.setattr(calibration, "_WARNED", set())  # the warning is once per process

@@ -26,8 +26,11 @@ def test_device_batches_on_the_gpu_equal_the_cpus(prepared):
     loader = batch_loader(CachedCropDataset(rows, cache), batch_size=16, workers=2, device=torch.device("cuda"))
     assert loader.pin_memory
     gpu = list(DeviceBatches(loader, torch.device("cuda"), build_normalise(spec), channels_last=True))
-    cpu = list(DeviceBatches(batch_loader(CachedCropDataset(rows, cache), batch_size=16), torch.device("cpu"),
-                             build_normalise(spec)))
+    cpu = list(
+        DeviceBatches(
+            batch_loader(CachedCropDataset(rows, cache), batch_size=16), torch.device("cpu"), build_normalise(spec)
+        )
+    )
     for (a, ya, _), (b, yb, _) in zip(gpu, cpu, strict=True):
         assert a.is_cuda and a.is_contiguous(memory_format=torch.channels_last)
         assert torch.allclose(a.cpu(), b, atol=1e-6) and torch.equal(ya.cpu(), yb)
@@ -35,8 +38,16 @@ def test_device_batches_on_the_gpu_equal_the_cpus(prepared):
 
 @pytest.mark.parametrize("compile_", [False, True], ids=["eager", "compiled"])
 def test_training_on_the_gpu(prepared, tmp_path, compile_):
-    config = make_config(model="mobilenetv3_small", pretrained=False, size=64, batch_size=16, epochs=2,
-                         max_steps=3, device="cuda", compile=compile_)
+    config = make_config(
+        model="mobilenetv3_small",
+        pretrained=False,
+        size=64,
+        batch_size=16,
+        epochs=2,
+        max_steps=3,
+        device="cuda",
+        compile=compile_,
+    )
     result = train(prepared, tmp_path / "run", config)
     assert [r["epoch"] for r in result.history] == [1, 2]
     amp = autocast_dtype("auto", torch.device("cuda"))
@@ -46,9 +57,28 @@ def test_training_on_the_gpu(prepared, tmp_path, compile_):
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="NCCL DDP needs two GPUs")
 def test_two_process_ddp_on_nccl(prepared, tmp_path):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "unmask",
-               "train", str(prepared), "--out", str(tmp_path / "ddp"), "--model", "mobilenetv3_small",
-               "--no-pretrained", "--size", "64", "--batch-size", "8", "--epochs", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "unmask",
+        "train",
+        str(prepared),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--model",
+        "mobilenetv3_small",
+        "--no-pretrained",
+        "--size",
+        "64",
+        "--batch-size",
+        "8",
+        "--epochs",
+        "2",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=os.environ)
     assert result.returncode == 0, result.stderr[-3000:]
     assert list(pd.read_csv(tmp_path / "ddp" / "metrics.csv")["epoch"]) == [1, 2]

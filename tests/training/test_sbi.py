@@ -83,8 +83,10 @@ def test_ellipses_follow_the_landmarks_into_the_crop():
     assert roll == pytest.approx(0.0, abs=1e-6)
     # A face turned by 30 degrees turns its ellipse; eyes named the other way round change nothing.
     c, s = math.cos(math.radians(30)), math.sin(math.radians(30))
-    turned = [(250 + (x - 250) * c - (y - 165) * s, 165 + (x - 250) * s + (y - 165) * c)
-              for x, y in [*eyes, (250.0, 165.0), *mouth]]
+    turned = [
+        (250 + (x - 250) * c - (y - 165) * s, 165 + (x - 250) * s + (y - 165) * c)
+        for x, y in [*eyes, (250.0, 165.0), *mouth]
+    ]
     swapped = [turned[1], turned[0], *turned[2:]]
     rolls = face_ellipses(pd.DataFrame([_row(box, turned), _row(box, swapped)]), 224)[:, 4]
     assert rolls == pytest.approx([math.radians(30)] * 2, abs=1e-4)

@@ -25,8 +25,9 @@ def _crops(n: int = 24, size: int = 96) -> TensorCrops:
 def _batches(dataset, seed: int, workers: int, ratio: float = 1.0) -> list:
     blended = BlendedCrops(dataset, np.tile(np.array([ELLIPSE], np.float32), (len(dataset), 1)), ratio)
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(1)).tolist()
-    loader = batch_loader(blended, batch_size=8, sampler=order, workers=workers,
-                          seeds=torch.Generator().manual_seed(seed))
+    loader = batch_loader(
+        blended, batch_size=8, sampler=order, workers=workers, seeds=torch.Generator().manual_seed(seed)
+    )
     return list(loader)
 
 
@@ -74,8 +75,9 @@ def test_the_trainers_batches_hold_each_drawn_crop_and_a_twin_of_each_real(prepa
     spec = get_spec("mobilenetv3_small")
     config = make_config(model="mobilenetv3_small", pretrained=False, size=64, batch_size=8, augment=False)
     run = _Run(prepared, config, torch.device("cpu"), 0, 1, None, workers, 64, build_normalise(spec))
-    data = _Data(prepared, manifest, meta, rows, rows, np.ones(2),
-                 train_set=CropDataset(rows, prepared, build_resize(spec, 64)))
+    data = _Data(
+        prepared, manifest, meta, rows, rows, np.ones(2), train_set=CropDataset(rows, prepared, build_resize(spec, 64))
+    )
     batches = _loaders(run, data)
     epochs = []
     for _ in range(2):  # an epoch started again (a resume) repeats its batches

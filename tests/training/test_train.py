@@ -65,7 +65,12 @@ def test_paper_preset_is_the_papers_recipe():
     config = make_config("paper", model="xception")
     assert (config.size, config.lr, config.batch_size, config.epochs) == (224, 1e-3, 16, 20)
     assert (config.lr_factor, config.lr_patience, config.min_lr) == (0.5, 5, 1e-4)
-    assert (config.class_weights, config.augment, config.select_metric, config.protocol) == ("balanced", False, "val_acc", "paper")
+    assert (config.class_weights, config.augment, config.select_metric, config.protocol) == (
+        "balanced",
+        False,
+        "val_acc",
+        "paper",
+    )
 
 
 def _cli(*args):
@@ -73,13 +78,31 @@ def _cli(*args):
 
 
 def test_a_run_killed_after_an_epoch_resumes_to_the_same_weights(prepared, tmp_path):
-    common = ["--model", "mobilenetv3_small", "--no-pretrained", "--size", "64", "--batch-size", "16",
-              "--workers", "0", "--epochs", "8", "--early-stopping", "0", "--lr", "0.001"]
-    whole = subprocess.run(_cli(prepared, "--out", tmp_path / "whole", *common), capture_output=True, text=True, timeout=600)
+    common = [
+        "--model",
+        "mobilenetv3_small",
+        "--no-pretrained",
+        "--size",
+        "64",
+        "--batch-size",
+        "16",
+        "--workers",
+        "0",
+        "--epochs",
+        "8",
+        "--early-stopping",
+        "0",
+        "--lr",
+        "0.001",
+    ]
+    whole = subprocess.run(
+        _cli(prepared, "--out", tmp_path / "whole", *common), capture_output=True, text=True, timeout=600
+    )
     assert whole.returncode == 0, whole.stderr
 
-    proc = subprocess.Popen(_cli(prepared, "--out", tmp_path / "cut", *common), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cli(prepared, "--out", tmp_path / "cut", *common), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     history = tmp_path / "cut" / "metrics.csv"
     deadline = time.time() + 300
     while time.time() < deadline and not (history.is_file() and len(history.read_text().splitlines()) >= 2):
@@ -90,19 +113,44 @@ def test_a_run_killed_after_an_epoch_resumes_to_the_same_weights(prepared, tmp_p
     done = read_metadata(tmp_path / "cut" / "last.safetensors")["progress"]["epoch"]
     assert 1 <= done < 8
 
-    resumed = subprocess.run(_cli(prepared, "--out", tmp_path / "cut", "--resume"), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        _cli(prepared, "--out", tmp_path / "cut", "--resume"), capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.splitlines()[0].startswith(f"epoch {done + 1}:")
     a, b = load_file(tmp_path / "whole" / "model.safetensors"), load_file(tmp_path / "cut" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "whole" / "metrics.csv").drop(columns="seconds"),
-                                  pd.read_csv(history).drop(columns="seconds"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(tmp_path / "whole" / "metrics.csv").drop(columns="seconds"),
+        pd.read_csv(history).drop(columns="seconds"),
+    )
 
 
 def test_two_process_ddp_on_gloo(prepared, tmp_path):
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "unmask",
-               "train", str(prepared), "--out", str(tmp_path / "ddp"), "--model", "mobilenetv3_small",
-               "--no-pretrained", "--size", "64", "--batch-size", "8", "--workers", "0", "--epochs", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "unmask",
+        "train",
+        str(prepared),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--model",
+        "mobilenetv3_small",
+        "--no-pretrained",
+        "--size",
+        "64",
+        "--batch-size",
+        "8",
+        "--workers",
+        "0",
+        "--epochs",
+        "2",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -121,7 +169,8 @@ def test_two_process_ddp_on_gloo(prepared, tmp_path):
     val = select_split(pd.read_parquet(prepared / "manifest.parquet"), "video", "val")
     logits = score_rows(model, record, val, prepared)
     assert roc_auc_score(val["label"], logits[:, 1] - logits[:, 0]) == pytest.approx(
-        history.loc[history["epoch"] == record.train["epoch"], "val_auc"].item(), abs=1e-6)
+        history.loc[history["epoch"] == record.train["epoch"], "val_auc"].item(), abs=1e-6
+    )
 
 
 def _manifest_copy(prepared, tmp_path, edit):
@@ -141,7 +190,9 @@ def _manifest_copy(prepared, tmp_path, edit):
 
 def test_bad_inputs_give_clear_errors(prepared, tmp_path):
     config = make_config(model="mobilenetv3_small", epochs=1, **QUICK)
-    one_class = _manifest_copy(prepared, tmp_path / "a", lambda df: df[(df["label"] == 1) | (df["split_video"] != "train")])
+    one_class = _manifest_copy(
+        prepared, tmp_path / "a", lambda df: df[(df["label"] == 1) | (df["split_video"] != "train")]
+    )
     with pytest.raises(ManifestError, match="training split has no real crops"):
         train(one_class, tmp_path / "r1", config)
     missing = _manifest_copy(prepared, tmp_path / "b", lambda df: df)
@@ -239,8 +290,9 @@ def test_val_loss_is_the_training_objective_focal_and_weighted(prepared, tmp_pat
 
 
 def test_val_loss_selects_the_checkpoint_and_early_stopping_stops_after_n_bad_epochs(prepared, tmp_path):
-    config = make_config(model="mobilenetv3_small", epochs=8, select_metric="val_loss", early_stopping=2,
-                         max_steps=2, lr=3e-3, **QUICK)
+    config = make_config(
+        model="mobilenetv3_small", epochs=8, select_metric="val_loss", early_stopping=2, max_steps=2, lr=3e-3, **QUICK
+    )
     result = train(prepared, tmp_path / "run", config)
     losses = [row["val_loss"] for row in result.history]
     assert result.best_epoch == 1 + losses.index(min(losses)) and result.best_metric == min(losses)
@@ -261,8 +313,13 @@ def test_label_level_face_leaves_out_the_other_faces_of_fake_videos(prepared, tm
     assert set(kept["label"]) == {0}
     with pytest.raises(ManifestError, match="prepare it again"):
         select_label_level(df.drop(columns="label_level"), "face")
-    data = _manifest_copy(prepared, tmp_path, lambda d: d.assign(
-        label_level=["video" if v.endswith("1") and l == 1 else "face" for v, l in zip(d["video_id"], d["label"])]))
+    data = _manifest_copy(
+        prepared,
+        tmp_path,
+        lambda d: d.assign(
+            label_level=["video" if v.endswith("1") and l == 1 else "face" for v, l in zip(d["video_id"], d["label"])]
+        ),
+    )
     config = make_config(model="mobilenetv3_small", epochs=1, label_level="face", max_steps=1, **QUICK)
     meta = read_metadata(train(data, tmp_path / "run", config).checkpoint)
     rows = pd.read_parquet(data / "manifest.parquet")
@@ -271,8 +328,9 @@ def test_label_level_face_leaves_out_the_other_faces_of_fake_videos(prepared, tm
 
 
 def test_bundled_weights_give_a_pretrained_start_with_no_internet(prepared, tmp_path):
-    config = make_config(model="efficientnet_lite0", epochs=1, pretrained=True, size=64, batch_size=8,
-                         max_steps=1, workers=0)
+    config = make_config(
+        model="efficientnet_lite0", epochs=1, pretrained=True, size=64, batch_size=8, max_steps=1, workers=0
+    )
     assert train(prepared, tmp_path / "run", config).checkpoint.is_file()
 
 
@@ -286,5 +344,7 @@ def test_unreachable_hub_weights_say_what_to_do(monkeypatch):
 
     monkeypatch.setattr(timm, "create_model", offline)
     monkeypatch.setattr("unmask.models.registry.resolve_hub_weights", lambda spec: None)  # the hub answered
-    with pytest.raises(UnmaskError, match="Cannot get ImageNet weights for 'xception'.*pass weights=FILE.*pretrained=False"):
+    with pytest.raises(
+        UnmaskError, match="Cannot get ImageNet weights for 'xception'.*pass weights=FILE.*pretrained=False"
+    ):
         create_model("xception", pretrained=True)

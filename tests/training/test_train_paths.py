@@ -51,8 +51,9 @@ def test_resume_with_more_epochs_continues_the_curve(prepared, tmp_path):
     assert read_metadata(extended.checkpoint)["config"]["epochs"] == 3
     # The same as a run that was asked for 3 epochs from the start, bit for bit.
     straight = train(prepared, tmp_path / "straight", dataclasses.replace(config, epochs=3))
-    pd.testing.assert_frame_equal(history.drop(columns="seconds"),
-                                  pd.read_csv(tmp_path / "straight" / "metrics.csv").drop(columns="seconds"))
+    pd.testing.assert_frame_equal(
+        history.drop(columns="seconds"), pd.read_csv(tmp_path / "straight" / "metrics.csv").drop(columns="seconds")
+    )
     assert _same_weights(extended.checkpoint, straight.checkpoint)
 
 
@@ -61,8 +62,9 @@ def test_resume_rebuilds_the_model_without_its_imagenet_weights(prepared, tmp_pa
 
     weights = tmp_path / "imagenet.pth"
     torch.save(timm.create_model("mobilenetv3_small_100", num_classes=0).state_dict(), weights)
-    config = make_config(model="mobilenetv3_small", epochs=1, max_steps=1,
-                         **{**QUICK, "pretrained": True}, weights=str(weights))
+    config = make_config(
+        model="mobilenetv3_small", epochs=1, max_steps=1, **{**QUICK, "pretrained": True}, weights=str(weights)
+    )
     train(prepared, tmp_path / "run", config)
     weights.unlink()  # resuming must not need them: the checkpoint holds the weights
     result = train(prepared, tmp_path / "run", config, resume=True, epochs=2)
@@ -105,10 +107,13 @@ def test_unreachable_imagenet_weights_fail_within_seconds(no_hub, monkeypatch, p
     monkeypatch.setattr(no_hub, "HF_HUB_OFFLINE", offline)
     why = "HF_HUB_OFFLINE is set" if offline else "timed out|no answer in 3 s"
     started = time.perf_counter()
-    with pytest.raises(UnmaskError, match=f"Cannot get ImageNet weights for 'efficientnetv2_s' "
-                                          f"\\(tf_efficientnetv2_s\\): they are not in this machine's cache and "
-                                          f"127.0.0.1:\\d+ cannot be reached \\(({why})\\); pass weights=FILE, "
-                                          "or train from scratch with pretrained=False"):
+    with pytest.raises(
+        UnmaskError,
+        match=f"Cannot get ImageNet weights for 'efficientnetv2_s' "
+        f"\\(tf_efficientnetv2_s\\): they are not in this machine's cache and "
+        f"127.0.0.1:\\d+ cannot be reached \\(({why})\\); pass weights=FILE, "
+        "or train from scratch with pretrained=False",
+    ):
         create_model("efficientnetv2_s", pretrained=True)
     with pytest.raises(UnmaskError, match="Cannot get ImageNet weights for 'inception_resnet_v2'"):
         train(prepared, tmp_path / "run", make_config(model="inception_resnet_v2", pretrained=True, workers=0))
@@ -134,12 +139,23 @@ def test_cached_hub_weights_are_used_with_no_network(no_hub, monkeypatch, tmp_pa
 
 
 def test_the_cli_says_at_once_that_offline_weights_are_missing(prepared, tmp_path):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch")}
-    result = subprocess.run([sys.executable, "-m", "unmask", "train", str(prepared), "--out", str(tmp_path / "run"),
-                             "--model", "xception"], capture_output=True, text=True, timeout=120, env=env)
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(tmp_path / "hf"),
+        "TORCH_HOME": str(tmp_path / "torch"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "unmask", "train", str(prepared), "--out", str(tmp_path / "run"), "--model", "xception"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert result.returncode == 1 and "Traceback" not in result.stderr
     # (a warning about the 64 px test crops may come first; the error is the one line that is not one)
     assert [line for line in result.stderr.strip().splitlines() if not line.startswith("WARNING")] == [
         "error: Cannot get ImageNet weights for 'xception' (legacy_xception): they are not in this machine's cache "
         "and github.com cannot be reached (HF_HUB_OFFLINE is set); pass --weights FILE, or train from scratch with "
-        "--no-pretrained"]
+        "--no-pretrained"
+    ]

@@ -18,8 +18,16 @@ class Killed(BaseException):
 
 
 def test_a_kill_between_the_last_and_best_writes_leaves_a_consistent_pair(prepared, tmp_path, monkeypatch):
-    config = make_config(model="mobilenetv3_small", pretrained=False, size=64, batch_size=8, workers=0,
-                         epochs=2, max_steps=2, early_stopping=0)
+    config = make_config(
+        model="mobilenetv3_small",
+        pretrained=False,
+        size=64,
+        batch_size=8,
+        workers=0,
+        epochs=2,
+        max_steps=2,
+        early_stopping=0,
+    )
     run = tmp_path / "run"
     save = train_module.save_checkpoint
     writes = []
@@ -32,7 +40,9 @@ def test_a_kill_between_the_last_and_best_writes_leaves_a_consistent_pair(prepar
     monkeypatch.setattr(train_module, "save_checkpoint", killed_after_the_first_write)
     with pytest.raises(Killed):
         train_module.train(prepared, run, config)
-    dead = int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout)
+    dead = int(
+        subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout
+    )
     stale = run / f".model.tmp-{HOST_TAG}-{dead}.a1b2.safetensors"  # a killed atomic write's scrap
     stale.write_bytes(b"\0" * 1000)
 

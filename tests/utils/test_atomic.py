@@ -41,7 +41,11 @@ def test_writes_never_touch_the_process_umask(tmp_path, monkeypatch):
 def test_the_folder_is_fsynced_after_the_rename(tmp_path, monkeypatch):
     events = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(os, "fsync", lambda fd: events.append("fsync-dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync-file") or real_fsync(fd))
+    monkeypatch.setattr(
+        os,
+        "fsync",
+        lambda fd: events.append("fsync-dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "fsync-file") or real_fsync(fd),
+    )
     monkeypatch.setattr(os, "replace", lambda a, b: events.append("replace") or real_replace(a, b))
     with write_atomic(tmp_path / "a.txt", "w") as fh:
         fh.write("x")
@@ -56,9 +60,11 @@ def test_temporary_files_of_dead_writers_are_removed_and_live_ones_kept(tmp_path
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     dead_pid = int(gone.stdout)
-    dead = [tmp_path / f".model.tmp-{HOST_TAG}-{dead_pid}.k2j3h.safetensors",
-            tmp_path / f".last.tmp-{HOST_TAG}-{dead_pid}.x1.safetensors",
-            tmp_path / f".manifest.tmp-{HOST_TAG}-{dead_pid}.abc.parquet"]
+    dead = [
+        tmp_path / f".model.tmp-{HOST_TAG}-{dead_pid}.k2j3h.safetensors",
+        tmp_path / f".last.tmp-{HOST_TAG}-{dead_pid}.x1.safetensors",
+        tmp_path / f".manifest.tmp-{HOST_TAG}-{dead_pid}.abc.parquet",
+    ]
     live = tmp_path / f".manifest.tmp-{HOST_TAG}-{os.getpid()}.abc.parquet"  # a shard writing right now
     other_host = tmp_path / f".manifest.tmp-ffffff-{dead_pid}.abc.parquet"
     kept = [live, other_host, tmp_path / "model.safetensors", tmp_path / ".hidden"]

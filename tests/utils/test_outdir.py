@@ -13,7 +13,9 @@ from unmask.utils.outdir import ensure_out_dir, hold_lock
 
 
 def dead_pid() -> int:
-    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout)
+    return int(
+        subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout
+    )
 
 
 def test_out_folders_that_cannot_work_are_refused_in_one_line(tmp_path):

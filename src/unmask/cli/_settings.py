@@ -63,8 +63,9 @@ def _option(cls, field: dataclasses.Field, unset: bool) -> inspect.Parameter:
     default = default_of(field)
     default = None if unset else ... if default is dataclasses.MISSING else _shown(default)
     complete = complete_from(lambda: choices_of(field)) if field.metadata["choices"] else None
-    option = typer.Option(default, *decls, help=help_of(cls, field.name), show_default=not unset,
-                          autocompletion=complete)
+    option = typer.Option(
+        default, *decls, help=help_of(cls, field.name), show_default=not unset, autocompletion=complete
+    )
     annotation = Optional[kind] if default is None else kind
     return inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
 
@@ -97,8 +98,9 @@ def _signature(command, cls, after: str, unset: bool, fields_as: dict) -> tuple[
     return inspect.Signature(head + generated + tail), by_name
 
 
-def settings_options(settings: str, *, after: str, unset: bool = False,
-                     fields_as: dict[str, tuple[str, ...]] | None = None):
+def settings_options(
+    settings: str, *, after: str, unset: bool = False, fields_as: dict[str, tuple[str, ...]] | None = None
+):
     """Decorator of a command ending in ``**settings``: one option per flagged field of a
     settings dataclass, made when the command runs or shows help (:class:`SettingsCommand`), so
     that ``unmask`` does not import every stage's settings (and torch) when it starts.
@@ -132,8 +134,9 @@ def settings_options(settings: str, *, after: str, unset: bool = False,
             raise RuntimeError(f"{command.__name__} runs through SettingsCommand, which builds its options first")
 
         # What typer sees when ``unmask`` starts: the command's own parameters; the rest come later.
-        stub.__signature__ = inspect.Signature([p for p in inspect.signature(command).parameters.values()
-                                                if p.kind != p.VAR_KEYWORD])
+        stub.__signature__ = inspect.Signature(
+            [p for p in inspect.signature(command).parameters.values() if p.kind != p.VAR_KEYWORD]
+        )
         stub.full_command = build
         return stub
 

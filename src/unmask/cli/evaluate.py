@@ -33,7 +33,9 @@ def evaluate_command(
     device: Optional[str] = typer.Option(None, help="cpu, cuda ... (default: a GPU if there is one)."),
     batch_size: int = typer.Option(64),
     prior_fake: Optional[float] = typer.Option(
-        None, help="Share of fakes expected in use; shifts the log-odds: logit(p') = logit(p) + logit(prior) - logit(validation share)."),
+        None,
+        help="Share of fakes expected in use; shifts the log-odds: logit(p') = logit(p) + logit(prior) - logit(validation share).",
+    ),
 ):
     """Judge a trained detector per frame and per video, and write a report.
 
@@ -47,9 +49,20 @@ def evaluate_command(
 
     bars = ProgressBars()
     try:
-        result = evaluate(run_dir, data_dir, out, split=split, protocol=protocol, aggregation=aggregation,
-                          device=device, batch_size=batch_size, bootstrap=bootstrap, report=report,
-                          prior_fake=prior_fake, progress=bars)
+        result = evaluate(
+            run_dir,
+            data_dir,
+            out,
+            split=split,
+            protocol=protocol,
+            aggregation=aggregation,
+            device=device,
+            batch_size=batch_size,
+            bootstrap=bootstrap,
+            report=report,
+            prior_fake=prior_fake,
+            progress=bars,
+        )
     finally:
         bars.close()
     typer.echo(format_metrics(result.metrics))

@@ -15,8 +15,11 @@ def explain_command(
     run_dir: Path = typer.Argument(..., help="Run folder of `unmask train`."),
     path: Path = typer.Argument(..., help="A face image or a video."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for the heatmap PNGs and explanations.json."),
-    methods: str = typer.Option("smoothgrad,gradcam,gradcam++,scorecam", metavar="METHOD,...",
-                                help="Comma-separated explanation methods (scorecam is slow on a CPU)."),
+    methods: str = typer.Option(
+        "smoothgrad,gradcam,gradcam++,scorecam",
+        metavar="METHOD,...",
+        help="Comma-separated explanation methods (scorecam is slow on a CPU).",
+    ),
     max_faces: int = typer.Option(8, help="Explain the N most suspicious faces of a video."),
     is_crop: bool = typer.Option(False, "--is-crop", help="The image is already a face crop: skip face detection."),
     num_frames: int = typer.Option(None, help="Frames to sample from a video (default: as the training data was)."),
@@ -33,15 +36,25 @@ def explain_command(
 
     bars = ProgressBars()
     try:
-        explanations = explain_file(run_dir, path, out, methods=[m.strip() for m in methods.split(",") if m.strip()],
-                               max_faces=max_faces, is_crop=is_crop, num_frames=num_frames, device=device,
-                               progress=bars)
+        explanations = explain_file(
+            run_dir,
+            path,
+            out,
+            methods=[m.strip() for m in methods.split(",") if m.strip()],
+            max_faces=max_faces,
+            is_crop=is_crop,
+            num_frames=num_frames,
+            device=device,
+            progress=bars,
+        )
     finally:
         bars.close()
     for e in explanations:
         score = f"{e.faithfulness:+.3f}" if e.faithfulness == e.faithfulness else "n/a (flat map)"
-        typer.echo(f"frame {e.frame_index:5d} track {e.track_id}  p(fake) {e.p_fake:.3f}  {e.method:<10} "
-                   f"faithfulness {score}  {out / e.png}")
+        typer.echo(
+            f"frame {e.frame_index:5d} track {e.track_id}  p(fake) {e.p_fake:.3f}  {e.method:<10} "
+            f"faithfulness {score}  {out / e.png}"
+        )
     typer.echo(f"written: {len(explanations)} heatmaps and the faces, in {out}")
     typer.echo(f"contact sheet: {out / sheet_name(path.stem)}")
     typer.echo(f"index of every heatmap: {out / 'explanations.json'} (scores and faithfulness per heatmap)")

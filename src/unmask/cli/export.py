@@ -20,8 +20,13 @@ def export_choices() -> dict:
 @app.command("export", cls=with_code_help(export_choices))
 def export_command(
     run_dir: Path = typer.Argument(..., help="Run folder of `unmask train` (or a checkpoint file)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for model.onnx and its record (what `unmask predict "
-                             "--model` takes), or a file to write (NAME.onnx, NAME.pt)."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        "-o",
+        help="Folder for model.onnx and its record (what `unmask predict "
+        "--model` takes), or a file to write (NAME.onnx, NAME.pt).",
+    ),
     format: str = typer.Option("onnx", "--format", help="The file's format."),
     opset: int = typer.Option(17, help="ONNX operator set (7 to 20 with torch 2.x's exporter)."),
 ):
@@ -38,5 +43,7 @@ def export_command(
     from unmask.predict.export import export_model
 
     result = export_model(run_dir, out, format=format, opset=opset)
-    typer.echo(f"written: {result.path} ({result.format}; largest logit difference from PyTorch "
-               f"{result.max_abs_diff:.1e}) and {result.metadata_path} (input size, mean/std, calibration, threshold)")
+    typer.echo(
+        f"written: {result.path} ({result.format}; largest logit difference from PyTorch "
+        f"{result.max_abs_diff:.1e}) and {result.metadata_path} (input size, mean/std, calibration, threshold)"
+    )

@@ -16,30 +16,62 @@ FORMATS = ("text", "table", "csv", "jsonl", "parquet")
 @app.command("predict", cls=with_code_help(methods_note))
 def predict_command(
     paths: list[Path] = typer.Argument(..., help="Videos, images, or folders (searched recursively)."),
-    model: Path = typer.Option(..., "--model", "-m", help="Run folder of `unmask train` (or its model.safetensors), "
-                               "or a folder of `unmask export` (runs on ONNX Runtime, without torch)."),
+    model: Path = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="Run folder of `unmask train` (or its model.safetensors), "
+        "or a folder of `unmask export` (runs on ONNX Runtime, without torch).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="The whole result as JSON (JSON Lines for several inputs)."),
-    fmt: str = typer.Option(None, "--format", "-f", metavar=choice_list(FORMATS),
-                            help="text (default for one input), table (default for several), csv or jsonl; "
-                            "with --out: jsonl, csv or parquet (default: its suffix)."),
+    fmt: str = typer.Option(
+        None,
+        "--format",
+        "-f",
+        metavar=choice_list(FORMATS),
+        help="text (default for one input), table (default for several), csv or jsonl; "
+        "with --out: jsonl, csv or parquet (default: its suffix).",
+    ),
     explain: Path = typer.Option(None, "--explain", help="Folder for heatmaps of the most suspicious faces."),
-    methods: str = typer.Option(None, metavar="METHOD,...", help="Comma-separated explanation methods (default the paper's four)."),
+    methods: str = typer.Option(
+        None, metavar="METHOD,...", help="Comma-separated explanation methods (default the paper's four)."
+    ),
     max_faces: int = typer.Option(4, help="Explain the N most suspicious faces of each input."),
     overlay: Path = typer.Option(None, "--overlay", help="Write the video with each face boxed and scored (.mp4)."),
-    overlay_heatmap: bool = typer.Option(False, "--overlay-heatmap",
-                                         help="Blend a heatmap (the first of --methods, else gradcam) on each face."),
+    overlay_heatmap: bool = typer.Option(
+        False, "--overlay-heatmap", help="Blend a heatmap (the first of --methods, else gradcam) on each face."
+    ),
     num_frames: int = typer.Option(None, help="Frames to sample from a video (default: as the training data was)."),
     device: str = typer.Option(None, help="cpu, cuda ... (default: a GPU if there is one)."),
-    prior_fake: float = typer.Option(None, "--prior-fake", help="Share of fakes expected among your inputs "
-                                     "(default: the validation videos' share); moves p_fake to it."),
-    report: Path = typer.Option(None, "--report", help="Write a report of the input to pass on: .html (one "
-                                "self-contained file) or .pdf (printed by Chromium)."),
-    out: Path = typer.Option(None, "--out", "-o", help="Write the verdicts to this file (.jsonl, .csv or .parquet) "
-                             "as they are made; run again to go on where a stopped run left off."),
-    engine: str = typer.Option("local", "--engine", metavar="local|ray", help="Where to judge, with --out: this "
-                               "process, or one Detector per worker of a Ray cluster (pip install 'unmask[ray]')."),
-    address: str = typer.Option(None, "--address", help="--engine ray: the cluster to join (auto, ray://HOST:PORT); "
-                                "default: start one on this machine."),
+    prior_fake: float = typer.Option(
+        None,
+        "--prior-fake",
+        help="Share of fakes expected among your inputs (default: the validation videos' share); moves p_fake to it.",
+    ),
+    report: Path = typer.Option(
+        None,
+        "--report",
+        help="Write a report of the input to pass on: .html (one self-contained file) or .pdf (printed by Chromium).",
+    ),
+    out: Path = typer.Option(
+        None,
+        "--out",
+        "-o",
+        help="Write the verdicts to this file (.jsonl, .csv or .parquet) "
+        "as they are made; run again to go on where a stopped run left off.",
+    ),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        metavar="local|ray",
+        help="Where to judge, with --out: this "
+        "process, or one Detector per worker of a Ray cluster (pip install 'unmask[ray]').",
+    ),
+    address: str = typer.Option(
+        None,
+        "--address",
+        help="--engine ray: the cluster to join (auto, ray://HOST:PORT); default: start one on this machine.",
+    ),
     workers: int = typer.Option(None, "--workers", help="--engine ray: Detectors to run (default: one per CPU)."),
 ):
     """Judge videos and images: fake, real or inconclusive, and why.
@@ -68,8 +100,9 @@ def predict_command(
     if fmt is not None and fmt not in FORMATS:
         raise UnmaskError(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     if out is not None or engine != "local" or fmt == "parquet":
-        _predict_to_file(paths, model, out, fmt, engine, address, workers, num_frames, device, prior_fake,
-                         [explain, overlay, report])
+        _predict_to_file(
+            paths, model, out, fmt, engine, address, workers, num_frames, device, prior_fake, [explain, overlay, report]
+        )
         return
     if max_faces < 1:
         raise UnmaskError(f"--max-faces must be at least 1, not {max_faces}")
@@ -108,13 +141,21 @@ def predict_command(
         raise UnmaskError(f"--explain and --overlay-heatmap need the PyTorch model: {detector.explain_needs}")
     if skipped:
         names = ", ".join(str(p) for p in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
-        typer.secho(f"skipped {len(skipped)} files that are neither videos nor images: {names}", err=True,
-                    fg="yellow")
-    on_interrupt("interrupted: the verdicts printed above are all that was kept; "
-                 "run the command again on the inputs not yet judged")
+        typer.secho(f"skipped {len(skipped)} files that are neither videos nor images: {names}", err=True, fg="yellow")
+    on_interrupt(
+        "interrupted: the verdicts printed above are all that was kept; "
+        "run the command again on the inputs not yet judged"
+    )
 
-    results = predict_many(detector, inputs, num_frames=num_frames, explain_dir=explain, methods=method_list,
-                           max_faces=max_faces, keep_faces=report is not None)
+    results = predict_many(
+        detector,
+        inputs,
+        num_frames=num_frames,
+        explain_dir=explain,
+        methods=method_list,
+        max_faces=max_faces,
+        keep_faces=report is not None,
+    )
     failed = 0
     bar = tqdm(total=len(inputs), unit="file", desc="predict", disable=None if not single else True, leave=False)
     try:
@@ -135,13 +176,21 @@ def predict_command(
     if report is not None:
         from unmask.predict.report import write_report
 
-        written = write_report(detector, prediction, report, methods=method_list, max_faces=max_faces,
-                               heatmaps=None if detector.can_explain else [])
+        written = write_report(
+            detector,
+            prediction,
+            report,
+            methods=method_list,
+            max_faces=max_faces,
+            heatmaps=None if detector.can_explain else [],
+        )
         typer.echo(f"report: {written}", err=True)
     if not single:
-        typer.secho(f"{len(inputs)} inputs, {failed} unreadable"
-                    + (f", {len(skipped)} other files skipped" if skipped else ""), err=True,
-                    fg="yellow" if failed else None)
+        typer.secho(
+            f"{len(inputs)} inputs, {failed} unreadable" + (f", {len(skipped)} other files skipped" if skipped else ""),
+            err=True,
+            fg="yellow" if failed else None,
+        )
     if failed:
         raise typer.Exit(EXIT_SOME_FAILED)
 
@@ -163,7 +212,9 @@ def check_output_file(path: Path, flag: str) -> None:
     except UnmaskError as exc:
         raise UnmaskError(f"{flag} {path} cannot be written: {str(exc)[0].lower()}{str(exc)[1:]}") from None
     except OSError as exc:  # a name too long ...
-        raise UnmaskError(f"{flag} {str(path)[:120]} cannot be written ({exc.strerror or exc}); give another file") from None
+        raise UnmaskError(
+            f"{flag} {str(path)[:120]} cannot be written ({exc.strerror or exc}); give another file"
+        ) from None
 
 
 def _write_overlay(detector, prediction, out: Path, methods, with_heatmaps: bool) -> None:
@@ -195,12 +246,16 @@ def _as_text(p) -> str:
     if p.note:
         lines.append(f"  note: {p.note}")
     if p.kind == "video" and p.frames_sampled:
-        lines.append(f"  a face in {p.frames_with_face} of {p.frames_sampled} sampled frames; "
-                     f"{len(p.tracks)} {'person' if len(p.tracks) == 1 else 'people'}")
+        lines.append(
+            f"  a face in {p.frames_with_face} of {p.frames_sampled} sampled frames; "
+            f"{len(p.tracks)} {'person' if len(p.tracks) == 1 else 'people'}"
+        )
     if len(p.tracks) > 1:
         for t in p.tracks:
-            lines.append(f"  person #{t.track_id}: {t.verdict}, p(fake) {t.p_fake:.2f}, {t.n_faces} faces, "
-                         f"{t.first_s:.1f}-{t.last_s:.1f} s")
+            lines.append(
+                f"  person #{t.track_id}: {t.verdict}, p(fake) {t.p_fake:.2f}, {t.n_faces} faces, "
+                f"{t.first_s:.1f}-{t.last_s:.1f} s"
+            )
     if p.kind == "video" and p.timeline:
         moments = ", ".join(f"{s.time_s:.1f} s ({s.p_fake:.2f})" for s in p.most_suspicious(3))
         lines.append(f"  most suspicious moments: {moments}")
@@ -232,8 +287,9 @@ def _row(p, fmt: str) -> str:
     return f"{line}  ({remark})" if remark else line
 
 
-def _predict_to_file(paths, model, out, fmt, engine, address, workers, num_frames, device, prior_fake,
-                     one_input_only) -> None:
+def _predict_to_file(
+    paths, model, out, fmt, engine, address, workers, num_frames, device, prior_fake, one_input_only
+) -> None:
     """``--out FILE``: the verdicts into a file, resumably, on this machine or a Ray cluster."""
     from unmask.cli import on_interrupt
     from unmask.cli._progress import ProgressBars
@@ -245,8 +301,11 @@ def _predict_to_file(paths, model, out, fmt, engine, address, workers, num_frame
     if fmt in ("text", "table"):
         raise UnmaskError(f"--out writes jsonl, csv or parquet, not {fmt}")
     if out is None:
-        raise UnmaskError(f"--engine {engine} and --format parquet write the verdicts to a file: add --out FILE"
-                          if engine != "local" or fmt == "parquet" else "--out FILE is missing")
+        raise UnmaskError(
+            f"--engine {engine} and --format parquet write the verdicts to a file: add --out FILE"
+            if engine != "local" or fmt == "parquet"
+            else "--out FILE is missing"
+        )
     if any(flag is not None for flag in one_input_only):
         raise UnmaskError("--explain, --overlay and --report are for judging on the terminal; leave out --out")
     if workers is not None and workers < 1:
@@ -255,15 +314,28 @@ def _predict_to_file(paths, model, out, fmt, engine, address, workers, num_frame
     on_interrupt(f"interrupted: the verdicts made so far are in {out}; run the same command again to judge the rest")
     bars = ProgressBars()
     try:
-        summary = predict_files(model, paths, out, fmt=fmt,
-                                engine=engine, address=address, workers=workers, num_frames=num_frames,
-                                device=device, prior_fake=prior_fake, progress=bars)
+        summary = predict_files(
+            model,
+            paths,
+            out,
+            fmt=fmt,
+            engine=engine,
+            address=address,
+            workers=workers,
+            num_frames=num_frames,
+            device=device,
+            prior_fake=prior_fake,
+            progress=bars,
+        )
     finally:
         bars.close()
     if summary.others:
         typer.secho(f"skipped {len(summary.others)} files that are neither videos nor images", err=True, fg="yellow")
-    typer.secho(f"{summary.inputs} inputs: {summary.judged} judged, {summary.done_before} judged before, "
-                f"{summary.unreadable} unreadable; verdicts in {summary.out}", err=True,
-                fg="yellow" if summary.unreadable else None)
+    typer.secho(
+        f"{summary.inputs} inputs: {summary.judged} judged, {summary.done_before} judged before, "
+        f"{summary.unreadable} unreadable; verdicts in {summary.out}",
+        err=True,
+        fg="yellow" if summary.unreadable else None,
+    )
     if summary.unreadable:
         raise typer.Exit(EXIT_SOME_FAILED)

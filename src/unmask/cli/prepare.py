@@ -24,30 +24,54 @@ def prepare_choices() -> dict:
     choices = settings_help(PrepareConfig)
     choices["dataset"] = (sorted(choices["dataset"][0]), None)
     frames = FrameSampler()  # its options default to None: FrameSampler's own defaults, shown here
-    return {**choices, "sampler": (SAMPLERS, f"default: {frames.strategy}"),
-            "num_frames": (None, f"default: {frames.num_frames}"), "every_n": (None, f"default: {frames.every_n}"),
-            "compression": (COMPRESSIONS, None), "methods": (None, f"any of {', '.join(METHODS)}")}
+    return {
+        **choices,
+        "sampler": (SAMPLERS, f"default: {frames.strategy}"),
+        "num_frames": (None, f"default: {frames.num_frames}"),
+        "every_n": (None, f"default: {frames.every_n}"),
+        "compression": (COMPRESSIONS, None),
+        "methods": (None, f"any of {', '.join(METHODS)}"),
+    }
 
 
 @app.command("prepare", cls=settings_command(prepare_choices))
-@settings_options("unmask.data.config:PrepareConfig", after="out",
-                  fields_as={"sampler": ("sampler", "num_frames", "every_n"),
-                             "dataset_options": ("compression", "methods", "people")})
+@settings_options(
+    "unmask.data.config:PrepareConfig",
+    after="out",
+    fields_as={
+        "sampler": ("sampler", "num_frames", "every_n"),
+        "dataset_options": ("compression", "methods", "people"),
+    },
+)
 def prepare_command(
     root: Path = typer.Argument(..., help="Dataset folder (for --dataset csv: the CSV file)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder for crops and manifest.parquet."),
     sampler: Optional[str] = typer.Option(None, help="Which frames of each video (the frame sampler)."),
-    num_frames: Optional[int] = typer.Option(None, help="Frames per video (uniform), or the most kept (others; 0 = all)."),
+    num_frames: Optional[int] = typer.Option(
+        None, help="Frames per video (uniform), or the most kept (others; 0 = all)."
+    ),
     every_n: Optional[int] = typer.Option(None, help="Stride of --sampler stride."),
     compression: str = typer.Option("c23", help="FF++ only: which compression's videos."),
-    methods: Optional[str] = typer.Option(None, metavar="METHOD,...", help="FF++ only: comma-separated methods (default: all found)."),
+    methods: Optional[str] = typer.Option(
+        None, metavar="METHOD,...", help="FF++ only: comma-separated methods (default: all found)."
+    ),
     people: Optional[Path] = typer.Option(
-        None, help="folder only: CSV of video,person (default ROOT/people.csv if present): a person's videos stay on one side of the video split."),
-    engine: str = typer.Option("local", "--engine", metavar="local|ray", help="Where videos are cropped: worker "
-                               "processes here, or the workers of a Ray cluster (pip install 'unmask[ray]'; --out "
-                               "on a filesystem they all see). Same outputs."),
-    address: Optional[str] = typer.Option(None, "--address", help="--engine ray: the cluster to join (auto, "
-                                          "ray://HOST:PORT); default: start one on this machine."),
+        None,
+        help="folder only: CSV of video,person (default ROOT/people.csv if present): a person's videos stay on one side of the video split.",
+    ),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        metavar="local|ray",
+        help="Where videos are cropped: worker "
+        "processes here, or the workers of a Ray cluster (pip install 'unmask[ray]'; --out "
+        "on a filesystem they all see). Same outputs.",
+    ),
+    address: Optional[str] = typer.Option(
+        None,
+        "--address",
+        help="--engine ray: the cluster to join (auto, ray://HOST:PORT); default: start one on this machine.",
+    ),
     **settings,
 ):
     """Turn a video dataset into face crops and a manifest with train/val/test splits.
@@ -74,12 +98,22 @@ def prepare_command(
         options["compression"] = compression
         if methods:
             options["methods"] = tuple(m.strip() for m in methods.split(",") if m.strip())
-    config = PrepareConfig(sampler=FrameSampler(**{k: v for k, v in zip(("strategy", "num_frames", "every_n"),
-                                                                        (sampler, num_frames, every_n)) if v is not None}),
-                           dataset_options=options, **settings)
+    config = PrepareConfig(
+        sampler=FrameSampler(
+            **{
+                k: v
+                for k, v in zip(("strategy", "num_frames", "every_n"), (sampler, num_frames, every_n))
+                if v is not None
+            }
+        ),
+        dataset_options=options,
+        **settings,
+    )
     if engine == "ray":
-        on_interrupt("interrupted: the Ray workers were stopped and the videos finished are kept; "
-                     "run the same command again to prepare the rest")
+        on_interrupt(
+            "interrupted: the Ray workers were stopped and the videos finished are kept; "
+            "run the same command again to prepare the rest"
+        )
     bars = ProgressBars()
     try:
         with warnings.catch_warnings():  # report_prepared says it with the command to run instead
@@ -94,8 +128,10 @@ def prepare_command(
     if summary.manifest:
         report_prepared(summary.manifest, summary.failures)
     if summary.excluded:
-        typer.echo(f"video split: {summary.excluded} videos left out (their people fall on different sides; "
-                   "counted in the manifest's metadata under 'splits')")
+        typer.echo(
+            f"video split: {summary.excluded} videos left out (their people fall on different sides; "
+            "counted in the manifest's metadata under 'splits')"
+        )
     if summary.failures:
         typer.secho(f"{summary.failed} videos failed; reasons in {summary.failures}", fg="yellow", err=True)
         raise typer.Exit(EXIT_SOME_FAILED)
@@ -126,8 +162,10 @@ def report_prepared(manifest_path: Path, failures: Optional[Path]) -> None:
 
     manifest, _ = read_manifest(manifest_path, need_splits=False)
     empty_of = empty_splits(split_counts(manifest))
-    typer.echo(f"written: {manifest_path} ({len(manifest)} crops of {manifest['video_id'].nunique()} videos)"
-               + (f", {failures} (videos that gave no crop)" if failures else ""))
+    typer.echo(
+        f"written: {manifest_path} ({len(manifest)} crops of {manifest['video_id'].nunique()} videos)"
+        + (f", {failures} (videos that gave no crop)" if failures else "")
+    )
     typer.echo("splits, videos / crops:")
     usable = []
     for protocol, sizes in split_sizes(manifest).items():
@@ -137,11 +175,18 @@ def report_prepared(manifest_path: Path, failures: Optional[Path]) -> None:
         typer.echo(f"  {protocol:<9} " + ", ".join(f"{k} {v} / {c}" for k, (v, c) in sizes.items()))
         empty = empty_of.get(protocol, [])
         if empty:
-            typer.secho(f"warning: the {protocol} protocol has no {' and no '.join(empty)} videos: "
-                        f"`unmask train --protocol {protocol}` " + ("cannot train or validate on it"
-                                                                     if {"train", "val"} & set(empty) else
-                                                                     "will run, but `unmask evaluate` has no test split")
-                        + "; prepare more videos", fg="yellow", err=True)
+            typer.secho(
+                f"warning: the {protocol} protocol has no {' and no '.join(empty)} videos: "
+                f"`unmask train --protocol {protocol}` "
+                + (
+                    "cannot train or validate on it"
+                    if {"train", "val"} & set(empty)
+                    else "will run, but `unmask evaluate` has no test split"
+                )
+                + "; prepare more videos",
+                fg="yellow",
+                err=True,
+            )
         if {"train", "val"} <= set(sizes):
             usable.append(protocol)
     folder = shlex.quote(str(manifest_path.parent))

@@ -14,8 +14,11 @@ def push_command(
     run_dir: Path = typer.Argument(..., help="Run folder of `unmask train` (holds model.safetensors)."),
     repo_id: str = typer.Argument(..., metavar="ORG/NAME", help="The Hugging Face Hub repository (made if need be)."),
     private: bool = typer.Option(False, "--private", help="Make a new repository private."),
-    evaluation: Path = typer.Option(None, "--evaluation", help="An `unmask evaluate` folder of the run's test split "
-                                    "(default: the newest inside the run folder)."),
+    evaluation: Path = typer.Option(
+        None,
+        "--evaluation",
+        help="An `unmask evaluate` folder of the run's test split (default: the newest inside the run folder).",
+    ),
     out: Path = typer.Option(None, "--out", help="Only write the files that would be pushed into this folder."),
 ):
     """Share a detector by name: its weights, model card (README.md) and record on the Hugging Face Hub.

@@ -27,13 +27,21 @@ def parse_weights(items: list[str]) -> dict[str, Path]:
 def reproduce_command(
     root: Path = typer.Argument(..., help="Celeb-DF-v2 or FaceForensics++ folder."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="celebdf or ffpp."),
-    out: Path = typer.Option(..., "--out", "-o", help="Folder for the crops, runs, evaluations and results.md (a rerun goes on)."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Folder for the crops, runs, evaluations and results.md (a rerun goes on)."
+    ),
     models: Optional[str] = typer.Option(
-        None, help="Comma-separated backbones (default the paper's four: xception,inception_resnet_v2,efficientnetv2_s,efficientnetv2_m)."),
+        None,
+        help="Comma-separated backbones (default the paper's four: xception,inception_resnet_v2,efficientnetv2_s,efficientnetv2_m).",
+    ),
     presets: str = typer.Option("paper,default", help="Training presets to compare, comma-separated."),
-    weights_dir: Optional[Path] = typer.Option(None, help="Folder of ImageNet weights named <model>.safetensors (or .pth, .bin)."),
+    weights_dir: Optional[Path] = typer.Option(
+        None, help="Folder of ImageNet weights named <model>.safetensors (or .pth, .bin)."
+    ),
     weights: list[str] = typer.Option([], help="MODEL=FILE: one backbone's ImageNet weights (repeatable)."),
-    pretrained: Optional[bool] = typer.Option(None, "--pretrained/--no-pretrained", help="Start from ImageNet weights (the presets' choice) or from scratch."),
+    pretrained: Optional[bool] = typer.Option(
+        None, "--pretrained/--no-pretrained", help="Start from ImageNet weights (the presets' choice) or from scratch."
+    ),
     epochs: Optional[int] = typer.Option(None, help="Epochs of every run (default: each preset's)."),
     size: Optional[int] = typer.Option(None, help="Input side in pixels for every run (default: each preset's)."),
     batch_size: Optional[int] = typer.Option(None),
@@ -70,8 +78,10 @@ def reproduce_command(
         if step_bar is not None:
             step_bar.close()
             step_bar = None
-        typer.echo(f"  {name} epoch {row['epoch']}: loss {row['train_loss']:.4f}  val acc {row['val_acc']:.4f}  "
-                   f"val auc {row['val_auc']:.4f}  ({row['seconds']:.0f} s)")
+        typer.echo(
+            f"  {name} epoch {row['epoch']}: loss {row['train_loss']:.4f}  val acc {row['val_acc']:.4f}  "
+            f"val auc {row['val_auc']:.4f}  ({row['seconds']:.0f} s)"
+        )
 
     def progress(line):
         bars.close()
@@ -79,12 +89,31 @@ def reproduce_command(
 
     try:
         result = reproduce(
-            root, out, dataset=dataset, models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
-            presets=[p.strip() for p in presets.split(",") if p.strip()], num_frames=num_frames, detector=detector,
-            compression=compression, prepare_workers=workers, epochs=epochs, size=size, batch_size=batch_size,
-            max_steps=max_steps, pretrained=pretrained, weights=parse_weights(weights),
-            weights_dir=weights_dir, device=device, bootstrap=bootstrap, report=report, report_examples=report_examples, progress=progress,
-            on_prepare=bars, on_epoch=on_epoch, on_step=on_step)
+            root,
+            out,
+            dataset=dataset,
+            models=[m.strip() for m in models.split(",") if m.strip()] if models else None,
+            presets=[p.strip() for p in presets.split(",") if p.strip()],
+            num_frames=num_frames,
+            detector=detector,
+            compression=compression,
+            prepare_workers=workers,
+            epochs=epochs,
+            size=size,
+            batch_size=batch_size,
+            max_steps=max_steps,
+            pretrained=pretrained,
+            weights=parse_weights(weights),
+            weights_dir=weights_dir,
+            device=device,
+            bootstrap=bootstrap,
+            report=report,
+            report_examples=report_examples,
+            progress=progress,
+            on_prepare=bars,
+            on_epoch=on_epoch,
+            on_step=on_step,
+        )
     finally:
         bars.close()
         if step_bar is not None:

@@ -12,10 +12,18 @@ from unmask.cli._help import methods_note, with_code_help
 
 @app.command("serve", cls=with_code_help(lambda: {"heatmap_methods": methods_note()["methods"]}))
 def serve_command(
-    model: Path = typer.Option(..., "--model", "-m", help="Run folder of `unmask train` (or its model.safetensors), "
-                               "or a folder of `unmask export` (ONNX Runtime, no torch, no heatmaps)."),
-    host: str = typer.Option("127.0.0.1", help="Address to listen on. The default serves this machine only; "
-                                               "0.0.0.0 opens it to the network (put it behind a proxy with TLS)."),
+    model: Path = typer.Option(
+        ...,
+        "--model",
+        "-m",
+        help="Run folder of `unmask train` (or its model.safetensors), "
+        "or a folder of `unmask export` (ONNX Runtime, no torch, no heatmaps).",
+    ),
+    host: str = typer.Option(
+        "127.0.0.1",
+        help="Address to listen on. The default serves this machine only; "
+        "0.0.0.0 opens it to the network (put it behind a proxy with TLS).",
+    ),
     port: int = typer.Option(8000, help="Port to listen on."),
     workers: int = typer.Option(1, help="Videos judged at once (each worker loads its own copy of the model)."),
     queue_size: int = typer.Option(8, help="Uploads that may wait for a worker; more get 429 with Retry-After."),
@@ -23,8 +31,11 @@ def serve_command(
     max_duration_s: float = typer.Option(600.0, help="Longest video in seconds (413 beyond)."),
     job_ttl_s: float = typer.Option(3600.0, help="Seconds a finished job's result is kept."),
     heatmaps: int = typer.Option(4, help="Faces explained per video (0: none)."),
-    heatmap_methods: str = typer.Option("gradcam", metavar="METHOD,...", help="Explanation methods of the heatmaps, comma-separated "
-                                                "(scorecam and smoothgrad are slow on a CPU)."),
+    heatmap_methods: str = typer.Option(
+        "gradcam",
+        metavar="METHOD,...",
+        help="Explanation methods of the heatmaps, comma-separated (scorecam and smoothgrad are slow on a CPU).",
+    ),
     device: str = typer.Option(None, help="cpu, cuda ... (default: a GPU if there is one)."),
 ):
     """Serve a web page and a JSON API that judge uploaded videos, with the model loaded once.
@@ -48,15 +59,23 @@ def serve_command(
 
     if not 0 <= port <= 65535:
         raise UnmaskError(f"--port must be from 0 (any free port) to 65535, not {port}")
-    settings = ServeSettings.make(workers=workers, queue_size=queue_size, max_upload_mb=max_upload_mb,
-                                  max_duration_s=max_duration_s, job_ttl_s=job_ttl_s, heatmaps=heatmaps,
-                                  heatmap_methods=tuple(m.strip() for m in heatmap_methods.split(",") if m.strip()),
-                                  device=device)
+    settings = ServeSettings.make(
+        workers=workers,
+        queue_size=queue_size,
+        max_upload_mb=max_upload_mb,
+        max_duration_s=max_duration_s,
+        job_ttl_s=job_ttl_s,
+        heatmaps=heatmaps,
+        heatmap_methods=tuple(m.strip() for m in heatmap_methods.split(",") if m.strip()),
+        device=device,
+    )
     sock = listen_socket(host, port)  # before the model loads: a taken port costs one line, not a minute
     try:
         web = create_app(model, settings)
         bound = sock.getsockname()[1]
-        typer.echo(f"unmask serving {model} on http://{'[' + host + ']' if ':' in host else host}:{bound}  (Ctrl-C stops)")
+        typer.echo(
+            f"unmask serving {model} on http://{'[' + host + ']' if ':' in host else host}:{bound}  (Ctrl-C stops)"
+        )
         server = uvicorn.Server(uvicorn.Config(web, log_level="info", proxy_headers=False, server_header=False))
         on_interrupt("stopped: the server shut down and removed every stored upload")
         server.run(sockets=[sock])
@@ -78,21 +97,28 @@ def listen_socket(host: str, port: int):
     from unmask.errors import UnmaskError
 
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                             flags=socket.AI_PASSIVE)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
     except (socket.gaierror, UnicodeError) as exc:
-        raise UnmaskError(f"--host {host!r} is not an address ({getattr(exc, 'strerror', None) or exc}); "
-                          "give 127.0.0.1, 0.0.0.0 or ::") from None
+        raise UnmaskError(
+            f"--host {host!r} is not an address ({getattr(exc, 'strerror', None) or exc}); "
+            "give 127.0.0.1, 0.0.0.0 or ::"
+        ) from None
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        hint = {errno.EADDRINUSE: "another program listens there; choose another --port (0: any free one)",
-                errno.EACCES: "ports below 1024 need rights this user lacks; choose --port 1024 or above",
-                errno.EADDRNOTAVAIL: "that address is not this machine's; give 127.0.0.1 or 0.0.0.0"}
-        raise UnmaskError(f"Cannot listen on {host}:{port} ({exc.strerror}); "
-                          + hint.get(exc.errno, "choose another --host or --port")) from None
+        hint = {
+            errno.EADDRINUSE: "another program listens there; choose another --port (0: any free one)",
+            errno.EACCES: "ports below 1024 need rights this user lacks; choose --port 1024 or above",
+            errno.EADDRNOTAVAIL: "that address is not this machine's; give 127.0.0.1 or 0.0.0.0",
+        }
+        raise UnmaskError(
+            f"Cannot listen on {host}:{port} ({exc.strerror}); "
+            + hint.get(exc.errno, "choose another --host or --port")
+        ) from None
     sock.set_inheritable(True)
     return sock

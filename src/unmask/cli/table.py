@@ -13,8 +13,14 @@ from unmask.cli import app
 @app.command("table")
 def table_command(
     eval_dirs: list[Path] = typer.Argument(..., help="Output folders of `unmask evaluate`."),
-    csv: Optional[Path] = typer.Option(None, help="Also write the table as CSV here (and the per-method table beside it, NAME.per-method.csv)."),
-    cross: bool = typer.Option(False, "--cross", help="Within- and cross-dataset rows side by side (train data -> test data), with 95% intervals."),
+    csv: Optional[Path] = typer.Option(
+        None, help="Also write the table as CSV here (and the per-method table beside it, NAME.per-method.csv)."
+    ),
+    cross: bool = typer.Option(
+        False,
+        "--cross",
+        help="Within- and cross-dataset rows side by side (train data -> test data), with 95% intervals.",
+    ),
 ):
     """Print the paper's table (weighted accuracy, precision, recall, F1 at the raw argmax) with AUC,
     cost-decision and video columns.

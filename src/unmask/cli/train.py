@@ -28,19 +28,25 @@ def preset_notes() -> dict:
     from unmask.training.config import PRESETS, TrainConfig
 
     defaults = {f.name: default_of(f) for f in dataclasses.fields(TrainConfig)}
-    values = {name: {p: PRESETS[p].get(name, default) for p in PRESETS} for name, default in defaults.items()
-              if default is not None and name != "costs"}
+    values = {
+        name: {p: PRESETS[p].get(name, default) for p in PRESETS}
+        for name, default in defaults.items()
+        if default is not None and name != "costs"
+    }
     for part in ("missed_fake", "false_alarm"):
         values[f"cost_{part}"] = {p: getattr(PRESETS[p].get("costs", defaults["costs"]), part) for p in PRESETS}
     notes = {}
     for option, by_preset in values.items():
         if option == "model":
-            notes[option] = f"default: {by_preset['default']}; paper preset: one of {', '.join(PAPER_BACKBONES)}, required"
+            notes[option] = (
+                f"default: {by_preset['default']}; paper preset: one of {', '.join(PAPER_BACKBONES)}, required"
+            )
         elif len(set(map(_describe, by_preset.values()))) == 1:
             notes[option] = f"default: {_describe(by_preset['default'])}, every preset"
         else:
-            notes[option] = "; ".join(f"{'default' if p == 'default' else p + ' preset'}: {_describe(v)}"
-                                      for p, v in by_preset.items())
+            notes[option] = "; ".join(
+                f"{'default' if p == 'default' else p + ' preset'}: {_describe(v)}" for p, v in by_preset.items()
+            )
     help_notes = settings_help(TrainConfig, notes)
     help_notes.update({k: (None, notes[k]) for k in ("cost_missed_fake", "cost_false_alarm")})
     help_notes["preset"] = (list(PRESETS), None)
@@ -48,21 +54,35 @@ def preset_notes() -> dict:
 
 
 @app.command("train", cls=settings_command(preset_notes))
-@settings_options("unmask.training.config:TrainConfig", after="preset", unset=True,
-                  fields_as={"costs": ("cost_missed_fake", "cost_false_alarm")})
+@settings_options(
+    "unmask.training.config:TrainConfig",
+    after="preset",
+    unset=True,
+    fields_as={"costs": ("cost_missed_fake", "cost_false_alarm")},
+)
 def train_command(
-    data_dir: Optional[Path] = typer.Argument(None, help="Output folder of `unmask prepare` (holds manifest.parquet).",
-                                              show_default=False),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder for checkpoints and logs (required).",
-                                       show_default=False),
+    data_dir: Optional[Path] = typer.Argument(
+        None, help="Output folder of `unmask prepare` (holds manifest.parquet).", show_default=False
+    ),
+    out: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Run folder for checkpoints and logs (required).", show_default=False
+    ),
     config_file: Optional[Path] = typer.Option(
-        None, "--config", help="Settings from a YAML or JSON file (a run's own config.json too); flags override it."),
+        None, "--config", help="Settings from a YAML or JSON file (a run's own config.json too); flags override it."
+    ),
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved settings as JSON and exit."),
-    preset: Optional[str] = typer.Option(None, help="default: honest video split, augmentation; paper: the paper exactly.",
-                                         autocompletion=complete_from(lambda: ("default", "paper"))),
+    preset: Optional[str] = typer.Option(
+        None,
+        help="default: honest video split, augmentation; paper: the paper exactly.",
+        autocompletion=complete_from(lambda: ("default", "paper")),
+    ),
     cost_missed_fake: Optional[float] = typer.Option(None, help="Cost of calling a fake real."),
     cost_false_alarm: Optional[float] = typer.Option(None, help="Cost of calling a real fake."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last completed epoch (with --epochs N: train on to N)."),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue the run in --out from its last completed epoch (with --epochs N: train on to N).",
+    ),
     **settings,
 ):
     """Train a cost-sensitive deepfake detector on prepared face crops.
@@ -81,8 +101,10 @@ def train_command(
     from_file.pop("preset", None)
     if cost_missed_fake is not None or cost_false_alarm is not None:
         base = from_file.get("costs") or Costs()
-        settings["costs"] = Costs(base.missed_fake if cost_missed_fake is None else cost_missed_fake,
-                                  base.false_alarm if cost_false_alarm is None else cost_false_alarm)
+        settings["costs"] = Costs(
+            base.missed_fake if cost_missed_fake is None else cost_missed_fake,
+            base.false_alarm if cost_false_alarm is None else cost_false_alarm,
+        )
     config = make_config(preset, **{**from_file, **settings})
     if print_config:
         typer.echo(json.dumps(dataclasses.asdict(config), indent=1))
@@ -110,24 +132,40 @@ def _train(data_dir: Path, out: Path, config, *, resume: bool, epochs: int | Non
         typer.echo(f"crop cache: {crop_cache.path} ({crop_cache.nbytes / 1e9:.2f} GB, {how})", err=True)
 
     def on_epoch(row):
-        bars.write(f"epoch {row['epoch']}: loss {row['train_loss']:.4f}  val acc {row['val_acc']:.4f}  "
-                   f"val auc {row['val_auc']:.4f}  val f1 {row['val_f1']:.4f}  ({row['seconds']:.0f} s)")
+        bars.write(
+            f"epoch {row['epoch']}: loss {row['train_loss']:.4f}  val acc {row['val_acc']:.4f}  "
+            f"val auc {row['val_auc']:.4f}  val f1 {row['val_f1']:.4f}  ({row['seconds']:.0f} s)"
+        )
 
     bars = ProgressBars()
     on_interrupt(f"interrupted: the epochs finished are kept in {out}; go on with: {resume_command()}")
     try:
-        result = train(data_dir, out, config, resume=resume, epochs=epochs if resume else None, on_epoch=on_epoch,
-                       on_cache=on_cache, progress=bars)
+        result = train(
+            data_dir,
+            out,
+            config,
+            resume=resume,
+            epochs=epochs if resume else None,
+            on_epoch=on_epoch,
+            on_cache=on_cache,
+            progress=bars,
+        )
     finally:
         bars.close()
     if not main:
         return
-    typer.echo(f"best epoch {result.best_epoch} ({config.select_metric} {result.best_metric:.4f}); calibration: "
-               f"temperature {result.temperature:.3f}, bias {result.bias:+.3f}; threshold {result.threshold:.3f}")
+    typer.echo(
+        f"best epoch {result.best_epoch} ({config.select_metric} {result.best_metric:.4f}); calibration: "
+        f"temperature {result.temperature:.3f}, bias {result.bias:+.3f}; threshold {result.threshold:.3f}"
+    )
     typer.echo(f"checkpoint: {result.checkpoint}")
-    typer.echo(f"also written in {result.run_dir}: metrics.csv (per epoch), config.json (the settings: --config takes it "
-               "back), MODEL_CARD.md, model_card.json and reliability.png (the model card), tensorboard/, "
-               "best.safetensors, last.safetensors")
-    typer.echo(f"next: unmask evaluate {shlex.quote(str(out))} {shlex.quote(str(data_dir))} "
-               f"--out {shlex.quote(str(out / 'eval-test'))}")
+    typer.echo(
+        f"also written in {result.run_dir}: metrics.csv (per epoch), config.json (the settings: --config takes it "
+        "back), MODEL_CARD.md, model_card.json and reliability.png (the model card), tensorboard/, "
+        "best.safetensors, last.safetensors"
+    )
+    typer.echo(
+        f"next: unmask evaluate {shlex.quote(str(out))} {shlex.quote(str(data_dir))} "
+        f"--out {shlex.quote(str(out / 'eval-test'))}"
+    )
     typer.echo(f"      tensorboard --logdir {shlex.quote(str(out / 'tensorboard'))}   (the training curves)")

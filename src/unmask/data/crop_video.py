@@ -51,8 +51,9 @@ def crop_folder(video_id: str) -> str:
 
 def make_detector(config: PrepareConfig):
     """The face detector ``config`` asks for (its first pass)."""
-    return create_detector(config.detector, min_score=config.min_score, max_side_px=config.max_side,
-                           device=config.device)
+    return create_detector(
+        config.detector, min_score=config.min_score, max_side_px=config.max_side, device=config.device
+    )
 
 
 def make_second_pass(config: PrepareConfig, detector):
@@ -60,8 +61,9 @@ def make_second_pass(config: PrepareConfig, detector):
     if not config.second_pass:
         return None
     side = config.second_pass_side
-    return detector.with_settings(max_side_px=side, min_side_px=side, enhance=True,
-                                  min_score=config.second_pass_min_score)
+    return detector.with_settings(
+        max_side_px=side, min_side_px=side, enhance=True, min_score=config.second_pass_min_score
+    )
 
 
 def make_near_pass(config: PrepareConfig, detector):
@@ -83,8 +85,13 @@ def make_small_face_pass(config: PrepareConfig, detector):
     """
     if not config.small_face_pass:
         return None
-    return detector.with_settings(max_side_px=config.small_face_side, min_side_px=0, enhance=True,
-                                  min_face_px=config.small_face_min_px, min_score=config.small_face_min_score)
+    return detector.with_settings(
+        max_side_px=config.small_face_side,
+        min_side_px=0,
+        enhance=True,
+        min_face_px=config.small_face_min_px,
+        min_score=config.small_face_min_score,
+    )
 
 
 # --- work on one video (runs in a worker process) -------------------------------------------------
@@ -119,11 +126,18 @@ def make_extractor(config: PrepareConfig, detector=None) -> FaceExtractor:
     """The face step ``config`` describes (detector and its later passes, margin, size, which faces
     to keep, gap bridging): the one definition prepare, explain and predict all use."""
     detector = detector or make_detector(config)
-    return FaceExtractor(detector, margin=config.margin, size_px=config.size, keep=config.keep,
-                         second_pass=make_second_pass(config, detector), bridge_max_gap=config.bridge_max_gap,
-                         second_pass_probe=config.second_pass_probe, near_pass=make_near_pass(config, detector),
-                         small_face_pass=make_small_face_pass(config, detector),
-                         small_face_probe=config.small_face_probe)
+    return FaceExtractor(
+        detector,
+        margin=config.margin,
+        size_px=config.size,
+        keep=config.keep,
+        second_pass=make_second_pass(config, detector),
+        bridge_max_gap=config.bridge_max_gap,
+        second_pass_probe=config.second_pass_probe,
+        near_pass=make_near_pass(config, detector),
+        small_face_pass=make_small_face_pass(config, detector),
+        small_face_probe=config.small_face_probe,
+    )
 
 
 def init_worker(config: PrepareConfig, single_thread: bool, detector=None, parent_pid: int | None = None) -> None:
@@ -160,8 +174,14 @@ def crop_video(item: VideoItem, out_dir: Path, config: PrepareConfig) -> tuple[s
         else:
             reason = f"no face found in {len(frames)} sampled frames"
         # The crop sizes let a resumed run check cheaply that the crops it skips are still there.
-        record = {"video_id": item.video_id, "frames": len(frames), "stream": frames[0].stream_index,
-                  "reason": reason, "crops": rows, "crop_bytes": sizes}
+        record = {
+            "video_id": item.video_id,
+            "frames": len(frames),
+            "stream": frames[0].stream_index,
+            "reason": reason,
+            "crops": rows,
+            "crop_bytes": sizes,
+        }
         with write_atomic(out_dir / STATE_DIR / "done" / f"{video_key(item.video_id)}.json", "w") as fh:
             json.dump(record, fh)
         return item.video_id, rows, reason
@@ -203,11 +223,22 @@ def _write_crops(item: VideoItem, crops, out_dir: Path, config: PrepareConfig) -
         fsync_path(partial / name)
         sizes.append((partial / name).stat().st_size)
         x1, y1, x2, y2 = crop.box
-        rows.append({"crop_path": f"{folder}/{name}", "frame_index": crop.frame_index,
-                     "time_s": crop.time_s, "track_id": crop.track_id, "det_score": crop.score,
-                     "x1": x1, "y1": y1, "x2": x2, "y2": y2, "det_pass": crop.det_pass,
-                     **landmark_columns(crop.landmarks),
-                     **dict(zip(CROP_BOX_COLUMNS, crop.crop_box or (float("nan"),) * 4))})
+        rows.append(
+            {
+                "crop_path": f"{folder}/{name}",
+                "frame_index": crop.frame_index,
+                "time_s": crop.time_s,
+                "track_id": crop.track_id,
+                "det_score": crop.score,
+                "x1": x1,
+                "y1": y1,
+                "x2": x2,
+                "y2": y2,
+                "det_pass": crop.det_pass,
+                **landmark_columns(crop.landmarks),
+                **dict(zip(CROP_BOX_COLUMNS, crop.crop_box or (float("nan"),) * 4)),
+            }
+        )
     fsync_path(partial)
     if final.exists():
         shutil.rmtree(final)

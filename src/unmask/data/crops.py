@@ -88,9 +88,16 @@ class SeededBatches:
             yield int(torch.randint(2**62, (), generator=self.generator)), positions
 
 
-def batch_loader(dataset: Dataset, *, batch_size: int, sampler: Iterable[int] | None = None, drop_last: bool = False,
-                 workers: int = 0, device: torch.device | None = None,
-                 seeds: torch.Generator | None = None) -> DataLoader:
+def batch_loader(
+    dataset: Dataset,
+    *,
+    batch_size: int,
+    sampler: Iterable[int] | None = None,
+    drop_last: bool = False,
+    workers: int = 0,
+    device: torch.device | None = None,
+    seeds: torch.Generator | None = None,
+) -> DataLoader:
     """Batches ``(images, labels, positions)`` of ``dataset`` in ``sampler``'s order.
 
     A dataset that reads whole batches (``reads_batches``: the crop cache) gets lists of
@@ -106,8 +113,12 @@ def batch_loader(dataset: Dataset, *, batch_size: int, sampler: Iterable[int] | 
     repeats the order of one never stopped).
     """
     sampler = sampler if sampler is not None else SequentialSampler(dataset)
-    common = dict(num_workers=workers, pin_memory=device is not None and device.type == "cuda",
-                  persistent_workers=workers > 0, generator=torch.Generator().manual_seed(0))
+    common = dict(
+        num_workers=workers,
+        pin_memory=device is not None and device.type == "cuda",
+        persistent_workers=workers > 0,
+        generator=torch.Generator().manual_seed(0),
+    )
     if seeds is not None:
         batches = SeededBatches(BatchSampler(sampler, batch_size, drop_last), seeds)
         return DataLoader(dataset, batch_size=None, sampler=batches, **common)
@@ -128,8 +139,14 @@ class DeviceBatches:
     Yields ``(images (B, 3, S, S) float32, labels, positions)``, images and labels on ``device``.
     """
 
-    def __init__(self, loader: DataLoader, device: torch.device, normalise: Callable,
-                 augment: Callable | None = None, channels_last: bool = False):
+    def __init__(
+        self,
+        loader: DataLoader,
+        device: torch.device,
+        normalise: Callable,
+        augment: Callable | None = None,
+        channels_last: bool = False,
+    ):
         self.loader, self.device, self.normalise, self.augment = loader, device, normalise, augment
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 

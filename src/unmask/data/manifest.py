@@ -59,8 +59,23 @@ from unmask.utils.atomic import atomic_path
 
 MANIFEST_NAME = "manifest.parquet"
 CROP_COLUMNS = [
-    "crop_path", "dataset", "video_id", "video_path", "label", "method", "source_id", "source_ids",
-    "frame_index", "time_s", "track_id", "det_score", "x1", "y1", "x2", "y2", "official_split",
+    "crop_path",
+    "dataset",
+    "video_id",
+    "video_path",
+    "label",
+    "method",
+    "source_id",
+    "source_ids",
+    "frame_index",
+    "time_s",
+    "track_id",
+    "det_score",
+    "x1",
+    "y1",
+    "x2",
+    "y2",
+    "official_split",
 ]
 # Written by today's prepare, but not required: manifests made before them still load.
 FACE_COLUMNS = ["det_pass", *LANDMARK_COLUMNS, *CROP_BOX_COLUMNS]
@@ -88,7 +103,9 @@ def read_manifest(path: str | Path, *, need_splits: bool = True) -> tuple[pd.Dat
     path = Path(path)
     if path.is_dir():
         if not (path / MANIFEST_NAME).is_file() and any(path.glob("manifest.shard-*.parquet")):
-            raise ManifestError(f"{path} holds the output of sharded runs; combine the shards with `unmask merge` first")
+            raise ManifestError(
+                f"{path} holds the output of sharded runs; combine the shards with `unmask merge` first"
+            )
         path = path / MANIFEST_NAME
     if not path.is_file():
         raise ManifestError(f"No manifest at {path}; run `unmask prepare` first")
@@ -109,8 +126,10 @@ def check_manifest(df: pd.DataFrame, path: Path | str = "manifest", *, need_spli
         raise ManifestError(f"{path} lacks columns {', '.join(missing)}; prepare it again with this unmask")
     bad = sorted(set(df["label"].dropna().unique().tolist()) - {0, 1}, key=str) if len(df) else []
     if bad or (len(df) and df["label"].isna().any()):
-        raise ManifestError(f"{path} has labels other than 0 (real) and 1 (fake): {bad or ['missing']}; fix the "
-                            "labels and prepare it again")
+        raise ManifestError(
+            f"{path} has labels other than 0 (real) and 1 (fake): {bad or ['missing']}; fix the "
+            "labels and prepare it again"
+        )
     if need_splits and any(c not in df.columns for c in SPLIT_COLUMNS):
         raise ManifestError(f"{path} is one shard of a sharded run; combine the shards with `unmask merge` first")
 
@@ -127,8 +146,11 @@ def label_levels(df: pd.DataFrame) -> pd.Series:
     crops carry the video's label only (``video``). ``train --label-level face`` leaves those out.
     """
     tracks = df.groupby("video_id")["track_id"].transform("nunique")
-    return pd.Series(["video" if label == 1 and n > 1 else "face" for label, n in zip(df["label"], tracks)],
-                     index=df.index, dtype=object)
+    return pd.Series(
+        ["video" if label == 1 and n > 1 else "face" for label, n in zip(df["label"], tracks)],
+        index=df.index,
+        dtype=object,
+    )
 
 
 def select_label_level(rows: pd.DataFrame, level: str) -> pd.DataFrame:
@@ -136,8 +158,11 @@ def select_label_level(rows: pd.DataFrame, level: str) -> pd.DataFrame:
     if level == "video":
         return rows
     if "label_level" not in rows.columns:
-        raise ManifestError("This manifest does not record label levels; prepare it again with this unmask "
-                            "to train with label_level face", "label_level")
+        raise ManifestError(
+            "This manifest does not record label levels; prepare it again with this unmask "
+            "to train with label_level face",
+            "label_level",
+        )
     kept = rows[rows["label_level"] == "face"]
     if kept.empty:
         raise ManifestError("No crop of the training split is labelled per face; use label_level video", "label_level")
@@ -153,5 +178,7 @@ def select_split(df: pd.DataFrame, protocol: str, split: str) -> pd.DataFrame:
         raise ManifestError(f"The manifest has no {protocol!r} split; prepare it again with this unmask")
     rows = df[df[column] == split]
     if rows.empty:
-        raise ManifestError(f"The manifest's {protocol!r} protocol has no {split!r} videos; choose another protocol", "protocol")
+        raise ManifestError(
+            f"The manifest's {protocol!r} protocol has no {split!r} videos; choose another protocol", "protocol"
+        )
     return rows

@@ -29,8 +29,15 @@ import pandas as pd
 from unmask import __version__
 from unmask.data.config import RENAMED, SPLIT_SETTINGS, PrepareConfig
 from unmask.data.crop_video import STATE_DIR, crop_video, crops_intact, init_worker, make_detector, video_key
-from unmask.data.manifest import (CROP_COLUMNS, FACE_COLUMNS, MANIFEST_NAME, VIDEO_HASH_COLUMN, label_levels,
-                                  read_manifest, write_manifest)
+from unmask.data.manifest import (
+    CROP_COLUMNS,
+    FACE_COLUMNS,
+    MANIFEST_NAME,
+    VIDEO_HASH_COLUMN,
+    label_levels,
+    read_manifest,
+    write_manifest,
+)
 from unmask.data.sources import VideoItem, find_videos
 from unmask.data.splits import DEFAULT_FRACTIONS, SEED, add_splits, check_fractions, split_counts, warn_empty_splits
 from unmask.errors import SettingError, UnmaskError
@@ -101,8 +108,7 @@ def _check_resumable(out_dir: Path, root: Path, config: PrepareConfig) -> None:
         recorded = json.loads(record_path.read_text())
         # compared as today's fields: a setting recorded before it existed has the meaning it had then
         theirs = {"root": recorded.get("root"), **PrepareConfig.comparable(recorded)}
-        changed = sorted(k for k in set(ours) | set(theirs)
-                         if k not in SPLIT_SETTINGS and ours.get(k) != theirs.get(k))
+        changed = sorted(k for k in set(ours) | set(theirs) if k not in SPLIT_SETTINGS and ours.get(k) != theirs.get(k))
         if changed:
             raise SettingError(
                 f"{out_dir} holds crops prepared with other settings ({', '.join(changed)}); "
@@ -134,15 +140,19 @@ def _run_pool(todo: list[VideoItem], out_dir: Path, config: PrepareConfig, recor
     while queue or suspects:
         if suspects:
             item = suspects.pop(0)
-            with ProcessPoolExecutor(1, mp_context=context, initializer=init_worker,
-                                     initargs=(config, False, None, os.getpid())) as pool:
+            with ProcessPoolExecutor(
+                1, mp_context=context, initializer=init_worker, initargs=(config, False, None, os.getpid())
+            ) as pool:
                 try:
                     record(*pool.submit(crop_video, item, out_dir, config).result())
                 except BrokenProcessPool:
-                    record(item.video_id, None, "the worker process died on this video (a crash in a decoder or detector)")
+                    record(
+                        item.video_id, None, "the worker process died on this video (a crash in a decoder or detector)"
+                    )
             continue
-        with ProcessPoolExecutor(config.workers, mp_context=context, initializer=init_worker,
-                                 initargs=(config, True, None, os.getpid())) as pool:
+        with ProcessPoolExecutor(
+            config.workers, mp_context=context, initializer=init_worker, initargs=(config, True, None, os.getpid())
+        ) as pool:
             in_flight: dict = {}
             try:
                 while queue or in_flight:
@@ -168,9 +178,15 @@ def _run_pool(todo: list[VideoItem], out_dir: Path, config: PrepareConfig, recor
                 raise
 
 
-def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
-            progress: ProgressCallback | None = None, *, engine: str = "local",
-            address: str | None = None) -> PrepareSummary:
+def prepare(
+    root: str | Path,
+    out_dir: str | Path,
+    config: PrepareConfig,
+    progress: ProgressCallback | None = None,
+    *,
+    engine: str = "local",
+    address: str | None = None,
+) -> PrepareSummary:
     """Turn the dataset at ``root`` into face crops and ``out_dir/manifest.parquet``.
 
     Finished videos of an earlier run into the same ``out_dir`` are kept and skipped. Videos that
@@ -217,12 +233,20 @@ def prepare(root: str | Path, out_dir: str | Path, config: PrepareConfig,
     # A shard locks only itself (shards may share one --out), but never runs beside a whole run.
     lock_name = "lock" if config.shard is None else f"lock.shard-{config.shard[0]}-of-{config.shard[1]}"
     with hold_lock(state_dir, lock_name, excludes=("lock*",) if config.shard is None else ("lock",)):
-        return _prepare_locked(root, out_dir, config, items, left_out, detector, started, progress,
-                               (engine, address))
+        return _prepare_locked(root, out_dir, config, items, left_out, detector, started, progress, (engine, address))
 
 
-def _prepare_locked(root: Path, out_dir: Path, config: PrepareConfig, items: list[VideoItem], left_out: list,
-                    detector, started: float, progress, engine: tuple[str, str | None]) -> PrepareSummary:
+def _prepare_locked(
+    root: Path,
+    out_dir: Path,
+    config: PrepareConfig,
+    items: list[VideoItem],
+    left_out: list,
+    detector,
+    started: float,
+    progress,
+    engine: tuple[str, str | None],
+) -> PrepareSummary:
     _check_resumable(out_dir, root, config)
     done_dir = out_dir / STATE_DIR / "done"
     done_dir.mkdir(parents=True, exist_ok=True)
@@ -231,26 +255,46 @@ def _prepare_locked(root: Path, out_dir: Path, config: PrepareConfig, items: lis
     state = PrepareProgress(total=len(items))
     records, todo = _earlier_records(out_dir, items, state)
     state.failed += len(left_out)
-    logger.info("%d videos to prepare into %s (%d done by an earlier run, %d left out)", len(todo), out_dir,
-                state.skipped, len(left_out))
+    logger.info(
+        "%d videos to prepare into %s (%d done by an earlier run, %d left out)",
+        len(todo),
+        out_dir,
+        state.skipped,
+        len(left_out),
+    )
     meter = ProgressMeter(progress, "prepare", state.total, unit="video", done=state.skipped)
     if state.skipped:
         meter.report(f"{state.skipped} done before", faces=state.crops, failed=state.failed)
     read_errors, failed_now = _crop_videos(todo, out_dir, config, detector, state, records, meter, engine)
 
     manifest_name, failures_name = output_names(config.shard)
-    failures = [{"video_id": item.video_id, "path": str(item.path),
-                 "reason": read_errors.get(item.video_id) or records.get(item.video_id, {}).get("reason")}
-                for item in items]
+    failures = [
+        {
+            "video_id": item.video_id,
+            "path": str(item.path),
+            "reason": read_errors.get(item.video_id) or records.get(item.video_id, {}).get("reason"),
+        }
+        for item in items
+    ]
     failures = [f for f in failures if f["reason"]] + [
-        {"video_id": item.video_id, "path": str(item.path), "reason": reason} for item, reason in left_out]
+        {"video_id": item.video_id, "path": str(item.path), "reason": reason} for item, reason in left_out
+    ]
     failures_path = out_dir / failures_name
     with write_atomic(failures_path, "w") as fh:
         pd.DataFrame(failures, columns=FAILURE_COLUMNS).to_csv(fh, index=False)
     manifest_path, excluded = _write_prepared_manifest(root, out_dir / manifest_name, config, items, records)
-    return PrepareSummary(out_dir, len(items), state.done - failed_now, state.skipped, state.failed,
-                          state.crops, time.perf_counter() - started, manifest_path,
-                          failures_path if failures else None, excluded)
+    return PrepareSummary(
+        out_dir,
+        len(items),
+        state.done - failed_now,
+        state.skipped,
+        state.failed,
+        state.crops,
+        time.perf_counter() - started,
+        manifest_path,
+        failures_path if failures else None,
+        excluded,
+    )
 
 
 def _earlier_records(out_dir: Path, items: list[VideoItem], state: PrepareProgress) -> tuple[dict, list[VideoItem]]:
@@ -263,8 +307,9 @@ def _earlier_records(out_dir: Path, items: list[VideoItem], state: PrepareProgre
         path = done_dir / f"{video_key(item.video_id)}.json"
         record = json.loads(path.read_text()) if path.is_file() else None
         if record is not None and not crops_intact(out_dir, record):
-            logger.warning("%s: some of its crops are missing or changed since it was prepared; preparing it again",
-                           item.video_id)
+            logger.warning(
+                "%s: some of its crops are missing or changed since it was prepared; preparing it again", item.video_id
+            )
             record = None
         if record is not None:
             records[item.video_id] = record
@@ -278,8 +323,16 @@ def _earlier_records(out_dir: Path, items: list[VideoItem], state: PrepareProgre
     return records, todo
 
 
-def _crop_videos(todo: list[VideoItem], out_dir: Path, config: PrepareConfig, detector, state: PrepareProgress,
-                 records: dict, meter: ProgressMeter, engine: tuple[str, str | None]) -> tuple[dict[str, str], int]:
+def _crop_videos(
+    todo: list[VideoItem],
+    out_dir: Path,
+    config: PrepareConfig,
+    detector,
+    state: PrepareProgress,
+    records: dict,
+    meter: ProgressMeter,
+    engine: tuple[str, str | None],
+) -> tuple[dict[str, str], int]:
     """Crop ``todo`` (here, in worker processes, or on a Ray cluster: ``engine`` is ``(name,
     address)``), adding each video's record to ``records``.
 
@@ -318,8 +371,9 @@ def _crop_videos(todo: list[VideoItem], out_dir: Path, config: PrepareConfig, de
     return read_errors, failed_now
 
 
-def _write_prepared_manifest(root: Path, path: Path, config: PrepareConfig, items: list[VideoItem],
-                             records: dict) -> tuple[Path | None, int]:
+def _write_prepared_manifest(
+    root: Path, path: Path, config: PrepareConfig, items: list[VideoItem], records: dict
+) -> tuple[Path | None, int]:
     """Write the manifest of ``records`` (with splits, unless a shard) to ``path``.
 
     Returns:
@@ -327,13 +381,22 @@ def _write_prepared_manifest(root: Path, path: Path, config: PrepareConfig, item
     """
     # Video fields come from this run's listing, crop fields from the records: a corrected label
     # or a newly added official list reaches the manifest without preparing the crops again.
-    rows = [{**fields, **crop} for item in items if item.video_id in records
-            for fields in [video_fields(item, config.dataset)] for crop in records[item.video_id]["crops"]]
+    rows = [
+        {**fields, **crop}
+        for item in items
+        if item.video_id in records
+        for fields in [video_fields(item, config.dataset)]
+        for crop in records[item.video_id]["crops"]
+    ]
     if not rows and config.shard is None:  # an empty shard still counts when merging
         return None, 0
-    metadata = {"unmask_version": __version__, "root": str(root.resolve()), **config.recorded(),
-                "shard": list(config.shard) if config.shard else None,
-                "provenance": collect_provenance(config.device)}
+    metadata = {
+        "unmask_version": __version__,
+        "root": str(root.resolve()),
+        **config.recorded(),
+        "shard": list(config.shard) if config.shard else None,
+        "provenance": collect_provenance(config.device),
+    }
     df = pd.DataFrame(rows, columns=CROP_COLUMNS + FACE_COLUMNS + [VIDEO_HASH_COLUMN])
     df["label_level"] = label_levels(df)
     excluded = 0
@@ -347,10 +410,17 @@ def _write_prepared_manifest(root: Path, path: Path, config: PrepareConfig, item
 
 def video_fields(item: VideoItem, dataset: str) -> dict:
     """The manifest columns that describe the video a crop comes from."""
-    return {"dataset": item.dataset or dataset, "video_id": item.video_id, "video_path": str(item.path.resolve()),
-            "label": item.label, "method": item.method, "source_id": item.source_ids[0],
-            "source_ids": "|".join(item.source_ids), "official_split": item.official_split,
-            VIDEO_HASH_COLUMN: file_fingerprint(item.path)}
+    return {
+        "dataset": item.dataset or dataset,
+        "video_id": item.video_id,
+        "video_path": str(item.path.resolve()),
+        "label": item.label,
+        "method": item.method,
+        "source_id": item.source_ids[0],
+        "source_ids": "|".join(item.source_ids),
+        "official_split": item.official_split,
+        VIDEO_HASH_COLUMN: file_fingerprint(item.path),
+    }
 
 
 def _shard_manifests(path: Path) -> list[Path]:
@@ -364,18 +434,22 @@ def _check_shard_set(shards: list[tuple[int, int]]) -> None:
     """Refuse ``(k, n)`` shards that are not each of one split's ``n`` shards exactly once."""
     total = {n for _, n in shards}
     if len(total) != 1:
-        raise UnmaskError(f"The shards come from splits into different numbers of shards ({', '.join(map(str, sorted(total)))})")
+        raise UnmaskError(
+            f"The shards come from splits into different numbers of shards ({', '.join(map(str, sorted(total)))})"
+        )
     n = total.pop()
     ks = sorted(k for k, _ in shards)
     if ks != list(range(1, n + 1)):
         missing = sorted(set(range(1, n + 1)) - set(ks))
         repeated = sorted({k for k in ks if ks.count(k) > 1})
-        raise UnmaskError(f"Merge needs each of the {n} shards once; missing: {missing or 'none'}, "
-                          f"repeated: {repeated or 'none'}")
+        raise UnmaskError(
+            f"Merge needs each of the {n} shards once; missing: {missing or 'none'}, repeated: {repeated or 'none'}"
+        )
 
 
-def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, split_seed: int | None = None,
-                    split_fractions=None) -> Path:
+def merge_manifests(
+    shard_dirs: list[str | Path], out_dir: str | Path, *, split_seed: int | None = None, split_fractions=None
+) -> Path:
     """Combine the manifests of ``prepare --shard K/N`` runs into one, with splits over all of them.
 
     The shards' ``failures.shard-K-of-N.csv`` are combined into ``out_dir/failures.csv`` too, so
@@ -401,8 +475,9 @@ def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, split_
         if not meta.get("shard"):
             raise UnmaskError(f"{path} is not a shard manifest; merge the manifests of sharded prepare runs")
         shards.append(tuple(meta["shard"]))
-        recorded = upgrade_recorded({k: v for k, v in meta.items() if k not in ("shard", "unmask_version", "provenance")},
-                                    RENAMED)
+        recorded = upgrade_recorded(
+            {k: v for k, v in meta.items() if k not in ("shard", "unmask_version", "provenance")}, RENAMED
+        )
         provenances.append(meta.get("provenance"))
         if settings and recorded != settings:
             changed = sorted(k for k in set(recorded) | set(settings) if recorded.get(k) != settings.get(k))
@@ -416,15 +491,26 @@ def merge_manifests(shard_dirs: list[str | Path], out_dir: str | Path, *, split_
     with write_atomic(out_dir / FAILURES_NAME, "w") as fh:
         pd.concat([pd.DataFrame(columns=FAILURE_COLUMNS), *failures], ignore_index=True).to_csv(fh, index=False)
     split_seed = settings.get("split_seed", SEED) if split_seed is None else split_seed
-    split_fractions = check_fractions(settings.get("split_fractions", DEFAULT_FRACTIONS) if split_fractions is None
-                                      else split_fractions)
+    split_fractions = check_fractions(
+        settings.get("split_fractions", DEFAULT_FRACTIONS) if split_fractions is None else split_fractions
+    )
     settings = {**settings, "split_seed": split_seed, "split_fractions": list(split_fractions)}
     merged = add_splits(pd.concat(frames, ignore_index=True), seed=split_seed, fractions=split_fractions)
     counts = split_counts(merged)
     warn_empty_splits(counts, stacklevel=2)  # the caller of merge_manifests()
     if counts.get("video", {}).get("excluded"):
-        logger.warning("the video split leaves out %d videos whose people are on different sides",
-                       counts["video"]["excluded"])
-    return write_manifest(merged, out_dir / MANIFEST_NAME,
-                          {**settings, "shard": None, "merged_from": [str(d) for d in shard_dirs], "splits": counts,
-                           "provenance": collect_provenance(), "shard_provenance": provenances})
+        logger.warning(
+            "the video split leaves out %d videos whose people are on different sides", counts["video"]["excluded"]
+        )
+    return write_manifest(
+        merged,
+        out_dir / MANIFEST_NAME,
+        {
+            **settings,
+            "shard": None,
+            "merged_from": [str(d) for d in shard_dirs],
+            "splits": counts,
+            "provenance": collect_provenance(),
+            "shard_provenance": provenances,
+        },
+    )

@@ -27,8 +27,9 @@ def _crop(state: tuple[PrepareConfig, Path], item: VideoItem):
     return crop_video(item, out_dir, config)
 
 
-def crop_on_ray(todo: list[VideoItem], out_dir: Path, config: PrepareConfig, record: Callable,
-                address: str | None = None) -> None:
+def crop_on_ray(
+    todo: list[VideoItem], out_dir: Path, config: PrepareConfig, record: Callable, address: str | None = None
+) -> None:
     """Crop ``todo`` on the Ray cluster at ``address`` (None: one started here for this run),
     calling ``record(video_id, crops, reason)`` here as each video finishes.
 
@@ -39,7 +40,13 @@ def crop_on_ray(todo: list[VideoItem], out_dir: Path, config: PrepareConfig, rec
         return
     gpus = 1 if (config.device or "").startswith("cuda") else 0
     with ray_session(address):
-        run_on_actors(_start_worker, (config, out_dir), _crop, todo,
-                      on_done=lambda item, outcome: record(*outcome),
-                      on_lost=lambda item, why: record(item.video_id, None, why),
-                      workers=config.workers if config.workers > 1 else None, gpus_per_worker=gpus)
+        run_on_actors(
+            _start_worker,
+            (config, out_dir),
+            _crop,
+            todo,
+            on_done=lambda item, outcome: record(*outcome),
+            on_lost=lambda item, why: record(item.video_id, None, why),
+            workers=config.workers if config.workers > 1 else None,
+            gpus_per_worker=gpus,
+        )

@@ -42,11 +42,15 @@ def check_fractions(fractions) -> tuple[float, float, float]:
     try:
         train, val, test = (float(f) for f in fractions)
     except (TypeError, ValueError):
-        raise SettingError(f"split_fractions must be three numbers (train, val, test), not {fractions!r}",
-                           "split_fractions") from None
+        raise SettingError(
+            f"split_fractions must be three numbers (train, val, test), not {fractions!r}", "split_fractions"
+        ) from None
     if not all(0.0 <= f <= 1.0 for f in (train, val, test)) or abs(train + val + test - 1.0) > 1e-6 or train <= 0:
-        raise SettingError(f"split_fractions (train, val, test) must be shares in [0, 1] that add up to 1, with some "
-                           f"left for training; not {train:g}, {val:g}, {test:g}", "split_fractions")
+        raise SettingError(
+            f"split_fractions (train, val, test) must be shares in [0, 1] that add up to 1, with some "
+            f"left for training; not {train:g}, {val:g}, {test:g}",
+            "split_fractions",
+        )
     return train, val, test
 
 
@@ -62,8 +66,9 @@ def split_column(protocol: str) -> str:
     return f"split_{protocol}"
 
 
-def split_paper(labels: Sequence[int], *, seed: int = SEED, test_size: float = TEST_SIZE,
-                val_size: float = VAL_SIZE) -> np.ndarray:
+def split_paper(
+    labels: Sequence[int], *, seed: int = SEED, test_size: float = TEST_SIZE, val_size: float = VAL_SIZE
+) -> np.ndarray:
     """The paper's split of rows: ``(n,)`` array of ``train``/``val``/``test``."""
     labels = np.asarray(labels)
     index = np.arange(len(labels))
@@ -109,9 +114,15 @@ def identity_components(source_ids: Sequence[Sequence[str]]) -> tuple[list[str],
     return people, component, members
 
 
-def split_identities(labels: Sequence[int], source_ids: Sequence[Sequence[str]], *, seed: int = SEED,
-                     test_size: float = TEST_SIZE, val_size: float = VAL_SIZE,
-                     splits: Sequence[str] = ("test", "val")) -> np.ndarray:
+def split_identities(
+    labels: Sequence[int],
+    source_ids: Sequence[Sequence[str]],
+    *,
+    seed: int = SEED,
+    test_size: float = TEST_SIZE,
+    val_size: float = VAL_SIZE,
+    splits: Sequence[str] = ("test", "val"),
+) -> np.ndarray:
     """Split videos so that no person (source id) is on two sides.
 
     People, not videos, are assigned to sides; a video whose people end up on different sides is
@@ -149,8 +160,14 @@ def split_identities(labels: Sequence[int], source_ids: Sequence[Sequence[str]],
         for c in groups.classes:
             want, got = fraction[split] * sum(labels == c), int(((out == split) & (labels == c)).sum())
             if want >= 2 and abs(got - want) > want / 2:
-                logger.warning("the %s split holds %d videos labelled %d where its share is %.0f: linked people "
-                               "cannot be split closer to the ratios", split, got, c, want)
+                logger.warning(
+                    "the %s split holds %d videos labelled %d where its share is %.0f: linked people "
+                    "cannot be split closer to the ratios",
+                    split,
+                    got,
+                    c,
+                    want,
+                )
     return out
 
 
@@ -225,8 +242,11 @@ def _fill_side(groups: _LinkedGroups, split: str, target: dict[int, float]) -> N
         if need(comp_size[c]) > 0 and over(comp_size[c]) == 0:
             take(c)
     while not done():
-        free = [c for c in order if groups.is_free(c) and need(comp_size[c]) > 0
-                and groups.unassigned_people() > len(comp_people[c])]
+        free = [
+            c
+            for c in order
+            if groups.is_free(c) and need(comp_size[c]) > 0 and groups.unassigned_people() > len(comp_people[c])
+        ]
         # Cutting a group leaves videos out, so only a group that cannot be held out whole
         # (more than half of all videos) is cut; a smaller one is taken whole or not at all.
         small = [c for c in free if groups.videos(c) <= max(sum(target.values()), len(groups.labels) / 2)]
@@ -236,12 +256,27 @@ def _fill_side(groups: _LinkedGroups, split: str, target: dict[int, float]) -> N
                 break  # (an empty side takes it anyway: a held-out side beats none)
             take(best)
             continue
-        large = [c for c in order if groups.is_free(c) and len(comp_people[c]) > 1
-                 and groups.videos(c) > max(sum(target.values()), len(groups.labels) / 2)]
+        large = [
+            c
+            for c in order
+            if groups.is_free(c)
+            and len(comp_people[c]) > 1
+            and groups.videos(c) > max(sum(target.values()), len(groups.labels) / 2)
+        ]
         if not large:  # 3. cut the first large group
             break
-        groups.assigned += _grow_inside(large[0], comp_people, groups.members, groups.videos_of, groups.labels,
-                                        groups.side, split, have, target, groups.rank)
+        groups.assigned += _grow_inside(
+            large[0],
+            comp_people,
+            groups.members,
+            groups.videos_of,
+            groups.labels,
+            groups.side,
+            split,
+            have,
+            target,
+            groups.rank,
+        )
         break
 
 
@@ -288,16 +323,18 @@ def add_splits(crops: pd.DataFrame, *, seed: int = SEED, fractions=DEFAULT_FRACT
 
     videos = df.drop_duplicates("video_id")[["video_id", "label", "source_ids", "official_split"]]
     people = [s.split("|") for s in videos["source_ids"]]
-    video_split = split_identities(videos["label"].to_numpy(), people, seed=seed, test_size=test_size,
-                                   val_size=val_size)
+    video_split = split_identities(
+        videos["label"].to_numpy(), people, seed=seed, test_size=test_size, val_size=val_size
+    )
     df[split_column("video")] = df["video_id"].map(dict(zip(videos["video_id"], video_split)))
 
     official = videos["official_split"].to_numpy(dtype=object)
     has_official = pd.notna(official)
     if has_official.any() and "val" not in set(official[has_official]):
         train = np.flatnonzero(official == "train")
-        carved = split_identities(videos["label"].to_numpy()[train], [people[i] for i in train], seed=seed,
-                                  val_size=val_size, splits=("val",))
+        carved = split_identities(
+            videos["label"].to_numpy()[train], [people[i] for i in train], seed=seed, val_size=val_size, splits=("val",)
+        )
         official = official.copy()
         official[train] = carved
     df[split_column("official")] = df["video_id"].map(dict(zip(videos["video_id"], official)))
@@ -325,12 +362,19 @@ def warn_empty_splits(counts: dict[str, dict[str, int]], stacklevel: int = 2) ->
 
     ``stacklevel``: as :func:`warnings.warn`'s, counted from the caller of this function."""
     for protocol, missing in empty_splits(counts).items():
-        warnings.warn(f"the {protocol} protocol has no {' and no '.join(missing)} videos: prepare more videos "
-                      "or change the split fractions", EmptySplitWarning, stacklevel=stacklevel + 1)
+        warnings.warn(
+            f"the {protocol} protocol has no {' and no '.join(missing)} videos: prepare more videos "
+            "or change the split fractions",
+            EmptySplitWarning,
+            stacklevel=stacklevel + 1,
+        )
 
 
 def split_counts(df: pd.DataFrame) -> dict[str, dict[str, int]]:
     """Videos per split (``excluded`` included) of each protocol, for the manifest and the summary."""
     videos = df.drop_duplicates("video_id")
-    return {protocol: {str(k): int(v) for k, v in videos[split_column(protocol)].value_counts(dropna=False).items()}
-            for protocol in PROTOCOLS if split_column(protocol) in videos}
+    return {
+        protocol: {str(k): int(v) for k, v in videos[split_column(protocol)].value_counts(dropna=False).items()}
+        for protocol in PROTOCOLS
+        if split_column(protocol) in videos
+    }

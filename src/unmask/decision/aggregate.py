@@ -23,8 +23,9 @@ if TYPE_CHECKING:  # pandas is imported where tables are made: a verdict alone n
 AGGREGATIONS = ("mean", "median", "confident", "track")
 
 
-def aggregate_scores(p_fake, *, frame_index=None, track_id=None, method: str = "mean",
-                     high: float = 0.8, low: float = 0.2) -> float:
+def aggregate_scores(
+    p_fake, *, frame_index=None, track_id=None, method: str = "mean", high: float = 0.8, low: float = 0.2
+) -> float:
     """One score for one video from its crops' ``p_fake`` (and, for ``track``, their frames)."""
     if method not in AGGREGATIONS:
         raise unknown_name("aggregation", method, AGGREGATIONS)
@@ -56,14 +57,17 @@ def aggregate_videos(frame_scores: pd.DataFrame, method: str = "mean") -> pd.Dat
 
     rows = []
     for video_id, group in frame_scores.groupby("video_id", sort=True):
-        rows.append({
-            "video_id": video_id,
-            "label": int(group["label"].iloc[0]),
-            "method": group["method"].iloc[0] if "method" in group else None,
-            **({"dataset": group["dataset"].iloc[0]} if "dataset" in group else {}),
-            "p_fake": aggregate_scores(group["p_fake"], frame_index=group["frame_index"],
-                                       track_id=group["track_id"], method=method),
-            "n_crops": len(group),
-            "n_tracks": int(group["track_id"].nunique()),
-        })
+        rows.append(
+            {
+                "video_id": video_id,
+                "label": int(group["label"].iloc[0]),
+                "method": group["method"].iloc[0] if "method" in group else None,
+                **({"dataset": group["dataset"].iloc[0]} if "dataset" in group else {}),
+                "p_fake": aggregate_scores(
+                    group["p_fake"], frame_index=group["frame_index"], track_id=group["track_id"], method=method
+                ),
+                "n_crops": len(group),
+                "n_tracks": int(group["track_id"].nunique()),
+            }
+        )
     return pd.DataFrame(rows)

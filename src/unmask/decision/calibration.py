@@ -62,7 +62,9 @@ class Costs:
 
     def __post_init__(self):
         if not (0 < self.missed_fake < float("inf") and 0 < self.false_alarm < float("inf")):  # nan too
-            raise UnmaskError(f"Costs must be positive; got missed fake {self.missed_fake}, false alarm {self.false_alarm}")
+            raise UnmaskError(
+                f"Costs must be positive; got missed fake {self.missed_fake}, false alarm {self.false_alarm}"
+            )
 
     @property
     def threshold(self) -> float:
@@ -100,8 +102,12 @@ def fit_platt(scores, labels) -> dict:
     n_fake, n_real = int((y == 1).sum()), int((y == 0).sum())
     health = {"n": int(len(y)), "n_fake": n_fake, "n_real": n_real}
     if n_fake == 0 or n_real == 0:
-        health.update(separable=None, at_bound=False, trusted=False,
-                      note="one class only: nothing to calibrate against; identity used")
+        health.update(
+            separable=None,
+            at_bound=False,
+            trusted=False,
+            note="one class only: nothing to calibrate against; identity used",
+        )
         return {"slope": 1.0, "intercept": 0.0, "health": health}
     slope, intercept = _sigmoid_fit(x, y)
     inverted = slope <= 0
@@ -126,8 +132,9 @@ def fit_platt(scores, labels) -> dict:
         notes.append("scores rank the classes the wrong way: slope kept at 1, intercept fitted")
     if at_bound:
         notes.append(f"slope reached {MAX_SLOPE:g}")
-    health.update(separable=separable, at_bound=at_bound, inverted=inverted, trusted=bool(trusted),
-                  note="; ".join(notes) or "ok")
+    health.update(
+        separable=separable, at_bound=at_bound, inverted=inverted, trusted=bool(trusted), note="; ".join(notes) or "ok"
+    )
     return {"slope": slope, "intercept": intercept, "health": health}
 
 
@@ -151,8 +158,9 @@ def _sigmoid_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     # A frozen estimator is never refitted; one "fold" holding every row fits the sigmoid on all
     # of them (the default 5 folds would refuse a class with fewer than 5 examples).
     everything = np.arange(len(y))
-    calibrated = CalibratedClassifierCV(FrozenEstimator(_Scores().fit(x[:, None], y)), method="sigmoid",
-                                        cv=[(everything, everything)]).fit(x[:, None], y)
+    calibrated = CalibratedClassifierCV(
+        FrozenEstimator(_Scores().fit(x[:, None], y)), method="sigmoid", cv=[(everything, everything)]
+    ).fit(x[:, None], y)
     sig = calibrated.calibrated_classifiers_[0].calibrators[0]  # sklearn: p = 1 / (1 + exp(a f + b))
     return -float(sig.a_), -float(sig.b_)
 
@@ -186,8 +194,12 @@ def fit_calibration(logits, labels, video_ids=None) -> dict:
         videos = {v: l for v, l in zip(np.asarray(video_ids), labels)}
         health["videos_fake"] = sum(1 for l in videos.values() if l == 1)
         health["videos_real"] = sum(1 for l in videos.values() if l == 0)
-    return {"temperature": 1.0 / fit["slope"] if fit["slope"] != 0 else float("inf"), "bias": fit["intercept"],
-            "prior_fake": float(labels.mean()) if len(labels) else 0.5, "health": health}
+    return {
+        "temperature": 1.0 / fit["slope"] if fit["slope"] != 0 else float("inf"),
+        "bias": fit["intercept"],
+        "prior_fake": float(labels.mean()) if len(labels) else 0.5,
+        "health": health,
+    }
 
 
 def p_fake(logits, temperature: float = 1.0, bias: float = 0.0) -> np.ndarray:
@@ -210,7 +222,9 @@ def shift_prior(p, prior_from: float, prior_to: float | None) -> np.ndarray:
 def check_prior(prior_fake: float | None) -> None:
     """Refuse a deployment prior outside (0, 1)."""
     if prior_fake is not None and not 0 < prior_fake < 1:
-        raise SettingError(f"prior_fake must lie strictly between 0 and 1 (a share of fakes), not {prior_fake}", "prior_fake")
+        raise SettingError(
+            f"prior_fake must lie strictly between 0 and 1 (a share of fakes), not {prior_fake}", "prior_fake"
+        )
 
 
 def calibrated_p_fake(logits, record: CheckpointRecord, *, prior_fake: float | None = None) -> np.ndarray:
@@ -238,10 +252,18 @@ def fit_video_calibration(frames, frame_prior: float) -> dict:
         y = videos["label"].to_numpy(dtype=int)
         n_fake, n_real = int((y == 1).sum()), int((y == 0).sum())
         if min(n_fake, n_real) < MIN_VIDEOS_PER_CLASS:
-            out[rule] = {"identity": True, "prior_fake": frame_prior, "health": {
-                "n": len(y), "n_fake": n_fake, "n_real": n_real, "trusted": False,
-                "note": f"fewer than {MIN_VIDEOS_PER_CLASS} validation videos of a class: the video p_fake is "
-                        "the aggregated frame p_fake, not calibrated at video level"}}
+            out[rule] = {
+                "identity": True,
+                "prior_fake": frame_prior,
+                "health": {
+                    "n": len(y),
+                    "n_fake": n_fake,
+                    "n_real": n_real,
+                    "trusted": False,
+                    "note": f"fewer than {MIN_VIDEOS_PER_CLASS} validation videos of a class: the video p_fake is "
+                    "the aggregated frame p_fake, not calibrated at video level",
+                },
+            }
             continue
         fit = fit_platt(logit(videos["p_fake"]), y)
         out[rule] = {**fit, "identity": False, "prior_fake": float(y.mean())}
@@ -258,8 +280,9 @@ def _warn_once(message: str) -> None:
         logger.warning(message)
 
 
-def calibrate_video_scores(scores, record: CheckpointRecord, aggregation: str = "mean", *,
-                           prior_fake: float | None = None) -> np.ndarray:
+def calibrate_video_scores(
+    scores, record: CheckpointRecord, aggregation: str = "mean", *, prior_fake: float | None = None
+) -> np.ndarray:
     """Video ``p_fake`` from aggregated (uncalibrated-at-video-level) frame scores.
 
     Old checkpoints without a video calibration use the aggregated score as it is (logged once).
@@ -267,8 +290,10 @@ def calibrate_video_scores(scores, record: CheckpointRecord, aggregation: str = 
     scores = np.asarray(scores, dtype=np.float64)
     video = record.video_calibration.get(aggregation)
     if video is None:
-        _warn_once("this checkpoint has no video-level calibration (trained before unmask recorded one): the "
-                   "video p_fake is the aggregated frame p_fake; train again to calibrate it")
+        _warn_once(
+            "this checkpoint has no video-level calibration (trained before unmask recorded one): the "
+            "video p_fake is the aggregated frame p_fake; train again to calibrate it"
+        )
         return shift_prior(scores, record.frame_prior, prior_fake)
     if video.get("identity"):
         return shift_prior(scores, float(video["prior_fake"]), prior_fake)
@@ -276,8 +301,15 @@ def calibrate_video_scores(scores, record: CheckpointRecord, aggregation: str = 
     return shift_prior(p, float(video["prior_fake"]), prior_fake)
 
 
-def video_p_fake(frame_p_fake, record: CheckpointRecord, *, aggregation: str = "mean", frame_index=None, track_id=None,
-                 prior_fake: float | None = None) -> float:
+def video_p_fake(
+    frame_p_fake,
+    record: CheckpointRecord,
+    *,
+    aggregation: str = "mean",
+    frame_index=None,
+    track_id=None,
+    prior_fake: float | None = None,
+) -> float:
     """The calibrated probability that one video (or face track) is fake.
 
     The one video-level decision rule: ``evaluate`` and the Detector call it.

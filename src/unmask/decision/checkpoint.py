@@ -40,7 +40,9 @@ def read_metadata(path: str | Path) -> dict:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
     except (SafetensorError, OSError) as exc:
-        raise UnmaskError(f"{path} is not a complete unmask checkpoint ({exc}); train again or use another file") from exc
+        raise UnmaskError(
+            f"{path} is not a complete unmask checkpoint ({exc}); train again or use another file"
+        ) from exc
     if "unmask" not in meta:
         raise UnmaskError(f"{path} is a safetensors file but not an unmask checkpoint")
     return json.loads(meta["unmask"])
@@ -52,7 +54,9 @@ def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError) as exc:
-        raise UnmaskError(f"{path} is not a complete unmask checkpoint ({exc}); train again or use another file") from exc
+        raise UnmaskError(
+            f"{path} is not a complete unmask checkpoint ({exc}); train again or use another file"
+        ) from exc
 
 
 def _check(path) -> Path:
@@ -79,8 +83,11 @@ def load_classifier(path: str | Path):
     state = {k.removeprefix("model."): v for k, v in load_tensors(path).items() if k.startswith("model.")}
     broken = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if broken:
-        raise UnmaskError(f"{path} holds weights that are not numbers (NaN or inf, e.g. in {broken[0]}): the training "
-                          "diverged or the file is damaged; train again, with a lower lr", "lr")
+        raise UnmaskError(
+            f"{path} holds weights that are not numbers (NaN or inf, e.g. in {broken[0]}): the training "
+            "diverged or the file is damaged; train again, with a lower lr",
+            "lr",
+        )
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -69,16 +69,26 @@ def resolve_model(model: str | os.PathLike) -> Path:
         raise UnmaskError(f"{name} needs the huggingface_hub package: pip install huggingface_hub") from exc
     offline = _env_true("HF_HUB_OFFLINE")
     try:
-        folder = snapshot_download(repo_id, revision=revision, allow_patterns=MODEL_FILES, cache_dir=_cache_dir(),
-                                   local_files_only=offline, library_name="unmask")
+        folder = snapshot_download(
+            repo_id,
+            revision=revision,
+            allow_patterns=MODEL_FILES,
+            cache_dir=_cache_dir(),
+            local_files_only=offline,
+            library_name="unmask",
+        )
     except LocalEntryNotFoundError:
         where = "offline (HF_HUB_OFFLINE=1) and" if offline else "the Hub could not be reached and"
-        raise UnmaskError(f"Cannot load {name}: {where} it is not in the cache ({_cache_dir() or 'the default'}); "
-                          "check the name, or fetch it once online") from None
+        raise UnmaskError(
+            f"Cannot load {name}: {where} it is not in the cache ({_cache_dir() or 'the default'}); "
+            "check the name, or fetch it once online"
+        ) from None
     except (HfHubHTTPError, OSError, ValueError) as exc:  # 401/404 (no such repo or revision), bad ids
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UnmaskError(f"Cannot load {name}: {first}; check the name and revision "
-                          "(a private repository needs `hf auth login` or HF_TOKEN)") from None
+        raise UnmaskError(
+            f"Cannot load {name}: {first}; check the name and revision "
+            "(a private repository needs `hf auth login` or HF_TOKEN)"
+        ) from None
     folder = Path(folder)
     if not (folder / "model.safetensors").is_file():
         raise UnmaskError(f"{name} holds no model.safetensors: it is not a detector pushed with `unmask push`")

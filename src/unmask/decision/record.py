@@ -89,24 +89,46 @@ class CheckpointRecord:
         threshold = costs.threshold if costs else float(meta.get("threshold", 0.5))
         data = dict(meta.get("data") or {})
         prepare = data.pop("prepare", None) or {"size": int(meta["size_px"])}  # before runs recorded it
-        return cls(spec=spec_from_dict(meta["spec"]), size_px=int(meta["size_px"]),
-                   temperature=float(meta["temperature"]), bias=float(meta.get("bias", 0.0)),
-                   costs=costs or Costs(), threshold=threshold, calibration=meta.get("calibration") or {},
-                   video_calibration=meta.get("video_calibration") or {},
-                   prepare=dict(prepare),
-                   config=config, data=data, val=meta.get("val") or {}, provenance=meta.get("provenance") or {},
-                   train={k: meta[k] for k in _TRAIN_KEYS if k in meta},
-                   class_names=tuple(meta.get("class_names", CLASS_NAMES)),
-                   unmask_version=str(meta.get("unmask_version", "")))
+        return cls(
+            spec=spec_from_dict(meta["spec"]),
+            size_px=int(meta["size_px"]),
+            temperature=float(meta["temperature"]),
+            bias=float(meta.get("bias", 0.0)),
+            costs=costs or Costs(),
+            threshold=threshold,
+            calibration=meta.get("calibration") or {},
+            video_calibration=meta.get("video_calibration") or {},
+            prepare=dict(prepare),
+            config=config,
+            data=data,
+            val=meta.get("val") or {},
+            provenance=meta.get("provenance") or {},
+            train={k: meta[k] for k in _TRAIN_KEYS if k in meta},
+            class_names=tuple(meta.get("class_names", CLASS_NAMES)),
+            unmask_version=str(meta.get("unmask_version", "")),
+        )
 
     def to_metadata(self) -> dict:
         """The JSON-serialisable metadata written into the checkpoint (the inverse of :meth:`from_metadata`)."""
         data = {**self.data, "prepare": self.prepare}
-        meta = {"format": FORMAT, "unmask_version": self.unmask_version, "class_names": list(self.class_names),
-                "spec": asdict(self.spec), "size_px": self.size_px, "temperature": self.temperature, "bias": self.bias,
-                "costs": asdict(self.costs), "threshold": self.threshold, "calibration": self.calibration,
-                "video_calibration": self.video_calibration, "config": self.config, "data": data, "val": self.val,
-                "provenance": self.provenance, **self.train}
+        meta = {
+            "format": FORMAT,
+            "unmask_version": self.unmask_version,
+            "class_names": list(self.class_names),
+            "spec": asdict(self.spec),
+            "size_px": self.size_px,
+            "temperature": self.temperature,
+            "bias": self.bias,
+            "costs": asdict(self.costs),
+            "threshold": self.threshold,
+            "calibration": self.calibration,
+            "video_calibration": self.video_calibration,
+            "config": self.config,
+            "data": data,
+            "val": self.val,
+            "provenance": self.provenance,
+            **self.train,
+        }
         return json.loads(json.dumps(meta))
 
     def replace(self, **changes) -> CheckpointRecord:

@@ -13,8 +13,9 @@ FAKE = CLASS_NAMES.index("fake")
 
 
 @torch.no_grad()
-def predict_logits(model, loader, device, *, amp: bool = False, amp_dtype: torch.dtype = torch.bfloat16,
-                   on_batch=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def predict_logits(
+    model, loader, device, *, amp: bool = False, amp_dtype: torch.dtype = torch.bfloat16, on_batch=None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(logits (n, 2), labels (n,), dataset positions (n,))`` for every item of ``loader``.
 
     ``amp``: run under autocast to ``amp_dtype``. Results stay on the device until the end, so
@@ -32,12 +33,25 @@ def predict_logits(model, loader, device, *, amp: bool = False, amp_dtype: torch
             on_batch(len(index))
     if not out_logits:
         return np.zeros((0, 2), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    return (torch.cat(out_logits).cpu().numpy(), torch.cat([y.cpu() for y in out_labels]).numpy(),
-            torch.cat([i.cpu() for i in out_index]).numpy())
+    return (
+        torch.cat(out_logits).cpu().numpy(),
+        torch.cat([y.cpu() for y in out_labels]).numpy(),
+        torch.cat([i.cpu() for i in out_index]).numpy(),
+    )
 
 
-def score_dataset(model, dataset, device, *, batch_size: int, workers: int = 0, amp: bool | torch.dtype | None = False,
-                  normalise=None, channels_last: bool = False, on_batch=None) -> tuple[np.ndarray, np.ndarray]:
+def score_dataset(
+    model,
+    dataset,
+    device,
+    *,
+    batch_size: int,
+    workers: int = 0,
+    amp: bool | torch.dtype | None = False,
+    normalise=None,
+    channels_last: bool = False,
+    on_batch=None,
+) -> tuple[np.ndarray, np.ndarray]:
     """Logits and labels of all of ``dataset`` (manifest crops), in dataset order: the one manifest
     scorer of training (validation, calibration) and evaluation.
 
@@ -58,17 +72,20 @@ def score_dataset(model, dataset, device, *, batch_size: int, workers: int = 0, 
     from unmask.data.crops import DeviceBatches, batch_loader
 
     rank, world = (torch_dist.get_rank(), torch_dist.get_world_size()) if torch_dist.is_initialized() else (0, 1)
-    loader = batch_loader(dataset, batch_size=batch_size, sampler=range(rank, len(dataset), world), workers=workers,
-                          device=device)
+    loader = batch_loader(
+        dataset, batch_size=batch_size, sampler=range(rank, len(dataset), world), workers=workers, device=device
+    )
     batches = DeviceBatches(loader, device, normalise, channels_last=channels_last) if normalise else loader
     dtype = torch.bfloat16 if amp is True else (amp or None)
-    logits, labels, index = predict_logits(model, batches, device, amp=dtype is not None,
-                                           amp_dtype=dtype or torch.bfloat16, on_batch=on_batch)  # index: positions
+    logits, labels, index = predict_logits(
+        model, batches, device, amp=dtype is not None, amp_dtype=dtype or torch.bfloat16, on_batch=on_batch
+    )  # index: positions
     parts = dist.gather((logits, labels, index))
     logits = np.concatenate([p[0] for p in parts])
     labels = np.concatenate([p[1] for p in parts])
     order = np.argsort(np.concatenate([p[2] for p in parts]))
     return logits[order], labels[order]
+
 
 def preprocess_crops(images, transform) -> torch.Tensor:
     """``(n, 3, S, S) float32``: the model's one preprocessing applied to ``(h, w, 3) uint8`` RGB crops."""
@@ -94,8 +111,10 @@ def score_crops(model, images, transform, record: CheckpointRecord, device, *, b
         record: the checkpoint's record (its frame calibration).
     """
     model.eval()
-    logits = [forward_logits(model, preprocess_crops(images[start:start + batch_size], transform), device)
-              for start in range(0, len(images), batch_size)]
+    logits = [
+        forward_logits(model, preprocess_crops(images[start : start + batch_size], transform), device)
+        for start in range(0, len(images), batch_size)
+    ]
     if not logits:
         return np.zeros(0, np.float64)
     return calibrated_p_fake(np.concatenate(logits), record)

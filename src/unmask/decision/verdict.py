@@ -65,9 +65,16 @@ def logit(p: float) -> float:
     return math.log(p / (1 - p))
 
 
-def decide_track(p_fake, *, threshold: float, frames_sampled: int, frame_index=None,
-                 aggregation: str = "mean", record: CheckpointRecord | None = None,
-                 prior_fake: float | None = None) -> Decision:
+def decide_track(
+    p_fake,
+    *,
+    threshold: float,
+    frames_sampled: int,
+    frame_index=None,
+    aggregation: str = "mean",
+    record: CheckpointRecord | None = None,
+    prior_fake: float | None = None,
+) -> Decision:
     """One person's (or one video's) score and verdict from the ``p_fake`` of its faces.
 
     Args:

@@ -20,8 +20,21 @@ import pandas as pd
 from unmask.evaluation.metrics import bootstrap_ci
 from unmask.evaluation.table import load_metrics
 
-CROSS_COLUMNS = ["train -> test", "model", "kind", "split", "videos", "fake / real", "video auc", "video auc 95% ci",
-                 "video acc", "video acc 95% ci", "frame auc", "frame auc 95% ci", "seen in training"]
+CROSS_COLUMNS = [
+    "train -> test",
+    "model",
+    "kind",
+    "split",
+    "videos",
+    "fake / real",
+    "video auc",
+    "video auc 95% ci",
+    "video acc",
+    "video acc 95% ci",
+    "frame auc",
+    "frame auc 95% ci",
+    "seen in training",
+]
 # Adapter names that say nothing about where the videos came from: the folder's name says more.
 UNINFORMATIVE = {None, "csv", "folder"}
 
@@ -50,6 +63,7 @@ def data_labels(folders: dict[str, str | None]) -> dict[str, str]:
     Args:
         folders: each folder's path mapped to its dataset adapter name.
     """
+
     def pick(key):
         names = {}
         for path, dataset in folders.items():
@@ -95,19 +109,31 @@ def cross_table(eval_dirs, *, bootstrap: int = 1000) -> pd.DataFrame:
         video, frame = m["video"], m["frame"]
         video_ci, frame_ci = _intervals(eval_dir, m, "video", bootstrap), _intervals(eval_dir, m, "frame", bootstrap)
         support = video["calibrated_cost"]
-        rows.append({
-            "train -> test": f"{labels[train] if train else m.get('trained_on') or '?'} -> {labels[m['data']]}",
-            "model": m["model"], "kind": "within" if train == m["data"] else "cross", "split": m["split"],
-            "videos": video["n"], "fake / real": f"{int(support['fake']['support'])} / {int(support['real']['support'])}",
-            "video auc": video["scores"]["auc"], "video auc 95% ci": format_interval(video_ci.get("auc")),
-            "video acc": support["accuracy"], "video acc 95% ci": format_interval(video_ci.get("accuracy")),
-            "frame auc": frame["scores"]["auc"], "frame auc 95% ci": format_interval(frame_ci.get("auc")),
-            "seen in training": m.get("seen_in_training"),
-            "_run": m["run"], "_within": train == m["data"],
-        })
+        rows.append(
+            {
+                "train -> test": f"{labels[train] if train else m.get('trained_on') or '?'} -> {labels[m['data']]}",
+                "model": m["model"],
+                "kind": "within" if train == m["data"] else "cross",
+                "split": m["split"],
+                "videos": video["n"],
+                "fake / real": f"{int(support['fake']['support'])} / {int(support['real']['support'])}",
+                "video auc": video["scores"]["auc"],
+                "video auc 95% ci": format_interval(video_ci.get("auc")),
+                "video acc": support["accuracy"],
+                "video acc 95% ci": format_interval(video_ci.get("accuracy")),
+                "frame auc": frame["scores"]["auc"],
+                "frame auc 95% ci": format_interval(frame_ci.get("auc")),
+                "seen in training": m.get("seen_in_training"),
+                "_run": m["run"],
+                "_within": train == m["data"],
+            }
+        )
     table = pd.DataFrame(rows, columns=CROSS_COLUMNS + ["_run", "_within"])
     # Rows of one run together, in the order the runs were first given; its within row first.
     order = {run: i for i, run in reversed(list(enumerate(table["_run"])))}
     table = table.assign(_order=table["_run"].map(order)).sort_values(
-        ["_order", "_within", "train -> test"], ascending=[True, False, True], kind="stable")
-    return table[CROSS_COLUMNS].astype({"video auc": float, "video acc": float, "frame auc": float}).reset_index(drop=True)
+        ["_order", "_within", "train -> test"], ascending=[True, False, True], kind="stable"
+    )
+    return (
+        table[CROSS_COLUMNS].astype({"video auc": float, "video acc": float, "frame auc": float}).reset_index(drop=True)
+    )

@@ -51,8 +51,10 @@ from unmask.utils.progress import ProgressCallback, ProgressMeter
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test", "all")
-DECISIONS = {"raw_argmax": "argmax of the raw logits (the paper)",
-             "calibrated_cost": "calibrated p_fake at the cost-based threshold"}
+DECISIONS = {
+    "raw_argmax": "argmax of the raw logits (the paper)",
+    "calibrated_cost": "calibrated p_fake at the cost-based threshold",
+}
 
 
 @dataclass(frozen=True)
@@ -65,14 +67,16 @@ class EvalResult:
     video_scores: pd.DataFrame
 
 
-def score_rows(model, record: CheckpointRecord, rows: pd.DataFrame, root: Path, *, device=None, batch_size: int = 64,
-               on_batch=None) -> np.ndarray:
+def score_rows(
+    model, record: CheckpointRecord, rows: pd.DataFrame, root: Path, *, device=None, batch_size: int = 64, on_batch=None
+) -> np.ndarray:
     """``(n, 2)`` logits of the manifest ``rows`` (crops under ``root``) through the run's preprocessing;
     ``on_batch(items)`` after each batch."""
     device = default_device(device)
     dataset = CropDataset(rows, root, build_transform(record.spec, record.size_px))
-    logits, _ = score_dataset(model.to(device), dataset, device, batch_size=batch_size, amp=device.type == "cuda",
-                              on_batch=on_batch)
+    logits, _ = score_dataset(
+        model.to(device), dataset, device, batch_size=batch_size, amp=device.type == "cuda", on_batch=on_batch
+    )
     return logits
 
 
@@ -80,9 +84,12 @@ def warn_crop_differences(record: CheckpointRecord, manifest_meta: dict, data_di
     """Warn when the crops in ``data_dir`` were cut unlike the run's training crops; return how."""
     differences = crop_differences(record.prepare, manifest_meta)
     if differences:
-        logger.warning("the crops in %s were cut unlike the run's training data (%s): the scores may be worse than "
-                       "on crops cut alike; prepare the data with the run's settings to compare fairly",
-                       data_dir, "; ".join(differences))
+        logger.warning(
+            "the crops in %s were cut unlike the run's training data (%s): the scores may be worse than "
+            "on crops cut alike; prepare the data with the run's settings to compare fairly",
+            data_dir,
+            "; ".join(differences),
+        )
     return differences
 
 
@@ -108,11 +115,22 @@ def _json_safe(obj):
     return obj
 
 
-def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, split: str = "test",
-             protocol: str | None = None, aggregation: str = "mean", device: str | None = None,
-             batch_size: int = 64, bootstrap: int = 1000, report: bool = True,
-             explain_per_case: int = 2, prior_fake: float | None = None,
-             progress: ProgressCallback | None = None) -> EvalResult:
+def evaluate(
+    run_dir: str | Path,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    split: str = "test",
+    protocol: str | None = None,
+    aggregation: str = "mean",
+    device: str | None = None,
+    batch_size: int = 64,
+    bootstrap: int = 1000,
+    report: bool = True,
+    explain_per_case: int = 2,
+    prior_fake: float | None = None,
+    progress: ProgressCallback | None = None,
+) -> EvalResult:
     """Evaluate the run in ``run_dir`` on the ``split`` of the manifest in ``data_dir``.
 
     Args:
@@ -142,33 +160,68 @@ def evaluate(run_dir: str | Path, data_dir: str | Path, out_dir: str | Path, *, 
     ensure_out_dir(out_dir)  # a file, a read-only folder: one line now, not after the scoring
 
     seen = seen_in_training(record, rows, manifest=manifest, root=root)
-    logger.info("scoring %d crops of %d videos (%s split, %s protocol) with %s", len(rows), rows["video_id"].nunique(),
-                split, protocol, record.spec.name)
+    logger.info(
+        "scoring %d crops of %d videos (%s split, %s protocol) with %s",
+        len(rows),
+        rows["video_id"].nunique(),
+        split,
+        protocol,
+        record.spec.name,
+    )
     meter = ProgressMeter(progress, "evaluate", len(rows) * (1.1 if report or bootstrap else 1.0), unit="work")
-    logits = score_rows(model, record, rows, root, device=device, batch_size=batch_size,
-                        on_batch=lambda n: meter.advance(n, stage="scoring crops"))
+    logits = score_rows(
+        model,
+        record,
+        rows,
+        root,
+        device=device,
+        batch_size=batch_size,
+        on_batch=lambda n: meter.advance(n, stage="scoring crops"),
+    )
     meter.report("metrics" + (" and report" if report else ""))
     frames, videos = _frame_and_video_scores(rows, logits, record, aggregation, prior_fake)
-    metrics = _metrics(frames, videos, record, seen, run=str(Path(run_dir).resolve()), data=str(root.resolve()),
-                       dataset=manifest_meta.get("dataset"), split=split, protocol=protocol, aggregation=aggregation,
-                       prior_fake=prior_fake, bootstrap=bootstrap)
+    metrics = _metrics(
+        frames,
+        videos,
+        record,
+        seen,
+        run=str(Path(run_dir).resolve()),
+        data=str(root.resolve()),
+        dataset=manifest_meta.get("dataset"),
+        split=split,
+        protocol=protocol,
+        aggregation=aggregation,
+        prior_fake=prior_fake,
+        bootstrap=bootstrap,
+    )
     result = _write_scores(Path(out_dir), metrics, frames, videos)
     if report:
         from unmask.evaluation.report import write_report
 
-        write_report(result, run_dir=Path(run_dir), data_root=root, model=model, record=record,
-                     per_case=explain_per_case, device=device)
+        write_report(
+            result,
+            run_dir=Path(run_dir),
+            data_root=root,
+            model=model,
+            record=record,
+            per_case=explain_per_case,
+            device=device,
+        )
     meter.finish()
     return result
 
 
-def _check_settings(split: str, protocol: str | None, aggregation: str, batch_size: int, bootstrap: int,
-                    prior_fake: float | None) -> None:
+def _check_settings(
+    split: str, protocol: str | None, aggregation: str, batch_size: int, bootstrap: int, prior_fake: float | None
+) -> None:
     if split not in SPLITS:
         raise unknown_name("split", split, SPLITS)
     if batch_size < 1 or bootstrap < 0:
-        raise SettingError(f"batch_size must be at least 1 and bootstrap not negative (got {batch_size}, {bootstrap})",
-                           "batch_size", "bootstrap")
+        raise SettingError(
+            f"batch_size must be at least 1 and bootstrap not negative (got {batch_size}, {bootstrap})",
+            "batch_size",
+            "bootstrap",
+        )
     if aggregation not in AGGREGATIONS:
         raise unknown_name("aggregation", aggregation, AGGREGATIONS)
     if protocol is not None and protocol not in PROTOCOLS:
@@ -176,11 +229,13 @@ def _check_settings(split: str, protocol: str | None, aggregation: str, batch_si
     check_prior(prior_fake)
 
 
-def _frame_and_video_scores(rows: pd.DataFrame, logits: np.ndarray, record: CheckpointRecord, aggregation: str,
-                            prior_fake: float | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _frame_and_video_scores(
+    rows: pd.DataFrame, logits: np.ndarray, record: CheckpointRecord, aggregation: str, prior_fake: float | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per crop and per video: the raw and the calibrated ``p_fake`` (shifted to ``prior_fake`` if given)."""
-    frames = rows[["dataset", "video_id", "label", "method", "frame_index", "time_s", "track_id",
-                   "crop_path"]].reset_index(drop=True)
+    frames = rows[
+        ["dataset", "video_id", "label", "method", "frame_index", "time_s", "track_id", "crop_path"]
+    ].reset_index(drop=True)
     frames["logit_real"], frames["logit_fake"] = logits[:, 0], logits[:, 1]
     frames["p_fake_raw"] = p_fake(logits)
     frames["p_fake"] = calibrated_p_fake(logits, record)  # the video calibration's input: no prior shift
@@ -192,31 +247,64 @@ def _frame_and_video_scores(rows: pd.DataFrame, logits: np.ndarray, record: Chec
     return frames, videos
 
 
-def _metrics(frames: pd.DataFrame, videos: pd.DataFrame, record: CheckpointRecord, seen: dict, *, run: str, data: str, dataset,
-             split: str, protocol: str, aggregation: str, prior_fake: float | None, bootstrap: int) -> dict:
+def _metrics(
+    frames: pd.DataFrame,
+    videos: pd.DataFrame,
+    record: CheckpointRecord,
+    seen: dict,
+    *,
+    run: str,
+    data: str,
+    dataset,
+    split: str,
+    protocol: str,
+    aggregation: str,
+    prior_fake: float | None,
+    bootstrap: int,
+) -> dict:
     """``metrics.json``: what was evaluated, how it decides, and how well, per frame and per video."""
     threshold = decision_threshold(record)
     not_recorded = {"note": "not recorded: trained before unmask fitted one"}
-    calibration = {"frame": record.calibration or None,
-                   "video": record.video_calibration.get(aggregation, not_recorded), "prior_fake": prior_fake}
-    return _json_safe({
-        "run": run, "model": record.spec.name, "data": data,
-        "dataset": dataset, "trained_on": record.data.get("dataset"),
-        "trained_data": record.data.get("manifest"),  # the prepared folder it trained on: within or cross
-        "split": split, "protocol": protocol, "train_protocol": record.data["protocol"], "aggregation": aggregation,
-        "temperature": record.temperature, "bias": record.bias, "threshold": threshold,
-        "costs": asdict(record.costs), "calibration": calibration, "decisions": DECISIONS,
-        # the share of evaluated videos the run trained or validated on, matched by video identity
-        "seen_in_training": seen["videos"], "seen": seen,
-        "frame": _level_metrics(frames["label"], frames["p_fake"], frames["p_fake_raw"], frames["video_id"],
-                                threshold, bootstrap),
-        "video": _level_metrics(videos["label"], videos["p_fake"], videos["p_fake_raw"], videos["video_id"],
-                                threshold, bootstrap),
-        "per_method": per_method_metrics(frames, videos, threshold),
-        "reliability": {"frame": reliability(frames["label"], frames["p_fake"]),
-                        "video": reliability(videos["label"], videos["p_fake"])},
-        "model_card": model_card(record, seen=seen),
-    })
+    calibration = {
+        "frame": record.calibration or None,
+        "video": record.video_calibration.get(aggregation, not_recorded),
+        "prior_fake": prior_fake,
+    }
+    return _json_safe(
+        {
+            "run": run,
+            "model": record.spec.name,
+            "data": data,
+            "dataset": dataset,
+            "trained_on": record.data.get("dataset"),
+            "trained_data": record.data.get("manifest"),  # the prepared folder it trained on: within or cross
+            "split": split,
+            "protocol": protocol,
+            "train_protocol": record.data["protocol"],
+            "aggregation": aggregation,
+            "temperature": record.temperature,
+            "bias": record.bias,
+            "threshold": threshold,
+            "costs": asdict(record.costs),
+            "calibration": calibration,
+            "decisions": DECISIONS,
+            # the share of evaluated videos the run trained or validated on, matched by video identity
+            "seen_in_training": seen["videos"],
+            "seen": seen,
+            "frame": _level_metrics(
+                frames["label"], frames["p_fake"], frames["p_fake_raw"], frames["video_id"], threshold, bootstrap
+            ),
+            "video": _level_metrics(
+                videos["label"], videos["p_fake"], videos["p_fake_raw"], videos["video_id"], threshold, bootstrap
+            ),
+            "per_method": per_method_metrics(frames, videos, threshold),
+            "reliability": {
+                "frame": reliability(frames["label"], frames["p_fake"]),
+                "video": reliability(videos["label"], videos["p_fake"]),
+            },
+            "model_card": model_card(record, seen=seen),
+        }
+    )
 
 
 def _write_scores(out_dir: Path, metrics: dict, frames: pd.DataFrame, videos: pd.DataFrame) -> EvalResult:
@@ -232,10 +320,12 @@ def _write_scores(out_dir: Path, metrics: dict, frames: pd.DataFrame, videos: pd
 
 def format_metrics(metrics: dict) -> str:
     """A plain-text table of the main figures (for the terminal)."""
-    lines = [f"{metrics['model']} on {metrics['dataset']} ({metrics['split']} split, {metrics['protocol']} protocol, "
-             f"{metrics['aggregation']} aggregation)",
-             f"{'level':<7}{'decision':<17}{'n':>6}{'acc':>8}{'prec':>8}{'recall':>8}{'f1':>8}{'auc':>8}{'ap':>8}"
-             f"{'eer':>8}{'logloss':>8}"]
+    lines = [
+        f"{metrics['model']} on {metrics['dataset']} ({metrics['split']} split, {metrics['protocol']} protocol, "
+        f"{metrics['aggregation']} aggregation)",
+        f"{'level':<7}{'decision':<17}{'n':>6}{'acc':>8}{'prec':>8}{'recall':>8}{'f1':>8}{'auc':>8}{'ap':>8}"
+        f"{'eer':>8}{'logloss':>8}",
+    ]
 
     def fmt(x):
         return f"{x:8.4f}" if isinstance(x, (int, float)) else f"{'-':>8}"
@@ -244,11 +334,15 @@ def format_metrics(metrics: dict) -> str:
         m = metrics[level]
         for decision, scores in (("raw_argmax", m["scores_raw"]), ("calibrated_cost", m["scores"])):
             d = m[decision]
-            lines.append(f"{level:<7}{decision:<17}{m['n']:>6}{fmt(d['accuracy'])}{fmt(d['weighted']['precision'])}"
-                         f"{fmt(d['weighted']['recall'])}{fmt(d['weighted']['f1'])}{fmt(scores['auc'])}"
-                         f"{fmt(scores['ap'])}{fmt(scores['eer'])}{fmt(scores['log_loss'])}")
-    lines.append("raw_argmax: the paper's argmax of the raw logits (scores: raw softmax); calibrated_cost: calibrated "
-                 f"p_fake >= {metrics['threshold']:.3f} from the costs (scores: calibrated p_fake)")
+            lines.append(
+                f"{level:<7}{decision:<17}{m['n']:>6}{fmt(d['accuracy'])}{fmt(d['weighted']['precision'])}"
+                f"{fmt(d['weighted']['recall'])}{fmt(d['weighted']['f1'])}{fmt(scores['auc'])}"
+                f"{fmt(scores['ap'])}{fmt(scores['eer'])}{fmt(scores['log_loss'])}"
+            )
+    lines.append(
+        "raw_argmax: the paper's argmax of the raw logits (scores: raw softmax); calibrated_cost: calibrated "
+        f"p_fake >= {metrics['threshold']:.3f} from the costs (scores: calibrated p_fake)"
+    )
     lines.append("precision, recall and F1 are weighted averages over both classes, as in the paper")
     lines += ["", format_per_method(metrics)]
     return "\n".join(lines)
@@ -257,9 +351,11 @@ def format_metrics(metrics: dict) -> str:
 def format_per_method(metrics: dict) -> str:
     """The per-method figures (video level, at the decision threshold) as a plain-text table."""
     per_method = metrics.get("per_method") or {}
-    lines = [f"per method, video level, calibrated p_fake >= {per_method.get('threshold', metrics['threshold']):.3f}: "
-             f"{per_method.get('pairing', '')}",
-             f"{'dataset':<10}{'method':<18}{'fake':>6}{'real':>6}{'auc':>8}{'acc':>8}{'recall':>8}"]
+    lines = [
+        f"per method, video level, calibrated p_fake >= {per_method.get('threshold', metrics['threshold']):.3f}: "
+        f"{per_method.get('pairing', '')}",
+        f"{'dataset':<10}{'method':<18}{'fake':>6}{'real':>6}{'auc':>8}{'acc':>8}{'recall':>8}",
+    ]
 
     def fmt(x):
         return f"{x:8.4f}" if isinstance(x, (int, float)) else f"{'-':>8}"
@@ -267,6 +363,8 @@ def format_per_method(metrics: dict) -> str:
     for row in per_method.get("rows", []):
         v = row["video"]
         method = row["method"] + (" (real)" if row["label"] == "real" else "")
-        lines.append(f"{str(row['dataset']):<10}{method:<18}{row['videos_fake']:>6}{row['videos_real']:>6}"
-                     f"{fmt(v['auc'])}{fmt(v['accuracy'])}{fmt(v['recall'])}")
+        lines.append(
+            f"{str(row['dataset']):<10}{method:<18}{row['videos_fake']:>6}{row['videos_real']:>6}"
+            f"{fmt(v['auc'])}{fmt(v['accuracy'])}{fmt(v['recall'])}"
+        )
     return "\n".join(lines)

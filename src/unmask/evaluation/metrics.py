@@ -47,8 +47,9 @@ def threshold_metrics(labels, p_fake, threshold: float) -> dict:
     """
     labels = np.asarray(labels, dtype=int)
     predicted = (np.asarray(p_fake) >= threshold).astype(int)
-    report = classification_report(labels, predicted, labels=[0, 1], target_names=list(CLASS_NAMES),
-                                   output_dict=True, zero_division=0)
+    report = classification_report(
+        labels, predicted, labels=[0, 1], target_names=list(CLASS_NAMES), output_dict=True, zero_division=0
+    )
     out = {"threshold": float(threshold), "accuracy": float(accuracy_score(labels, predicted))}
     for key, name in (("real", "real"), ("fake", "fake"), ("macro avg", "macro"), ("weighted avg", "weighted")):
         out[name] = {k.replace("-score", ""): float(v) for k, v in report[key].items()}
@@ -69,7 +70,13 @@ def score_metrics(labels, p_fake) -> dict[str, float]:
     labels, p_fake = np.asarray(labels, dtype=int), np.asarray(p_fake, dtype=float)
     if len(np.unique(labels)) < 2:
         nan = float("nan")
-        return {"auc": nan, "ap": nan, "eer": nan, "log_loss": nan, "brier": float(brier_score_loss(labels, p_fake, pos_label=1))}
+        return {
+            "auc": nan,
+            "ap": nan,
+            "eer": nan,
+            "log_loss": nan,
+            "brier": float(brier_score_loss(labels, p_fake, pos_label=1)),
+        }
     return {
         "auc": float(roc_auc_score(labels, p_fake)),
         "ap": float(average_precision_score(labels, p_fake)),
@@ -122,13 +129,22 @@ def reliability(labels, p_fake, *, n_bins: int = 10) -> dict:
             continue
         mean_p, share = float(p[inside].mean()), float(labels[inside].mean())
         ece += inside.sum() / max(len(p), 1) * abs(mean_p - share)
-        bins.append({"low": b / n_bins, "high": (b + 1) / n_bins, "n": int(inside.sum()),
-                     "mean_p_fake": mean_p, "share_fake": share})
+        bins.append(
+            {
+                "low": b / n_bins,
+                "high": (b + 1) / n_bins,
+                "n": int(inside.sum()),
+                "mean_p_fake": mean_p,
+                "share_fake": share,
+            }
+        )
     return {"ece": float(ece) if len(p) else float("nan"), "n": int(len(p)), "bins": bins}
 
 
-PAIRING = ("each manipulation method's fake videos with all real videos of the same source dataset "
-           "(real videos are shared by every method, as FaceForensics++ papers and DeepfakeBench report)")
+PAIRING = (
+    "each manipulation method's fake videos with all real videos of the same source dataset "
+    "(real videos are shared by every method, as FaceForensics++ papers and DeepfakeBench report)"
+)
 
 
 def subset_metrics(labels, p_fake, threshold: float) -> dict:
@@ -136,10 +152,12 @@ def subset_metrics(labels, p_fake, threshold: float) -> dict:
     labels, p = np.asarray(labels, dtype=int), np.asarray(p_fake, dtype=float)
     called = p >= threshold
     fakes = labels == 1
-    return {"n": int(len(labels)),
-            "auc": float(roc_auc_score(labels, p)) if len(np.unique(labels)) == 2 else None,
-            "accuracy": float(np.mean(called == fakes)) if len(labels) else None,
-            "recall": float(called[fakes].mean()) if fakes.any() else None}
+    return {
+        "n": int(len(labels)),
+        "auc": float(roc_auc_score(labels, p)) if len(np.unique(labels)) == 2 else None,
+        "accuracy": float(np.mean(called == fakes)) if len(labels) else None,
+        "recall": float(called[fakes].mean()) if fakes.any() else None,
+    }
 
 
 def per_method_metrics(frames, videos, threshold: float) -> dict:
@@ -160,27 +178,45 @@ def per_method_metrics(frames, videos, threshold: float) -> dict:
     """
     rows = []
     # a CSV listing may leave the method empty: such videos form a group of their own, never an error
-    frames, videos = (df.assign(method=df["method"].fillna("(none)").astype(str), dataset=df["dataset"].astype(str))
-                      for df in (frames, videos))
+    frames, videos = (
+        df.assign(method=df["method"].fillna("(none)").astype(str), dataset=df["dataset"].astype(str))
+        for df in (frames, videos)
+    )
     for dataset in sorted(videos["dataset"].unique()):
         v = videos[videos["dataset"] == dataset]
         f = frames[frames["dataset"] == dataset]
         real_v, real_f = v[v["label"] == 0], f[f["label"] == 0]
         fake_methods = sorted(v.loc[v["label"] == 1, "method"].unique())
-        groups = [(m, 1, v[(v["label"] == 1) & (v["method"] == m)], f[(f["label"] == 1) & (f["method"] == m)])
-                  for m in fake_methods]
+        groups = [
+            (m, 1, v[(v["label"] == 1) & (v["method"] == m)], f[(f["label"] == 1) & (f["method"] == m)])
+            for m in fake_methods
+        ]
         if len(fake_methods) > 1:
             groups.append(("all", 1, v[v["label"] == 1], f[f["label"] == 1]))
         for method, label, fake_v, fake_f in groups:
             both_v, both_f = pd.concat([fake_v, real_v]), pd.concat([fake_f, real_f])
-            rows.append({"dataset": dataset, "method": method, "label": "fake", "videos_fake": len(fake_v),
-                         "videos_real": len(real_v),
-                         "video": subset_metrics(both_v["label"], both_v["p_fake"], threshold),
-                         "frame": subset_metrics(both_f["label"], both_f["p_fake"], threshold)})
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "method": method,
+                    "label": "fake",
+                    "videos_fake": len(fake_v),
+                    "videos_real": len(real_v),
+                    "video": subset_metrics(both_v["label"], both_v["p_fake"], threshold),
+                    "frame": subset_metrics(both_f["label"], both_f["p_fake"], threshold),
+                }
+            )
         for method in sorted(real_v["method"].unique()):
             mine_v, mine_f = real_v[real_v["method"] == method], real_f[real_f["method"] == method]
-            rows.append({"dataset": dataset, "method": method, "label": "real", "videos_fake": 0,
-                         "videos_real": len(mine_v),
-                         "video": subset_metrics(mine_v["label"], mine_v["p_fake"], threshold),
-                         "frame": subset_metrics(mine_f["label"], mine_f["p_fake"], threshold)})
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "method": method,
+                    "label": "real",
+                    "videos_fake": 0,
+                    "videos_real": len(mine_v),
+                    "video": subset_metrics(mine_v["label"], mine_v["p_fake"], threshold),
+                    "frame": subset_metrics(mine_f["label"], mine_f["p_fake"], threshold),
+                }
+            )
     return {"pairing": PAIRING, "threshold": float(threshold), "rows": rows}

@@ -34,10 +34,32 @@ MATCHED_BY = "the video file's content fingerprint (video_hash) where both manif
 HASH_CHARS = 32  # 128 bits of the SHA-256: no collision among any dataset's videos, half the bytes
 # The settings a reader needs to know how the model was trained (the whole config is in config.json).
 # (named as today's settings: older checkpoints' names are read through the renames)
-TRAINING_KEYS = ("model", "protocol", "size", "pretrained", "weights", "epochs", "batch_size", "lr", "weight_decay",
-                 "lr_factor", "lr_patience", "min_lr", "class_weights", "loss", "batch_sampler", "synthesize",
-                 "sbi_ratio", "real_only", "label_level", "augment", "select_metric", "early_stopping", "precision",
-                 "seed")
+TRAINING_KEYS = (
+    "model",
+    "protocol",
+    "size",
+    "pretrained",
+    "weights",
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "lr_factor",
+    "lr_patience",
+    "min_lr",
+    "class_weights",
+    "loss",
+    "batch_sampler",
+    "synthesize",
+    "sbi_ratio",
+    "real_only",
+    "label_level",
+    "augment",
+    "select_metric",
+    "early_stopping",
+    "precision",
+    "seed",
+)
 
 
 def _face_step(prepare: dict) -> str | None:
@@ -47,12 +69,18 @@ def _face_step(prepare: dict) -> str | None:
     from unmask.data.config import PrepareConfig
 
     config = PrepareConfig.from_recorded(prepare)
-    passes = ", ".join(["pass 1"] + ["pass 2"] * config.second_pass + ["small-face pass"] * config.small_face_pass
-                       + ["pass 3 (near the face)"] * config.near_pass
-                       + [f"gaps up to {config.bridge_max_gap} bridged"] * bool(config.bridge_max_gap))
-    return (f"{config.detector} detector ({passes}), {config.keep} face(s) per frame, margin {config.margin}, "
-            f"{config.size} px {config.image_format}, {config.sampler.strategy} sampler, "
-            f"{config.sampler.num_frames} frames per video")
+    passes = ", ".join(
+        ["pass 1"]
+        + ["pass 2"] * config.second_pass
+        + ["small-face pass"] * config.small_face_pass
+        + ["pass 3 (near the face)"] * config.near_pass
+        + [f"gaps up to {config.bridge_max_gap} bridged"] * bool(config.bridge_max_gap)
+    )
+    return (
+        f"{config.detector} detector ({passes}), {config.keep} face(s) per frame, margin {config.margin}, "
+        f"{config.size} px {config.image_format}, {config.sampler.strategy} sampler, "
+        f"{config.sampler.num_frames} frames per video"
+    )
 
 
 def _ids(df: pd.DataFrame) -> pd.Series:
@@ -75,13 +103,16 @@ def record_videos(train_rows: pd.DataFrame, val_rows: pd.DataFrame) -> dict:
     out = {"matched_by": MATCHED_BY}
     for name, rows in (("train", train_rows), ("val", val_rows)):
         hashes = _hashes(rows)
-        out[name] = {"ids": sorted(set(_ids(rows))),
-                     "hashes": sorted(set(hashes.dropna())) if hashes is not None else []}
+        out[name] = {
+            "ids": sorted(set(_ids(rows))),
+            "hashes": sorted(set(hashes.dropna())) if hashes is not None else [],
+        }
     return out
 
 
-def seen_in_training(record: CheckpointRecord, rows: pd.DataFrame, *, manifest: pd.DataFrame | None = None,
-                     root: Path | None = None) -> dict:
+def seen_in_training(
+    record: CheckpointRecord, rows: pd.DataFrame, *, manifest: pd.DataFrame | None = None, root: Path | None = None
+) -> dict:
     """How much of ``rows`` (evaluated crops) comes from videos the run trained or validated on.
 
     Matched by video identity (see the module's docstring). A checkpoint from before unmask
@@ -109,9 +140,13 @@ def seen_in_training(record: CheckpointRecord, rows: pd.DataFrame, *, manifest: 
         seen = np.zeros(len(rows), dtype=bool)
         matched_by = "the prepare folder's path (this checkpoint records no video identities: train again)"
     per_video = pd.Series(seen, index=ids.index).groupby(ids).any()
-    return {"videos": float(per_video.mean()) if len(per_video) else 0.0,
-            "crops": float(seen.mean()) if len(seen) else 0.0,
-            "n_videos": int(len(per_video)), "n_seen": int(per_video.sum()), "matched_by": matched_by}
+    return {
+        "videos": float(per_video.mean()) if len(per_video) else 0.0,
+        "crops": float(seen.mean()) if len(seen) else 0.0,
+        "n_videos": int(len(per_video)),
+        "n_seen": int(per_video.sum()),
+        "matched_by": matched_by,
+    }
 
 
 def split_sizes(manifest: pd.DataFrame, protocol: str) -> dict:
@@ -121,9 +156,12 @@ def split_sizes(manifest: pd.DataFrame, protocol: str) -> dict:
     for split, rows in manifest.groupby(column, sort=True):
         videos = rows.drop_duplicates("video_id")
         out[str(split)] = {
-            "videos": int(len(videos)), "crops": int(len(rows)),
-            "videos_fake": int((videos["label"] == 1).sum()), "videos_real": int((videos["label"] == 0).sum()),
-            "crops_fake": int((rows["label"] == 1).sum()), "crops_real": int((rows["label"] == 0).sum()),
+            "videos": int(len(videos)),
+            "crops": int(len(rows)),
+            "videos_fake": int((videos["label"] == 1).sum()),
+            "videos_real": int((videos["label"] == 0).sum()),
+            "crops_fake": int((rows["label"] == 1).sum()),
+            "crops_real": int((rows["label"] == 0).sum()),
             "methods": {str(m): int(n) for m, n in videos["method"].value_counts().sort_index().items()},
         }
     return out
@@ -134,16 +172,25 @@ def card_warnings(record: CheckpointRecord) -> list[str]:
     warnings = []
     frame = record.calibration.get("health") or {}
     if frame.get("at_bound"):
-        warnings.append(f"the frame calibration's slope hit its bound ({frame.get('note')}): probabilities are "
-                        "near 0 or 1 and over-confident")
+        warnings.append(
+            f"the frame calibration's slope hit its bound ({frame.get('note')}): probabilities are "
+            "near 0 or 1 and over-confident"
+        )
     if frame and not frame.get("trusted", True):
-        warnings.append(f"the frame calibration rests on little data: {frame.get('n_fake')} fake and "
-                        f"{frame.get('n_real')} real validation crops ({frame.get('note')})")
-    few = [f"{n} {kind}" for kind, n in (("fake", frame.get("videos_fake")), ("real", frame.get("videos_real")))
-           if n is not None and n < MIN_VIDEOS_PER_CLASS]
+        warnings.append(
+            f"the frame calibration rests on little data: {frame.get('n_fake')} fake and "
+            f"{frame.get('n_real')} real validation crops ({frame.get('note')})"
+        )
+    few = [
+        f"{n} {kind}"
+        for kind, n in (("fake", frame.get("videos_fake")), ("real", frame.get("videos_real")))
+        if n is not None and n < MIN_VIDEOS_PER_CLASS
+    ]
     if few:
-        warnings.append(f"the validation crops come from only {' and '.join(few)} videos: a threshold and a "
-                        "calibration fitted on so few videos may not hold on others")
+        warnings.append(
+            f"the validation crops come from only {' and '.join(few)} videos: a threshold and a "
+            "calibration fitted on so few videos may not hold on others"
+        )
     video = (record.video_calibration.get("mean") or {}).get("health") or {}
     if video.get("at_bound"):
         warnings.append(f"the video calibration's slope hit its bound ({video.get('note')})")
@@ -163,31 +210,55 @@ def model_card(record: CheckpointRecord, *, seen: dict | None = None) -> dict:
     data, config, spec, val, train = record.data, record.config, record.spec, record.val, record.train
     videos = data.get("videos") or {}
     card = {
-        "model": {"name": spec.name, "timm_id": spec.timm_id, "input_size_px": record.size_px,
-                  "mean": spec.mean, "std": spec.std, "explanation_layer": spec.cam_layer},
-        "data": {"dataset": data.get("dataset"), "manifest": data.get("manifest"), "protocol": data.get("protocol"),
-                 "classes": {str(i): name for i, name in enumerate(record.class_names)},
-                 "label_level": config.get("label_level"),
-                 "face_step": _face_step(record.prepare),
-                 "train_crops": data.get("train_crops"), "val_crops": data.get("val_crops"),
-                 "splits": data.get("splits"),
-                 "videos_recorded": ({k: len(videos.get(k, {}).get("ids", [])) for k in ("train", "val")}
-                                     if videos else None)},
-        "training": {**{k: config.get(k) for k in TRAINING_KEYS if k in config},
-                     "optimiser": "Adam", "class_weight_values": train.get("class_weights"),
-                     "best_epoch": train.get("epoch"), "epochs_run": train.get("epochs_run"),
-                     "best_metric": train.get("best_metric")},
-        "validation": {"best_epoch": val.get("history"), "at_threshold": val.get("at_threshold"),
-                       "reliability": val.get("reliability")},
-        "decision": {"costs": asdict(record.costs), "threshold": record.threshold,
-                     "rule": "fake when the calibrated p_fake >= threshold = "
-                             "c_false_alarm / (c_false_alarm + c_missed_fake)"},
-        "calibration": {"temperature": record.temperature, "bias": record.bias,
-                        "prior_fake": record.calibration.get("prior_fake"),
-                        "frame_health": record.calibration.get("health"),
-                        "video_health": (record.video_calibration.get("mean") or {}).get("health"),
-                        "ece_frame": ((val.get("reliability") or {}).get("frame") or {}).get("ece"),
-                        "ece_video": ((val.get("reliability") or {}).get("video") or {}).get("ece")},
+        "model": {
+            "name": spec.name,
+            "timm_id": spec.timm_id,
+            "input_size_px": record.size_px,
+            "mean": spec.mean,
+            "std": spec.std,
+            "explanation_layer": spec.cam_layer,
+        },
+        "data": {
+            "dataset": data.get("dataset"),
+            "manifest": data.get("manifest"),
+            "protocol": data.get("protocol"),
+            "classes": {str(i): name for i, name in enumerate(record.class_names)},
+            "label_level": config.get("label_level"),
+            "face_step": _face_step(record.prepare),
+            "train_crops": data.get("train_crops"),
+            "val_crops": data.get("val_crops"),
+            "splits": data.get("splits"),
+            "videos_recorded": (
+                {k: len(videos.get(k, {}).get("ids", [])) for k in ("train", "val")} if videos else None
+            ),
+        },
+        "training": {
+            **{k: config.get(k) for k in TRAINING_KEYS if k in config},
+            "optimiser": "Adam",
+            "class_weight_values": train.get("class_weights"),
+            "best_epoch": train.get("epoch"),
+            "epochs_run": train.get("epochs_run"),
+            "best_metric": train.get("best_metric"),
+        },
+        "validation": {
+            "best_epoch": val.get("history"),
+            "at_threshold": val.get("at_threshold"),
+            "reliability": val.get("reliability"),
+        },
+        "decision": {
+            "costs": asdict(record.costs),
+            "threshold": record.threshold,
+            "rule": "fake when the calibrated p_fake >= threshold = c_false_alarm / (c_false_alarm + c_missed_fake)",
+        },
+        "calibration": {
+            "temperature": record.temperature,
+            "bias": record.bias,
+            "prior_fake": record.calibration.get("prior_fake"),
+            "frame_health": record.calibration.get("health"),
+            "video_health": (record.video_calibration.get("mean") or {}).get("health"),
+            "ece_frame": ((val.get("reliability") or {}).get("frame") or {}).get("ece"),
+            "ece_video": ((val.get("reliability") or {}).get("video") or {}).get("ece"),
+        },
         "warnings": card_warnings(record),
         "provenance": record.provenance or None,
         "prepare_provenance": data.get("prepare_provenance"),
@@ -212,29 +283,45 @@ def _data_items(data: dict) -> list[tuple[str, str]]:
     split_rows = []
     for split, s in (data.get("splits") or {}).items():
         methods = "methods: " + ", ".join(f"{m} {n}" for m, n in s["methods"].items())
-        split_rows.append((split, f"{s['videos']} videos ({s['videos_fake']} fake, {s['videos_real']} real), "
-                                  f"{s['crops']} crops ({s['crops_fake']} fake, {s['crops_real']} real); {methods}"))
+        split_rows.append(
+            (
+                split,
+                f"{s['videos']} videos ({s['videos_fake']} fake, {s['videos_real']} real), "
+                f"{s['crops']} crops ({s['crops_fake']} fake, {s['crops_real']} real); {methods}",
+            )
+        )
     if not split_rows:
         split_rows.append(("train / val", f"{data.get('train_crops')} / {data.get('val_crops')} crops"))
-    return [("dataset", str(data["dataset"])), ("prepared folder", str(data["manifest"])),
-            ("split protocol", str(data["protocol"])),
-            ("classes", ", ".join(f"{k} = {v}" for k, v in data["classes"].items()) + " (fake is the positive class)"),
-            ("labels trained on", str(data.get("label_level"))),
-            ("faces cut with", str(data.get("face_step"))), *split_rows]
+    return [
+        ("dataset", str(data["dataset"])),
+        ("prepared folder", str(data["manifest"])),
+        ("split protocol", str(data["protocol"])),
+        ("classes", ", ".join(f"{k} = {v}" for k, v in data["classes"].items()) + " (fake is the positive class)"),
+        ("labels trained on", str(data.get("label_level"))),
+        ("faces cut with", str(data.get("face_step"))),
+        *split_rows,
+    ]
 
 
 def _calibration_items(cal: dict) -> list[tuple[str, str]]:
     health = cal.get("frame_health") or {}
     video_health = cal.get("video_health") or {}
     return [
-        ("frame fit", f"p_fake = sigmoid(margin / {_f(cal.get('temperature'))} {_signed(cal.get('bias'))}); "
-                      f"{health.get('n_fake', '?')} fake and {health.get('n_real', '?')} real validation crops from "
-                      f"{health.get('videos_fake', '?')} fake and {health.get('videos_real', '?')} real videos; "
-                      f"{health.get('note', 'not recorded')}"),
+        (
+            "frame fit",
+            f"p_fake = sigmoid(margin / {_f(cal.get('temperature'))} {_signed(cal.get('bias'))}); "
+            f"{health.get('n_fake', '?')} fake and {health.get('n_real', '?')} real validation crops from "
+            f"{health.get('videos_fake', '?')} fake and {health.get('videos_real', '?')} real videos; "
+            f"{health.get('note', 'not recorded')}",
+        ),
         ("video fit (mean)", str(video_health.get("note", "not recorded"))),
-        ("validation ECE", f"frames {_f(cal.get('ece_frame'))}, videos {_f(cal.get('ece_video'))} (on the data "
-                           "the calibration was fitted on: optimistic)"),
-        ("validation share of fakes", _f(cal.get("prior_fake")))]
+        (
+            "validation ECE",
+            f"frames {_f(cal.get('ece_frame'))}, videos {_f(cal.get('ece_video'))} (on the data "
+            "the calibration was fitted on: optimistic)",
+        ),
+        ("validation share of fakes", _f(cal.get("prior_fake"))),
+    ]
 
 
 def _versions_items(card: dict) -> list[tuple[str, str]]:
@@ -247,12 +334,19 @@ def _versions_items(card: dict) -> list[tuple[str, str]]:
     else:
         device_text = "not recorded"
     return [
-        ("unmask", str(prov.get("unmask") or card.get("unmask_version"))), ("python", str(prov.get("python"))),
+        ("unmask", str(prov.get("unmask") or card.get("unmask_version"))),
+        ("python", str(prov.get("python"))),
         *[(name, str(version)) for name, version in (prov.get("packages") or {}).items()],
-        ("device", device_text), ("command", str(prov.get("command"))),
-        ("git commit", f"{git['commit']}{' (with uncommitted changes)' if git.get('dirty') else ''}" if git else
-         "not from a git clone"),
-        ("trained", str(prov.get("time_utc")))]
+        ("device", device_text),
+        ("command", str(prov.get("command"))),
+        (
+            "git commit",
+            f"{git['commit']}{' (with uncommitted changes)' if git.get('dirty') else ''}"
+            if git
+            else "not from a git clone",
+        ),
+        ("trained", str(prov.get("time_utc"))),
+    ]
 
 
 def _sections(card: dict) -> list[tuple[str, list[tuple[str, str]]]]:
@@ -261,43 +355,73 @@ def _sections(card: dict) -> list[tuple[str, list[tuple[str, str]]]]:
     best = card["validation"].get("best_epoch") or {}
     at = card["validation"].get("at_threshold") or {}
     sections = [
-        ("Model", [("backbone", f"{model['name']} (timm {model['timm_id']})"),
-                   ("input", f"{model['input_size_px']} px, mean {model['mean']}, std {model['std']}"),
-                   ("explanation layer", str(model["explanation_layer"]))]),
+        (
+            "Model",
+            [
+                ("backbone", f"{model['name']} (timm {model['timm_id']})"),
+                ("input", f"{model['input_size_px']} px, mean {model['mean']}, std {model['std']}"),
+                ("explanation layer", str(model["explanation_layer"])),
+            ],
+        ),
         ("Data", _data_items(card["data"])),
         ("Training", [(k, _f(v, 6) if isinstance(v, float) else str(v)) for k, v in card["training"].items()]),
-        ("Validation (chosen epoch)", [
-            ("epoch", _f(best.get("epoch"))),
-            ("raw scores", f"AUC {_f(best.get('val_auc'))}, accuracy {_f(best.get('val_acc'))}, "
-                           f"F1 {_f(best.get('val_f1'))}, loss {_f(best.get('val_loss'))}"),
-            ("calibrated, at the threshold",
-             f"accuracy {_f(at.get('acc'))}, AUC {_f(at.get('auc'))}, F1 {_f(at.get('f1'))}")]),
-        ("Costs and threshold", [("costs", str(decision.get("costs"))), ("threshold", _f(decision.get("threshold"))),
-                                 ("rule", decision["rule"])]),
+        (
+            "Validation (chosen epoch)",
+            [
+                ("epoch", _f(best.get("epoch"))),
+                (
+                    "raw scores",
+                    f"AUC {_f(best.get('val_auc'))}, accuracy {_f(best.get('val_acc'))}, "
+                    f"F1 {_f(best.get('val_f1'))}, loss {_f(best.get('val_loss'))}",
+                ),
+                (
+                    "calibrated, at the threshold",
+                    f"accuracy {_f(at.get('acc'))}, AUC {_f(at.get('auc'))}, F1 {_f(at.get('f1'))}",
+                ),
+            ],
+        ),
+        (
+            "Costs and threshold",
+            [
+                ("costs", str(decision.get("costs"))),
+                ("threshold", _f(decision.get("threshold"))),
+                ("rule", decision["rule"]),
+            ],
+        ),
         ("Calibration", _calibration_items(card["calibration"])),
     ]
     if "seen_in_training" in card:
         seen = card["seen_in_training"]
-        sections.append(("Seen in training", [
-            ("evaluated videos the run trained or validated on",
-             f"{seen['n_seen']} of {seen['n_videos']} ({100 * seen['videos']:.1f}%; "
-             f"{100 * seen['crops']:.1f}% of crops)"),
-            ("matched by", seen["matched_by"])]))
+        sections.append(
+            (
+                "Seen in training",
+                [
+                    (
+                        "evaluated videos the run trained or validated on",
+                        f"{seen['n_seen']} of {seen['n_videos']} ({100 * seen['videos']:.1f}%; "
+                        f"{100 * seen['crops']:.1f}% of crops)",
+                    ),
+                    ("matched by", seen["matched_by"]),
+                ],
+            )
+        )
     sections.append(("Versions", _versions_items(card)))
     return sections
 
 
 def card_markdown(card: dict, *, reliability_png: str | None = None) -> str:
     """The card as Markdown (``MODEL_CARD.md``)."""
-    text = render("unmask.evaluation", "model_card.md", card=card, sections=_sections(card),
-                  reliability_png=reliability_png)
+    text = render(
+        "unmask.evaluation", "model_card.md", card=card, sections=_sections(card), reliability_png=reliability_png
+    )
     return text.rstrip("\n") + "\n"
 
 
 def card_html(card: dict, *, reliability_src: str | None = None) -> str:
     """The card as an HTML section (for ``report.html``), every value escaped."""
-    return render("unmask.evaluation", "model_card.html", card=card, sections=_sections(card),
-                  reliability_src=reliability_src)
+    return render(
+        "unmask.evaluation", "model_card.html", card=card, sections=_sections(card), reliability_src=reliability_src
+    )
 
 
 def plot_reliability(curves: dict[str, dict], title: str = "reliability"):
@@ -313,8 +437,12 @@ def plot_reliability(curves: dict[str, dict], title: str = "reliability"):
         if not curve or not curve.get("bins"):
             continue
         bins = curve["bins"]
-        ax.plot([b["mean_p_fake"] for b in bins], [b["share_fake"] for b in bins], marker="o",
-                label=f"{name} (ECE {curve['ece']:.3f}, n {curve['n']})")
+        ax.plot(
+            [b["mean_p_fake"] for b in bins],
+            [b["share_fake"] for b in bins],
+            marker="o",
+            label=f"{name} (ECE {curve['ece']:.3f}, n {curve['n']})",
+        )
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean p(fake) in the bin", ylabel="share truly fake", title=title)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     return fig

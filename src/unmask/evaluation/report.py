@@ -19,8 +19,12 @@ from unmask.utils.atomic import atomic_path  # noqa: E402
 from unmask.utils.rendering import render  # noqa: E402
 
 GALLERY_METHODS = ("gradcam", "gradcam++")
-CASES = (("TP", "fake called fake", 1, True), ("FN", "fake called real", 1, False),
-         ("FP", "real called fake", 0, True), ("TN", "real called real", 0, False))
+CASES = (
+    ("TP", "fake called fake", 1, True),
+    ("FN", "fake called real", 1, False),
+    ("FP", "real called fake", 0, True),
+    ("TN", "real called real", 0, False),
+)
 
 
 def _png(fig) -> str:
@@ -61,11 +65,18 @@ def _curves(frames: pd.DataFrame, videos: pd.DataFrame, threshold: float) -> str
         if df["label"].nunique() < 2:
             continue
         fpr, tpr, _ = roc_curve(df["label"], df["p_fake"])
-        line, = roc_ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(df['label'], df['p_fake']):.3f})")
+        (line,) = roc_ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(df['label'], df['p_fake']):.3f})")
         called, fake = df["p_fake"] >= threshold, df["label"] == 1
         op_fpr, op_tpr = float(called[~fake].mean()), float(called[fake].mean())
-        roc_ax.plot([op_fpr], [op_tpr], marker="o", markersize=8, markerfacecolor="none", color=line.get_color(),
-                    label=f"{name} at p >= {threshold:.2f}: FPR {op_fpr:.2f}, TPR {op_tpr:.2f}")
+        roc_ax.plot(
+            [op_fpr],
+            [op_tpr],
+            marker="o",
+            markersize=8,
+            markerfacecolor="none",
+            color=line.get_color(),
+            label=f"{name} at p >= {threshold:.2f}: FPR {op_fpr:.2f}, TPR {op_tpr:.2f}",
+        )
         precision, recall, _ = precision_recall_curve(df["label"], df["p_fake"])
         pr_ax.plot(recall, precision, label=name)
     roc_ax.plot([0, 1], [0, 1], "k:", linewidth=0.8)
@@ -113,8 +124,9 @@ def _timelines(frames: pd.DataFrame, videos: pd.DataFrame, threshold: float, cou
         ax.set(ylim=(-0.02, 1.02), xlabel="time (s)", ylabel="p(fake)")
         ax.legend(fontsize=7, loc="upper right")
         truth, called = ("fake", "real") if video["label"] else ("real", "fake")
-        out.append((f"{video['video_id']} (truly {truth}, called {called}: video p(fake) {video['p_fake']:.3f})",
-                    _png(fig)))
+        out.append(
+            (f"{video['video_id']} (truly {truth}, called {called}: video p(fake) {video['p_fake']:.3f})", _png(fig))
+        )
     return out
 
 
@@ -122,8 +134,14 @@ def _video_rows(videos: pd.DataFrame, threshold: float) -> list[dict]:
     """Every evaluated video's score and verdict, most suspicious first."""
     rows = []
     for v in videos.sort_values("p_fake", ascending=False).to_dict("records"):
-        rows.append({**v, "dataset": v.get("dataset", ""), "truth": "fake" if v["label"] else "real",
-                     "called": "fake" if v["p_fake"] >= threshold else "real"})
+        rows.append(
+            {
+                **v,
+                "dataset": v.get("dataset", ""),
+                "truth": "fake" if v["label"] else "real",
+                "called": "fake" if v["p_fake"] >= threshold else "real",
+            }
+        )
     return rows
 
 
@@ -152,18 +170,34 @@ def _gallery(frames, data_root, model, record, per_case, device) -> tuple[list[t
     for i, (case, words, row) in enumerate(picked):
         interpolation = cv2.INTER_AREA if crops[i].shape[0] > side else cv2.INTER_CUBIC
         face = cv2.resize(crops[i], (side, side), interpolation=interpolation)
-        entry = {"face": face, "label": f"{row['video_id']} frame {int(row['frame_index'])}",
-                 "p_fake": float(scores[i]), "overlays": {}, "faithfulness": {}}
+        entry = {
+            "face": face,
+            "label": f"{row['video_id']} frame {int(row['frame_index'])}",
+            "p_fake": float(scores[i]),
+            "overlays": {},
+            "faithfulness": {},
+        }
         for method in GALLERY_METHODS:
             maps, faithful = results[method]
             entry["overlays"][method] = overlay_heatmap(face, maps[i])
             entry["faithfulness"][method] = float(faithful[i])
-            faithfulness.append({"case": case, "method": method, "faithfulness": float(faithful[i]),
-                                 "called_fake": bool(scores[i] >= threshold)})
+            faithfulness.append(
+                {
+                    "case": case,
+                    "method": method,
+                    "faithfulness": float(faithful[i]),
+                    "called_fake": bool(scores[i] >= threshold),
+                }
+            )
         sheets.setdefault((case, words), []).append(entry)
-    cells = [(case, words, _array_png(contact_sheet(rows, list(GALLERY_METHODS), title=f"{case}: {words}",
-                                                    threshold=threshold)))
-             for (case, words), rows in sheets.items()]
+    cells = [
+        (
+            case,
+            words,
+            _array_png(contact_sheet(rows, list(GALLERY_METHODS), title=f"{case}: {words}", threshold=threshold)),
+        )
+        for (case, words), rows in sheets.items()
+    ]
     return cells, pd.DataFrame(faithfulness)
 
 
@@ -177,9 +211,14 @@ def _calibration_fits(metrics: dict) -> list[dict]:
         counts = f"{health.get('n_fake', '?')} fake, {health.get('n_real', '?')} real" if health else ""
         if level == "frame" and "videos_fake" in health:
             counts += f" crops from {health['videos_fake']} fake and {health['videos_real']} real videos"
-        fits.append({"level": level, "counts": counts, "note": str(health.get("note") or entry.get("note") or
-                                                                     "not recorded"),
-                     "trusted": bool(health.get("trusted"))})
+        fits.append(
+            {
+                "level": level,
+                "counts": counts,
+                "note": str(health.get("note") or entry.get("note") or "not recorded"),
+                "trusted": bool(health.get("trusted")),
+            }
+        )
     return fits
 
 
@@ -199,9 +238,15 @@ def _faithfulness_rows(faithfulness: pd.DataFrame) -> list[dict]:
         return rows
     for (method, called_fake), group in faithfulness.groupby(["method", "called_fake"]):
         measured = group["faithfulness"].dropna()
-        rows.append({"method": method, "called": "fake" if called_fake else "real",
-                     "mean": f"{measured.mean():+.4f}" if len(measured) else "-",
-                     "heatmaps": len(measured), "flat": len(group) - len(measured)})
+        rows.append(
+            {
+                "method": method,
+                "called": "fake" if called_fake else "real",
+                "mean": f"{measured.mean():+.4f}" if len(measured) else "-",
+                "heatmaps": len(measured),
+                "flat": len(group) - len(measured),
+            }
+        )
     return rows
 
 
@@ -209,14 +254,18 @@ def _figures(result, run_dir: Path, record: CheckpointRecord) -> dict:
     """The report's plots, as inline PNGs (``None`` where there is nothing to plot)."""
     metrics, frames, videos = result.metrics, result.frame_scores, result.video_scores
     threshold = float(metrics["threshold"])
-    return {"confusion_frame": _confusion(metrics, "frame"), "confusion_video": _confusion(metrics, "video"),
-            "curves": _curves(frames, videos, threshold),
-            "training": _training_curves(run_dir, record.train.get("epoch")),
-            "timelines": _timelines(frames, videos, threshold)}
+    return {
+        "confusion_frame": _confusion(metrics, "frame"),
+        "confusion_video": _confusion(metrics, "video"),
+        "curves": _curves(frames, videos, threshold),
+        "training": _training_curves(run_dir, record.train.get("epoch")),
+        "timelines": _timelines(frames, videos, threshold),
+    }
 
 
-def write_report(result, *, run_dir: Path, data_root: Path, model, record: CheckpointRecord, per_case: int = 2,
-                 device=None) -> Path:
+def write_report(
+    result, *, run_dir: Path, data_root: Path, model, record: CheckpointRecord, per_case: int = 2, device=None
+) -> Path:
     """Write ``result.out_dir/report.html`` (``record``: the evaluated checkpoint's) and return its path."""
     from unmask.evaluation.model_card import card_html
 
@@ -225,14 +274,24 @@ def write_report(result, *, run_dir: Path, data_root: Path, model, record: Check
     gallery, faithfulness = _gallery(result.frame_scores, data_root, model, record, per_case, device)
     card = metrics.get("model_card")
     page = render(
-        "unmask.evaluation", "report.html", metrics=metrics, threshold=threshold, bias=metrics.get("bias", 0.0),
-        costs=str(metrics.get("costs")), seen=metrics.get("seen") or {},
-        calibration_fits=_calibration_fits(metrics), prior_fake=(metrics.get("calibration") or {}).get("prior_fake"),
-        per_method=metrics.get("per_method") or {}, figures=_figures(result, run_dir, record),
-        epoch=record.train.get("epoch"), select_metric=str(record.train.get("select_metric", "validation")),
+        "unmask.evaluation",
+        "report.html",
+        metrics=metrics,
+        threshold=threshold,
+        bias=metrics.get("bias", 0.0),
+        costs=str(metrics.get("costs")),
+        seen=metrics.get("seen") or {},
+        calibration_fits=_calibration_fits(metrics),
+        prior_fake=(metrics.get("calibration") or {}).get("prior_fake"),
+        per_method=metrics.get("per_method") or {},
+        figures=_figures(result, run_dir, record),
+        epoch=record.train.get("epoch"),
+        select_metric=str(record.train.get("select_metric", "validation")),
         video_rows=_video_rows(result.video_scores, threshold),
-        gallery=gallery, faithfulness=_faithfulness_rows(faithfulness),
-        card_section=card_html(card, reliability_src=_reliability_img(metrics, record)) if card else None)
+        gallery=gallery,
+        faithfulness=_faithfulness_rows(faithfulness),
+        card_section=card_html(card, reliability_src=_reliability_img(metrics, record)) if card else None,
+    )
     path = result.out_dir / "report.html"
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")

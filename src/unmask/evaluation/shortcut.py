@@ -77,8 +77,7 @@ def outside_share(heatmaps: np.ndarray, boxes: np.ndarray, box_side: float) -> n
     return shares
 
 
-def blank_outside(images: list[np.ndarray], boxes: np.ndarray, box_side: float,
-                  fill=BLANK_RGB) -> list[np.ndarray]:
+def blank_outside(images: list[np.ndarray], boxes: np.ndarray, box_side: float, fill=BLANK_RGB) -> list[np.ndarray]:
     """Copies of ``(h, w, 3) uint8`` crops with every pixel outside the face box set to ``fill``.
 
     A crop whose box is unknown is blanked whole: it carries no face to judge.
@@ -101,9 +100,15 @@ def video_auc(labels, p_fake, videos) -> float:
     return score_metrics(per_video["label"], per_video["p"])["auc"]
 
 
-def shortcut_figures(images: list[np.ndarray], labels, videos, boxes: np.ndarray, box_side: float,
-                     score: Callable[[list[np.ndarray]], np.ndarray],
-                     heatmaps: Callable[[list[np.ndarray]], np.ndarray] | None = None) -> dict:
+def shortcut_figures(
+    images: list[np.ndarray],
+    labels,
+    videos,
+    boxes: np.ndarray,
+    box_side: float,
+    score: Callable[[list[np.ndarray]], np.ndarray],
+    heatmaps: Callable[[list[np.ndarray]], np.ndarray] | None = None,
+) -> dict:
     """The shortcut check on crops whose answer is known.
 
     Args:
@@ -120,9 +125,16 @@ def shortcut_figures(images: list[np.ndarray], labels, videos, boxes: np.ndarray
     labels, videos = np.asarray(labels, dtype=int), np.asarray(videos)
     auc = video_auc(labels, score(images), videos)
     auc_blanked = video_auc(labels, score(blank_outside(images, boxes, box_side)), videos)
-    figures = {"videos": int(len(np.unique(videos))), "crops": int(len(images)), "auc": auc,
-               "auc_blanked": auc_blanked, "auc_drop": auc - auc_blanked,
-               "outside_share": None, "outside_share_median": None, "maps": 0}
+    figures = {
+        "videos": int(len(np.unique(videos))),
+        "crops": int(len(images)),
+        "auc": auc,
+        "auc_blanked": auc_blanked,
+        "auc_drop": auc - auc_blanked,
+        "outside_share": None,
+        "outside_share_median": None,
+        "maps": 0,
+    }
     fakes = np.flatnonzero(labels == 1)
     if heatmaps is not None and len(fakes):
         maps = heatmaps([images[i] for i in fakes])
@@ -130,13 +142,15 @@ def shortcut_figures(images: list[np.ndarray], labels, videos, boxes: np.ndarray
         shares = outside_share(maps, boxes[fakes] * (side / box_side), side)
         finite = shares[np.isfinite(shares)]
         if len(finite):
-            figures.update(outside_share=float(finite.mean()), outside_share_median=float(np.median(finite)),
-                           maps=int(len(finite)))
+            figures.update(
+                outside_share=float(finite.mean()), outside_share_median=float(np.median(finite)), maps=int(len(finite))
+            )
     return figures
 
 
 def sample_crops(rows: pd.DataFrame, per_video: int) -> pd.DataFrame:
     """At most ``per_video`` crops of each video, evenly spread over its frames."""
+
     def pick(group: pd.DataFrame) -> pd.DataFrame:
         group = group.sort_values("frame_index")
         keep = np.unique(np.linspace(0, len(group) - 1, min(per_video, len(group))).round().astype(int))
@@ -145,9 +159,17 @@ def sample_crops(rows: pd.DataFrame, per_video: int) -> pd.DataFrame:
     return pd.concat([pick(g) for _, g in rows.groupby("video_id", sort=True)], ignore_index=True)
 
 
-def check_shortcuts(run_dir: str | Path, data_dir: str | Path, *, split: str = "test", protocol: str | None = None,
-                    per_video: int = 4, method: str = "gradcam", device: str | None = None,
-                    rows: pd.DataFrame | None = None) -> dict:
+def check_shortcuts(
+    run_dir: str | Path,
+    data_dir: str | Path,
+    *,
+    split: str = "test",
+    protocol: str | None = None,
+    per_video: int = 4,
+    method: str = "gradcam",
+    device: str | None = None,
+    rows: pd.DataFrame | None = None,
+) -> dict:
     """The shortcut check of a trained run on the ``split`` of a prepared folder.
 
     Args:
@@ -185,10 +207,15 @@ def check_shortcuts(run_dir: str | Path, data_dir: str | Path, *, split: str = "
         return score_crops(model, crops, transform, record, device)
 
     def maps(crops):
-        return np.concatenate([explain_batch(model, preprocess_crops(crops[i:i + 16], transform).to(device), method)
-                               for i in range(0, len(crops), 16)])
+        return np.concatenate(
+            [
+                explain_batch(model, preprocess_crops(crops[i : i + 16], transform).to(device), method)
+                for i in range(0, len(crops), 16)
+            ]
+        )
 
     with torch.inference_mode(False):
-        figures = shortcut_figures(images, rows["label"], rows["video_id"], face_boxes_in_crops(rows, side), side,
-                                   score, maps)
+        figures = shortcut_figures(
+            images, rows["label"], rows["video_id"], face_boxes_in_crops(rows, side), side, score, maps
+        )
     return {**figures, "method": method, "per_video": per_video}

@@ -43,12 +43,15 @@ class FasterScoreCAM(BaseCAM):
                 maps = activations[i].reshape(c, -1)
                 top = np.argsort(-maps.var(axis=1))[:keep]
                 upsampled = torch.nn.functional.interpolate(
-                    torch.from_numpy(activations[i:i + 1, top]).to(input_tensor.device),
-                    size=input_tensor.shape[-2:], mode="bilinear", align_corners=False)[0]
+                    torch.from_numpy(activations[i : i + 1, top]).to(input_tensor.device),
+                    size=input_tensor.shape[-2:],
+                    mode="bilinear",
+                    align_corners=False,
+                )[0]
                 flat = upsampled.reshape(keep, -1)
                 low, high = flat.min(1).values[:, None, None], flat.max(1).values[:, None, None]
                 masks = (upsampled - low) / (high - low).clamp_min(1e-8)
-                scores = torch.softmax(self.model(input_tensor[i:i + 1] * masks[:, None]).float(), 1)
+                scores = torch.softmax(self.model(input_tensor[i : i + 1] * masks[:, None]).float(), 1)
                 weights[i, top] = scores[:, FAKE].cpu().numpy()
         return weights
 
@@ -75,7 +78,9 @@ def check_methods(methods) -> tuple[str, ...]:
     return tuple(methods)
 
 
-def explain_batch(model, x: torch.Tensor, method: str, *, smoothgrad_samples: int = 20, noise: float = 0.2) -> np.ndarray:
+def explain_batch(
+    model, x: torch.Tensor, method: str, *, smoothgrad_samples: int = 20, noise: float = 0.2
+) -> np.ndarray:
     """Heatmaps of ``method`` for the fake class.
 
     Args:
@@ -94,9 +99,14 @@ def explain_batch(model, x: torch.Tensor, method: str, *, smoothgrad_samples: in
         tunnel = NoiseTunnel(Saliency(model))
         with torch.random.fork_rng(devices=[]):  # the same noise every time: reproducible maps
             torch.manual_seed(0)
-            maps = tunnel.attribute(x.clone().requires_grad_(True), nt_type="smoothgrad",
-                                    nt_samples=smoothgrad_samples, nt_samples_batch_size=smoothgrad_samples,
-                                    stdevs=spread, target=FAKE)
+            maps = tunnel.attribute(
+                x.clone().requires_grad_(True),
+                nt_type="smoothgrad",
+                nt_samples=smoothgrad_samples,
+                nt_samples_batch_size=smoothgrad_samples,
+                stdevs=spread,
+                target=FAKE,
+            )
         maps = smoothgrad_display(maps.detach())
     else:
         with _CAMS[method](model=model, target_layers=[model.cam_layer]) as cam:

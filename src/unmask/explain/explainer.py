@@ -36,8 +36,9 @@ class Explanation:
     regions: dict | None = None  # the map's share in each face region (unmask.explain.regions)
 
 
-def explain_crops(model, record: CheckpointRecord, crops: list[np.ndarray], methods, *, device=None,
-                  on_method=None) -> tuple[np.ndarray, dict]:
+def explain_crops(
+    model, record: CheckpointRecord, crops: list[np.ndarray], methods, *, device=None, on_method=None
+) -> tuple[np.ndarray, dict]:
     """Score face crops and explain them with each of ``methods``.
 
     Args:
@@ -61,8 +62,15 @@ def explain_crops(model, record: CheckpointRecord, crops: list[np.ndarray], meth
     return scores, out
 
 
-def write_explanations(heatmaps, out_dir: str | Path, *, stem: str, index: dict,
-                       index_name: str = "explanations.json", threshold: float | None = None) -> list[Explanation]:
+def write_explanations(
+    heatmaps,
+    out_dir: str | Path,
+    *,
+    stem: str,
+    index: dict,
+    index_name: str = "explanations.json",
+    threshold: float | None = None,
+) -> list[Explanation]:
     """Write each face once and each :class:`unmask.predict.Heatmap` over it as PNG, a contact
     sheet of them all, and an index.
 
@@ -78,21 +86,37 @@ def write_explanations(heatmaps, out_dir: str | Path, *, stem: str, index: dict,
         face_stem = f"{stem}_{h.frame_index:06d}_{h.track_id:02d}"
         if face_stem not in faces:
             _write_png(out_dir / f"{face_stem}_face.png", h.face)
-            faces[face_stem] = {"face": h.face, "label": f"frame {h.frame_index}, track {h.track_id}",
-                                "p_fake": h.p_fake, "overlays": {}, "faithfulness": {}}
+            faces[face_stem] = {
+                "face": h.face,
+                "label": f"frame {h.frame_index}, track {h.track_id}",
+                "p_fake": h.p_fake,
+                "overlays": {},
+                "faithfulness": {},
+            }
         faces[face_stem]["overlays"][h.method] = h.overlay
         faces[face_stem]["faithfulness"][h.method] = h.faithfulness
         name = f"{face_stem}_{h.method}.png"
         _write_png(out_dir / name, h.overlay)
-        explanations.append(Explanation(h.frame_index, h.time_s, h.track_id, h.p_fake, h.method, name, h.faithfulness,
-                                        getattr(h, "regions", None)))
+        explanations.append(
+            Explanation(
+                h.frame_index,
+                h.time_s,
+                h.track_id,
+                h.p_fake,
+                h.method,
+                name,
+                h.faithfulness,
+                getattr(h, "regions", None),
+            )
+        )
     sheet = None
     if faces:
         methods = list(dict.fromkeys(h.method for h in heatmaps))
         sheet = sheet_name(stem)
         _write_png(out_dir / sheet, contact_sheet(list(faces.values()), methods, title=stem, threshold=threshold))
-    entries = [{**asdict(e), "faithfulness": e.faithfulness if np.isfinite(e.faithfulness) else None}
-               for e in explanations]
+    entries = [
+        {**asdict(e), "faithfulness": e.faithfulness if np.isfinite(e.faithfulness) else None} for e in explanations
+    ]
     with atomic_path(out_dir / index_name) as tmp:
         tmp.write_text(json.dumps({**index, "sheet": sheet, "explanations": entries}, indent=1))
     return explanations

@@ -30,8 +30,9 @@ FRACTIONS = (0.1, 0.2, 0.3)
 
 
 @torch.no_grad()
-def deletion_faithfulness(model, x: torch.Tensor, heatmaps: np.ndarray, *, fractions=FRACTIONS,
-                          seed: int = 0) -> np.ndarray:
+def deletion_faithfulness(
+    model, x: torch.Tensor, heatmaps: np.ndarray, *, fractions=FRACTIONS, seed: int = 0
+) -> np.ndarray:
     """Faithfulness of each heatmap.
 
     Args:
@@ -45,6 +46,7 @@ def deletion_faithfulness(model, x: torch.Tensor, heatmaps: np.ndarray, *, fract
     n, _, h, w = x.shape
     blurred = TF.gaussian_blur(x, kernel_size=[21, 21], sigma=[7.0, 7.0])
     rng = np.random.default_rng(seed)
+
     def log_odds(inputs):
         logits = model(inputs).float()
         return logits[:, 1] - logits[:, 0]

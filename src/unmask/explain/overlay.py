@@ -23,8 +23,9 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, *, alpha: float = 0.
 MIN_SIDE_PX = 224  # heatmaps are shown at least this large, whatever the model's input size
 
 
-def contact_sheet(rows: list[dict], methods: list[str], *, title: str = "",
-                  threshold: float | None = None) -> np.ndarray:
+def contact_sheet(
+    rows: list[dict], methods: list[str], *, title: str = "", threshold: float | None = None
+) -> np.ndarray:
     """One labelled image of several faces and their heatmaps, with a colour bar.
 
     Args:
@@ -61,8 +62,9 @@ def contact_sheet(rows: list[dict], methods: list[str], *, title: str = "",
             axes[r, c].set_title(f"{method}\nfaithfulness {score}", fontsize=8)
     for ax in axes.ravel():
         ax.axis("off")
-    bar = fig.colorbar(cm.ScalarMappable(norm=colors.Normalize(0, 1), cmap="jet"), ax=axes.ravel().tolist(),
-                       fraction=0.025, pad=0.02)
+    bar = fig.colorbar(
+        cm.ScalarMappable(norm=colors.Normalize(0, 1), cmap="jet"), ax=axes.ravel().tolist(), fraction=0.025, pad=0.02
+    )
     bar.set_label("evidence for fake (1: the map's maximum)", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)

@@ -29,18 +29,19 @@ REGIONS = ("eyes", "nose", "mouth", "forehead", "cheeks", "jaw")
 ALL_REGIONS = (*REGIONS, "outside")
 
 # the face's extent in its own units (see the module's docstring)
-_HALF_WIDTH = 1.05   # half the face's width, in eye distances from the centre line
-_TOP = -1.1          # top of the forehead, in eye-mouth distances above the eyes
-_BOTTOM = 1.9        # bottom of the chin
+_HALF_WIDTH = 1.05  # half the face's width, in eye distances from the centre line
+_TOP = -1.1  # top of the forehead, in eye-mouth distances above the eyes
+_BOTTOM = 1.9  # bottom of the chin
 _EYE = (0.32, 0.22)  # semi-axes of each eye's ellipse (across, down)
-_MOUTH_PAST = 0.15   # the mouth's ellipse reaches this far past each corner (eye distances)
-_MOUTH_DOWN = 0.25   # and this far above and below the corners' line (eye-mouth distances)
-_NOSE_HALF = 0.22    # half the nose's width (eye distances)
-_NOSE_BELOW = 0.12   # the nose reaches this far below the nose point (eye-mouth distances)
+_MOUTH_PAST = 0.15  # the mouth's ellipse reaches this far past each corner (eye distances)
+_MOUTH_DOWN = 0.25  # and this far above and below the corners' line (eye-mouth distances)
+_NOSE_HALF = 0.22  # half the nose's width (eye distances)
+_NOSE_BELOW = 0.12  # the nose reaches this far below the nose point (eye-mouth distances)
 
 
-def landmarks_in_crop(landmarks: Sequence[float] | None, crop_box: Sequence[float] | None,
-                      side_px: int) -> np.ndarray | None:
+def landmarks_in_crop(
+    landmarks: Sequence[float] | None, crop_box: Sequence[float] | None, side_px: int
+) -> np.ndarray | None:
     """Frame-pixel landmarks mapped into a square crop.
 
     Args:
@@ -88,7 +89,7 @@ def region_masks(points: np.ndarray, shape: tuple[int, int]) -> dict[str, np.nda
         rel = np.asarray(p, dtype=np.float64) - eyes_mid
         return rel @ across / eye_dist, rel @ down / mouth_dist
 
-    ys, xs = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float64) + 0.5  # pixel centres
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64) + 0.5  # pixel centres
     u = ((xs - eyes_mid[0]) * across[0] + (ys - eyes_mid[1]) * across[1]) / eye_dist
     v = ((xs - eyes_mid[0]) * down[0] + (ys - eyes_mid[1]) * down[1]) / mouth_dist
     face = np.abs(u) <= _HALF_WIDTH
@@ -109,16 +110,23 @@ def region_masks(points: np.ndarray, shape: tuple[int, int]) -> dict[str, np.nda
     jaw = face & (v > mouth_bottom) & (v <= _BOTTOM)
 
     masks, taken = {}, np.zeros(shape, dtype=bool)
-    for name, mask in (("eyes", eyes), ("mouth", mouth), ("nose", nose_mask), ("forehead", forehead),
-                       ("cheeks", cheeks), ("jaw", jaw)):
+    for name, mask in (
+        ("eyes", eyes),
+        ("mouth", mouth),
+        ("nose", nose_mask),
+        ("forehead", forehead),
+        ("cheeks", cheeks),
+        ("jaw", jaw),
+    ):
         masks[name] = mask & ~taken
         taken |= mask
     masks["outside"] = ~taken
     return {name: masks[name] for name in ALL_REGIONS}
 
 
-def region_shares(heatmap: np.ndarray, points: np.ndarray | None, *, points_side_px: int | None = None
-                  ) -> dict[str, float] | None:
+def region_shares(
+    heatmap: np.ndarray, points: np.ndarray | None, *, points_side_px: int | None = None
+) -> dict[str, float] | None:
     """The share of ``heatmap``'s mass in each face region.
 
     Args:

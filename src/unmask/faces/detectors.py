@@ -76,8 +76,17 @@ class FaceDetector:
     name = "base"
     needs_torch = False  # an exported detector refuses a face step whose backend runs on torch
 
-    def __init__(self, *, min_score: float = 0.9, min_face_px: int = 32, max_side_px: int = 640,
-                 min_side_px: int = 0, enhance: bool = False, clahe_tiles: int = 8, device: str | None = None):
+    def __init__(
+        self,
+        *,
+        min_score: float = 0.9,
+        min_face_px: int = 32,
+        max_side_px: int = 640,
+        min_side_px: int = 0,
+        enhance: bool = False,
+        clahe_tiles: int = 8,
+        device: str | None = None,
+    ):
         self.min_score = min_score
         self.min_face_px = min_face_px
         self.max_side_px = max_side_px
@@ -187,7 +196,8 @@ class MtcnnTorch(FaceDetector):
         except ImportError as exc:
             raise UnmaskError(
                 "Detector 'facenet' needs facenet-pytorch; install it with "
-                "`pip install --no-deps facenet-pytorch==2.6.0 requests` or use detector mtcnn", "detector"
+                "`pip install --no-deps facenet-pytorch==2.6.0 requests` or use detector mtcnn",
+                "detector",
             ) from exc
         from unmask.utils.device import default_device
 

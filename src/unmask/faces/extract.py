@@ -97,8 +97,9 @@ def check_crop_settings(*, margin: float, size: int, keep: str) -> None:
     if keep not in KEEP_MODES:
         raise SettingError(f"keep must be one of {', '.join(KEEP_MODES)}, not {keep!r}", "keep")
     if not 1.0 <= margin <= MAX_MARGIN:  # also refuses nan (every comparison with it is false) and inf
-        raise SettingError(f"margin must be at least 1.0 (the face box itself) and at most {MAX_MARGIN}, not {margin}",
-                           "margin")
+        raise SettingError(
+            f"margin must be at least 1.0 (the face box itself) and at most {MAX_MARGIN}, not {margin}", "margin"
+        )
     if not 8 <= size <= MAX_SIZE_PX:
         raise SettingError(f"size must lie between 8 and {MAX_SIZE_PX} pixels, not {size}", "size")
 
@@ -107,12 +108,13 @@ def detect_frames(detector: FaceDetector, frames: Sequence[Frame], batch_size: i
     """Run ``detector`` over ``frames`` in batches; one list of detections per frame."""
     detections = []
     for start in range(0, len(frames), batch_size):
-        detections.extend(detector.detect([f.image for f in frames[start:start + batch_size]]))
+        detections.extend(detector.detect([f.image for f in frames[start : start + batch_size]]))
     return detections
 
 
-def bridge_gaps(detections: list[list[Detection]], track_ids: list[list[int]], max_gap: int
-                ) -> list[list[tuple[int, Detection]]]:
+def bridge_gaps(
+    detections: list[list[Detection]], track_ids: list[list[int]], max_gap: int
+) -> list[list[tuple[int, Detection]]]:
     """Boxes for the gaps of each track: ``(track id, interpolated detection)`` per frame.
 
     A gap is up to ``max_gap`` consecutive frames without the track's face, between two frames
@@ -154,7 +156,7 @@ def expected_places(near: dict[int, list[Detection]], t: int) -> list[tuple[tupl
     (t0, before), *rest = sorted(near.items())
     if not rest:
         return [(d.box, float(abs(t - t0))) for d in before]
-    (t1, after), = rest
+    ((t1, after),) = rest
     places = []
     for a, b in _pairs(before, after):
         if a is not None and b is not None and distance(a.box, b.box) <= NEAR_MAX_SPAN:
@@ -173,12 +175,22 @@ def search_window(expected, radius: float, frame_size: tuple[int, int]) -> tuple
     side = max(expected[2] - expected[0], expected[3] - expected[1])
     pad = (radius + 0.5) * side
     width, height = frame_size
-    return (max(0, int(expected[0] - pad)), max(0, int(expected[1] - pad)),
-            min(width, int(expected[2] + pad + 1)), min(height, int(expected[3] + pad + 1)))
+    return (
+        max(0, int(expected[0] - pad)),
+        max(0, int(expected[1] - pad)),
+        min(width, int(expected[2] + pad + 1)),
+        min(height, int(expected[3] + pad + 1)),
+    )
 
 
-def find_near(detector: FaceDetector, image: np.ndarray, expected, radius: float,
-              face_px: Sequence[int] = NEAR_FACE_PX, max_side_px: int = NEAR_MAX_SIDE_PX) -> list[Detection]:
+def find_near(
+    detector: FaceDetector,
+    image: np.ndarray,
+    expected,
+    radius: float,
+    face_px: Sequence[int] = NEAR_FACE_PX,
+    max_side_px: int = NEAR_MAX_SIDE_PX,
+) -> list[Detection]:
     """Faces of about the ``expected`` box's size (half to twice) whose centres lie within
     ``radius`` face widths of its centre, in frame pixels.
 
@@ -196,9 +208,14 @@ def find_near(detector: FaceDetector, image: np.ndarray, expected, radius: float
     longer = max(patch.shape[:2])
     targets = dict.fromkeys(min(max(1, round(longer * px / side)), max_side_px) for px in face_px)  # once each
     for target in targets:
-        found = [_moved(d, x1, y1) for d in detector.with_settings(max_side_px=target, min_side_px=target).detect([patch])[0]]
-        found = [d for d in found if 0.5 <= max(d.box[2] - d.box[0], d.box[3] - d.box[1]) / side <= 2
-                 and distance(d.box, expected) <= radius]
+        found = [
+            _moved(d, x1, y1) for d in detector.with_settings(max_side_px=target, min_side_px=target).detect([patch])[0]
+        ]
+        found = [
+            d
+            for d in found
+            if 0.5 <= max(d.box[2] - d.box[0], d.box[3] - d.box[1]) / side <= 2 and distance(d.box, expected) <= radius
+        ]
         if found:
             return found
     return []
@@ -207,7 +224,9 @@ def find_near(detector: FaceDetector, image: np.ndarray, expected, radius: float
 def _moved(det: Detection, dx: float, dy: float) -> Detection:
     """``det`` shifted by ``(dx, dy)`` (window pixels to frame pixels)."""
     box = (det.box[0] + dx, det.box[1] + dy, det.box[2] + dx, det.box[3] + dy)
-    points = None if det.landmarks is None else tuple(v + (dx if k % 2 == 0 else dy) for k, v in enumerate(det.landmarks))
+    points = (
+        None if det.landmarks is None else tuple(v + (dx if k % 2 == 0 else dy) for k, v in enumerate(det.landmarks))
+    )
     return Detection(box, det.score, points)
 
 
@@ -251,11 +270,22 @@ class FaceExtractor:
         small_face_probe: as ``second_pass_probe``, for the small-face pass.
     """
 
-    def __init__(self, detector: FaceDetector | str = DEFAULT_DETECTOR, *, margin: float = DEFAULT_MARGIN,
-                 size_px: int = 224, keep: str = "largest", batch_size: int = 16,
-                 second_pass: FaceDetector | None = None, bridge_max_gap: int = 0, second_pass_probe: int = 0,
-                 near_pass: FaceDetector | None = None, near_reach: int = 2,
-                 small_face_pass: FaceDetector | None = None, small_face_probe: int = 0):
+    def __init__(
+        self,
+        detector: FaceDetector | str = DEFAULT_DETECTOR,
+        *,
+        margin: float = DEFAULT_MARGIN,
+        size_px: int = 224,
+        keep: str = "largest",
+        batch_size: int = 16,
+        second_pass: FaceDetector | None = None,
+        bridge_max_gap: int = 0,
+        second_pass_probe: int = 0,
+        near_pass: FaceDetector | None = None,
+        near_reach: int = 2,
+        small_face_pass: FaceDetector | None = None,
+        small_face_probe: int = 0,
+    ):
         check_crop_settings(margin=margin, size=size_px, keep=keep)
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
         self.margin, self.size_px, self.keep, self.batch_size = margin, size_px, keep, batch_size
@@ -287,8 +317,11 @@ class FaceExtractor:
             return
         seen_at = max(sides)
         seen = [i for i, d in enumerate(detections) if d]
-        far = [t for t, frame in enumerate(frames) if max(frame.image.shape[:2]) > seen_at
-               and all(abs(t - i) > self.near_reach for i in seen)]
+        far = [
+            t
+            for t, frame in enumerate(frames)
+            if max(frame.image.shape[:2]) > seen_at and all(abs(t - i) > self.near_reach for i in seen)
+        ]
         self._probed(self.small_face_pass, "small", far, self.small_face_probe, frames, detections, passes)
 
     def _probed(self, detector, label, todo, probe, frames, detections, passes) -> None:
@@ -318,8 +351,7 @@ class FaceExtractor:
         seen = [i for i, d in enumerate(detections) if d]
         if self.near_pass is None or len(seen) < 2 or len(seen) == len(frames):
             return
-        faces = {i: detections[i] if self.keep == "all" else [max(detections[i], key=lambda d: d.area)]
-                 for i in seen}
+        faces = {i: detections[i] if self.keep == "all" else [max(detections[i], key=lambda d: d.area)] for i in seen}
         for t in range(len(frames)):
             if detections[t]:
                 continue
@@ -359,6 +391,17 @@ class FaceExtractor:
             found += [(track_id, det, "bridged") for track_id, det in extra]
             for track_id, det, p in sorted(found, key=lambda x: x[0]):
                 square = square_box(det.box, (frame.image.shape[1], frame.image.shape[0]), self.margin)
-                crops.append(FaceCrop(frame.index, frame.time_s, track_id, det.score, det.box,
-                                      cut_square(frame.image, square, self.size_px), p, det.landmarks, square))
+                crops.append(
+                    FaceCrop(
+                        frame.index,
+                        frame.time_s,
+                        track_id,
+                        det.score,
+                        det.box,
+                        cut_square(frame.image, square, self.size_px),
+                        p,
+                        det.landmarks,
+                        square,
+                    )
+                )
         return crops

@@ -35,8 +35,9 @@ def same_place(a, b, max_distance: float = 1.0) -> bool:
     return distance(a, b) <= max_distance
 
 
-def assign_tracks(detections: Sequence[Sequence[Detection]], *, max_distance: float = 1.0,
-                  max_gap: int = 4) -> list[list[int]]:
+def assign_tracks(
+    detections: Sequence[Sequence[Detection]], *, max_distance: float = 1.0, max_gap: int = 4
+) -> list[list[int]]:
     """Give every detection a track id by greedy matching to the tracks' last boxes.
 
     Sampled frames can be a second apart, so boxes are matched by centre distance (in face

@@ -16,9 +16,14 @@ from PIL import Image
 from unmask.errors import UnmaskError
 from unmask.models.spec import BackboneSpec
 
-_RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
-               "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
-               "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
+_RESAMPLING = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+    "box": Image.Resampling.BOX,
+    "hamming": Image.Resampling.HAMMING,
+}
 
 
 def resize_crop(image: np.ndarray, size_px: int, interpolation: str = "bicubic") -> np.ndarray:
@@ -27,8 +32,9 @@ def resize_crop(image: np.ndarray, size_px: int, interpolation: str = "bicubic")
     if image.shape[:2] == (size_px, size_px):
         return np.ascontiguousarray(image)
     if interpolation not in _RESAMPLING:
-        raise UnmaskError(f"Unknown interpolation {interpolation!r} in the model's record; "
-                          f"known: {', '.join(_RESAMPLING)}")
+        raise UnmaskError(
+            f"Unknown interpolation {interpolation!r} in the model's record; known: {', '.join(_RESAMPLING)}"
+        )
     return np.asarray(Image.fromarray(image).resize((size_px, size_px), _RESAMPLING[interpolation]))
 
 

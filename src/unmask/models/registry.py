@@ -29,8 +29,12 @@ def _timm_spec(name: str, timm_id: str, paper_name: str, cam_layer: str, **overr
     from timm.models import get_pretrained_cfg
 
     cfg = get_pretrained_cfg(timm_id)
-    read = dict(default_size_px=int(cfg.input_size[-1]), mean=tuple(float(v) for v in cfg.mean),
-                std=tuple(float(v) for v in cfg.std), interpolation=cfg.interpolation)
+    read = dict(
+        default_size_px=int(cfg.input_size[-1]),
+        mean=tuple(float(v) for v in cfg.mean),
+        std=tuple(float(v) for v in cfg.std),
+        interpolation=cfg.interpolation,
+    )
     return BackboneSpec(name, timm_id, paper_name, cam_layer, **{**read, **overrides})
 
 
@@ -118,8 +122,10 @@ def check_weights_file(path: str | Path) -> Path:
     is_safetensors = len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < size
     is_torch = head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"  # torch.save's zip, or an old pickle
     if not (is_safetensors or is_torch):
-        raise UnmaskError(f"The weights file {path} is not a weights file (expected .safetensors or a torch .pth/.bin); "
-                          "give the backbone's ImageNet weights in timm's format")
+        raise UnmaskError(
+            f"The weights file {path} is not a weights file (expected .safetensors or a torch .pth/.bin); "
+            "give the backbone's ImageNet weights in timm's format"
+        )
     return path
 
 
@@ -172,7 +178,7 @@ def resolve_hub_weights(spec: BackboneSpec) -> str | None:
     cfg = get_pretrained_cfg(spec.timm_id)
     if cfg.hf_hub_id:
         repo = cfg.hf_hub_id.split("@")[0]
-        for filename in ([cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]):
+        for filename in [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]:
             cached = try_to_load_from_cache(repo, filename)
             if isinstance(cached, str):
                 return cached
@@ -184,9 +190,13 @@ def resolve_hub_weights(spec: BackboneSpec) -> str | None:
         source = cfg.url
     why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else _probe(source, HUB_PROBE_TIMEOUT_S)
     if why:
-        raise UnmaskError(f"Cannot get ImageNet weights for {spec.name!r} ({spec.timm_id}): they are not in this "
-                          f"machine's cache and {urlparse(source).netloc} cannot be reached ({why}); "
-                          "pass weights=FILE, or train from scratch with pretrained=False", "weights", "pretrained")
+        raise UnmaskError(
+            f"Cannot get ImageNet weights for {spec.name!r} ({spec.timm_id}): they are not in this "
+            f"machine's cache and {urlparse(source).netloc} cannot be reached ({why}); "
+            "pass weights=FILE, or train from scratch with pretrained=False",
+            "weights",
+            "pretrained",
+        )
     return None
 
 
@@ -216,12 +226,23 @@ def create_model(name: str, *, pretrained: bool = False, weights: str | Path | N
         kwargs.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(path)))
     try:
         backbone = timm.create_model(spec.timm_id, **kwargs)
-    except (RuntimeError, ValueError, KeyError, pickle.UnpicklingError, EOFError, SafetensorError) as exc:  # another architecture, a damaged file
-        raise UnmaskError(f"{weights} does not hold {spec.timm_id} weights for model {name!r} ({str(exc).splitlines()[0][:160]})") from exc
+    except (
+        RuntimeError,
+        ValueError,
+        KeyError,
+        pickle.UnpicklingError,
+        EOFError,
+        SafetensorError,
+    ) as exc:  # another architecture, a damaged file
+        raise UnmaskError(
+            f"{weights} does not hold {spec.timm_id} weights for model {name!r} ({str(exc).splitlines()[0][:160]})"
+        ) from exc
     except OSError as exc:  # the download failed after all
         raise UnmaskError(
             f"Cannot get ImageNet weights for {name!r} ({spec.timm_id}): {str(exc).splitlines()[0][:160]}; "
-            "pass weights=FILE, or train from scratch with pretrained=False", "weights", "pretrained"
+            "pass weights=FILE, or train from scratch with pretrained=False",
+            "weights",
+            "pretrained",
         ) from exc
     if pretrained and weights is None and spec.bundled_weights:
         from unmask.models.bundled import load_bundled_weights

@@ -23,10 +23,12 @@ def build_resize(spec: BackboneSpec, size_px: int | None = None) -> T.Compose:
         size_px: input side ``S``; default the backbone's own (the paper preset uses 224).
     """
     size_px = size_px or spec.default_size_px
-    return T.Compose([
-        T.ToImage(),
-        T.Resize((size_px, size_px), interpolation=InterpolationMode(spec.interpolation), antialias=True),
-    ])
+    return T.Compose(
+        [
+            T.ToImage(),
+            T.Resize((size_px, size_px), interpolation=InterpolationMode(spec.interpolation), antialias=True),
+        ]
+    )
 
 
 def build_normalise(spec: BackboneSpec) -> T.Compose:

@@ -56,8 +56,10 @@ def find_inputs(paths) -> tuple[list[Path], list[Path]]:
             else:
                 skipped.append(file)
         if not found:
-            raise UnmaskError(f"No video or image in {_short(path)} (looked for {', '.join(sorted(suffixes))} "
-                              "and any other file PyAV can open)")
+            raise UnmaskError(
+                f"No video or image in {_short(path)} (looked for {', '.join(sorted(suffixes))} "
+                "and any other file PyAV can open)"
+            )
         out += found
     return list(dict.fromkeys(out)), skipped
 
@@ -77,11 +79,19 @@ def _listed(path: Path) -> list[Path]:
 
 def _short(path: Path, limit: int = 120) -> str:
     text = str(path)
-    return text if len(text) <= limit else text[:limit // 2 - 2] + "..." + text[-(limit // 2 - 2):]
+    return text if len(text) <= limit else text[: limit // 2 - 2] + "..." + text[-(limit // 2 - 2) :]
 
 
-def predict_many(detector: Detector, paths, *, num_frames: int | None = None, explain_dir: str | Path | None = None,
-                 methods=None, max_faces: int = 4, keep_faces: bool = False) -> Iterator[Prediction]:
+def predict_many(
+    detector: Detector,
+    paths,
+    *,
+    num_frames: int | None = None,
+    explain_dir: str | Path | None = None,
+    methods=None,
+    max_faces: int = 4,
+    keep_faces: bool = False,
+) -> Iterator[Prediction]:
     """Judge each of ``paths`` in turn (a bad file gives an inconclusive result, never an error).
 
     With ``explain_dir``, the heatmaps of each judged input's ``max_faces`` most suspicious faces
@@ -105,15 +115,25 @@ def predict_many(detector: Detector, paths, *, num_frames: int | None = None, ex
         yield prediction
 
 
-def write_heatmaps(detector: Detector, prediction: Prediction, out_dir: str | Path, *, methods=None,
-                   max_faces: int = 4) -> Prediction:
+def write_heatmaps(
+    detector: Detector, prediction: Prediction, out_dir: str | Path, *, methods=None, max_faces: int = 4
+) -> Prediction:
     """Explain ``prediction``'s most suspicious faces into ``out_dir``: PNGs and ``explanations.json``
     (the prediction itself under ``"prediction"``); return the prediction with its ``regions``."""
     from unmask.explain.explainer import write_explanations
 
     heatmaps = detector.explain(prediction, methods=methods, max_faces=max_faces)
     prediction = prediction.with_regions(heatmaps)
-    write_explanations(heatmaps, out_dir, stem=Path(prediction.input).stem, threshold=detector.threshold,
-                       index={"input": prediction.input, "run": detector.source,
-                              "threshold": detector.threshold, "prediction": prediction.to_dict()})
+    write_explanations(
+        heatmaps,
+        out_dir,
+        stem=Path(prediction.input).stem,
+        threshold=detector.threshold,
+        index={
+            "input": prediction.input,
+            "run": detector.source,
+            "threshold": detector.threshold,
+            "prediction": prediction.to_dict(),
+        },
+    )
     return prediction

@@ -66,8 +66,16 @@ class Detector:
             the validation videos' share. None: the validation share stays.
     """
 
-    def __init__(self, model, record: CheckpointRecord, *, source: str = "", device: str | None = None,
-                 aggregation: str = "mean", prior_fake: float | None = None):
+    def __init__(
+        self,
+        model,
+        record: CheckpointRecord,
+        *,
+        source: str = "",
+        device: str | None = None,
+        aggregation: str = "mean",
+        prior_fake: float | None = None,
+    ):
         from unmask.data.crop_video import make_extractor
         from unmask.decision.aggregate import AGGREGATIONS
         from unmask.decision.calibration import check_prior
@@ -107,7 +115,9 @@ class Detector:
         try:
             self.model = model.to(self.device).eval()
         except (RuntimeError, AssertionError) as exc:  # e.g. "cuda" on a machine without one
-            raise UnmaskError(f"Cannot use device {device!r}: {str(exc).splitlines()[0]}; try device cpu", "device") from exc
+            raise UnmaskError(
+                f"Cannot use device {device!r}: {str(exc).splitlines()[0]}; try device cpu", "device"
+            ) from exc
         self.transform = build_transform(self.spec, self.size_px)
         self.scorer = TorchScorer(self.model, self.transform, self.device)
 
@@ -116,12 +126,17 @@ class Detector:
         from unmask.faces.detectors import DETECTORS
 
         if device not in (None, "cpu"):
-            raise UnmaskError(f"An exported detector runs on the CPU (ONNX Runtime), not {device!r}; "
-                              "give the run folder to use a GPU", "device")
+            raise UnmaskError(
+                f"An exported detector runs on the CPU (ONNX Runtime), not {device!r}; "
+                "give the run folder to use a GPU",
+                "device",
+            )
         name = self.prepare_config.detector
         if getattr(DETECTORS.get(name), "needs_torch", False):
-            raise UnmaskError(f"This export's face step uses the face detector {name!r}, which runs on torch: "
-                              "install torch and give the run folder, or prepare with --detector mtcnn")
+            raise UnmaskError(
+                f"This export's face step uses the face detector {name!r}, which runs on torch: "
+                "install torch and give the run folder, or prepare with --detector mtcnn"
+            )
 
     @property
     def can_explain(self) -> bool:
@@ -157,8 +172,13 @@ class Detector:
     @property
     def model_info(self) -> dict:
         """Which model judges: reported in every :class:`Prediction`."""
-        return {"name": self.spec.name, "run": self.source, "input_size_px": self.size_px,
-                "aggregation": self.aggregation, "prior_fake": self.prior_fake}
+        return {
+            "name": self.spec.name,
+            "run": self.source,
+            "input_size_px": self.size_px,
+            "aggregation": self.aggregation,
+            "prior_fake": self.prior_fake,
+        }
 
     def score_crops(self, images) -> np.ndarray:
         """Calibrated ``p_fake (n,)`` of ``(h, w, 3) uint8`` RGB face crops."""
@@ -166,8 +186,15 @@ class Detector:
 
         return calibrated_p_fake(self.scorer.logits(list(images)), self.record)
 
-    def predict(self, path: str | Path, *, progress: Progress | None = None, keep_faces: bool = False,
-                num_frames: int | None = None, is_crop: bool = False) -> Prediction:
+    def predict(
+        self,
+        path: str | Path,
+        *,
+        progress: Progress | None = None,
+        keep_faces: bool = False,
+        num_frames: int | None = None,
+        is_crop: bool = False,
+    ) -> Prediction:
         """Judge the video or image at ``path``.
 
         Never raises for a bad input: an unreadable file, one with no face, too few faces or a
@@ -221,10 +248,22 @@ class Detector:
         timings["aggregate"] = time.perf_counter() - tick
         timings["total"] = time.perf_counter() - started
         report("aggregate", 1.0)
-        return self._result(path, kind, clip.verdict, clip.p_fake, timings, reason=reason,
-                            reason_code=clip.reason_code, tracks=tracks, timeline=timeline, frames_sampled=n_frames,
-                            frames_with_face=with_face, faces=[c.image for c in crops] if keep_faces else None,
-                            landmarks=[_crop_landmarks(c) for c in crops] if keep_faces else None, **extent)
+        return self._result(
+            path,
+            kind,
+            clip.verdict,
+            clip.p_fake,
+            timings,
+            reason=reason,
+            reason_code=clip.reason_code,
+            tracks=tracks,
+            timeline=timeline,
+            frames_sampled=n_frames,
+            frames_with_face=with_face,
+            faces=[c.image for c in crops] if keep_faces else None,
+            landmarks=[_crop_landmarks(c) for c in crops] if keep_faces else None,
+            **extent,
+        )
 
     def _crops(self, frames, whole_image: bool, timings: dict, report: Progress) -> list:
         """The face crops of ``frames``, cut as the training data was; ``whole_image``: the one
@@ -250,21 +289,33 @@ class Detector:
 
     def _decide(self, crops, p_fake, n_frames: int):
         """Each person's verdict from their faces' scores, then the clip's: ``(clip, tracks, timeline)``."""
-        timeline = [FrameScore(c.frame_index, round(float(c.time_s), 4), int(c.track_id), float(p),
-                               [round(float(v), 1) for v in c.box]) for c, p in zip(crops, p_fake)]
+        timeline = [
+            FrameScore(
+                c.frame_index, round(float(c.time_s), 4), int(c.track_id), float(p), [round(float(v), 1) for v in c.box]
+            )
+            for c, p in zip(crops, p_fake)
+        ]
         tracks, decisions = [], []
         for track_id in sorted({s.track_id for s in timeline}):
             mine = [s for s in timeline if s.track_id == track_id]
-            decision = decide_track([s.p_fake for s in mine], threshold=self.threshold, frames_sampled=n_frames,
-                                    frame_index=[s.frame_index for s in mine], aggregation=self.aggregation,
-                                    record=self.record, prior_fake=self.prior_fake)
+            decision = decide_track(
+                [s.p_fake for s in mine],
+                threshold=self.threshold,
+                frames_sampled=n_frames,
+                frame_index=[s.frame_index for s in mine],
+                aggregation=self.aggregation,
+                record=self.record,
+                prior_fake=self.prior_fake,
+            )
             decisions.append(decision)
-            tracks.append(TrackVerdict(track_id, decision.verdict, decision.p_fake, len(mine), mine[0].time_s,
-                                       mine[-1].time_s))
+            tracks.append(
+                TrackVerdict(track_id, decision.verdict, decision.p_fake, len(mine), mine[0].time_s, mine[-1].time_s)
+            )
         return decide_clip(decisions), tracks, timeline
 
-    def explain(self, prediction: Prediction, *, methods=None, max_faces: int = 4,
-                size_px: int | None = None, on_method=None) -> list[Heatmap]:
+    def explain(
+        self, prediction: Prediction, *, methods=None, max_faces: int = 4, size_px: int | None = None, on_method=None
+    ) -> list[Heatmap]:
         """Heatmaps of the ``max_faces`` most suspicious faces of ``prediction``, most suspicious first.
 
         Args:
@@ -310,8 +361,20 @@ class Detector:
             for method in methods:
                 maps, faithful = results[method]
                 regions = region_shares(maps[k], points[k], points_side_px=crops[k].shape[0])
-                heatmaps.append(Heatmap(score.frame_index, score.time_s, score.track_id, score.p_fake, method,
-                                        float(faithful[k]), face, overlay_heatmap(face, maps[k]), maps[k], regions))
+                heatmaps.append(
+                    Heatmap(
+                        score.frame_index,
+                        score.time_s,
+                        score.track_id,
+                        score.p_fake,
+                        method,
+                        float(faithful[k]),
+                        face,
+                        overlay_heatmap(face, maps[k]),
+                        maps[k],
+                        regions,
+                    )
+                )
         return heatmaps
 
     def _frames(self, path: Path, kind: str, num_frames: int | None):
@@ -355,25 +418,38 @@ class Detector:
         extent = {"duration_s": duration, "decoded_s": decoded}
         reaches_end = self.prepare_config.sampler.strategy in ("uniform", "stride")
         if reaches_end and duration is not None and duration - decoded > max(1.0, 0.1 * duration):
-            extent["note"] = (f"only {decoded:.1f} s of its {duration:.1f} s decode (the file is cut short or damaged); "
-                              "the verdict rests on that part")
+            extent["note"] = (
+                f"only {decoded:.1f} s of its {duration:.1f} s decode (the file is cut short or damaged); "
+                "the verdict rests on that part"
+            )
         return extent
 
     def _reason(self, clip, longest_track: int, n_frames: int) -> str | None:
         """The sentence that says why ``clip`` is inconclusive."""
         if clip.reason_code == "too_few_faces":
-            return (f"No person is seen often enough: at most {longest_track} of {n_frames} sampled frames show the "
-                    f"same face, and a verdict needs {min_faces(n_frames)}")
+            return (
+                f"No person is seen often enough: at most {longest_track} of {n_frames} sampled frames show the "
+                f"same face, and a verdict needs {min_faces(n_frames)}"
+            )
         if clip.reason_code == "too_close":
-            return (f"p_fake {clip.p_fake:.2f} is too close to the threshold {self.threshold:.2f} to call: "
-                    "either verdict would cost about as much")
+            return (
+                f"p_fake {clip.p_fake:.2f} is too close to the threshold {self.threshold:.2f} to call: "
+                "either verdict would cost about as much"
+            )
         return None
 
     def _result(self, path: Path, kind: str, verdict: str, p_fake, timings: dict, **fields) -> Prediction:
-        return Prediction(input=str(path), kind=kind, verdict=verdict,
-                          p_fake=None if p_fake is None or not np.isfinite(p_fake) else float(p_fake),
-                          threshold=self.threshold, costs=dict(self.costs),
-                          timings={k: round(v, 4) for k, v in timings.items()}, model=self.model_info, **fields)
+        return Prediction(
+            input=str(path),
+            kind=kind,
+            verdict=verdict,
+            p_fake=None if p_fake is None or not np.isfinite(p_fake) else float(p_fake),
+            threshold=self.threshold,
+            costs=dict(self.costs),
+            timings={k: round(v, 4) for k, v in timings.items()},
+            model=self.model_info,
+            **fields,
+        )
 
 
 def _crop_landmarks(crop) -> np.ndarray | None:

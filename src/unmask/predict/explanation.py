@@ -21,9 +21,18 @@ from unmask.utils.progress import ProgressCallback, ProgressMeter
 logger = logging.getLogger(__name__)
 
 
-def explain_file(run_dir: str | Path, path: str | Path, out_dir: str | Path, *, methods=PAPER_METHODS,
-            max_faces: int = 8, is_crop: bool = False, num_frames: int | None = None,
-            device: str | None = None, progress: ProgressCallback | None = None) -> list[Explanation]:
+def explain_file(
+    run_dir: str | Path,
+    path: str | Path,
+    out_dir: str | Path,
+    *,
+    methods=PAPER_METHODS,
+    max_faces: int = 8,
+    is_crop: bool = False,
+    num_frames: int | None = None,
+    device: str | None = None,
+    progress: ProgressCallback | None = None,
+) -> list[Explanation]:
     """Explain why the run judges the faces in ``path`` (an image or a video) as it does.
 
     The faces are found, cut and scored by the run's :class:`unmask.Detector` (for a video:
@@ -60,18 +69,32 @@ def explain_file(run_dir: str | Path, path: str | Path, out_dir: str | Path, *, 
         raise UnmaskError(prediction.reason)
     if prediction.reason_code == "no_face":
         hint = "; if it is already a face crop, pass is_crop=True" if prediction.kind == "image" else ""
-        raise NoFaceFoundError(f"No face found in {path.name} ({prediction.frames_sampled} frames looked at){hint}",
-                               "is_crop")
+        raise NoFaceFoundError(
+            f"No face found in {path.name} ({prediction.frames_sampled} frames looked at){hint}", "is_crop"
+        )
     meter.done = 1.0
-    logger.info("explaining the %d most suspicious of %d faces with %s", min(max_faces, len(prediction.timeline)),
-                len(prediction.timeline), ", ".join(methods))
+    logger.info(
+        "explaining the %d most suspicious of %d faces with %s",
+        min(max_faces, len(prediction.timeline)),
+        len(prediction.timeline),
+        ", ".join(methods),
+    )
     # shown at least MIN_SIDE_PX large: a 64 px model's maps would be postage stamps
-    heatmaps = detector.explain(prediction, methods=methods, max_faces=max_faces,
-                                size_px=max(MIN_SIDE_PX, detector.size_px),
-                                on_method=lambda method: meter.advance(stage=f"{method} done"))
+    heatmaps = detector.explain(
+        prediction,
+        methods=methods,
+        max_faces=max_faces,
+        size_px=max(MIN_SIDE_PX, detector.size_px),
+        on_method=lambda method: meter.advance(stage=f"{method} done"),
+    )
     meter.finish()
-    return write_explanations(heatmaps, out_dir, stem=path.stem, threshold=detector.threshold,
-                              index={"input": str(path), "run": str(run_dir), "threshold": detector.threshold})
+    return write_explanations(
+        heatmaps,
+        out_dir,
+        stem=path.stem,
+        threshold=detector.threshold,
+        index={"input": str(path), "run": str(run_dir), "threshold": detector.threshold},
+    )
 
 
 def warn_crop_file_differences(path: Path, trained: dict) -> list[str]:
@@ -89,6 +112,10 @@ def warn_crop_file_differences(path: Path, trained: dict) -> list[str]:
     if width != height:
         differences.insert(0, f"{width}x{height} px, not square as in training")
     if differences:
-        logger.warning("%s was cut unlike the run's training crops (%s): the heatmaps show what the model sees in it, "
-                       "which may differ from what it learnt", path.name, "; ".join(differences))
+        logger.warning(
+            "%s was cut unlike the run's training crops (%s): the heatmaps show what the model sees in it, "
+            "which may differ from what it learnt",
+            path.name,
+            "; ".join(differences),
+        )
     return differences

@@ -51,8 +51,9 @@ class ExportResult:
     max_abs_diff: float
 
 
-def export_model(run: str | Path, out: str | Path, *, format: str = "onnx", opset: int = 17,
-                 atol: float = 1e-4, batch_size: int = 2) -> ExportResult:
+def export_model(
+    run: str | Path, out: str | Path, *, format: str = "onnx", opset: int = 17, atol: float = 1e-4, batch_size: int = 2
+) -> ExportResult:
     """Export the trained detector of ``run`` (a run folder or a checkpoint file) to ``out``.
 
     Args:
@@ -91,8 +92,11 @@ def export_model(run: str | Path, out: str | Path, *, format: str = "onnx", opse
         data = _to_torchscript(model, example, info)
         diff = _max_diff_torchscript(data, model, example)
     if not diff <= atol:  # also catches NaN
-        raise UnmaskError(f"The {format} export differs from the PyTorch model by {diff:.2e} (> {atol:.0e}) "
-                          f"on the same input; not written. Try another opset, or report it", "opset")
+        raise UnmaskError(
+            f"The {format} export differs from the PyTorch model by {diff:.2e} (> {atol:.0e}) "
+            f"on the same input; not written. Try another opset, or report it",
+            "opset",
+        )
     with atomic_path(out) as tmp:
         tmp.write_bytes(data)
     meta_path = out.with_name(out.name + ".json")
@@ -157,17 +161,32 @@ def _portable_metadata(record: CheckpointRecord, format: str) -> dict:
     spec, size = record.spec, record.size_px
     return {
         "format": format,
-        "input": {"name": INPUT_NAME, "shape": ["batch", 3, size, size], "dtype": "float32",
-                  "layout": "NCHW, RGB", "size_px": size, "mean": list(spec.mean), "std": list(spec.std),
-                  "interpolation": spec.interpolation,
-                  "preprocessing": "resize to size_px, scale to [0, 1], subtract mean, divide by std "
-                                   "(unmask.models.build_transform)"},
-        "output": {"name": OUTPUT_NAME, "shape": ["batch", 2], "meaning": "logits (real, fake)",
-                   "p_fake": "sigmoid((logit_fake - logit_real) / temperature + bias)"},
+        "input": {
+            "name": INPUT_NAME,
+            "shape": ["batch", 3, size, size],
+            "dtype": "float32",
+            "layout": "NCHW, RGB",
+            "size_px": size,
+            "mean": list(spec.mean),
+            "std": list(spec.std),
+            "interpolation": spec.interpolation,
+            "preprocessing": "resize to size_px, scale to [0, 1], subtract mean, divide by std "
+            "(unmask.models.build_transform)",
+        },
+        "output": {
+            "name": OUTPUT_NAME,
+            "shape": ["batch", 2],
+            "meaning": "logits (real, fake)",
+            "p_fake": "sigmoid((logit_fake - logit_real) / temperature + bias)",
+        },
         "model": spec.name,
         "prepare": record.prepare,
-        "class_names": list(record.class_names), "temperature": record.temperature, "bias": record.bias,
-        "threshold": record.threshold, "costs": asdict(record.costs), "unmask_version": record.unmask_version,
+        "class_names": list(record.class_names),
+        "temperature": record.temperature,
+        "bias": record.bias,
+        "threshold": record.threshold,
+        "costs": asdict(record.costs),
+        "unmask_version": record.unmask_version,
         **({"epoch": record.train["epoch"]} if "epoch" in record.train else {}),
     }
 
@@ -177,8 +196,9 @@ def _require_onnx() -> None:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError as exc:
-        raise UnmaskError(f"ONNX export needs the onnx and onnxruntime packages ({exc.name} is missing): "
-                          "pip install 'unmask[export]'") from exc
+        raise UnmaskError(
+            f"ONNX export needs the onnx and onnxruntime packages ({exc.name} is missing): pip install 'unmask[export]'"
+        ) from exc
 
 
 def _to_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int, info: dict) -> bytes:
@@ -191,13 +211,22 @@ def _to_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int, info: di
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         try:
-            torch.onnx.export(model, (example,), buffer, dynamo=False, opset_version=opset,
-                              input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                              dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+            torch.onnx.export(
+                model,
+                (example,),
+                buffer,
+                dynamo=False,
+                opset_version=opset,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            )
         except torch.onnx.errors.OnnxExporterError as exc:  # an operator this opset lacks
             reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-            raise UnmaskError(f"This model cannot be exported with opset {opset} ({reason}); try a higher one "
-                              "(17 is the default)", "opset") from None
+            raise UnmaskError(
+                f"This model cannot be exported with opset {opset} ({reason}); try a higher one (17 is the default)",
+                "opset",
+            ) from None
     graph = onnx.load_from_string(buffer.getvalue())
     entry = graph.metadata_props.add()
     entry.key, entry.value = "unmask", json.dumps(info)

@@ -32,10 +32,20 @@ class FilesSummary:
     seconds: float
 
 
-def predict_files(model: str | Path, paths, out: str | Path, *, fmt: str | None = None, engine: str = "local",
-                  address: str | None = None, workers: int | None = None, num_frames: int | None = None,
-                  device: str | None = None, prior_fake: float | None = None,
-                  progress: ProgressCallback | None = None) -> FilesSummary:
+def predict_files(
+    model: str | Path,
+    paths,
+    out: str | Path,
+    *,
+    fmt: str | None = None,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    num_frames: int | None = None,
+    device: str | None = None,
+    prior_fake: float | None = None,
+    progress: ProgressCallback | None = None,
+) -> FilesSummary:
     """Judge the videos and images of ``paths`` with the run at ``model``, into the file ``out``.
 
     Each verdict is in ``out`` as soon as it is made; inputs ``out`` already holds (a run that was
@@ -80,8 +90,16 @@ def predict_files(model: str | Path, paths, out: str | Path, *, fmt: str | None 
 
         read_metadata(model)  # a missing or broken checkpoint: one line here, before any cluster starts
         with results:
-            judge_on_ray(model, todo, write, device=device, prior_fake=prior_fake, num_frames=num_frames,
-                         address=address, workers=workers)
+            judge_on_ray(
+                model,
+                todo,
+                write,
+                device=device,
+                prior_fake=prior_fake,
+                num_frames=num_frames,
+                address=address,
+                workers=workers,
+            )
     else:
         from unmask.predict.detector import Detector
 
@@ -89,5 +107,12 @@ def predict_files(model: str | Path, paths, out: str | Path, *, fmt: str | None 
         with results:
             for prediction in predict_many(detector, todo, num_frames=num_frames):
                 write(prediction)
-    return FilesSummary(results.path, len(inputs), counts["judged"], len(inputs) - len(todo), counts["unreadable"],
-                        others, time.perf_counter() - started)
+    return FilesSummary(
+        results.path,
+        len(inputs),
+        counts["judged"],
+        len(inputs) - len(todo),
+        counts["unreadable"],
+        others,
+        time.perf_counter() - started,
+    )

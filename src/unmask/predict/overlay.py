@@ -19,8 +19,9 @@ from unmask.predict.result import Heatmap, Prediction
 FAKE_RGB, REAL_RGB = (230, 40, 40), (40, 200, 70)
 
 
-def draw_faces(image: np.ndarray, scores, threshold: float, *, heatmaps: dict | None = None,
-               margin: float = DEFAULT_MARGIN) -> np.ndarray:
+def draw_faces(
+    image: np.ndarray, scores, threshold: float, *, heatmaps: dict | None = None, margin: float = DEFAULT_MARGIN
+) -> np.ndarray:
     """Draw ``scores`` (:class:`FrameScore` of one frame) on a copy of ``image`` (``(H, W, 3) uint8`` RGB).
 
     ``heatmaps`` maps ``(frame_index, track_id)`` to a ``(h, w)`` map in [0, 1], blended (jet,
@@ -43,13 +44,20 @@ def draw_faces(image: np.ndarray, scores, threshold: float, *, heatmaps: dict | 
         (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
         ty = y1 - 4 if y1 - th - base - 4 >= 0 else min(height - 1, y2 + th + 4)
         cv2.rectangle(out, (x1, ty - th - base), (x1 + tw + 4, ty + base // 2), colour, -1)
-        cv2.putText(out, label, (x1 + 2, ty - base // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
-                    cv2.LINE_AA)
+        cv2.putText(
+            out, label, (x1 + 2, ty - base // 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA
+        )
     return out
 
 
-def write_overlay(prediction: Prediction, out_path: str | Path, *, heatmaps: list[Heatmap] | None = None,
-                  margin: float = DEFAULT_MARGIN, codec: str = "libx264") -> Path:
+def write_overlay(
+    prediction: Prediction,
+    out_path: str | Path,
+    *,
+    heatmaps: list[Heatmap] | None = None,
+    margin: float = DEFAULT_MARGIN,
+    codec: str = "libx264",
+) -> Path:
     """Write ``prediction``'s video to ``out_path`` with each face boxed and labelled.
 
     Every frame of the input is kept (same count, size and rate). ``heatmaps`` (e.g. one method's
@@ -84,10 +92,12 @@ def write_overlay(prediction: Prediction, out_path: str | Path, *, heatmaps: lis
                 if len(sampled):
                     nearest = int(sampled[np.abs(sampled - index).argmin()])
                     held = by_frame[nearest]
-                    held_maps = {(index, s.track_id): maps[(nearest, s.track_id)] for s in held
-                                 if (nearest, s.track_id) in maps}
-                    image = draw_faces(image, [_at(s, index) for s in held], prediction.threshold,
-                                       heatmaps=held_maps, margin=margin)
+                    held_maps = {
+                        (index, s.track_id): maps[(nearest, s.track_id)] for s in held if (nearest, s.track_id) in maps
+                    }
+                    image = draw_faces(
+                        image, [_at(s, index) for s in held], prediction.threshold, heatmaps=held_maps, margin=margin
+                    )
                 for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
                     sink.mux(packet)
             if stream is None:

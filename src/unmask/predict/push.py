@@ -36,8 +36,9 @@ def check_repo_id(repo_id: str) -> str:
     return repo_id
 
 
-def stage_run(run_dir: str | Path, folder: str | Path, *, repo_id: str = "ORG/NAME",
-              evaluation: str | Path | None = None) -> list[Path]:
+def stage_run(
+    run_dir: str | Path, folder: str | Path, *, repo_id: str = "ORG/NAME", evaluation: str | Path | None = None
+) -> list[Path]:
     """Write the files ``unmask push`` uploads for the run in ``run_dir`` into ``folder``.
 
     Args:
@@ -80,8 +81,15 @@ def stage_run(run_dir: str | Path, folder: str | Path, *, repo_id: str = "ORG/NA
     if test is not None:
         (folder / EVALUATION_JSON).write_text(json.dumps(test, indent=1))
         staged.append(folder / EVALUATION_JSON)
-    staged[3].write_text(_readme(card, repo_id, test, has_reliability=reliability.is_file(),
-                                 body=card_markdown(card, reliability_png=RELIABILITY_PNG if reliability.is_file() else None)))
+    staged[3].write_text(
+        _readme(
+            card,
+            repo_id,
+            test,
+            has_reliability=reliability.is_file(),
+            body=card_markdown(card, reliability_png=RELIABILITY_PNG if reliability.is_file() else None),
+        )
+    )
     return staged
 
 
@@ -89,22 +97,43 @@ def _readme(card: dict, repo_id: str, test: dict | None, *, has_reliability: boo
     """The Hub page: YAML front matter, how to use the detector, its test result, then the card."""
     tags = ["unmask", "deepfake-detection", "video-classification", "safetensors"]
     front = ["---", "library_name: unmask", "tags:", *[f"- {t}" for t in tags], "---", ""]
-    use = ["## Use", "", "```bash", "pip install unmask", f"unmask predict clip.mp4 --model hf://{repo_id}",
-           f"unmask predict clip.mp4 --model hf://{repo_id} --report clip-report.html",
-           f"unmask serve --model hf://{repo_id}", "```", "",
-           "The files: `model.safetensors` (weights, and in its metadata everything `unmask` needs to judge as "
-           "training did: preprocessing, calibration, costs and threshold, the face step), `record.json` (that "
-           "metadata as JSON), `model_card.json` (this card, for tools).", ""]
+    use = [
+        "## Use",
+        "",
+        "```bash",
+        "pip install unmask",
+        f"unmask predict clip.mp4 --model hf://{repo_id}",
+        f"unmask predict clip.mp4 --model hf://{repo_id} --report clip-report.html",
+        f"unmask serve --model hf://{repo_id}",
+        "```",
+        "",
+        "The files: `model.safetensors` (weights, and in its metadata everything `unmask` needs to judge as "
+        "training did: preprocessing, calibration, costs and threshold, the face step), `record.json` (that "
+        "metadata as JSON), `model_card.json` (this card, for tools).",
+        "",
+    ]
     if test and test.get("video_auc") is not None:
         ci = test.get("video_auc_ci95")
         interval = f" (95% interval {ci[0]:.3f}-{ci[1]:.3f})" if ci else ""
-        use += ["## Test result", "", f"Video AUC {test['video_auc']:.3f}{interval} on {test.get('videos')} "
-                f"{test.get('dataset') or ''} {test.get('split')} videos (`evaluation.json`).", ""]
+        use += [
+            "## Test result",
+            "",
+            f"Video AUC {test['video_auc']:.3f}{interval} on {test.get('videos')} "
+            f"{test.get('dataset') or ''} {test.get('split')} videos (`evaluation.json`).",
+            "",
+        ]
     return "\n".join(front + [body.split("\n", 1)[0], ""] + use + [body.split("\n", 1)[1] if "\n" in body else ""])
 
 
-def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, token: str | None = None,
-             evaluation: str | Path | None = None, api=None) -> str:
+def push_run(
+    run_dir: str | Path,
+    repo_id: str,
+    *,
+    private: bool = False,
+    token: str | None = None,
+    evaluation: str | Path | None = None,
+    api=None,
+) -> str:
     """Upload the run in ``run_dir`` to the Hub repository ``repo_id`` (made if need be).
 
     Args:
@@ -131,10 +160,12 @@ def push_run(run_dir: str | Path, repo_id: str, *, private: bool = False, token:
         stage_run(run_dir, folder, repo_id=repo_id, evaluation=evaluation)
         try:
             api.create_repo(repo_id, private=private, exist_ok=True, token=token)
-            commit = api.upload_folder(folder_path=folder, repo_id=repo_id, token=token,
-                                       commit_message=f"unmask push of {Path(run_dir).name}")
+            commit = api.upload_folder(
+                folder_path=folder, repo_id=repo_id, token=token, commit_message=f"unmask push of {Path(run_dir).name}"
+            )
         except Exception as exc:  # HTTP errors, no network, refused token: one line, whatever the transport says
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise UnmaskError(f"Could not push to {repo_id}: {first[:300]}; check the token's write access "
-                              "and the network") from None
+            raise UnmaskError(
+                f"Could not push to {repo_id}: {first[:300]}; check the token's write access and the network"
+            ) from None
     return str(getattr(commit, "commit_url", commit))

@@ -30,9 +30,17 @@ def _judge(state: tuple[Detector, int | None], path: Path) -> Prediction:
     return next(predict_many(detector, [path], num_frames=num_frames))
 
 
-def judge_on_ray(model: str | Path, inputs: list[Path], on_result: Callable[[Prediction], None], *,
-                 device: str | None = None, prior_fake: float | None = None, num_frames: int | None = None,
-                 address: str | None = None, workers: int | None = None) -> None:
+def judge_on_ray(
+    model: str | Path,
+    inputs: list[Path],
+    on_result: Callable[[Prediction], None],
+    *,
+    device: str | None = None,
+    prior_fake: float | None = None,
+    num_frames: int | None = None,
+    address: str | None = None,
+    workers: int | None = None,
+) -> None:
     """Judge ``inputs`` with the run at ``model`` on the Ray cluster at ``address`` (None: one
     started here for the call), calling ``on_result(prediction)`` here as each is judged.
 
@@ -53,12 +61,28 @@ def judge_on_ray(model: str | Path, inputs: list[Path], on_result: Callable[[Pre
         on_result(_worker_died(path, why, last[0] if last else None, str(model)))
 
     with ray_session(address):
-        run_on_actors(_start_worker, (str(model), device, prior_fake, num_frames), _judge, inputs,
-                      on_done=done, on_lost=lost, workers=workers, gpus_per_worker=gpus)
+        run_on_actors(
+            _start_worker,
+            (str(model), device, prior_fake, num_frames),
+            _judge,
+            inputs,
+            on_done=done,
+            on_lost=lost,
+            workers=workers,
+            gpus_per_worker=gpus,
+        )
 
 
 def _worker_died(path: Path, why: str, like: Prediction | None, model: str) -> Prediction:
     """The inconclusive verdict on an input its worker died on (the model's details from ``like``)."""
-    return Prediction(input=str(path), kind=input_kind(path), verdict="inconclusive", p_fake=None,
-                      threshold=like.threshold if like else float("nan"), costs=like.costs if like else {},
-                      reason=why, reason_code="unreadable", model=like.model if like else {"run": model})
+    return Prediction(
+        input=str(path),
+        kind=input_kind(path),
+        verdict="inconclusive",
+        p_fake=None,
+        threshold=like.threshold if like else float("nan"),
+        costs=like.costs if like else {},
+        reason=why,
+        reason_code="unreadable",
+        model=like.model if like else {"run": model},
+    )

@@ -40,8 +40,17 @@ CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrom
 COLORS = ("#3b5bdb", "#e8590c", "#0ca678", "#ae3ec9", "#f08c00", "#1098ad")  # one per person, as the web page
 
 
-def write_report(detector, prediction, out: str | Path, *, heatmaps=None, methods=None, max_faces: int = 4,
-                 evaluation: str | Path | None = None, input_name: str | None = None) -> Path:
+def write_report(
+    detector,
+    prediction,
+    out: str | Path,
+    *,
+    heatmaps=None,
+    methods=None,
+    max_faces: int = 4,
+    evaluation: str | Path | None = None,
+    input_name: str | None = None,
+) -> Path:
     """Write the report of ``prediction`` (a result of ``detector.predict``) to ``out``.
 
     Args:
@@ -59,8 +68,15 @@ def write_report(detector, prediction, out: str | Path, *, heatmaps=None, method
         UnmaskError: an unsupported suffix, a folder that cannot be written, no Chromium for a PDF.
     """
     out = check_report_path(out)
-    html = report_html(detector, prediction, heatmaps=heatmaps, methods=methods, max_faces=max_faces,
-                       evaluation=evaluation, input_name=input_name)
+    html = report_html(
+        detector,
+        prediction,
+        heatmaps=heatmaps,
+        methods=methods,
+        max_faces=max_faces,
+        evaluation=evaluation,
+        input_name=input_name,
+    )
     if out.suffix.lower() == ".pdf":
         return html_to_pdf(html, out)
     from unmask.utils.atomic import atomic_path
@@ -82,8 +98,18 @@ def check_report_path(out: str | Path, *, n_inputs: int = 1) -> Path:
     return out
 
 
-def report_html(detector, prediction, *, heatmaps=None, methods=None, max_faces: int = 4, evaluation=None,
-                input_name: str | None = None, path: str | Path | None = None, public: bool = False) -> str:
+def report_html(
+    detector,
+    prediction,
+    *,
+    heatmaps=None,
+    methods=None,
+    max_faces: int = 4,
+    evaluation=None,
+    input_name: str | None = None,
+    path: str | Path | None = None,
+    public: bool = False,
+) -> str:
     """The report as one HTML document (see :func:`write_report`).
 
     Args:
@@ -104,18 +130,25 @@ def report_html(detector, prediction, *, heatmaps=None, methods=None, max_faces:
         "persons": _persons(prediction),
         "timeline": _timeline_svg(prediction),
         "faces": _faces(prediction, heatmaps),
-        "regions": ALL_REGIONS, "face_regions": REGIONS,
-        "model": model_brief(detector.record, source=detector.source, model_dir=model_dir, evaluation=evaluation,
-                             public=public),
+        "regions": ALL_REGIONS,
+        "face_regions": REGIONS,
+        "model": model_brief(
+            detector.record, source=detector.source, model_dir=model_dir, evaluation=evaluation, public=public
+        ),
         "unmask_version": __version__,
         "judged_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "timings": prediction.timings,
         "result_json": json.dumps(prediction.to_dict(), indent=1),
     }
     if public:
-        context["result_json"] = json.dumps({**prediction.to_dict(), "input": context["file"]["name"],
-                                             "model": {**prediction.model, "run": context["model"]["source"]}},
-                                            indent=1)
+        context["result_json"] = json.dumps(
+            {
+                **prediction.to_dict(),
+                "input": context["file"]["name"],
+                "model": {**prediction.model, "run": context["model"]["source"]},
+            },
+            indent=1,
+        )
     return _template().render(**context)
 
 
@@ -129,9 +162,22 @@ def describe_file(path: str | Path, *, name: str | None = None) -> dict:
         None and ``"unreadable"`` says why when PyAV cannot open it.
     """
     path = Path(path)
-    facts = {"name": name or path.name, "size_bytes": None, "size": None, "sha256": None, "container": None,
-             "container_name": None, "codec": None, "width": None, "height": None, "fps": None, "duration_s": None,
-             "num_frames": None, "tags": {}, "unreadable": None}
+    facts = {
+        "name": name or path.name,
+        "size_bytes": None,
+        "size": None,
+        "sha256": None,
+        "container": None,
+        "container_name": None,
+        "codec": None,
+        "width": None,
+        "height": None,
+        "fps": None,
+        "duration_s": None,
+        "num_frames": None,
+        "tags": {},
+        "unreadable": None,
+    }
     try:
         facts["size_bytes"] = path.stat().st_size
         facts["size"] = _size(facts["size_bytes"])
@@ -149,9 +195,15 @@ def describe_file(path: str | Path, *, name: str | None = None) -> dict:
         from unmask.video.probe import probe_video
 
         info = probe_video(path, decode_first=False)
-        facts.update(container=info.container, codec=info.codec, width=info.width, height=info.height,
-                     fps=round(info.fps, 3) if info.fps else None, duration_s=round(info.duration_s, 3),
-                     num_frames=info.num_frames)
+        facts.update(
+            container=info.container,
+            codec=info.codec,
+            width=info.width,
+            height=info.height,
+            fps=round(info.fps, 3) if info.fps else None,
+            duration_s=round(info.duration_s, 3),
+            num_frames=info.num_frames,
+        )
         with av.open(str(path)) as container:
             facts["container_name"] = container.format.long_name
             tags = {str(k): str(v) for k, v in (container.metadata or {}).items()}
@@ -177,11 +229,21 @@ def _size(n: int) -> str:
 # ---- the verdict, the people, the timeline, the faces -------------------------------------------
 def _verdict(p) -> dict:
     costs = p.costs or {}
-    return {"verdict": p.verdict, "p_fake": p.p_fake, "threshold": p.threshold, "reason": p.reason,
-            "reason_code": p.reason_code, "missed_fake": costs.get("missed_fake"),
-            "false_alarm": costs.get("false_alarm"), "frames_sampled": p.frames_sampled,
-            "frames_with_face": p.frames_with_face, "kind": p.kind, "n_persons": len(p.tracks),
-            "aggregation": (p.model or {}).get("aggregation"), "prior_fake": (p.model or {}).get("prior_fake")}
+    return {
+        "verdict": p.verdict,
+        "p_fake": p.p_fake,
+        "threshold": p.threshold,
+        "reason": p.reason,
+        "reason_code": p.reason_code,
+        "missed_fake": costs.get("missed_fake"),
+        "false_alarm": costs.get("false_alarm"),
+        "frames_sampled": p.frames_sampled,
+        "frames_with_face": p.frames_with_face,
+        "kind": p.kind,
+        "n_persons": len(p.tracks),
+        "aggregation": (p.model or {}).get("aggregation"),
+        "prior_fake": (p.model or {}).get("prior_fake"),
+    }
 
 
 def _persons(p) -> list[dict]:
@@ -192,12 +254,23 @@ def _persons(p) -> list[dict]:
         best = max(mine, key=lambda i: p.timeline[i].p_fake) if mine else None
         thumb = _png_src(p.faces[best]) if best is not None and p.faces is not None else None
         shares = (regions.get(track.track_id) or {}).get("shares")
-        persons.append({"number": number, "track_id": track.track_id, "verdict": track.verdict, "p_fake": track.p_fake,
-                        "n_faces": track.n_faces, "first_s": track.first_s, "last_s": track.last_s, "thumb": thumb,
-                        "thumb_time_s": p.timeline[best].time_s if best is not None else None,
-                        "color": COLORS[(number - 1) % len(COLORS)], "regions": shares,
-                        "main_region": main_region(shares),
-                        "n_explained": (regions.get(track.track_id) or {}).get("n_faces", 0)})
+        persons.append(
+            {
+                "number": number,
+                "track_id": track.track_id,
+                "verdict": track.verdict,
+                "p_fake": track.p_fake,
+                "n_faces": track.n_faces,
+                "first_s": track.first_s,
+                "last_s": track.last_s,
+                "thumb": thumb,
+                "thumb_time_s": p.timeline[best].time_s if best is not None else None,
+                "color": COLORS[(number - 1) % len(COLORS)],
+                "regions": shares,
+                "main_region": main_region(shares),
+                "n_explained": (regions.get(track.track_id) or {}).get("n_faces", 0),
+            }
+        )
     return persons
 
 
@@ -221,15 +294,36 @@ def _timeline_svg(p) -> dict | None:
     for track_id in sorted({s.track_id for s in p.timeline}):
         points = sorted((s for s in p.timeline if s.track_id == track_id), key=lambda s: s.time_s)
         number = numbers.get(track_id, track_id + 1)
-        series.append({"number": number, "color": COLORS[(number - 1) % len(COLORS)],
-                       "points": [(x(s.time_s), y(s.p_fake), f"{s.time_s:.2f} s, frame {s.frame_index}: "
-                                   f"p(fake) {100 * s.p_fake:.1f}%") for s in points],
-                       "line": " ".join(f"{x(s.time_s)},{y(s.p_fake)}" for s in points)})
-    return {"width": width, "height": height, "left": left, "right": width - right, "top": top,
-            "bottom": height - bottom, "threshold_y": y(p.threshold), "threshold": p.threshold,
-            "y_ticks": [(y(v), f"{int(100 * v)}%") for v in (0, 0.25, 0.5, 0.75, 1)],
-            "x_ticks": [(x(t0 + span * k / 4), f"{t0 + span * k / 4:.1f} s") for k in range(5)] if span > 0
-            else [(x(t0), f"{t0:.1f} s")], "series": series}
+        series.append(
+            {
+                "number": number,
+                "color": COLORS[(number - 1) % len(COLORS)],
+                "points": [
+                    (
+                        x(s.time_s),
+                        y(s.p_fake),
+                        f"{s.time_s:.2f} s, frame {s.frame_index}: p(fake) {100 * s.p_fake:.1f}%",
+                    )
+                    for s in points
+                ],
+                "line": " ".join(f"{x(s.time_s)},{y(s.p_fake)}" for s in points),
+            }
+        )
+    return {
+        "width": width,
+        "height": height,
+        "left": left,
+        "right": width - right,
+        "top": top,
+        "bottom": height - bottom,
+        "threshold_y": y(p.threshold),
+        "threshold": p.threshold,
+        "y_ticks": [(y(v), f"{int(100 * v)}%") for v in (0, 0.25, 0.5, 0.75, 1)],
+        "x_ticks": [(x(t0 + span * k / 4), f"{t0 + span * k / 4:.1f} s") for k in range(5)]
+        if span > 0
+        else [(x(t0), f"{t0:.1f} s")],
+        "series": series,
+    }
 
 
 def _faces(p, heatmaps) -> list[dict]:
@@ -238,11 +332,24 @@ def _faces(p, heatmaps) -> list[dict]:
     for h in heatmaps:
         key = (h.frame_index, h.track_id)
         if key not in faces:
-            faces[key] = {"frame_index": h.frame_index, "time_s": h.time_s, "person": numbers.get(h.track_id),
-                          "p_fake": h.p_fake, "face": _png_src(h.face), "maps": []}
+            faces[key] = {
+                "frame_index": h.frame_index,
+                "time_s": h.time_s,
+                "person": numbers.get(h.track_id),
+                "p_fake": h.p_fake,
+                "face": _png_src(h.face),
+                "maps": [],
+            }
         faithful = h.faithfulness if h.faithfulness is not None and np.isfinite(h.faithfulness) else None
-        faces[key]["maps"].append({"method": h.method, "overlay": _png_src(h.overlay), "faithfulness": faithful,
-                                   "regions": h.regions, "main_region": main_region(h.regions)})
+        faces[key]["maps"].append(
+            {
+                "method": h.method,
+                "overlay": _png_src(h.overlay),
+                "faithfulness": faithful,
+                "regions": h.regions,
+                "main_region": main_region(h.regions),
+            }
+        )
     return list(faces.values())
 
 
@@ -300,16 +407,24 @@ def evaluation_brief(metrics: dict, *, where: str = "") -> dict:
     """The figures of an ``unmask evaluate`` ``metrics.json`` that a report shows."""
     video, frame = metrics.get("video") or {}, metrics.get("frame") or {}
     ci = (video.get("ci95") or {}).get("auc")
-    support = (video.get("calibrated_cost") or {})
-    return {"where": where, "dataset": metrics.get("dataset"), "split": metrics.get("split"),
-            "protocol": metrics.get("protocol"), "videos": video.get("n"),
-            "video_auc": (video.get("scores") or {}).get("auc"), "video_auc_ci95": ci,
-            "video_accuracy": support.get("accuracy"), "frame_auc": (frame.get("scores") or {}).get("auc"),
-            "aggregation": metrics.get("aggregation")}
+    support = video.get("calibrated_cost") or {}
+    return {
+        "where": where,
+        "dataset": metrics.get("dataset"),
+        "split": metrics.get("split"),
+        "protocol": metrics.get("protocol"),
+        "videos": video.get("n"),
+        "video_auc": (video.get("scores") or {}).get("auc"),
+        "video_auc_ci95": ci,
+        "video_accuracy": support.get("accuracy"),
+        "frame_auc": (frame.get("scores") or {}).get("auc"),
+        "aggregation": metrics.get("aggregation"),
+    }
 
 
-def model_brief(record, *, source: str = "", model_dir: Path | None = None, evaluation=None,
-                public: bool = False) -> dict:
+def model_brief(
+    record, *, source: str = "", model_dir: Path | None = None, evaluation=None, public: bool = False
+) -> dict:
     """The model card in brief: what it learnt from, how well it did on test videos, how trustworthy
     its probabilities are, and what it cannot do."""
     from unmask.evaluation.model_card import model_card
@@ -330,32 +445,53 @@ def model_brief(record, *, source: str = "", model_dir: Path | None = None, eval
     health = card["calibration"].get("frame_health") or {}
     limits = list(card["warnings"])
     dataset = data.get("dataset") or "its training data"
-    limits.append(f"It learnt from {dataset}" + (f" ({', '.join(methods)})" if methods else "")
-                  + ": manipulations, compression and footage unlike those may go unnoticed or raise false alarms.")
-    limits.append("It looks at faces only: a cloned voice, a faked body or background, or an edit without a "
-                  "face is not judged.")
+    limits.append(
+        f"It learnt from {dataset}"
+        + (f" ({', '.join(methods)})" if methods else "")
+        + ": manipulations, compression and footage unlike those may go unnoticed or raise false alarms."
+    )
+    limits.append(
+        "It looks at faces only: a cloned voice, a faked body or background, or an edit without a face is not judged."
+    )
     prior = card["calibration"].get("prior_fake")
     if prior is not None:
-        limits.append(f"Its probabilities are calibrated on validation videos of which {100 * prior:.0f}% were fake; "
-                      "where fakes are rarer, the same p_fake overstates the chance that a clip is fake.")
+        limits.append(
+            f"Its probabilities are calibrated on validation videos of which {100 * prior:.0f}% were fake; "
+            "where fakes are rarer, the same p_fake overstates the chance that a clip is fake."
+        )
     if test is None:
-        limits.append("No test evaluation was found with the model: how well it does on videos it never saw "
-                      "is not stated here.")
+        limits.append(
+            "No test evaluation was found with the model: how well it does on videos it never saw is not stated here."
+        )
     display = _display_source(source)
-    return {"name": card["model"]["name"], "timm_id": card["model"]["timm_id"],
-            "input_size_px": card["model"]["input_size_px"],
-            "source": Path(display).name if public and not display.startswith("hf://") else display,
-            "dataset": data.get("dataset"), "protocol": data.get("protocol"), "face_step": data.get("face_step"),
-            "label_level": data.get("label_level"), "methods": methods,
-            "splits": {k: f"{v['videos']} videos ({v['videos_fake']} fake, {v['videos_real']} real)"
-                       for k, v in splits.items()},
-            "test": test, "threshold": card["decision"]["threshold"], "costs": card["decision"]["costs"],
-            "calibration": {"note": health.get("note"), "trusted": health.get("trusted"),
-                            "ece_frame": card["calibration"].get("ece_frame"),
-                            "ece_video": card["calibration"].get("ece_video"), "prior_fake": prior},
-            "val_auc": ((card["validation"].get("best_epoch") or {}).get("val_auc")),
-            "limits": limits, "trained": (card.get("provenance") or {}).get("time_utc"),
-            "trained_with": card.get("unmask_version")}
+    return {
+        "name": card["model"]["name"],
+        "timm_id": card["model"]["timm_id"],
+        "input_size_px": card["model"]["input_size_px"],
+        "source": Path(display).name if public and not display.startswith("hf://") else display,
+        "dataset": data.get("dataset"),
+        "protocol": data.get("protocol"),
+        "face_step": data.get("face_step"),
+        "label_level": data.get("label_level"),
+        "methods": methods,
+        "splits": {
+            k: f"{v['videos']} videos ({v['videos_fake']} fake, {v['videos_real']} real)" for k, v in splits.items()
+        },
+        "test": test,
+        "threshold": card["decision"]["threshold"],
+        "costs": card["decision"]["costs"],
+        "calibration": {
+            "note": health.get("note"),
+            "trusted": health.get("trusted"),
+            "ece_frame": card["calibration"].get("ece_frame"),
+            "ece_video": card["calibration"].get("ece_video"),
+            "prior_fake": prior,
+        },
+        "val_auc": ((card["validation"].get("best_epoch") or {}).get("val_auc")),
+        "limits": limits,
+        "trained": (card.get("provenance") or {}).get("time_utc"),
+        "trained_with": card.get("unmask_version"),
+    }
 
 
 def _display_source(source: str) -> str:
@@ -374,9 +510,13 @@ def _display_source(source: str) -> str:
 def _template():
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.PackageLoader("unmask.predict", "templates"),
-                             autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined,
-                             trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("unmask.predict", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["pct"] = lambda v, digits=1: "n/a" if v is None else f"{100 * v:.{digits}f}%"
     env.filters["num"] = lambda v, digits=3: "n/a" if v is None else f"{v:.{digits}f}"
     return env.get_template("report.html.j2")
@@ -399,19 +539,33 @@ def html_to_pdf(html: str, out: str | Path, *, timeout_s: float = 120.0) -> Path
     out = Path(out)
     chromium = find_chromium()
     if chromium is None:
-        raise UnmaskError("A PDF report needs Chromium (apt install chromium, or set UNMASK_CHROMIUM); "
-                          f"or write {out.with_suffix('.html').name} instead")
+        raise UnmaskError(
+            "A PDF report needs Chromium (apt install chromium, or set UNMASK_CHROMIUM); "
+            f"or write {out.with_suffix('.html').name} instead"
+        )
     with tempfile.TemporaryDirectory(prefix="unmask-report-") as folder:
         page, pdf = Path(folder) / "report.html", Path(folder) / "report.pdf"
         page.write_text(html, encoding="utf-8")
-        command = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-extensions",
-                   "--disable-background-networking", "--no-first-run", "--no-pdf-header-footer",
-                   f"--user-data-dir={Path(folder) / 'profile'}", f"--print-to-pdf={pdf}", page.as_uri()]
+        command = [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-extensions",
+            "--disable-background-networking",
+            "--no-first-run",
+            "--no-pdf-header-footer",
+            f"--user-data-dir={Path(folder) / 'profile'}",
+            f"--print-to-pdf={pdf}",
+            page.as_uri(),
+        ]
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
         except (OSError, subprocess.TimeoutExpired) as exc:
-            raise UnmaskError(f"Chromium could not print {out.name} ({type(exc).__name__}); "
-                              f"write {out.with_suffix('.html').name} instead") from None
+            raise UnmaskError(
+                f"Chromium could not print {out.name} ({type(exc).__name__}); "
+                f"write {out.with_suffix('.html').name} instead"
+            ) from None
         if not pdf.is_file() or pdf.read_bytes()[:4] != b"%PDF":
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise UnmaskError(f"Chromium did not print {out.name} (exit {done.returncode}: {last[:200]})")

@@ -136,15 +136,29 @@ class Prediction:
 
         from unmask.explain.regions import ALL_REGIONS, mean_shares
 
-        faces = [{"frame_index": h.frame_index, "time_s": h.time_s, "track_id": h.track_id, "method": h.method,
-                  "shares": h.regions} for h in heatmaps if h.regions]
+        faces = [
+            {
+                "frame_index": h.frame_index,
+                "time_s": h.time_s,
+                "track_id": h.track_id,
+                "method": h.method,
+                "shares": h.regions,
+            }
+            for h in heatmaps
+            if h.regions
+        ]
         if not faces:
             return replace(self, regions=None)
         persons = []
         for track_id in sorted({f["track_id"] for f in faces}):
             mine = [f for f in faces if f["track_id"] == track_id]
-            persons.append({"track_id": track_id, "n_faces": len({f["frame_index"] for f in mine}),
-                            "shares": mean_shares(f["shares"] for f in mine)})
+            persons.append(
+                {
+                    "track_id": track_id,
+                    "n_faces": len({f["frame_index"] for f in mine}),
+                    "shares": mean_shares(f["shares"] for f in mine),
+                }
+            )
         return replace(self, regions={"regions": list(ALL_REGIONS), "faces": faces, "persons": persons})
 
     def most_suspicious(self, n: int = 3) -> list[FrameScore]:
@@ -181,8 +195,9 @@ class Heatmap:
 
     def to_dict(self) -> dict:
         """The heatmap's description as plain JSON types (the arrays left out)."""
-        return _plain({f.name: getattr(self, f.name) for f in fields(self)
-                       if f.name not in ("face", "overlay", "heatmap")})
+        return _plain(
+            {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("face", "overlay", "heatmap")}
+        )
 
 
 _ARRAYS = {"faces", "landmarks"}

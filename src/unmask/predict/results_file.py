@@ -19,18 +19,38 @@ from unmask.errors import UnmaskError
 from unmask.utils.atomic import write_atomic
 
 FILE_FORMATS = ("jsonl", "csv", "parquet")
-COLUMNS = ("verdict", "p_fake", "threshold", "frames_with_face", "frames_sampled", "persons", "seconds", "input", "reason",
-           "note", "duration_s", "decoded_s")
+COLUMNS = (
+    "verdict",
+    "p_fake",
+    "threshold",
+    "frames_with_face",
+    "frames_sampled",
+    "persons",
+    "seconds",
+    "input",
+    "reason",
+    "note",
+    "duration_s",
+    "decoded_s",
+)
 
 
 def row_values(p) -> dict:
     """A prediction's :data:`COLUMNS`, as text for a table or a CSV row."""
-    return {"verdict": p.verdict, "p_fake": "" if p.p_fake is None else f"{p.p_fake:.4f}",
-            "threshold": f"{p.threshold:.4f}", "frames_with_face": p.frames_with_face,
-            "frames_sampled": p.frames_sampled, "persons": len(p.tracks),
-            "seconds": f"{p.timings.get('total', 0):.2f}", "input": p.input, "reason": p.reason or "",
-            "note": p.note or "", "duration_s": "" if p.duration_s is None else p.duration_s,
-            "decoded_s": "" if p.decoded_s is None else p.decoded_s}
+    return {
+        "verdict": p.verdict,
+        "p_fake": "" if p.p_fake is None else f"{p.p_fake:.4f}",
+        "threshold": f"{p.threshold:.4f}",
+        "frames_with_face": p.frames_with_face,
+        "frames_sampled": p.frames_sampled,
+        "persons": len(p.tracks),
+        "seconds": f"{p.timings.get('total', 0):.2f}",
+        "input": p.input,
+        "reason": p.reason or "",
+        "note": p.note or "",
+        "duration_s": "" if p.duration_s is None else p.duration_s,
+        "decoded_s": "" if p.decoded_s is None else p.decoded_s,
+    }
 
 
 def csv_line(values) -> str:
@@ -45,8 +65,10 @@ def file_format(path: str | Path, fmt: str | None = None) -> str:
     """``fmt``, else the format ``path``'s suffix names; one clear line when neither is known."""
     fmt = fmt or Path(path).suffix.lower().lstrip(".")
     if fmt not in FILE_FORMATS:
-        raise UnmaskError(f"A results file is {', '.join(FILE_FORMATS)} (from --format or its suffix), "
-                          f"not {fmt or 'without a suffix'}: {path}")
+        raise UnmaskError(
+            f"A results file is {', '.join(FILE_FORMATS)} (from --format or its suffix), "
+            f"not {fmt or 'without a suffix'}: {path}"
+        )
     return fmt
 
 
@@ -99,8 +121,12 @@ class ResultsFile:
         if self.fmt == "parquet" and exc[0] is None:
             import pandas as pd
 
-            table = pd.read_csv(self.stream, dtype={"input": str, "reason": str, "note": str}, keep_default_na=False,
-                                na_values={c: [""] for c in COLUMNS if c not in ("input", "reason", "note")})
+            table = pd.read_csv(
+                self.stream,
+                dtype={"input": str, "reason": str, "note": str},
+                keep_default_na=False,
+                na_values={c: [""] for c in COLUMNS if c not in ("input", "reason", "note")},
+            )
             with write_atomic(self.path, "wb") as fh:
                 table.to_parquet(fh, index=False)
             os.remove(self.stream)
@@ -111,7 +137,7 @@ class ResultsFile:
 
     def _complete_text(self) -> str:
         text = self.stream.read_bytes().decode("utf-8", errors="replace")
-        return text[:text.rfind("\n") + 1]
+        return text[: text.rfind("\n") + 1]
 
     def _carry_parquet(self) -> None:
         """A finished Parquet file being added to: its rows become the start of the partial file."""

@@ -37,8 +37,10 @@ class Scorer:
 
     def logits(self, crops) -> np.ndarray:
         """``(n, 2) float32`` logits of ``crops`` (any size: :meth:`preprocess` resizes)."""
-        out = [self.forward(self.preprocess(crops[start:start + self.batch_size]))
-               for start in range(0, len(crops), self.batch_size)]
+        out = [
+            self.forward(self.preprocess(crops[start : start + self.batch_size]))
+            for start in range(0, len(crops), self.batch_size)
+        ]
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 2), np.float32)
 
 
@@ -93,8 +95,9 @@ def onnx_session(model: str | Path | bytes):
     try:
         import onnxruntime as ort
     except ImportError as exc:
-        raise UnmaskError("An exported detector runs on ONNX Runtime: pip install 'unmask[runtime]' "
-                          f"({exc.name} is missing)") from exc
+        raise UnmaskError(
+            f"An exported detector runs on ONNX Runtime: pip install 'unmask[runtime]' ({exc.name} is missing)"
+        ) from exc
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only: its warnings about unused initialisers are noise
     source = model if isinstance(model, bytes) else str(model)
@@ -126,6 +129,8 @@ def _record_of(session, path) -> dict:
         raise UnmaskError(f"{path} is an ONNX file but not one exported by unmask")
     info = json.loads(props["unmask"])
     if "checkpoint" not in info:
-        raise UnmaskError(f"{path} was exported by an older unmask without its whole record; "
-                          "export the run again: unmask export RUN --out DIR")
+        raise UnmaskError(
+            f"{path} was exported by an older unmask without its whole record; "
+            "export the run again: unmask export RUN --out DIR"
+        )
     return info["checkpoint"]

@@ -52,9 +52,22 @@ STATE_DIR = ".reproduce"
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".bin")
 # Settings that change where or how fast a run goes, not what it learns: a rerun may differ in them.
 VOLATILE = {"device", "workers", "precision", "compile", "cache", "cache_dir", "weights"}
-RESULT_COLUMNS = ["model", "preset", "protocol", "test crops", "test videos", "paper says acc", "argmax acc",
-                  "argmax prec", "argmax recall", "argmax f1", "auc", "video auc", "video auc 95% ci",
-                  "seen in training"]
+RESULT_COLUMNS = [
+    "model",
+    "preset",
+    "protocol",
+    "test crops",
+    "test videos",
+    "paper says acc",
+    "argmax acc",
+    "argmax prec",
+    "argmax recall",
+    "argmax f1",
+    "auc",
+    "video auc",
+    "video auc 95% ci",
+    "seen in training",
+]
 
 
 @dataclass(frozen=True)
@@ -69,8 +82,9 @@ class ReproduceResult:
     skipped: list[str] = field(default_factory=list)
 
 
-def resolve_weights(models: Sequence[str], weights: Mapping[str, str | Path] | None = None,
-                    weights_dir: str | Path | None = None) -> dict[str, str | None]:
+def resolve_weights(
+    models: Sequence[str], weights: Mapping[str, str | Path] | None = None, weights_dir: str | Path | None = None
+) -> dict[str, str | None]:
     """Each model's local ImageNet weights file: given by name in ``weights``, else found in
     ``weights_dir`` as ``<model>`` or ``<timm id>`` with a ``.safetensors``, ``.pth`` or ``.bin``
     suffix, else ``None`` (timm's cache or hub).
@@ -84,8 +98,10 @@ def resolve_weights(models: Sequence[str], weights: Mapping[str, str | Path] | N
     weights = dict(weights or {})
     stray = sorted(set(weights) - set(models))
     if stray:
-        raise UnmaskError(f"--weights given for {', '.join(stray)}, which --models does not train "
-                          f"({', '.join(models)}); give MODEL=FILE for those")
+        raise UnmaskError(
+            f"--weights given for {', '.join(stray)}, which --models does not train "
+            f"({', '.join(models)}); give MODEL=FILE for those"
+        )
     found: dict[str, str | None] = {}
     for name in models:
         if name in weights:
@@ -100,8 +116,10 @@ def resolve_weights(models: Sequence[str], weights: Mapping[str, str | Path] | N
             candidates = [folder / f"{stem}{suffix}" for stem in stems for suffix in WEIGHT_SUFFIXES]
             present = [p for p in candidates if p.is_file()]
             if not present:
-                raise UnmaskError(f"--weights-dir {folder} has no weights for {name}: expected {candidates[0].name} "
-                                  f"(or {', '.join(p.name for p in candidates[1:4])} ...)")
+                raise UnmaskError(
+                    f"--weights-dir {folder} has no weights for {name}: expected {candidates[0].name} "
+                    f"(or {', '.join(p.name for p in candidates[1:4])} ...)"
+                )
             found[name] = str(present[0])
     return found
 
@@ -116,8 +134,9 @@ def _check_hub_weights(config) -> None:
     try:
         resolve_hub_weights(spec)
     except UnmaskError as exc:
-        raise UnmaskError(str(exc).replace("pass weights=FILE", f"pass weights with {config.model}=FILE, or a "
-                                           "weights_dir")) from None
+        raise UnmaskError(
+            str(exc).replace("pass weights=FILE", f"pass weights with {config.model}=FILE, or a weights_dir")
+        ) from None
 
 
 def _differences(recorded: dict, asked: dict) -> list[str]:
@@ -151,17 +170,34 @@ def _checkpoint_stamp(path: Path) -> dict:
     return {"checkpoint": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def reproduce(root: str | Path, out_dir: str | Path, *, dataset: str, models: Sequence[str] | None = None,
-              presets: Sequence[str] = PRESETS, num_frames: int = 32, crop_size: int = 224,
-              detector: str | None = None, compression: str = "c23", prepare_workers: int = 1,
-              epochs: int | None = None, size: int | None = None, batch_size: int | None = None,
-              max_steps: int | None = None, pretrained: bool | None = None,
-              weights: Mapping[str, str | Path] | None = None, weights_dir: str | Path | None = None,
-              device: str | None = None, bootstrap: int = 1000, report: bool = True, report_examples: int = 2,
-              progress: Callable[[str], None] | None = None,
-              on_prepare: Callable | None = None,
-              on_epoch: Callable[[str, dict], None] | None = None,
-              on_step: Callable[[str, int, int, int], None] | None = None) -> ReproduceResult:
+def reproduce(
+    root: str | Path,
+    out_dir: str | Path,
+    *,
+    dataset: str,
+    models: Sequence[str] | None = None,
+    presets: Sequence[str] = PRESETS,
+    num_frames: int = 32,
+    crop_size: int = 224,
+    detector: str | None = None,
+    compression: str = "c23",
+    prepare_workers: int = 1,
+    epochs: int | None = None,
+    size: int | None = None,
+    batch_size: int | None = None,
+    max_steps: int | None = None,
+    pretrained: bool | None = None,
+    weights: Mapping[str, str | Path] | None = None,
+    weights_dir: str | Path | None = None,
+    device: str | None = None,
+    bootstrap: int = 1000,
+    report: bool = True,
+    report_examples: int = 2,
+    progress: Callable[[str], None] | None = None,
+    on_prepare: Callable | None = None,
+    on_epoch: Callable[[str, dict], None] | None = None,
+    on_step: Callable[[str, int, int, int], None] | None = None,
+) -> ReproduceResult:
     """Prepare ``root``, train each of ``models`` with each of ``presets``, evaluate, write the table.
 
     Args:
@@ -194,19 +230,35 @@ def reproduce(root: str | Path, out_dir: str | Path, *, dataset: str, models: Se
         UnmaskError: a bad argument, weights that cannot be had, or ``out_dir`` holding steps
             finished with other settings; said before any long work where it can be.
     """
-    plan = _plan(root, out_dir, dataset=dataset, models=models, presets=presets, bootstrap=bootstrap,
-                 weights=weights, weights_dir=weights_dir,
-                 overrides=dict(epochs=epochs, size=size, batch_size=batch_size, max_steps=max_steps,
-                                pretrained=pretrained, device=device),
-                 prepare=dict(num_frames=num_frames, crop_size=crop_size, detector=detector, compression=compression,
-                              workers=prepare_workers),
-                 evaluate=dict(bootstrap=bootstrap, report=report, explain_per_case=report_examples, device=device))
+    plan = _plan(
+        root,
+        out_dir,
+        dataset=dataset,
+        models=models,
+        presets=presets,
+        bootstrap=bootstrap,
+        weights=weights,
+        weights_dir=weights_dir,
+        overrides=dict(
+            epochs=epochs, size=size, batch_size=batch_size, max_steps=max_steps, pretrained=pretrained, device=device
+        ),
+        prepare=dict(
+            num_frames=num_frames,
+            crop_size=crop_size,
+            detector=detector,
+            compression=compression,
+            workers=prepare_workers,
+        ),
+        evaluate=dict(bootstrap=bootstrap, report=report, explain_per_case=report_examples, device=device),
+    )
     say = progress or (lambda line: None)
     ran, skipped = [], []
     with hold_lock(plan.state, "lock"):
         _prepare_step(plan.root, plan.data_dir, plan.prepare, plan.state, say, on_prepare, ran, skipped)
-        evals = [_train_and_evaluate(plan, model, preset, say, on_epoch, on_step, ran, skipped)
-                 for model, preset in plan.configs]
+        evals = [
+            _train_and_evaluate(plan, model, preset, say, on_epoch, on_step, ran, skipped)
+            for model, preset in plan.configs
+        ]
         table, markdown, page = _write_results(plan, evals)
     return ReproduceResult(plan.out_dir, table, markdown, page, ran, skipped)
 
@@ -244,14 +296,28 @@ def _check_choices(dataset: str, models: list[str], presets: Sequence[str], boot
         if name not in PRESETS:
             raise unknown_name("preset", name, PRESETS)
     if len(set(models)) != len(models) or len(set(presets)) != len(presets) or not models or not presets:
-        raise UnmaskError(f"--models and --presets must each name at least one, none twice (got {', '.join(models)}; "
-                          f"{', '.join(presets)})")
+        raise UnmaskError(
+            f"--models and --presets must each name at least one, none twice (got {', '.join(models)}; "
+            f"{', '.join(presets)})"
+        )
     if bootstrap < 0:
         raise UnmaskError(f"--bootstrap must not be negative, not {bootstrap}")
 
 
-def _plan(root, out_dir, *, dataset: str, models, presets, bootstrap: int, weights, weights_dir, overrides: dict,
-          prepare: dict, evaluate: dict) -> _Plan:
+def _plan(
+    root,
+    out_dir,
+    *,
+    dataset: str,
+    models,
+    presets,
+    bootstrap: int,
+    weights,
+    weights_dir,
+    overrides: dict,
+    prepare: dict,
+    evaluate: dict,
+) -> _Plan:
     """Check the settings and build each step's config, then make ``out_dir`` and check that every run
     yet to start can have its ImageNet weights: all before any long work."""
     from unmask.data.config import PrepareConfig
@@ -264,10 +330,14 @@ def _plan(root, out_dir, *, dataset: str, models, presets, bootstrap: int, weigh
     _check_choices(dataset, models, presets, bootstrap)
     local = resolve_weights(models, weights, weights_dir)
     configs = {(m, p): make_config(p, model=m, weights=local[m], **overrides) for m in models for p in presets}
-    prepare_config = PrepareConfig(dataset, sampler=FrameSampler("uniform", prepare["num_frames"]),
-                                   detector=prepare["detector"] or DEFAULT_DETECTOR, size=prepare["crop_size"],
-                                   dataset_options={"compression": prepare["compression"]} if dataset == "ffpp" else {},
-                                   workers=prepare["workers"])
+    prepare_config = PrepareConfig(
+        dataset,
+        sampler=FrameSampler("uniform", prepare["num_frames"]),
+        detector=prepare["detector"] or DEFAULT_DETECTOR,
+        size=prepare["crop_size"],
+        dataset_options={"compression": prepare["compression"]} if dataset == "ffpp" else {},
+        workers=prepare["workers"],
+    )
     out_dir = ensure_out_dir(out_dir)
     for (m, p), config in configs.items():
         run_dir = out_dir / "runs" / f"{m}-{p}"
@@ -306,8 +376,10 @@ def _prepare_step(root: Path, data_dir: Path, config, state: Path, say, on_prepa
     if done is not None and (data_dir / "manifest.parquet").is_file():
         changed = _differences(PrepareConfig.comparable(done["settings"]), recorded)
         if changed:
-            raise UnmaskError(f"{data_dir} was prepared with other settings ({'; '.join(changed)}); "
-                              "use another --out, or the same settings")
+            raise UnmaskError(
+                f"{data_dir} was prepared with other settings ({'; '.join(changed)}); "
+                "use another --out, or the same settings"
+            )
         say(f"prepare: done already ({done['crops']} face crops of {done['videos']} videos in {data_dir})")
         skipped.append("prepare")
         return
@@ -317,8 +389,9 @@ def _prepare_step(root: Path, data_dir: Path, config, state: Path, say, on_prepa
         raise UnmaskError(f"No face was found in any video of {root}; see {summary.failures}")
     if summary.failed:
         logger.warning("%d videos failed to prepare; reasons in %s", summary.failed, summary.failures)
-    _write_json(marker, {"settings": recorded, "videos": summary.videos, "crops": summary.crops,
-                         "failed": summary.failed})
+    _write_json(
+        marker, {"settings": recorded, "videos": summary.videos, "crops": summary.crops, "failed": summary.failed}
+    )
     ran.append("prepare")
 
 
@@ -334,29 +407,45 @@ def _train_step(name: str, data_dir: Path, run_dir: Path, config, say, on_epoch,
         recorded = (_read_json(run_dir / "config.json") or {}).get("config", {})
         epochs_there = recorded.get("epochs", asked["epochs"])
         if _differences({**recorded, "epochs": asked["epochs"]}, asked) or epochs_there > asked["epochs"]:
-            raise UnmaskError(f"{run_dir} was trained with other settings ({'; '.join(_differences(recorded, asked))}); "
-                              "use another --out, or delete that run folder to train it again")
+            raise UnmaskError(
+                f"{run_dir} was trained with other settings ({'; '.join(_differences(recorded, asked))}); "
+                "use another --out, or delete that run folder to train it again"
+            )
         if epochs_there < asked["epochs"]:
             train_on = asked["epochs"]
     if finished and train_on is None:
         say(f"train {name}: done already")
         skipped.append(f"train {name}")
         return
-    say(f"train {name}: " + (f"training on to {train_on} epochs" if train_on else
-                             "resuming from its last epoch" if started else f"{config.epochs} epochs"))
-    train(data_dir, run_dir, config, resume=started, epochs=train_on,
-          on_epoch=(lambda row: on_epoch(name, row)) if on_epoch else None,
-          on_step=(lambda e, s, n: on_step(name, e, s, n)) if on_step else None)
+    say(
+        f"train {name}: "
+        + (
+            f"training on to {train_on} epochs"
+            if train_on
+            else "resuming from its last epoch"
+            if started
+            else f"{config.epochs} epochs"
+        )
+    )
+    train(
+        data_dir,
+        run_dir,
+        config,
+        resume=started,
+        epochs=train_on,
+        on_epoch=(lambda row: on_epoch(name, row)) if on_epoch else None,
+        on_step=(lambda e, s, n: on_step(name, e, s, n)) if on_step else None,
+    )
     ran.append(f"train {name}")
 
 
-def _evaluate_step(name: str, run_dir: Path, data_dir: Path, eval_dir: Path, state: Path, options: dict, say,
-                   ran, skipped) -> None:
+def _evaluate_step(
+    name: str, run_dir: Path, data_dir: Path, eval_dir: Path, state: Path, options: dict, say, ran, skipped
+) -> None:
     from unmask.evaluation.evaluator import evaluate
 
     marker = state / "done" / f"evaluate-{name}.json"
-    stamp = {**_checkpoint_stamp(run_dir / "model.safetensors"),
-             **{k: v for k, v in options.items() if k != "device"}}
+    stamp = {**_checkpoint_stamp(run_dir / "model.safetensors"), **{k: v for k, v in options.items() if k != "device"}}
     if _read_json(marker) == stamp and (eval_dir / "metrics.json").is_file():
         say(f"evaluate {name}: done already")
         skipped.append(f"evaluate {name}")
@@ -383,21 +472,29 @@ def results_table(evals: Sequence[tuple[str, str, Path]], dataset: str) -> pd.Da
     rows = []
     for (model, preset, eval_dir), (_, ours) in zip(evals, paper.iterrows()):
         m = load_metrics(eval_dir)
-        rows.append({
-            "model": model, "preset": preset, "protocol": m["protocol"], "test crops": m["frame"]["n"],
-            "test videos": m["video"]["n"],
-            "paper says acc": PAPER_ACCURACY[dataset].get(model) if preset == "paper" else None,
-            **{c: ours[c] for c in ("argmax acc", "argmax prec", "argmax recall", "argmax f1", "auc", "video auc")},
-            "video auc 95% ci": format_interval((m["video"].get("ci95") or {}).get("auc")),
-            "seen in training": ours["seen in training"],
-        })
+        rows.append(
+            {
+                "model": model,
+                "preset": preset,
+                "protocol": m["protocol"],
+                "test crops": m["frame"]["n"],
+                "test videos": m["video"]["n"],
+                "paper says acc": PAPER_ACCURACY[dataset].get(model) if preset == "paper" else None,
+                **{c: ours[c] for c in ("argmax acc", "argmax prec", "argmax recall", "argmax f1", "auc", "video auc")},
+                "video auc 95% ci": format_interval((m["video"].get("ci95") or {}).get("auc")),
+                "seen in training": ours["seen in training"],
+            }
+        )
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
 def _override_notes(overrides: dict, local: dict) -> list[str]:
     flags = {"size": "--size", "max_steps": "--max-steps", "batch_size": "--batch-size", "epochs": "--epochs"}
-    notes = [("--pretrained" if v else "--no-pretrained") if k == "pretrained" else f"{flags[k]} {v}"
-             for k, v in overrides.items() if v is not None and k != "device"]
+    notes = [
+        ("--pretrained" if v else "--no-pretrained") if k == "pretrained" else f"{flags[k]} {v}"
+        for k, v in overrides.items()
+        if v is not None and k != "device"
+    ]
     notes += [f"{m}: ImageNet weights from {Path(p).name}" for m, p in local.items() if p]
     return notes
 
@@ -406,21 +503,29 @@ def results_markdown(table: pd.DataFrame, dataset: str, *, root: Path, notes: Se
     """``results.md``: the table, and how to read it."""
     from unmask.evaluation.table import to_markdown
 
-    lines = [f"# The paper's table beside the honest one: {DATASETS[dataset]}", "",
-             f"Data: `{root}` (`--dataset {dataset}`); unmask {__version__}.", "", to_markdown(table), "",
-             "- `paper` rows follow the paper: a random split of frames (stratified, seed 42), so the test frames come "
-             "from videos whose other frames it trained on (`seen in training`: the share of test crops from such "
-             "videos). `paper says acc`: the accuracy the paper reports (Mahmud et al., ICCIT 2023; weighted average, "
-             "frame level).",
-             "- `default` rows: unmask's default preset, on test videos and people it never saw (split by video and "
-             "identity): the figure to expect on new videos.",
-             "- `argmax` columns: weighted averages over both classes at the paper's decision (argmax of the raw "
-             "logits), frame level; `auc`: frame AUC; `video auc`: AUC of the video scores (mean of its frames), "
-             "with its 95% bootstrap interval over videos.",
-             "- Each row's `report.html` is under `eval/<model>-<preset>/`."]
+    lines = [
+        f"# The paper's table beside the honest one: {DATASETS[dataset]}",
+        "",
+        f"Data: `{root}` (`--dataset {dataset}`); unmask {__version__}.",
+        "",
+        to_markdown(table),
+        "",
+        "- `paper` rows follow the paper: a random split of frames (stratified, seed 42), so the test frames come "
+        "from videos whose other frames it trained on (`seen in training`: the share of test crops from such "
+        "videos). `paper says acc`: the accuracy the paper reports (Mahmud et al., ICCIT 2023; weighted average, "
+        "frame level).",
+        "- `default` rows: unmask's default preset, on test videos and people it never saw (split by video and "
+        "identity): the figure to expect on new videos.",
+        "- `argmax` columns: weighted averages over both classes at the paper's decision (argmax of the raw "
+        "logits), frame level; `auc`: frame AUC; `video auc`: AUC of the video scores (mean of its frames), "
+        "with its 95% bootstrap interval over videos.",
+        "- Each row's `report.html` is under `eval/<model>-<preset>/`.",
+    ]
     if notes:
-        lines.append("- Changed from the presets for this reproduction (so the `paper` rows are not the paper's "
-                     "setup exactly): " + ", ".join(notes) + ".")
+        lines.append(
+            "- Changed from the presets for this reproduction (so the `paper` rows are not the paper's "
+            "setup exactly): " + ", ".join(notes) + "."
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -436,5 +541,11 @@ def results_html(table: pd.DataFrame, dataset: str, evals, out_dir: Path, *, not
     for row, (_, _, eval_dir) in zip(table.itertuples(index=False), evals):
         report = eval_dir / "report.html"
         rows.append(([_cell(v) for v in row], os.path.relpath(report, out_dir) if report.is_file() else None))
-    return render("unmask.recipes", "results.html", dataset_name=DATASETS[dataset], columns=list(table.columns),
-                  rows=rows, notes=list(notes))
+    return render(
+        "unmask.recipes",
+        "results.html",
+        dataset_name=DATASETS[dataset],
+        columns=list(table.columns),
+        rows=rows,
+        notes=list(notes),
+    )

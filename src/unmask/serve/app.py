@@ -34,18 +34,20 @@ API = "/api/v1"
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 # Suffix of the stored file by container (ours, never the client's): the judge tells pictures by it.
 _SUFFIXES = {"mov,mp4,m4a,3gp,3g2,mj2": ".mp4", "matroska,webm": ".mkv", "avi": ".avi", **IMAGE_FORMATS}
-_ERRORS = {400: {"model": ErrorOut, "description": "empty, damaged or malformed upload"},
-           413: {"model": ErrorOut, "description": "too large, too long, or frames too big"},
-           415: {"model": ErrorOut, "description": "not a video (or a codec that cannot be decoded)"},
-           429: {"model": ErrorOut, "description": "queue full; see the Retry-After header"}}
+_ERRORS = {
+    400: {"model": ErrorOut, "description": "empty, damaged or malformed upload"},
+    413: {"model": ErrorOut, "description": "too large, too long, or frames too big"},
+    415: {"model": ErrorOut, "description": "not a video (or a codec that cannot be decoded)"},
+    429: {"model": ErrorOut, "description": "queue full; see the Retry-After header"},
+}
 # A refused body may still be on its way: after reading a bounded part of it, the server answers and
 # closes the connection (otherwise the server would go on reading, and dropping, all of it).
 _CLOSE = {"Connection": "close"}
 _PAGE_HEADERS = {
     # Everything the page needs is inline; it talks only to this server.
     "Content-Security-Policy": "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
-                               "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
-                               "frame-ancestors 'none'",
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'",
     "Referrer-Policy": "no-referrer",
 }
 
@@ -94,8 +96,12 @@ def create_app(detector_or_run, settings: ServeSettings | None = None) -> FastAP
         finally:
             await run_in_threadpool(manager.stop)
 
-    app = FastAPI(title="unmask", version=__version__, lifespan=lifespan,
-                  description="Is this clip deepfaked, and why? Upload a video, poll for the verdict.")
+    app = FastAPI(
+        title="unmask",
+        version=__version__,
+        lifespan=lifespan,
+        description="Is this clip deepfaked, and why? Upload a video, poll for the verdict.",
+    )
 
     @app.exception_handler(UnmaskError)
     async def _unmask_error(request: Request, exc: UnmaskError):
@@ -121,11 +127,33 @@ def create_app(detector_or_run, settings: ServeSettings | None = None) -> FastAP
 
 def _add_job_routes(app: FastAPI, settings: ServeSettings) -> None:
     """POST a job (the upload, checked at the door) and GET its state."""
-    @app.post(f"{API}/jobs", status_code=202, response_model=JobCreated, responses=_ERRORS,
-              openapi_extra={"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-                  "type": "object", "required": ["file"],
-                  "properties": {"file": {"type": "string", "format": "binary",
-                                          "description": "the video (mp4, mov, mkv, webm, avi ...) or a picture"}}}}}}})
+
+    @app.post(
+        f"{API}/jobs",
+        status_code=202,
+        response_model=JobCreated,
+        responses=_ERRORS,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["file"],
+                            "properties": {
+                                "file": {
+                                    "type": "string",
+                                    "format": "binary",
+                                    "description": "the video (mp4, mov, mkv, webm, avi ...) or a picture",
+                                }
+                            },
+                        }
+                    }
+                },
+            }
+        },
+    )
     async def create_job(request: Request) -> JobCreated:
         """Upload a video (multipart field `file`); it is checked, queued and judged."""
         manager: JobManager = request.app.state.manager
@@ -148,8 +176,11 @@ def _add_job_routes(app: FastAPI, settings: ServeSettings) -> None:
         return JobCreated(id=job.id, status=job.status, filename=job.filename, links=_links(job))
 
     @app.get(f"{API}/jobs/{{job_id}}", response_model=JobOut, responses={404: {"model": ErrorOut}})
-    async def get_job(request: Request, job_id: str,
-                      wait: float = Query(0.0, ge=0, description="seconds to wait for the result (long poll)")) -> JobOut:
+    async def get_job(
+        request: Request,
+        job_id: str,
+        wait: float = Query(0.0, ge=0, description="seconds to wait for the result (long poll)"),
+    ) -> JobOut:
         """A job's state; its verdict once done. Add `?wait=30` to wait for it."""
         job = _job(request, job_id)
         deadline = time.monotonic() + min(wait, settings.max_wait_s)
@@ -160,8 +191,12 @@ def _add_job_routes(app: FastAPI, settings: ServeSettings) -> None:
 
 def _add_result_routes(app: FastAPI, settings: ServeSettings, model_name: str) -> None:
     """A finished job's heatmaps and report, and the server's health."""
-    @app.get(f"{API}/jobs/{{job_id}}/heatmaps/{{k}}.png", response_class=Response,
-             responses={200: {"content": {"image/png": {}}}, 404: {"model": ErrorOut}})
+
+    @app.get(
+        f"{API}/jobs/{{job_id}}/heatmaps/{{k}}.png",
+        response_class=Response,
+        responses={200: {"content": {"image/png": {}}}, 404: {"model": ErrorOut}},
+    )
     async def get_heatmap(request: Request, job_id: str, k: int) -> Response:
         """The k-th heatmap of a finished job (PNG: the heatmap blended over the face)."""
         job = _job(request, job_id)
@@ -169,24 +204,39 @@ def _add_result_routes(app: FastAPI, settings: ServeSettings, model_name: str) -
             raise HTTPException(404, f"Job {job_id} has no heatmap {k} (it has {len(job.pngs)})")
         return Response(job.pngs[k], media_type="image/png")
 
-    @app.get(f"{API}/jobs/{{job_id}}/report.html", response_class=Response,
-             responses={200: {"content": {"text/html": {}}}, 404: {"model": ErrorOut}})
+    @app.get(
+        f"{API}/jobs/{{job_id}}/report.html",
+        response_class=Response,
+        responses={200: {"content": {"text/html": {}}}, 404: {"model": ErrorOut}},
+    )
     async def get_report(request: Request, job_id: str) -> Response:
         """The report of a finished job: one self-contained HTML file to save and pass on."""
         job = _job(request, job_id)
         if not job.done.is_set() or job.report is None:
             raise HTTPException(404, f"Job {job_id} has no report (it is not done, or it failed)")
         stem = re.sub(r"[^\w.-]+", "_", Path(job.filename).stem)[:80] or "clip"
-        return Response(job.report, media_type="text/html; charset=utf-8", headers={
-            "Content-Disposition": f'attachment; filename="{stem}-report.html"',
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:"})
+        return Response(
+            job.report,
+            media_type="text/html; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="{stem}-report.html"',
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+            },
+        )
 
     @app.get(f"{API}/health", response_model=Health)
     async def health(request: Request) -> Health:
         """The server is up: model, version, and how busy it is."""
         manager: JobManager = request.app.state.manager
-        return Health(status="ok", version=__version__, model=model_name, queued=manager.queued(),
-                      running=manager.running(), workers=settings.workers, queue_size=settings.queue_size)
+        return Health(
+            status="ok",
+            version=__version__,
+            model=model_name,
+            queued=manager.queued(),
+            running=manager.running(),
+            workers=settings.workers,
+            queue_size=settings.queue_size,
+        )
 
 
 def _check_upload(job: Job, settings: ServeSettings) -> Path:
@@ -207,11 +257,17 @@ def _check_upload(job: Job, settings: ServeSettings) -> Path:
 
 def _check_limits(job: Job, info, settings: ServeSettings) -> None:
     if info.duration_s > settings.max_duration_s:
-        raise UploadError(413, f"{job.filename} lasts {info.duration_s:.0f} s, longer than this server's limit of "
-                               f"{settings.max_duration_s:.0f} s; cut it (or start the server with a larger --max-duration-s)")
+        raise UploadError(
+            413,
+            f"{job.filename} lasts {info.duration_s:.0f} s, longer than this server's limit of "
+            f"{settings.max_duration_s:.0f} s; cut it (or start the server with a larger --max-duration-s)",
+        )
     if max(info.width, info.height) > settings.max_side_px:
-        raise UploadError(413, f"{job.filename}'s frames are {info.width}x{info.height}, larger than this server's "
-                               f"limit of {settings.max_side_px} px a side; scale it down")
+        raise UploadError(
+            413,
+            f"{job.filename}'s frames are {info.width}x{info.height}, larger than this server's "
+            f"limit of {settings.max_side_px} px a side; scale it down",
+        )
 
 
 def _job(request: Request, job_id: str) -> Job:
@@ -228,10 +284,20 @@ def _links(job: Job) -> Links:
 def _job_out(job: Job, settings: ServeSettings) -> JobOut:
     heatmaps = [dict(h, url=f"{API}/jobs/{job.id}/heatmaps/{k}.png") for k, h in enumerate(job.heatmaps)]
     expires = job.finished + settings.job_ttl_s if job.finished else None
-    return JobOut(id=job.id, status=job.status, stage=job.stage, progress=round(job.progress, 3), filename=job.filename,
-                  created_at=job.created, finished_at=job.finished, expires_at=expires, error=job.error,
-                  result=job.result if job.status == "done" else None,
-                  heatmaps=heatmaps if job.done.is_set() else [], links=_links(job))
+    return JobOut(
+        id=job.id,
+        status=job.status,
+        stage=job.stage,
+        progress=round(job.progress, 3),
+        filename=job.filename,
+        created_at=job.created,
+        finished_at=job.finished,
+        expires_at=expires,
+        error=job.error,
+        result=job.result if job.status == "done" else None,
+        heatmaps=heatmaps if job.done.is_set() else [],
+        links=_links(job),
+    )
 
 
 def _model_name(detector) -> str:

@@ -137,8 +137,11 @@ class JobManager:
         """Forget finished jobs older than the TTL."""
         now = time.time()
         with self._lock:
-            for job_id in [j.id for j in self._jobs.values()
-                           if j.finished is not None and now - j.finished > self.settings.job_ttl_s]:
+            for job_id in [
+                j.id
+                for j in self._jobs.values()
+                if j.finished is not None and now - j.finished > self.settings.job_ttl_s
+            ]:
                 del self._jobs[job_id]
 
     # -- workers ---------------------------------------------------------------------------
@@ -194,8 +197,9 @@ class JobManager:
             heatmaps = []
             if self.settings.heatmaps and prediction.timeline:
                 job.stage = "explain"
-                heatmaps = detector.explain(prediction, methods=list(self.settings.heatmap_methods),
-                                            max_faces=self.settings.heatmaps)
+                heatmaps = detector.explain(
+                    prediction, methods=list(self.settings.heatmap_methods), max_faces=self.settings.heatmaps
+                )
                 job.pngs = [encode_png(h.overlay) for h in heatmaps]
                 job.heatmaps = [h.to_dict() for h in heatmaps]
             prediction = prediction.with_regions(heatmaps)
@@ -222,10 +226,13 @@ def _report(job: Job, detector, prediction, heatmaps) -> bytes | None:
 
     from unmask.predict.report import report_html
 
-    public = replace(prediction, input=job.filename, reason=job.public(prediction.reason) if prediction.reason else None)
+    public = replace(
+        prediction, input=job.filename, reason=job.public(prediction.reason) if prediction.reason else None
+    )
     try:
-        return report_html(detector, public, heatmaps=heatmaps, path=job.path, input_name=job.filename,
-                           public=True).encode("utf-8")
+        return report_html(
+            detector, public, heatmaps=heatmaps, path=job.path, input_name=job.filename, public=True
+        ).encode("utf-8")
     except Exception:  # the verdict stands without its report
         logger.exception("job %s (%s): the report could not be made", job.id, job.filename)
         return None

@@ -44,7 +44,9 @@ class PredictionOut(BaseModel):
     input: str = Field(description="the uploaded file's name as the client sent it (cleaned)")
     kind: Literal["video", "image"]
     verdict: Literal["fake", "real", "inconclusive"]
-    p_fake: float | None = Field(description="calibrated probability that the clip is fake (its most suspicious person)")
+    p_fake: float | None = Field(
+        description="calibrated probability that the clip is fake (its most suspicious person)"
+    )
     threshold: float = Field(description="p_fake at or above this is called fake (least expected cost)")
     costs: Costs
     reason: str | None = Field(None, description="why the verdict is inconclusive")
@@ -56,11 +58,16 @@ class PredictionOut(BaseModel):
     duration_s: float | None = Field(None, description="the video's length by its headers (null for a picture)")
     decoded_s: float | None = Field(None, description="how much of the video decoded (less than duration_s: cut short)")
     note: str | None = Field(None, description="a remark beside any verdict (a clip that decoded only in part)")
-    timings: dict[str, float] = Field({}, description="seconds per stage: decode, detect, crop, model, aggregate, total")
+    timings: dict[str, float] = Field(
+        {}, description="seconds per stage: decode, detect, crop, model, aggregate, total"
+    )
     model: dict = Field({}, description="which model judged: name, run, input size, aggregation")
-    regions: dict | None = Field(None, description="share of the explained faces' evidence in each face region "
-                                                   "(eyes, nose, mouth, forehead, cheeks, jaw, outside): per face "
-                                                   "and per person")
+    regions: dict | None = Field(
+        None,
+        description="share of the explained faces' evidence in each face region "
+        "(eyes, nose, mouth, forehead, cheeks, jaw, outside): per face "
+        "and per person",
+    )
 
 
 class HeatmapOut(BaseModel):
@@ -95,7 +102,9 @@ class JobOut(BaseModel):
 
     id: str
     status: Literal["queued", "running", "done", "failed"]
-    stage: str = Field(description="what it is doing: queued, decode, detect, crop, model, aggregate, explain, done, failed")
+    stage: str = Field(
+        description="what it is doing: queued, decode, detect, crop, model, aggregate, explain, done, failed"
+    )
     progress: float = Field(ge=0, le=1)
     filename: str
     created_at: float = Field(description="Unix time")

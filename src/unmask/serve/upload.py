@@ -57,8 +57,9 @@ async def receive_upload(request: Request, dest: Path, *, max_bytes: int) -> str
     ctype, params = parse_options_header(request.headers.get("content-type"))
     if ctype != b"multipart/form-data" or not params.get(b"boundary"):
         await drain(request)
-        raise UploadError(400, f"Send the video as multipart/form-data in a field named '{FIELD}' "
-                               "(e.g. curl -F file=@clip.mp4 URL)")
+        raise UploadError(
+            400, f"Send the video as multipart/form-data in a field named '{FIELD}' (e.g. curl -F file=@clip.mp4 URL)"
+        )
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes + MULTIPART_SLACK:
         await drain(request)
@@ -74,14 +75,19 @@ async def receive_upload(request: Request, dest: Path, *, max_bytes: int) -> str
                 raise UploadError(413, _too_large(max_bytes))
         parser.finalize()
     except MultipartParseError as exc:
-        raise UploadError(400, f"The upload is not well-formed multipart/form-data ({exc}); send it with curl -F or a browser form") from exc
+        raise UploadError(
+            400, f"The upload is not well-formed multipart/form-data ({exc}); send it with curl -F or a browser form"
+        ) from exc
     except ClientDisconnect as exc:
         raise UploadError(400, "The client went away before the upload ended") from exc
     finally:
         os.close(part.fd)
     if part.files > 1:
-        raise UploadError(400, f"The upload holds {part.files} files; send one file per request "
-                               f"(one field '{FIELD}'), one request per video")
+        raise UploadError(
+            400,
+            f"The upload holds {part.files} files; send one file per request "
+            f"(one field '{FIELD}'), one request per video",
+        )
     if not part.found:
         raise UploadError(400, f"No field named '{FIELD}' in the upload; send the video as {FIELD}=@clip.mp4")
     if part.written == 0:
@@ -91,8 +97,10 @@ async def receive_upload(request: Request, dest: Path, *, max_bytes: int) -> str
 
 def _too_large(max_bytes: int) -> str:
     limit = f"{max_bytes / 2**20:.1f} MiB" if max_bytes >= 2**20 else f"{max_bytes / 1024:.0f} KiB"
-    return (f"The upload is larger than this server's limit of {limit}; "
-            "cut or compress the video (or start the server with a larger --max-upload-mb)")
+    return (
+        f"The upload is larger than this server's limit of {limit}; "
+        "cut or compress the video (or start the server with a larger --max-upload-mb)"
+    )
 
 
 async def drain(request: Request) -> None:
@@ -120,9 +128,15 @@ class _Part:
         self._in_file = False
 
     def callbacks(self) -> dict:
-        return {"on_part_begin": self._begin, "on_header_field": self._field, "on_header_value": self._value,
-                "on_header_end": self._header_end, "on_headers_finished": self._headers_done,
-                "on_part_data": self._data, "on_part_end": self._end}
+        return {
+            "on_part_begin": self._begin,
+            "on_header_field": self._field,
+            "on_header_value": self._value,
+            "on_header_end": self._header_end,
+            "on_headers_finished": self._headers_done,
+            "on_part_data": self._data,
+            "on_part_end": self._end,
+        }
 
     def _begin(self):
         self._disposition, self._in_file = b"", False
@@ -158,7 +172,7 @@ class _Part:
             return
         view = memoryview(data)[start:end]
         while view:
-            view = view[os.write(self.fd, view):]
+            view = view[os.write(self.fd, view) :]
         self.written += n
 
     def _end(self):

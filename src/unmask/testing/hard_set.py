@@ -68,16 +68,20 @@ class HardClip:
         return CUTAWAY if self.condition == "cutaway" else range(0)
 
 
-def _darken(frames: list[np.ndarray], rng: np.random.Generator, *, gain: float = 0.45, gamma: float = 2.2,
-            noise: float = 7.0) -> list[np.ndarray]:
+def _darken(
+    frames: list[np.ndarray], rng: np.random.Generator, *, gain: float = 0.45, gamma: float = 2.2, noise: float = 7.0
+) -> list[np.ndarray]:
     """A dim room: brightness times ``gain`` after a ``gamma`` curve (mean luma ~20), sensor noise."""
     lut = np.round(255 * gain * (np.arange(256) / 255.0) ** gamma).astype(np.uint8)
     # a few noise fields, cycled: drawing 6 M normals per 1080p frame would take most of the time
     bank = [(rng.standard_normal(frames[0].shape, dtype=np.float32) * noise).astype(np.int16) for _ in range(4)]
     out = []
     for t, frame in enumerate(frames):
-        noise = bank[t % len(bank)] if frame.shape == bank[0].shape else \
-            (rng.standard_normal(frame.shape, dtype=np.float32) * noise).astype(np.int16)
+        noise = (
+            bank[t % len(bank)]
+            if frame.shape == bank[0].shape
+            else (rng.standard_normal(frame.shape, dtype=np.float32) * noise).astype(np.int16)
+        )
         out.append(np.clip(cv2.LUT(frame, lut).astype(np.int16) + noise, 0, 255).astype(np.uint8))
     return out
 
@@ -98,15 +102,17 @@ def _scene(size: tuple[int, int], t: int, names=SCENES) -> np.ndarray:
     width, height = size
     photo = _photo(names[(t // 6) % len(names)])
     scale = max(width / photo.shape[1], height / photo.shape[0]) * 1.25
-    big = cv2.resize(photo, (int(photo.shape[1] * scale) + 1, int(photo.shape[0] * scale) + 1),
-                     interpolation=cv2.INTER_LINEAR)
+    big = cv2.resize(
+        photo, (int(photo.shape[1] * scale) + 1, int(photo.shape[0] * scale) + 1), interpolation=cv2.INTER_LINEAR
+    )
     dx = int((big.shape[1] - width) * ((t % 6) / 5))
     dy = int((big.shape[0] - height) * 0.5)
-    return np.ascontiguousarray(big[dy:dy + height, dx:dx + width])
+    return np.ascontiguousarray(big[dy : dy + height, dx : dx + width])
 
 
-def _shrink(frames: list[np.ndarray], face_px: float, rng: np.random.Generator,
-            widths: tuple[float, float] = (60, 120)) -> list[np.ndarray]:
+def _shrink(
+    frames: list[np.ndarray], face_px: float, rng: np.random.Generator, widths: tuple[float, float] = (60, 120)
+) -> list[np.ndarray]:
     """Shrink each frame so its face is ``widths`` px wide (from one to the other and back over
     the clip) and place it in a 1920x1080 scene."""
     width, height = FRAME_1080P
@@ -114,13 +120,16 @@ def _shrink(frames: list[np.ndarray], face_px: float, rng: np.random.Generator,
     for t, frame in enumerate(frames):
         target = widths[0] + (widths[1] - widths[0]) * (0.5 + 0.5 * np.sin(2 * np.pi * t / len(frames)))
         scale = target / face_px
-        small = cv2.resize(frame, (max(1, int(frame.shape[1] * scale)), max(1, int(frame.shape[0] * scale))),
-                           interpolation=cv2.INTER_AREA)
+        small = cv2.resize(
+            frame,
+            (max(1, int(frame.shape[1] * scale)), max(1, int(frame.shape[0] * scale))),
+            interpolation=cv2.INTER_AREA,
+        )
         canvas = _scene(FRAME_1080P, t + 3)
         x0 = int(width * 0.2 + (width * 0.5 - small.shape[1] / 2) * (0.5 + 0.3 * np.sin(t / 5)))
         y0 = int(max(0, (height - small.shape[0]) * 0.4))
         x0 = min(max(x0, 0), width - small.shape[1])
-        canvas[y0:y0 + small.shape[0], x0:x0 + small.shape[1]] = small[: height - y0, : width - x0]
+        canvas[y0 : y0 + small.shape[0], x0 : x0 + small.shape[1]] = small[: height - y0, : width - x0]
         out.append(canvas)
     return out
 
@@ -159,7 +168,7 @@ def _profile(frames: list[np.ndarray], *, turn: float = 0.55, cut: float = 0.0) 
         shift = np.float32([[1, 0, side / 2 - (x1 + x2) / 2], [0, 1, side / 2 - (y1 + y2) / 2]])
         window = cv2.warpAffine(frame, shift, (side, side), borderMode=cv2.BORDER_REFLECT)
         turned = cv2.warpPerspective(window, warp, (side, side), borderMode=cv2.BORDER_REPLICATE)
-        out.append(np.ascontiguousarray(turned[:, left:left + width]))
+        out.append(np.ascontiguousarray(turned[:, left : left + width]))
     return out
 
 
@@ -197,15 +206,53 @@ def encode(path: Path, frames: Sequence[np.ndarray], *, fps: int = 25, crf: int 
         raise UnmaskError("The hard set needs the ffmpeg program: apt-get install ffmpeg (scripts/setup.sh does)")
     height, width = frames[0].shape[:2]
     path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = ["ffmpeg", "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
-           "-r", str(fps), "-i", "-", "-c:v", "libx264", "-preset", "superfast", "-crf", str(crf),
-           "-threads", "1", "-x264-params", "threads=1", "-pix_fmt", "yuv420p"]
+    cmd = [
+        "ffmpeg",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{width}x{height}",
+        "-r",
+        str(fps),
+        "-i",
+        "-",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "superfast",
+        "-crf",
+        str(crf),
+        "-threads",
+        "1",
+        "-x264-params",
+        "threads=1",
+        "-pix_fmt",
+        "yuv420p",
+    ]
     target = path.with_suffix(".plain.mp4") if rotate else path
-    subprocess.run(cmd + [str(target)], input=b"".join(np.ascontiguousarray(f).tobytes() for f in frames),
-                   check=True)
+    subprocess.run(cmd + [str(target)], input=b"".join(np.ascontiguousarray(f).tobytes() for f in frames), check=True)
     if rotate:  # ffmpeg 5 writes the display matrix only when it copies a stream, not when it encodes
-        subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(target), "-c", "copy", "-metadata:s:v:0",
-                        f"rotate={rotate}", str(path)], check=True)
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-y",
+                "-i",
+                str(target),
+                "-c",
+                "copy",
+                "-metadata:s:v:0",
+                f"rotate={rotate}",
+                str(path),
+            ],
+            check=True,
+        )
         target.unlink()
     return path
 
@@ -272,9 +319,14 @@ def clip_frames(path: str | Path) -> list[np.ndarray]:
     return [f.image for f in sample_frames(path, FrameSampler("uniform", NUM_FRAMES))]
 
 
-def make_hard_set(out_dir: str | Path, sources: dict[str, Callable[[], list[np.ndarray]]], *,
-                  conditions: Sequence[str] = CONDITIONS, noface: Sequence[str] = NOFACE_CONDITIONS,
-                  overwrite: bool = False) -> list[HardClip]:
+def make_hard_set(
+    out_dir: str | Path,
+    sources: dict[str, Callable[[], list[np.ndarray]]],
+    *,
+    conditions: Sequence[str] = CONDITIONS,
+    noface: Sequence[str] = NOFACE_CONDITIONS,
+    overwrite: bool = False,
+) -> list[HardClip]:
     """Write ``out_dir/<source>_<condition>.mp4`` for every source and condition, plus the no-face clips.
 
     Args:

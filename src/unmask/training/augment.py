@@ -44,11 +44,106 @@ BLUR_SIZE = 5
 GREY = (0.2989, 0.587, 0.114)  # torchvision's grayscale weights
 
 # ITU-T T.81 Annex K.1: the example quantisation tables every libjpeg build uses for quality 50.
-_LUMA = [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
-         14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
-         49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99]
-_CHROMA = [17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99, 99,
-           47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32
+_LUMA = [
+    16,
+    11,
+    10,
+    16,
+    24,
+    40,
+    51,
+    61,
+    12,
+    12,
+    14,
+    19,
+    26,
+    58,
+    60,
+    55,
+    14,
+    13,
+    16,
+    24,
+    40,
+    57,
+    69,
+    56,
+    14,
+    17,
+    22,
+    29,
+    51,
+    87,
+    80,
+    62,
+    18,
+    22,
+    37,
+    56,
+    68,
+    109,
+    103,
+    77,
+    24,
+    35,
+    55,
+    64,
+    81,
+    104,
+    113,
+    92,
+    49,
+    64,
+    78,
+    87,
+    103,
+    121,
+    120,
+    101,
+    72,
+    92,
+    95,
+    98,
+    112,
+    100,
+    103,
+    99,
+]
+_CHROMA = [
+    17,
+    18,
+    24,
+    47,
+    99,
+    99,
+    99,
+    99,
+    18,
+    21,
+    26,
+    66,
+    99,
+    99,
+    99,
+    99,
+    24,
+    26,
+    56,
+    99,
+    99,
+    99,
+    99,
+    99,
+    47,
+    66,
+    99,
+    99,
+    99,
+    99,
+    99,
+    99,
+] + [99] * 32
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], dtype=torch.float64)
 
 
@@ -113,7 +208,9 @@ def jpeg_compress(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     if pad_h or pad_w:
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
     h16, w16 = x.shape[2:]
-    ycc = torch.matmul(_RGB_TO_YCC.to(x.device), x.reshape(n, 3, -1)).view(n, 3, h16, w16)  # JFIF YCbCr, Cb and Cr centred on 0
+    ycc = torch.matmul(_RGB_TO_YCC.to(x.device), x.reshape(n, 3, -1)).view(
+        n, 3, h16, w16
+    )  # JFIF YCbCr, Cb and Cr centred on 0
     ycc[:, 0] -= 128  # JPEG's level shift
     tables = jpeg_tables(quality).to(x.device).view(n, 2, 64)
     luma = _block_dct_round_trip(ycc[:, :1], tables[:, 0])

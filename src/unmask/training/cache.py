@@ -128,9 +128,16 @@ def _open(npy: Path, meta_path: Path, built_s: float = 0.0) -> CropCache | None:
     return CropCache(images, {p: i for i, p in enumerate(meta["crop_paths"])}, npy, built_s)
 
 
-def open_crop_cache(data_root: str | Path, crop_paths: list[str], spec: BackboneSpec, size_px: int, *,
-                    cache_dir: str | Path | None = None, threads: int | None = None,
-                    progress: Callable[[int, int], None] | None = None) -> CropCache:
+def open_crop_cache(
+    data_root: str | Path,
+    crop_paths: list[str],
+    spec: BackboneSpec,
+    size_px: int,
+    *,
+    cache_dir: str | Path | None = None,
+    threads: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> CropCache:
     """Open the cache of ``crop_paths`` (under ``data_root``) at ``size_px``, building it first if needed.
 
     Args:
@@ -159,16 +166,28 @@ def open_crop_cache(data_root: str | Path, crop_paths: list[str], spec: Backbone
         lock = folder / f"{prefix}.lock"
         lock.touch()
     except OSError as exc:
-        raise UnmaskError(f"Cannot write the crop cache in {folder} ({exc.strerror}); "
-                          "pass a cache_dir on a writable disk, or cache=False", "cache_dir", "cache") from exc
+        raise UnmaskError(
+            f"Cannot write the crop cache in {folder} ({exc.strerror}); "
+            "pass a cache_dir on a writable disk, or cache=False",
+            "cache_dir",
+            "cache",
+        ) from exc
     with _locked(lock):
         cache = _open(npy, meta_path) if meta_path.is_file() else None  # built while we waited?
         if cache is None:
             started = time.perf_counter()
             _build(data_root, crop_paths, build_resize(spec, size_px), size_px, npy, threads, progress)
             with write_atomic(meta_path, "w") as fh:
-                json.dump({"format": FORMAT, "size_px": size_px, "interpolation": spec.interpolation,
-                           "shape": [len(crop_paths), size_px, size_px, 3], "crop_paths": crop_paths}, fh)
+                json.dump(
+                    {
+                        "format": FORMAT,
+                        "size_px": size_px,
+                        "interpolation": spec.interpolation,
+                        "shape": [len(crop_paths), size_px, size_px, 3],
+                        "crop_paths": crop_paths,
+                    },
+                    fh,
+                )
             for stale in folder.glob(f"{prefix}-*"):  # older fingerprints; a run still reading one keeps its inode
                 if stale.name not in (npy.name, meta_path.name):
                     stale.unlink(missing_ok=True)
@@ -178,14 +197,25 @@ def open_crop_cache(data_root: str | Path, crop_paths: list[str], spec: Backbone
     return cache
 
 
-def _build(data_root: Path, crop_paths: list[str], resize, size_px: int, npy: Path, threads: int | None,
-           progress: Callable[[int, int], None] | None) -> None:
+def _build(
+    data_root: Path,
+    crop_paths: list[str],
+    resize,
+    size_px: int,
+    npy: Path,
+    threads: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> None:
     n = len(crop_paths)
     need = n * size_px * size_px * 3
     free = shutil.disk_usage(npy.parent).free
     if need > free:
-        raise UnmaskError(f"The crop cache needs {need / 1e9:.1f} GB in {npy.parent}, which has {free / 1e9:.1f} GB free; "
-                          "pass a cache_dir on a larger disk, or cache=False", "cache_dir", "cache")
+        raise UnmaskError(
+            f"The crop cache needs {need / 1e9:.1f} GB in {npy.parent}, which has {free / 1e9:.1f} GB free; "
+            "pass a cache_dir on a larger disk, or cache=False",
+            "cache_dir",
+            "cache",
+        )
     logger.info("building the crop cache of %d crops at %d px in %s (%.2f GB)", n, size_px, npy.parent, need / 1e9)
 
     with atomic_path(npy) as tmp:

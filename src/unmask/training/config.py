@@ -42,75 +42,115 @@ class TrainConfig:
     train``'s flags (``costs`` are ``--cost-missed-fake`` and ``--cost-false-alarm``). Each field's
     help, choices and flag are defined with it: ``unmask train`` builds its options from them."""
 
-    model: str = setting("efficientnet_lite0", help="Backbone.", more="See :data:`unmask.models.BACKBONES`.",
-                         choices="unmask.models.registry:BACKBONES")
+    model: str = setting(
+        "efficientnet_lite0",
+        help="Backbone.",
+        more="See :data:`unmask.models.BACKBONES`.",
+        choices="unmask.models.registry:BACKBONES",
+    )
     protocol: str = setting("video", help="Split to train and validate on.", choices="unmask.data.splits:PROTOCOLS")
     size: int = setting(0, help="Input side in pixels (0: the backbone's own).")
-    epochs: int = setting(20, help="Epochs in all; with --resume, trains a finished or interrupted run on to this many.")
+    epochs: int = setting(
+        20, help="Epochs in all; with --resume, trains a finished or interrupted run on to this many."
+    )
     batch_size: int = setting(32, help="Crops per optimiser step.")
     lr: float = setting(1e-4, help="Adam learning rate.")
     weight_decay: float = setting(0.0, help="Adam's weight decay.", flag=False)
     lr_factor: float = setting(0.5, help="What the learning rate is multiplied by when it is cut.", flag=False)
     lr_patience: int = setting(
-        5, help="Epochs without a better select_metric after which the learning rate is cut.", flag=False,
+        5,
+        help="Epochs without a better select_metric after which the learning rate is cut.",
+        flag=False,
         more="Counted as Keras counts (the paper's code): cut on the 5th such epoch with 5. An improvement must "
-             "beat the best by 1e-4 (absolute, as Keras's min_delta).")
+        "beat the best by 1e-4 (absolute, as Keras's min_delta).",
+    )
     min_lr: float = setting(1e-6, help="The learning rate is never cut below this.", flag=False)
-    class_weights: str = setting("balanced", help="Loss weights of the classes.",
-                                 choices="unmask.training.cost:CLASS_WEIGHTS")
+    class_weights: str = setting(
+        "balanced", help="Loss weights of the classes.", choices="unmask.training.cost:CLASS_WEIGHTS"
+    )
     beta: float | None = setting(
-        None, help="Beta of --class-weights effective (default 1 - 1/N, N training crops).",
-        more="None makes the weights depend on the class shares, not on the data's size.")
+        None,
+        help="Beta of --class-weights effective (default 1 - 1/N, N training crops).",
+        more="None makes the weights depend on the class shares, not on the data's size.",
+    )
     loss: str = setting("ce", help="Cross-entropy or focal loss.", choices="unmask.training.cost:LOSSES")
     focal_gamma: float = setting(2.0, help="Gamma of the focal loss.", flag=False)
     batch_sampler: str = setting(
-        "shuffle", help="How batches are drawn: shuffle, or balanced (equal class odds; then class weights are none).",
+        "shuffle",
+        help="How batches are drawn: shuffle, or balanced (equal class odds; then class weights are none).",
         choices=SAMPLERS,
         more="A balanced sampler already equalises the classes: with class weights on top the imbalance would be "
-             "corrected twice (at 4:1 the effective weighting flips to 1:4), so it runs with class_weights none; "
-             "asking for both is refused.")
+        "corrected twice (at 4:1 the effective weighting flips to 1:4), so it runs with class_weights none; "
+        "asking for both is refused.",
+    )
     label_level: str = setting(
-        "video", help="video: every crop; face: drop the other faces of fake videos with several faces.",
+        "video",
+        help="video: every crop; face: drop the other faces of fake videos with several faces.",
         choices=LABEL_LEVELS,
         more="face trains only on crops whose label is known for the face itself (the other faces of a fake video "
-             "may be real bystanders; see :func:`unmask.data.manifest.label_levels`).")
+        "may be real bystanders; see :func:`unmask.data.manifest.label_levels`).",
+    )
     synthesize: str = setting(
-        "sbi", help="sbi: also train on self-blended fakes made from the real crops (works with real videos alone); "
-                    "none: the data's own fakes only.",
-        choices="unmask.training.sbi:SYNTHESIZERS", more="See :mod:`unmask.training.sbi`.")
+        "sbi",
+        help="sbi: also train on self-blended fakes made from the real crops (works with real videos alone); "
+        "none: the data's own fakes only.",
+        choices="unmask.training.sbi:SYNTHESIZERS",
+        more="See :mod:`unmask.training.sbi`.",
+    )
     sbi_ratio: float = setting(
-        1.0, help="With --synthesize sbi: the probability that a real crop also appears as its self-blended fake.",
+        1.0,
+        help="With --synthesize sbi: the probability that a real crop also appears as its self-blended fake.",
         more="The paper pairs every real, 1.0. A validation split with no fakes gets a fixed self-blended twin of "
-             "every real crop.")
+        "every real crop.",
+    )
     real_only: bool = setting(
-        False, help="Train on the real videos alone (with --synthesize sbi, its fakes are the only ones; validation "
-                    "keeps the data's fakes).", flag="--real-only/--with-fakes",
-        more="Needs synthesize sbi. The Self-Blended Images paper's protocol: no generator's traces to learn.")
+        False,
+        help="Train on the real videos alone (with --synthesize sbi, its fakes are the only ones; validation "
+        "keeps the data's fakes).",
+        flag="--real-only/--with-fakes",
+        more="Needs synthesize sbi. The Self-Blended Images paper's protocol: no generator's traces to learn.",
+    )
     augment: bool = setting(True, help="Flip, jitter, JPEG, blur.")
-    select_metric: str = setting("val_auc", help="Validation metric that picks the checkpoint.", choices=SELECT_METRICS,
-                                 more="Never a test one.")
+    select_metric: str = setting(
+        "val_auc", help="Validation metric that picks the checkpoint.", choices=SELECT_METRICS, more="Never a test one."
+    )
     early_stopping: int = setting(5, help="Stop after N epochs without progress (0: never).")
-    pretrained: bool = setting(True, help="Start from ImageNet weights (needs internet once) or from scratch.",
-                               more="From timm's hub, or from weights when given.")
-    weights: str | None = setting(None, help="Local file of the backbone's ImageNet weights (timm format).",
-                                  cli_type=Path)
-    costs: Costs = setting(default_factory=Costs, flag=False,
-                           help="What a missed fake and a false alarm cost: they set the decision threshold.")
+    pretrained: bool = setting(
+        True,
+        help="Start from ImageNet weights (needs internet once) or from scratch.",
+        more="From timm's hub, or from weights when given.",
+    )
+    weights: str | None = setting(
+        None, help="Local file of the backbone's ImageNet weights (timm format).", cli_type=Path
+    )
+    costs: Costs = setting(
+        default_factory=Costs,
+        flag=False,
+        help="What a missed fake and a false alarm cost: they set the decision threshold.",
+    )
     seed: int = setting(42, help="Seed of the data order, augmentation and initial weights.")
     workers: int | None = setting(
-        None, help="Data-loading worker processes (default: one per core up to 8 on a GPU; on a CPU one with "
-                   "--synthesize sbi, which makes the self-blended fakes there, else none).",
+        None,
+        help="Data-loading worker processes (default: one per core up to 8 on a GPU; on a CPU one with "
+        "--synthesize sbi, which makes the self-blended fakes there, else none).",
         more="On a CPU the model's own threads already use every core, so loader processes beside them only "
-             "compete for it; one loader that makes the self-blended fakes on one thread costs less than making "
-             "them on the training step's threads. With 0 they are made in process.")
+        "compete for it; one loader that makes the self-blended fakes on one thread costs less than making "
+        "them on the training step's threads. With 0 they are made in process.",
+    )
     max_steps: int = setting(0, help="At most N steps per epoch (0: all; for quick trials).")
     device: str | None = setting(None, help="cpu, cuda, cuda:1 ... (default: this rank's GPU, else CPU).")
     precision: str = setting(
-        "auto", help="auto: bf16 or fp16 autocast on a GPU, fp32 on a CPU.", choices=PRECISIONS,
-        more="On a GPU auto is bfloat16 where it has bfloat16 units, else float16 with loss scaling.")
+        "auto",
+        help="auto: bf16 or fp16 autocast on a GPU, fp32 on a CPU.",
+        choices=PRECISIONS,
+        more="On a GPU auto is bfloat16 where it has bfloat16 units, else float16 with loss scaling.",
+    )
     compile: bool = setting(False, help="torch.compile the model (slow start; for long GPU runs).")
-    cache: bool = setting(True, help="Read crops from the crop cache (built on first use) or decode the PNGs each epoch.",
-                          more="See :mod:`unmask.training.cache`.")
+    cache: bool = setting(
+        True,
+        help="Read crops from the crop cache (built on first use) or decode the PNGs each epoch.",
+        more="See :mod:`unmask.training.cache`.",
+    )
     cache_dir: str | None = setting(None, help="Where the crop cache lives (default: DATA_DIR/cache).", cli_type=Path)
 
     def __post_init__(self):
@@ -125,9 +165,13 @@ class TrainConfig:
         if self.label_level not in LABEL_LEVELS:
             raise unknown_name("label level", self.label_level, LABEL_LEVELS)
         if self.batch_sampler == "balanced" and self.class_weights != "none":
-            raise SettingError(f"batch_sampler balanced already draws the classes equally; with class_weights "
-                               f"{self.class_weights} the imbalance would be corrected twice (4:1 becomes 1:4). "
-                               "Use class_weights none with it, or batch_sampler shuffle", "batch_sampler", "class_weights")
+            raise SettingError(
+                f"batch_sampler balanced already draws the classes equally; with class_weights "
+                f"{self.class_weights} the imbalance would be corrected twice (4:1 becomes 1:4). "
+                "Use class_weights none with it, or batch_sampler shuffle",
+                "batch_sampler",
+                "class_weights",
+            )
         if self.beta is not None and not 0 <= self.beta < 1:
             raise SettingError(f"beta must lie in [0, 1), not {self.beta}", "beta")
         if self.synthesize not in SYNTHESIZERS:
@@ -135,8 +179,11 @@ class TrainConfig:
         if not 0 < self.sbi_ratio <= 1:  # also refuses nan
             raise SettingError(f"sbi_ratio must lie in (0, 1], not {self.sbi_ratio}", "sbi_ratio")
         if self.real_only and self.synthesize == "none":
-            raise SettingError("real_only trains on real videos alone: it needs synthesize sbi to make the fakes",
-                               "real_only", "synthesize")
+            raise SettingError(
+                "real_only trains on real videos alone: it needs synthesize sbi to make the fakes",
+                "real_only",
+                "synthesize",
+            )
         if self.precision not in PRECISIONS:
             raise unknown_name("precision", self.precision, PRECISIONS)
         for name in ("epochs", "batch_size"):
@@ -155,18 +202,33 @@ class TrainConfig:
             try:
                 device = torch.device(self.device)
             except RuntimeError:
-                raise SettingError(f"device {self.device!r} is not a device; use cpu, cuda or cuda:N", "device") from None
+                raise SettingError(
+                    f"device {self.device!r} is not a device; use cpu, cuda or cuda:N", "device"
+                ) from None
             if device.type == "cuda" and not torch.cuda.is_available():
-                raise SettingError(f"device {self.device} asked for, but this machine has no usable GPU; use device cpu",
-                                   "device")
+                raise SettingError(
+                    f"device {self.device} asked for, but this machine has no usable GPU; use device cpu", "device"
+                )
 
 
 PRESETS: dict[str, dict] = {
     "default": {},
     "paper": dict(
-        protocol="paper", size=224, epochs=20, batch_size=16, lr=1e-3, lr_factor=0.5, lr_patience=5,
-        min_lr=1e-4, class_weights="balanced", loss="ce", batch_sampler="shuffle", augment=False,
-        select_metric="val_acc", early_stopping=0, synthesize="none",
+        protocol="paper",
+        size=224,
+        epochs=20,
+        batch_size=16,
+        lr=1e-3,
+        lr_factor=0.5,
+        lr_patience=5,
+        min_lr=1e-4,
+        class_weights="balanced",
+        loss="ce",
+        batch_sampler="shuffle",
+        augment=False,
+        select_metric="val_acc",
+        early_stopping=0,
+        synthesize="none",
     ),
 }
 
@@ -184,8 +246,12 @@ def make_config(preset: str = "default", **overrides) -> TrainConfig:
     if preset == "paper" and overrides.get("model") not in PAPER_BACKBONES:
         # The paper's recipe was tuned for its four backbones; on another it reproduces nothing.
         given = f", not {overrides['model']}" if overrides.get("model") else ""
-        raise SettingError(f"preset paper needs one of the paper's backbones as model: {', '.join(PAPER_BACKBONES)}"
-                           f"{given} (for another backbone use preset default)", "preset", "model")
+        raise SettingError(
+            f"preset paper needs one of the paper's backbones as model: {', '.join(PAPER_BACKBONES)}"
+            f"{given} (for another backbone use preset default)",
+            "preset",
+            "model",
+        )
     values = {**PRESETS[preset], **{k: v for k, v in overrides.items() if v is not None}}
     if values.get("batch_sampler") == "balanced" and overrides.get("class_weights") is None:
         # The balanced sampler does the preset's balancing: weighting as well would do it twice.

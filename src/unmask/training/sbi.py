@@ -97,8 +97,9 @@ def face_ellipses(rows: pd.DataFrame, size: int, margin: float = DEFAULT_MARGIN)
 
     bx1, by1 = to_crop(box[:, 0], box[:, 1])
     bx2, by2 = to_crop(box[:, 2], box[:, 3])
-    out = np.stack([(bx1 + bx2) / 2, (by1 + by2) / 2, BOX_HALF_WIDTH * (bx2 - bx1),
-                    BOX_HALF_HEIGHT * (by2 - by1), np.zeros(n)], 1)
+    out = np.stack(
+        [(bx1 + bx2) / 2, (by1 + by2) / 2, BOX_HALF_WIDTH * (bx2 - bx1), BOX_HALF_HEIGHT * (by2 - by1), np.zeros(n)], 1
+    )
     if set(LANDMARK_COLUMNS) <= set(rows.columns):
         points = rows[list(LANDMARK_COLUMNS)].to_numpy(np.float64).reshape(n, 5, 2)
         xs, ys = to_crop(points[..., 0].T, points[..., 1].T)  # (5, n) each
@@ -164,7 +165,9 @@ class SelfBlend:
         n, _, size, _ = x.shape
         device = x.device
         b, c = self._uniform(n, *COLOUR), self._uniform(n, *COLOUR)
-        matrices = colour_matrices(b, c, self._uniform(n, *SATURATION), self._uniform(n, -HUE, HUE)).to(device, torch.float32)
+        matrices = colour_matrices(b, c, self._uniform(n, *SATURATION), self._uniform(n, -HUE, HUE)).to(
+            device, torch.float32
+        )
         shift = self._uniform(n, -RGB_SHIFT, RGB_SHIFT, 3).to(device)
         out = torch.matmul(matrices, x.reshape(n, 3, -1)).view_as(x) + shift[:, :, None, None]
         draw = torch.rand(n, generator=self.generator)
@@ -173,8 +176,9 @@ class SelfBlend:
         picked = torch.nonzero(blur).flatten().tolist()
         if picked:  # one resampling share per batch: one call for all its images
             small = max(4, int(round(size * share)))
-            out[picked] = F.interpolate(F.interpolate(out[picked], size=small, mode="bilinear", antialias=True),
-                                        size=size, mode="bilinear")
+            out[picked] = F.interpolate(
+                F.interpolate(out[picked], size=small, mode="bilinear", antialias=True), size=size, mode="bilinear"
+            )
         picked = torch.nonzero(sharpen).flatten().tolist()
         if picked:
             sub = out[picked]
@@ -226,8 +230,11 @@ class SelfBlendTwins:
         if not len(real):
             return x, y, positions
         twins = self.blend(x[real.to(x.device)], self.ellipses[positions[real]])
-        return (torch.cat([x, twins]), torch.cat([y, torch.ones(len(real), dtype=y.dtype, device=y.device)]),
-                torch.cat([positions, positions[real]]))
+        return (
+            torch.cat([x, twins]),
+            torch.cat([y, torch.ones(len(real), dtype=y.dtype, device=y.device)]),
+            torch.cat([positions, positions[real]]),
+        )
 
 
 class BlendedCrops(Dataset):
@@ -275,9 +282,12 @@ def with_blended_twins(dataset, rows: pd.DataFrame, *, margin: float = DEFAULT_M
     labels = rows["label"].to_numpy(dtype=np.int64)
     real = np.flatnonzero(labels == 0)
     twins = SelfBlend(torch.Generator().manual_seed(seed))(
-        images[real], torch.as_tensor(face_ellipses(rows.iloc[real], images.shape[-1], margin)))
+        images[real], torch.as_tensor(face_ellipses(rows.iloc[real], images.shape[-1], margin))
+    )
     twin_rows = rows.iloc[real].copy()
     twin_rows["video_id"] = twin_rows["video_id"].astype(str) + "#sbi"
     twin_rows["label"], twin_rows["method"] = 1, SBI_METHOD
-    return (TensorCrops(torch.cat([images, twins]), np.concatenate([labels, np.ones(len(real), dtype=np.int64)])),
-            pd.concat([rows, twin_rows], ignore_index=True))
+    return (
+        TensorCrops(torch.cat([images, twins]), np.concatenate([labels, np.ones(len(real), dtype=np.int64)])),
+        pd.concat([rows, twin_rows], ignore_index=True),
+    )

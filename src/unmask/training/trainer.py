@@ -42,8 +42,13 @@ from unmask.utils.device import to_device
 from unmask.models.transforms import build_normalise, build_resize
 from unmask.settings import upgrade_recorded
 from unmask.utils import distributed as dist
-from unmask.decision.calibration import (calibrate_video_scores, calibrated_p_fake, fit_calibration,
-                                        fit_video_calibration, p_fake)
+from unmask.decision.calibration import (
+    calibrate_video_scores,
+    calibrated_p_fake,
+    fit_calibration,
+    fit_video_calibration,
+    p_fake,
+)
 from unmask.decision.checkpoint import load_tensors, read_metadata, save_checkpoint
 from unmask.decision.record import CheckpointRecord
 from unmask.training.config import TrainConfig, config_from_recorded
@@ -61,8 +66,19 @@ logger = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"  # in the run folder while a run writes there
 
-HISTORY_FIELDS = ["epoch", "lr", "train_loss", "train_acc", "train_auc", "train_f1",
-                  "val_loss", "val_acc", "val_auc", "val_f1", "seconds"]
+HISTORY_FIELDS = [
+    "epoch",
+    "lr",
+    "train_loss",
+    "train_acc",
+    "train_auc",
+    "train_f1",
+    "val_loss",
+    "val_acc",
+    "val_auc",
+    "val_f1",
+    "seconds",
+]
 
 
 @dataclass(frozen=True)
@@ -85,9 +101,18 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_one_epoch(model, loader, loss_fn, optimiser, device, *, max_steps: int = 0, amp: torch.dtype | None = None,
-                    scaler: torch.amp.GradScaler | None = None,
-                    on_step: Callable[[int, int], None] | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+def train_one_epoch(
+    model,
+    loader,
+    loss_fn,
+    optimiser,
+    device,
+    *,
+    max_steps: int = 0,
+    amp: torch.dtype | None = None,
+    scaler: torch.amp.GradScaler | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> tuple[float, np.ndarray, np.ndarray]:
     """One pass over ``loader``; returns ``(mean loss, labels, p_fake)`` of the batches seen.
 
     ``amp`` is the autocast dtype (``None``: full precision); ``scaler`` scales float16 losses.
@@ -162,8 +187,11 @@ def _repair_best(best_path: Path, last_path: Path, last_meta: dict, base_meta: d
         return  # best was written in an earlier epoch, before the last it agrees with
     if best_path.is_file() and read_metadata(best_path).get("epoch") == progress["best_epoch"]:
         return
-    logger.warning("%s is behind the resume state (a kill between two writes); writing it again from %s",
-                   best_path.name, last_path.name)
+    logger.warning(
+        "%s is behind the resume state (a kill between two writes); writing it again from %s",
+        best_path.name,
+        last_path.name,
+    )
     model = {k: v for k, v in load_tensors(last_path).items() if k.startswith("model.")}
     save_checkpoint(best_path, model, {**base_meta, "epoch": progress["epoch"], "val": last_meta["history"][-1]})
 
@@ -190,21 +218,36 @@ def _expected_labels(train_rows, config: TrainConfig) -> np.ndarray:
         return labels
     reals = int((labels == 0).sum())
     if reals == 0:
-        raise SettingError("synthesize sbi makes its fakes from real faces, and the training split has none",
-                           "synthesize")
+        raise SettingError(
+            "synthesize sbi makes its fakes from real faces, and the training split has none", "synthesize"
+        )
     return np.concatenate([labels, np.ones(int(round(config.sbi_ratio * reals)), dtype=np.int64)])
 
 
-def _datasets(data_root: Path, manifest, train_rows, val_rows, spec, size_px: int, config: TrainConfig,
-              on_cache: Callable[[CropCache], None] | None, on_cache_progress: Callable[[int, int], None] | None):
+def _datasets(
+    data_root: Path,
+    manifest,
+    train_rows,
+    val_rows,
+    spec,
+    size_px: int,
+    config: TrainConfig,
+    on_cache: Callable[[CropCache], None] | None,
+    on_cache_progress: Callable[[int, int], None] | None,
+):
     """Train and validation sets of ``uint8`` images at ``size_px``: from the crop cache, or the PNGs."""
     if not config.cache:
         resize = build_resize(spec, size_px)
         return CropDataset(train_rows, data_root, resize), CropDataset(val_rows, data_root, resize)
-    cache = open_crop_cache(data_root, list(manifest["crop_path"]), spec, size_px, cache_dir=config.cache_dir,
-                            progress=on_cache_progress)
-    logger.info("crop cache %s: %.2f GB%s", cache.path, cache.nbytes / 1e9,
-                f", built in {cache.built_s:.1f} s" if cache.built_s else "")
+    cache = open_crop_cache(
+        data_root, list(manifest["crop_path"]), spec, size_px, cache_dir=config.cache_dir, progress=on_cache_progress
+    )
+    logger.info(
+        "crop cache %s: %.2f GB%s",
+        cache.path,
+        cache.nbytes / 1e9,
+        f", built in {cache.built_s:.1f} s" if cache.built_s else "",
+    )
     if on_cache:
         on_cache(cache)
     return CachedCropDataset(train_rows, cache), CachedCropDataset(val_rows, cache)
@@ -217,9 +260,15 @@ def warn_upsampling(manifest_meta: dict, size_px: int, *, is_main: bool = True) 
     if crop_px is None or crop_px >= size_px:
         return False
     if is_main:
-        logger.warning("the crops are %d px and the model's input %d px: training enlarges every crop %.2fx, which "
-                       "blurs what a detector looks for; prepare with size %d, or train with size %d",
-                       crop_px, size_px, size_px / crop_px, size_px, crop_px)
+        logger.warning(
+            "the crops are %d px and the model's input %d px: training enlarges every crop %.2fx, which "
+            "blurs what a detector looks for; prepare with size %d, or train with size %d",
+            crop_px,
+            size_px,
+            size_px / crop_px,
+            size_px,
+            crop_px,
+        )
     return True
 
 
@@ -378,15 +427,27 @@ class _State:
     history: list[dict] = dataclasses.field(default_factory=list)
 
     def progress(self) -> dict:
-        return {"epoch": self.epoch, "best_metric": self.best_metric, "best_epoch": self.best_epoch,
-                "bad_epochs": self.bad_epochs}
+        return {
+            "epoch": self.epoch,
+            "best_metric": self.best_metric,
+            "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs,
+        }
 
 
-def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, resume: bool = False,
-           epochs: int | None = None, on_epoch: Callable[[dict], None] | None = None,
-           on_step: Callable[[int, int, int], None] | None = None, on_cache: Callable[[CropCache], None] | None = None,
-           on_cache_progress: Callable[[int, int], None] | None = None,
-           progress: ProgressCallback | None = None) -> TrainResult:
+def _train(
+    data_dir: str | Path,
+    run_dir: str | Path,
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    epochs: int | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    on_step: Callable[[int, int, int], None] | None = None,
+    on_cache: Callable[[CropCache], None] | None = None,
+    on_cache_progress: Callable[[int, int], None] | None = None,
+    progress: ProgressCallback | None = None,
+) -> TrainResult:
     """The training run itself (its folder already locked by :func:`train`).
 
     Args:
@@ -432,27 +493,35 @@ def _train(data_dir: str | Path, run_dir: str | Path, config: TrainConfig, *, re
         dist.cleanup()
 
 
-def _check_run_folder(run_dir: Path, config: TrainConfig, resume: bool,
-                      epochs: int | None) -> tuple[TrainConfig, dict | None]:
+def _check_run_folder(
+    run_dir: Path, config: TrainConfig, resume: bool, epochs: int | None
+) -> tuple[TrainConfig, dict | None]:
     """Refuse a folder holding another run, or nothing to resume; return the config to run and the resume metadata."""
     last_path, final_path = run_dir / _LAST, run_dir / _FINAL
     resume_meta = None
     if resume:
         if not last_path.is_file():
-            raise SettingError(f"Nothing to resume in {run_dir}: it has no last.safetensors; start without resume=True",
-                               "resume")
+            raise SettingError(
+                f"Nothing to resume in {run_dir}: it has no last.safetensors; start without resume=True", "resume"
+            )
         resume_meta = read_metadata(last_path)
         config = config_from_recorded(resume_meta["config"])
         done = resume_meta["progress"]["epoch"]
         if epochs is not None and epochs <= done:
-            raise SettingError(f"{run_dir} has trained {done} epochs already; to train on, pass epochs more than {done}",
-                               "epochs")
+            raise SettingError(
+                f"{run_dir} has trained {done} epochs already; to train on, pass epochs more than {done}", "epochs"
+            )
         if epochs is None and final_path.exists():
-            raise SettingError(f"{run_dir} finished after {done} epochs; to train on, pass resume=True with epochs "
-                               f"N > {done}", "resume", "epochs")
+            raise SettingError(
+                f"{run_dir} finished after {done} epochs; to train on, pass resume=True with epochs N > {done}",
+                "resume",
+                "epochs",
+            )
     elif last_path.exists() or final_path.exists():
-        raise SettingError(f"{run_dir} already holds a training run; pass resume=True to continue it, or choose "
-                           "another run folder", "resume")
+        raise SettingError(
+            f"{run_dir} already holds a training run; pass resume=True to continue it, or choose another run folder",
+            "resume",
+        )
     ensure_out_dir(run_dir)  # also removes half-written checkpoints of a killed run (up to the model's size each)
     if epochs is not None:
         config = dataclasses.replace(config, epochs=epochs)
@@ -468,8 +537,9 @@ def _start(run_dir: Path, config: TrainConfig) -> _Run:
     if workers is None:  # on a CPU one process makes the self-blended twins, single-threaded, beside the step
         workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else int(config.synthesize == "sbi")
     spec = get_spec(config.model)
-    return _Run(run_dir, config, device, rank, world, amp, workers, config.size or spec.default_size_px,
-                build_normalise(spec))
+    return _Run(
+        run_dir, config, device, rank, world, amp, workers, config.size or spec.default_size_px, build_normalise(spec)
+    )
 
 
 def _read_data(run: _Run, data_dir: str | Path) -> _Data:
@@ -482,8 +552,7 @@ def _read_data(run: _Run, data_dir: str | Path) -> _Data:
     if config.real_only:  # the SBI protocol: self-blended fakes are the only fakes (validation keeps the data's)
         train_rows = train_rows[train_rows["label"] == 0]
     val_rows = select_split(manifest, config.protocol, "val")
-    class_weights = compute_class_weights(_expected_labels(train_rows, config), config.class_weights,
-                                          beta=config.beta)
+    class_weights = compute_class_weights(_expected_labels(train_rows, config), config.class_weights, beta=config.beta)
     return _Data(data_root, manifest, manifest_meta, train_rows, val_rows, class_weights)
 
 
@@ -494,23 +563,38 @@ def _create_model(run: _Run, pretrained: bool) -> torch.nn.Module:
     wasted, or fail offline.
     """
     config = run.config
-    model = create_model(config.model, pretrained=pretrained and not config.weights,
-                         weights=config.weights if pretrained else None)
+    model = create_model(
+        config.model, pretrained=pretrained and not config.weights, weights=config.weights if pretrained else None
+    )
     model.to(run.device)
     if run.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return model
 
 
-def _open_datasets(run: _Run, data: _Data, on_cache: Callable[[CropCache], None] | None,
-                   on_cache_progress: Callable[[int, int], None] | None) -> None:
+def _open_datasets(
+    run: _Run,
+    data: _Data,
+    on_cache: Callable[[CropCache], None] | None,
+    on_cache_progress: Callable[[int, int], None] | None,
+) -> None:
     """Open the crops as datasets; with self-blended fakes, give a validation split with no fakes blended ones."""
     config = run.config
-    data.train_set, data.val_set = _datasets(data.root, data.manifest, data.train_rows, data.val_rows, run.spec,
-                                             run.size_px, config, on_cache, on_cache_progress)
+    data.train_set, data.val_set = _datasets(
+        data.root,
+        data.manifest,
+        data.train_rows,
+        data.val_rows,
+        run.spec,
+        run.size_px,
+        config,
+        on_cache,
+        on_cache_progress,
+    )
     if config.synthesize == "sbi" and not (data.val_rows["label"] == 1).any():
-        data.val_set, data.val_rows = with_blended_twins(data.val_set, data.val_rows, margin=data.margin,
-                                                         seed=config.seed)
+        data.val_set, data.val_rows = with_blended_twins(
+            data.val_set, data.val_rows, margin=data.margin, seed=config.seed
+        )
 
 
 def _training_parts(run: _Run, model: torch.nn.Module, class_weights: np.ndarray) -> _Parts:
@@ -519,11 +603,18 @@ def _training_parts(run: _Run, model: torch.nn.Module, class_weights: np.ndarray
     optimiser = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         # Keras cuts after `patience` bad epochs, torch after more than `patience`: keep Keras's count.
-        optimiser, mode="max" if run.maximise else "min", factor=config.lr_factor,
-        patience=max(0, config.lr_patience - 1), threshold=1e-4, threshold_mode="abs", min_lr=config.min_lr)
+        optimiser,
+        mode="max" if run.maximise else "min",
+        factor=config.lr_factor,
+        patience=max(0, config.lr_patience - 1),
+        threshold=1e-4,
+        threshold_mode="abs",
+        min_lr=config.min_lr,
+    )
     scaler = torch.amp.GradScaler(run.device.type) if run.amp == torch.float16 else None
-    loss_fn = create_loss(config.loss, torch.tensor(class_weights, dtype=torch.float32),
-                          gamma=config.focal_gamma).to(run.device)
+    loss_fn = create_loss(config.loss, torch.tensor(class_weights, dtype=torch.float32), gamma=config.focal_gamma).to(
+        run.device
+    )
     return _Parts(model, optimiser, scheduler, scaler, loss_fn)
 
 
@@ -564,8 +655,11 @@ def _loaders(run: _Run, data: _Data) -> _Batches:
     order, augment, synthesize = torch.Generator(), torch.Generator(), torch.Generator()  # reseeded per epoch
     if run.world > 1:
         if config.batch_sampler == "balanced":
-            raise SettingError("batch_sampler balanced does not run under torchrun yet; use class_weights instead",
-                               "batch_sampler", "class_weights")
+            raise SettingError(
+                "batch_sampler balanced does not run under torchrun yet; use class_weights instead",
+                "batch_sampler",
+                "class_weights",
+            )
         sampler = DistributedSampler(data.train_set, shuffle=True, seed=config.seed)
     elif config.batch_sampler == "balanced":
         sampler = balanced_sampler(data.train_set.labels, order)
@@ -573,28 +667,62 @@ def _loaders(run: _Run, data: _Data) -> _Batches:
         sampler = torch.utils.data.RandomSampler(data.train_set, generator=order)
     dataset, seeds = data.train_set, None
     if config.synthesize == "sbi":  # the twins are made in the loader's workers, each batch from a seed of its own
-        dataset = BlendedCrops(data.train_set, face_ellipses(data.train_rows, run.size_px, data.margin), config.sbi_ratio)
+        dataset = BlendedCrops(
+            data.train_set, face_ellipses(data.train_rows, run.size_px, data.margin), config.sbi_ratio
+        )
         seeds = synthesize
-    loader = batch_loader(dataset, batch_size=config.batch_size, sampler=sampler, seeds=seeds,
-                          drop_last=len(sampler) > config.batch_size, workers=run.workers, device=run.device)
-    batches = DeviceBatches(loader, run.device, run.normalise,
-                            augment=BatchAugment(augment) if config.augment else None,
-                            channels_last=run.channels_last)
+    loader = batch_loader(
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        seeds=seeds,
+        drop_last=len(sampler) > config.batch_size,
+        workers=run.workers,
+        device=run.device,
+    )
+    batches = DeviceBatches(
+        loader,
+        run.device,
+        run.normalise,
+        augment=BatchAugment(augment) if config.augment else None,
+        channels_last=run.channels_last,
+    )
     return _Batches(batches, sampler, order, augment, synthesize)
 
 
-def _reports(run: _Run, data: _Data, batches: _Batches, start_epoch: int, progress: ProgressCallback | None,
-             on_epoch: Callable[[dict], None] | None, on_step: Callable[[int, int, int], None] | None) -> _Reports:
+def _reports(
+    run: _Run,
+    data: _Data,
+    batches: _Batches,
+    start_epoch: int,
+    progress: ProgressCallback | None,
+    on_epoch: Callable[[dict], None] | None,
+    on_step: Callable[[int, int, int], None] | None,
+) -> _Reports:
     """Plan the run's progress, say what it trains on, and open rank 0's TensorBoard log and config.json."""
     config, val_crops = run.config, len(data.val_set)
     # The whole run's work, weighted by cost: a training image (forward and backward) as 3 scored ones.
     steps = min(len(batches.batches), config.max_steps) if config.max_steps else len(batches.batches)
     epoch_work = 3 * steps * config.batch_size + val_crops
-    meter = ProgressMeter(progress if run.is_main else None, "train", config.epochs * epoch_work + val_crops,
-                          done=(start_epoch - 1) * epoch_work)
-    logger.info("training %s at %d px on %s (%s protocol): %d training crops, %d validation crops, %d steps of %d "
-                "per epoch, class weights %s", config.model, run.size_px, run.device, config.protocol,
-                len(data.train_set), val_crops, steps, config.batch_size, np.round(data.class_weights, 3).tolist())
+    meter = ProgressMeter(
+        progress if run.is_main else None,
+        "train",
+        config.epochs * epoch_work + val_crops,
+        done=(start_epoch - 1) * epoch_work,
+    )
+    logger.info(
+        "training %s at %d px on %s (%s protocol): %d training crops, %d validation crops, %d steps of %d "
+        "per epoch, class weights %s",
+        config.model,
+        run.size_px,
+        run.device,
+        config.protocol,
+        len(data.train_set),
+        val_crops,
+        steps,
+        config.batch_size,
+        np.round(data.class_weights, 3).tolist(),
+    )
     base_meta, writer = _base_meta(run, data), None
     if run.is_main:
         run.run_dir.mkdir(parents=True, exist_ok=True)
@@ -611,14 +739,21 @@ def _base_meta(run: _Run, data: _Data) -> dict:
     config, meta = run.config, data.meta
     left_out = ("root", "shard", "unmask_version", "merged_from", "provenance", "shard_provenance")
     return {
-        "spec": asdict(run.spec), "size_px": run.size_px, "config": json.loads(json.dumps(asdict(config))),
+        "spec": asdict(run.spec),
+        "size_px": run.size_px,
+        "config": json.loads(json.dumps(asdict(config))),
         "class_weights": data.class_weights.tolist(),
-        "data": {"manifest": str(Path(data.root).resolve()), "dataset": meta.get("dataset"),
-                 "protocol": config.protocol, "train_crops": len(data.train_set), "val_crops": len(data.val_set),
-                 "val_self_blended": int((data.val_rows["method"] == SBI_METHOD).sum()),
-                 "prepare": {k: v for k, v in meta.items() if k not in left_out},
-                 "prepare_provenance": meta.get("provenance"),
-                 "splits": split_sizes(data.manifest, config.protocol)},
+        "data": {
+            "manifest": str(Path(data.root).resolve()),
+            "dataset": meta.get("dataset"),
+            "protocol": config.protocol,
+            "train_crops": len(data.train_set),
+            "val_crops": len(data.val_set),
+            "val_self_blended": int((data.val_rows["method"] == SBI_METHOD).sum()),
+            "prepare": {k: v for k, v in meta.items() if k not in left_out},
+            "prepare_provenance": meta.get("provenance"),
+            "splits": split_sizes(data.manifest, config.protocol),
+        },
         "provenance": collect_provenance(run.device),
     }
 
@@ -648,28 +783,49 @@ def _one_epoch(run: _Run, data: _Data, parts: _Parts, batches: _Batches, out: _R
             out.on_step(epoch, step, steps)
 
     train_loss, train_labels, train_scores = train_one_epoch(
-        parts.net, batches.batches, parts.loss_fn, parts.optimiser, run.device, max_steps=config.max_steps,
-        amp=run.amp, scaler=parts.scaler, on_step=step_done)
+        parts.net,
+        batches.batches,
+        parts.loss_fn,
+        parts.optimiser,
+        run.device,
+        max_steps=config.max_steps,
+        amp=run.amp,
+        scaler=parts.scaler,
+        on_step=step_done,
+    )
     train_loss = float(np.mean(dist.gather(train_loss)))
     dist.sync_buffers(parts.model)
     val_logits, val_labels = _score_validation(run, parts.model, data, out, f"{stage}: validation")
     out.meter.done = epoch * out.epoch_work  # exact at each epoch's end (the last batch may be short)
     val_p = p_fake(val_logits)
-    return {"epoch": epoch, "lr": parts.optimiser.param_groups[0]["lr"], "train_loss": train_loss,
-            **{f"train_{k}": v for k, v in basic_metrics(train_labels, train_scores).items()},
-            # The training objective (weights, focal term) on validation data: the two
-            # losses compare like with like, and --select-metric val_loss picks by it.
-            "val_loss": validation_loss(parts.loss_fn, val_logits, val_labels, run.device),
-            **{f"val_{k}": v for k, v in basic_metrics(val_labels, val_p).items()},
-            "seconds": time.perf_counter() - started}
+    return {
+        "epoch": epoch,
+        "lr": parts.optimiser.param_groups[0]["lr"],
+        "train_loss": train_loss,
+        **{f"train_{k}": v for k, v in basic_metrics(train_labels, train_scores).items()},
+        # The training objective (weights, focal term) on validation data: the two
+        # losses compare like with like, and --select-metric val_loss picks by it.
+        "val_loss": validation_loss(parts.loss_fn, val_logits, val_labels, run.device),
+        **{f"val_{k}": v for k, v in basic_metrics(val_labels, val_p).items()},
+        "seconds": time.perf_counter() - started,
+    }
 
 
-def _score_validation(run: _Run, model: torch.nn.Module, data: _Data, out: _Reports,
-                      stage: str) -> tuple[np.ndarray, np.ndarray]:
+def _score_validation(
+    run: _Run, model: torch.nn.Module, data: _Data, out: _Reports, stage: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Score the validation split (``(logits, labels)``), counting every rank's batches into the run's progress."""
-    return score_dataset(model, data.val_set, run.device, batch_size=run.config.batch_size, workers=run.workers,
-                         amp=run.amp, normalise=run.normalise, channels_last=run.channels_last,
-                         on_batch=lambda n: out.meter.advance(n * run.world, stage=stage))
+    return score_dataset(
+        model,
+        data.val_set,
+        run.device,
+        batch_size=run.config.batch_size,
+        workers=run.workers,
+        amp=run.amp,
+        normalise=run.normalise,
+        channels_last=run.channels_last,
+        on_batch=lambda n: out.meter.advance(n * run.world, stage=stage),
+    )
 
 
 def _record_epoch(run: _Run, parts: _Parts, state: _State, row: dict) -> bool:
@@ -677,8 +833,12 @@ def _record_epoch(run: _Run, parts: _Parts, state: _State, row: dict) -> bool:
     logger.debug("epoch %d: %s", row["epoch"], {k: round(v, 5) if isinstance(v, float) else v for k, v in row.items()})
     metric = row[run.config.select_metric]
     if math.isnan(metric):
-        raise SettingError(f"{run.config.select_metric} is undefined: the validation split holds one class only; "
-                           "use select_metric val_acc or another protocol", "select_metric", "protocol")
+        raise SettingError(
+            f"{run.config.select_metric} is undefined: the validation split holds one class only; "
+            "use select_metric val_acc or another protocol",
+            "select_metric",
+            "protocol",
+        )
     improved = metric > state.best_metric if run.maximise else metric < state.best_metric
     parts.scheduler.step(metric)
     if improved:
@@ -699,9 +859,18 @@ def _save_epoch(run: _Run, parts: _Parts, state: _State, row: dict, improved: bo
     rng = {"rng.torch": torch.get_rng_state()}
     if run.device.type == "cuda":
         rng["rng.cuda"] = torch.cuda.get_rng_state(run.device)
-    save_checkpoint(run.last_path, {**state_dict, **optim_tensors, **rng}, {
-        **out.base_meta, "optimiser": optim_meta, "scheduler": parts.scheduler.state_dict(), "history": state.history,
-        "scaler": parts.scaler.state_dict() if parts.scaler is not None else None, "progress": state.progress()})
+    save_checkpoint(
+        run.last_path,
+        {**state_dict, **optim_tensors, **rng},
+        {
+            **out.base_meta,
+            "optimiser": optim_meta,
+            "scheduler": parts.scheduler.state_dict(),
+            "history": state.history,
+            "scaler": parts.scaler.state_dict() if parts.scaler is not None else None,
+            "progress": state.progress(),
+        },
+    )
     if improved:
         save_checkpoint(run.best_path, state_dict, {**out.base_meta, "epoch": row["epoch"], "val": row})
     _write_history(run.run_dir / "metrics.csv", state.history)
@@ -724,42 +893,75 @@ def _finish(run: _Run, data: _Data, parts: _Parts, state: _State, out: _Reports)
     if run.is_main:
         base = out.base_meta
         record = fitted.replace(
-            prepare=base["data"]["prepare"], config=base["config"], provenance=base["provenance"],
+            prepare=base["data"]["prepare"],
+            config=base["config"],
+            provenance=base["provenance"],
             unmask_version=__version__,
-            data={**{k: v for k, v in base["data"].items() if k != "prepare"},
-                  "videos": record_videos(data.train_rows, data.val_rows)},
-            val={"at_threshold": val["at_threshold"], "history": history[best_epoch - 1] if history else None,
-                 "reliability": val["reliability"]},
-            train={"epoch": best_epoch, "epochs_run": len(history), "select_metric": run.config.select_metric,
-                   "best_metric": state.best_metric, "class_weights": base["class_weights"]})
+            data={
+                **{k: v for k, v in base["data"].items() if k != "prepare"},
+                "videos": record_videos(data.train_rows, data.val_rows),
+            },
+            val={
+                "at_threshold": val["at_threshold"],
+                "history": history[best_epoch - 1] if history else None,
+                "reliability": val["reliability"],
+            },
+            train={
+                "epoch": best_epoch,
+                "epochs_run": len(history),
+                "select_metric": run.config.select_metric,
+                "best_metric": state.best_metric,
+                "class_weights": base["class_weights"],
+            },
+        )
         save_checkpoint(run.final_path, best, record.to_metadata())
         write_model_card(run.run_dir, record)
     dist.barrier()
     out.meter.finish()
-    return TrainResult(run.run_dir, run.final_path, best_epoch, state.best_metric, fitted.temperature, fitted.bias,
-                       fitted.threshold, history)
+    return TrainResult(
+        run.run_dir,
+        run.final_path,
+        best_epoch,
+        state.best_metric,
+        fitted.temperature,
+        fitted.bias,
+        fitted.threshold,
+        history,
+    )
 
 
-def _calibrate(run: _Run, data: _Data, model: torch.nn.Module, out: _Reports,
-               best_epoch: int) -> tuple[CheckpointRecord, dict]:
+def _calibrate(
+    run: _Run, data: _Data, model: torch.nn.Module, out: _Reports, best_epoch: int
+) -> tuple[CheckpointRecord, dict]:
     """Fit calibration and the cost-based threshold on the validation split: the record of what
     inference needs (the run's provenance is added by :func:`_finish`); also return how they do there."""
     out.meter.report("calibration")
     val_logits, val_labels = _score_validation(run, model, data, out, "calibration")
     calibration = fit_calibration(val_logits, val_labels, data.val_rows["video_id"].to_numpy())
     logger.info("calibrating epoch %d's weights on %d validation crops", best_epoch, len(data.val_rows))
-    fitted = CheckpointRecord(spec=run.spec, size_px=run.size_px, temperature=calibration["temperature"],
-                              bias=calibration["bias"], costs=run.config.costs, threshold=run.config.costs.threshold,
-                              calibration=calibration)
+    fitted = CheckpointRecord(
+        spec=run.spec,
+        size_px=run.size_px,
+        temperature=calibration["temperature"],
+        bias=calibration["bias"],
+        costs=run.config.costs,
+        threshold=run.config.costs.threshold,
+        calibration=calibration,
+    )
     frames = data.val_rows[["video_id", "label", "method", "frame_index", "track_id"]].reset_index(drop=True)
     frames["p_fake"] = calibrated_p_fake(val_logits, fitted)
     fitted = fitted.replace(video_calibration=fit_video_calibration(frames, calibration["prior_fake"]))
     val_at_threshold = basic_metrics(val_labels, frames["p_fake"], fitted.threshold)
-    for level, health in (("frame", calibration["health"]), ("video (mean)", fitted.video_calibration["mean"]["health"])):
+    for level, health in (
+        ("frame", calibration["health"]),
+        ("video (mean)", fitted.video_calibration["mean"]["health"]),
+    ):
         if not health.get("trusted"):
             logger.warning("%s calibration rests on little data (%s)", level, health.get("note"))
     video_scores = aggregate_videos(frames, "mean")
     video_p_fake = calibrate_video_scores(video_scores["p_fake"], fitted)
-    val_reliability = {"frame": reliability(val_labels, frames["p_fake"]),
-                       "video": reliability(video_scores["label"], video_p_fake)}
+    val_reliability = {
+        "frame": reliability(val_labels, frames["p_fake"]),
+        "video": reliability(video_scores["label"], video_p_fake),
+    }
     return fitted, {"at_threshold": val_at_threshold, "reliability": val_reliability}

@@ -33,8 +33,12 @@ def local_device(requested: str | None) -> torch.device:
         device = torch.device(requested)
         if device.type == "cuda" and (device.index is None or world > 1):
             if device.index not in (None, local):
-                logger.warning("--device %s ignored under torchrun: rank %s uses its own GPU cuda:%d",
-                               requested, os.environ.get("RANK", "?"), local)
+                logger.warning(
+                    "--device %s ignored under torchrun: rank %s uses its own GPU cuda:%d",
+                    requested,
+                    os.environ.get("RANK", "?"),
+                    local,
+                )
             device = torch.device("cuda", local)
     elif torch.cuda.is_available():
         device = torch.device("cuda", local)

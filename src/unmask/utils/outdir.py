@@ -36,7 +36,9 @@ def ensure_out_dir(path: str | os.PathLike) -> Path:
     except (NotADirectoryError, FileExistsError):
         raise UnmaskError(f"The output folder {path} lies under a file, not a folder; give another folder") from None
     except PermissionError:
-        raise UnmaskError(f"The output folder {path} cannot be written (permission denied); give a folder you can write to") from None
+        raise UnmaskError(
+            f"The output folder {path} cannot be written (permission denied); give a folder you can write to"
+        ) from None
     except OSError as exc:
         raise UnmaskError(f"The output folder {path} cannot be written ({exc.strerror}); give another folder") from None
     remove_stale_temps(path)
@@ -110,5 +112,7 @@ def _describe(holder: dict | None) -> str:
 
 
 def _held(out: Path, path: Path, holder: dict) -> UnmaskError:
-    return UnmaskError(f"{out} is in use by another unmask run ({_describe(holder)}); wait for it to end, "
-                       f"or remove {path} if that run is gone")
+    return UnmaskError(
+        f"{out} is in use by another unmask run ({_describe(holder)}); wait for it to end, "
+        f"or remove {path} if that run is gone"
+    )

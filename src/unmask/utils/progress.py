@@ -88,8 +88,9 @@ class ProgressMeter:
         done: work already done before this call (a resumed task), out of ``total``.
     """
 
-    def __init__(self, callback: ProgressCallback | None, task: str, total: float, *, unit: str = "work",
-                 done: float = 0.0):
+    def __init__(
+        self, callback: ProgressCallback | None, task: str, total: float, *, unit: str = "work", done: float = 0.0
+    ):
         self.callback, self.task, self.total, self.unit = callback, task, float(total), unit
         self.done = self.done_before = float(done)
         self.stage = ""
@@ -105,8 +106,18 @@ class ProgressMeter:
         if stage is not None:
             self.stage = stage
         if self.callback is not None:
-            self.callback(Progress(self.task, self.stage, self.done, self.total, self.unit,
-                                   time.perf_counter() - self.started, info, self.done_before))
+            self.callback(
+                Progress(
+                    self.task,
+                    self.stage,
+                    self.done,
+                    self.total,
+                    self.unit,
+                    time.perf_counter() - self.started,
+                    info,
+                    self.done_before,
+                )
+            )
 
     def finish(self, stage: str = "done") -> None:
         """Report the task complete (an early stop ends short of its planned total)."""

@@ -50,12 +50,18 @@ def ray_session(address: str | None = None):
         yield ray
         return
     try:
-        ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
-                 log_to_driver=logger.isEnabledFor(logging.INFO))
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=logger.isEnabledFor(logging.INFO),
+        )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"at {address}" if address else "on this machine"
-        raise UnmaskError(f"Cannot reach or start a Ray cluster {where} ({str(exc).splitlines()[0]}); "
-                          "start one with `ray start --head` and pass --address") from None
+        raise UnmaskError(
+            f"Cannot reach or start a Ray cluster {where} ({str(exc).splitlines()[0]}); "
+            "start one with `ray start --head` and pass --address"
+        ) from None
     try:
         yield ray
     finally:
@@ -94,9 +100,17 @@ def _startup_error(exc: BaseException) -> UnmaskError:
     return UnmaskError(f"A Ray worker could not start: {type(exc).__name__}: {first}")
 
 
-def run_on_actors(setup: Callable, args: tuple, work: Callable, items: Iterable, *,
-                  on_done: Callable[[Any, Any], None], on_lost: Callable[[Any, str], None],
-                  workers: int | None = None, gpus_per_worker: float = 0) -> None:
+def run_on_actors(
+    setup: Callable,
+    args: tuple,
+    work: Callable,
+    items: Iterable,
+    *,
+    on_done: Callable[[Any, Any], None],
+    on_lost: Callable[[Any, str], None],
+    workers: int | None = None,
+    gpus_per_worker: float = 0,
+) -> None:
     """Run ``work(setup(*args), item)`` for every item on the connected cluster's actors.
 
     ``workers`` actors (default: one per CPU of the cluster, or per GPU with ``gpus_per_worker``)

@@ -19,10 +19,14 @@ def fixed(x, digits: int = 4) -> str:
 @functools.cache
 def environment(package: str) -> jinja2.Environment:
     """The Jinja2 environment of the templates in ``package``'s ``templates`` folder."""
-    env = jinja2.Environment(loader=jinja2.PackageLoader(package, "templates"),
-                             autoescape=jinja2.select_autoescape(enabled_extensions=("html",)),
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                             keep_trailing_newline=True)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader(package, "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
     env.filters["fixed"] = fixed
     return env
 

@@ -15,16 +15,53 @@ from unmask.errors import VideoReadError
 from unmask.video.reader import count_frames, iter_decoded, open_video, stream_fps, video_stream
 
 # Demuxers that hold one still picture: the file is an image, not a clip.
-IMAGE_FORMATS = {"png_pipe": ".png", "jpeg_pipe": ".jpg", "webp_pipe": ".webp", "bmp_pipe": ".bmp",
-                 "tiff_pipe": ".tif", "image2": ".png"}
+IMAGE_FORMATS = {
+    "png_pipe": ".png",
+    "jpeg_pipe": ".jpg",
+    "webp_pipe": ".webp",
+    "bmp_pipe": ".bmp",
+    "tiff_pipe": ".tif",
+    "image2": ".png",
+}
 
 # Demuxers that open files which are not pictures: they show any text (.txt, .nfo) or binary as text art.
 NOT_VIDEO_FORMATS = {"tty", "bin", "xbin", "adf", "idf"}
 TEXT_ART_CODECS = {"ansi", "bintext", "xbin", "idf"}
 # Suffixes of files that are never a clip: a folder's listing skips them without opening them.
-NOT_MEDIA_SUFFIXES = {".txt", ".md", ".csv", ".tsv", ".json", ".jsonl", ".yaml", ".yml", ".xml", ".html", ".log",
-                      ".py", ".sh", ".parquet", ".npy", ".npz", ".pkl", ".pt", ".pth", ".safetensors", ".onnx",
-                      ".zip", ".tar", ".gz", ".pdf", ".srt", ".vtt", ".ass", ".wav", ".mp3", ".flac", ".aac"}
+NOT_MEDIA_SUFFIXES = {
+    ".txt",
+    ".md",
+    ".csv",
+    ".tsv",
+    ".json",
+    ".jsonl",
+    ".yaml",
+    ".yml",
+    ".xml",
+    ".html",
+    ".log",
+    ".py",
+    ".sh",
+    ".parquet",
+    ".npy",
+    ".npz",
+    ".pkl",
+    ".pt",
+    ".pth",
+    ".safetensors",
+    ".onnx",
+    ".zip",
+    ".tar",
+    ".gz",
+    ".pdf",
+    ".srt",
+    ".vtt",
+    ".ass",
+    ".wav",
+    ".mp3",
+    ".flac",
+    ".aac",
+}
 
 
 @dataclass(frozen=True)
@@ -90,8 +127,17 @@ def probe_video(path: str | Path, *, decode_first: bool = True) -> VideoInfo:
         if not (width and height) and container.format.name in IMAGE_FORMATS:
             # FFmpeg leaves the size of a picture too large for it (20000x20000) at 0x0: read the header.
             width, height = _picture_size(path) or (width, height)
-        info = VideoInfo(path, n, fps, max(duration, 0.0), width, height,
-                         stream.codec_context.name, container.format.name, stream.index)
+        info = VideoInfo(
+            path,
+            n,
+            fps,
+            max(duration, 0.0),
+            width,
+            height,
+            stream.codec_context.name,
+            container.format.name,
+            stream.index,
+        )
         if decode_first and next(iter_decoded(container, path), None) is None:
             raise VideoReadError(f"{path.name}: no frame of its {info.codec} video decodes (damaged or cut short)")
     return info

@@ -46,7 +46,9 @@ def open_video(path: str | Path) -> av.container.InputContainer:
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         if _starts_like_a_video(path):  # a damaged video, not another kind of file
             raise VideoReadError(f"{path.name} is not a readable video: damaged or cut short ({_reason(exc)})") from exc
-        raise UnsupportedMediaError(f"{path.name} is not a readable video: not a video format ({_reason(exc)}); give an mp4, avi, mov, mkv or webm file") from exc
+        raise UnsupportedMediaError(
+            f"{path.name} is not a readable video: not a video format ({_reason(exc)}); give an mp4, avi, mov, mkv or webm file"
+        ) from exc
     if not _candidates(container):
         kinds = sorted({s.type for s in container.streams}) or ["no streams"]
         if container.streams.video:
@@ -59,8 +61,14 @@ def open_video(path: str | Path) -> av.container.InputContainer:
         raise UnsupportedMediaError(f"{path.name}: no decoder for its video codec here; re-encode it to H.264")
     stream.thread_type = "AUTO"
     if len(_candidates(container)) > 1:
-        logger.info("%s holds %d video streams; reading stream #%d (%dx%d), the one ffmpeg would choose",
-                    path.name, len(_candidates(container)), stream.index, stream.width, stream.height)
+        logger.info(
+            "%s holds %d video streams; reading stream #%d (%dx%d), the one ffmpeg would choose",
+            path.name,
+            len(_candidates(container)),
+            stream.index,
+            stream.width,
+            stream.height,
+        )
     return container
 
 
@@ -73,6 +81,7 @@ def video_stream(container: av.container.InputContainer):
     """The video stream ffmpeg would read by default: the most pixels, a ``default`` disposition
     worth as much as 5 megapixels (ffmpeg's own weighting), then the lowest index; never a cover
     picture. Stream 0 is not always it: a container may hold a thumbnail track first."""
+
     def score(stream) -> tuple:
         default = bool(stream.disposition & av.stream.Disposition.default)
         return ((stream.width or 0) * (stream.height or 0) + 5_000_000 * default, -stream.index)
@@ -81,14 +90,23 @@ def video_stream(container: av.container.InputContainer):
 
 
 # Leading bytes of the containers unmask reads (offset, magic): MP4/MOV boxes, Matroska/WebM, AVI, MPEG-PS, FLV.
-_VIDEO_MAGIC = ((4, b"ftyp"), (4, b"moov"), (4, b"mdat"), (4, b"free"), (4, b"wide"), (0, b"\x1a\x45\xdf\xa3"),
-                (0, b"RIFF"), (0, b"\x00\x00\x01\xba"), (0, b"FLV"))
+_VIDEO_MAGIC = (
+    (4, b"ftyp"),
+    (4, b"moov"),
+    (4, b"mdat"),
+    (4, b"free"),
+    (4, b"wide"),
+    (0, b"\x1a\x45\xdf\xa3"),
+    (0, b"RIFF"),
+    (0, b"\x00\x00\x01\xba"),
+    (0, b"FLV"),
+)
 
 
 def _starts_like_a_video(path: Path) -> bool:
     with open(path, "rb") as f:
         head = f.read(12)
-    return any(head[at:at + len(magic)] == magic for at, magic in _VIDEO_MAGIC)
+    return any(head[at : at + len(magic)] == magic for at, magic in _VIDEO_MAGIC)
 
 
 def _reason(exc: BaseException) -> str:
@@ -129,7 +147,9 @@ def stream_fps(stream) -> float:
     return float(stream.average_rate or stream.guessed_rate or 0.0)
 
 
-def iter_decoded(container: av.container.InputContainer, path: Path, max_bad_packets: int = 25) -> Iterator[av.VideoFrame]:
+def iter_decoded(
+    container: av.container.InputContainer, path: Path, max_bad_packets: int = 25
+) -> Iterator[av.VideoFrame]:
     """Decode the video stream (see :func:`video_stream`) in display order, packet by packet.
 
     Scraped datasets hold damaged files: a bad packet is skipped (up to ``max_bad_packets``) and a

@@ -23,8 +23,16 @@ import numpy as np
 
 from unmask.errors import SettingError, VideoReadError, unknown_name
 from unmask.settings import named_settings
-from unmask.video.reader import (Frame, count_frames, frame_time, iter_decoded, open_video, stream_fps, to_rgb,
-                                 video_stream)
+from unmask.video.reader import (
+    Frame,
+    count_frames,
+    frame_time,
+    iter_decoded,
+    open_video,
+    stream_fps,
+    to_rgb,
+    video_stream,
+)
 
 SAMPLERS = ("uniform", "stride", "codec_keyframes", "content_keyframes")
 

@@ -72,15 +72,23 @@ def find_videos(root: str | Path, dataset: str, **options) -> Listing:
         raise unknown_name("dataset", dataset, DATASETS)
     found = DATASETS[dataset](check_root(root, dataset), **options)
     # An adapter may return, beside its videos, files it left out (``skipped``): they are listed too.
-    not_videos = [(dataclasses.replace(item, video_id=safe_id(item.video_id)), reason)
-                  for item, reason in getattr(found, "skipped", [])]
-    found = [dataclasses.replace(item, video_id=safe_id(item.video_id),
-                                 source_ids=tuple(safe_id(s) for s in item.source_ids)) for item in found]
+    not_videos = [
+        (dataclasses.replace(item, video_id=safe_id(item.video_id)), reason)
+        for item, reason in getattr(found, "skipped", [])
+    ]
+    found = [
+        dataclasses.replace(
+            item, video_id=safe_id(item.video_id), source_ids=tuple(safe_id(s) for s in item.source_ids)
+        )
+        for item in found
+    ]
     by_id: dict[str, VideoItem] = {}
     for item in found:
         if item.video_id in by_id:
-            raise DatasetLayoutError(f"Two videos get the id {item.video_id!r}: {by_id[item.video_id].path} and "
-                                     f"{item.path}; rename or remove one")
+            raise DatasetLayoutError(
+                f"Two videos get the id {item.video_id!r}: {by_id[item.video_id].path} and "
+                f"{item.path}; rename or remove one"
+            )
         by_id[item.video_id] = item
 
     skipped, by_file = list(not_videos), {}
@@ -90,8 +98,14 @@ def find_videos(root: str | Path, dataset: str, **options) -> Listing:
             target = item.path.resolve(strict=True)
             stat = target.stat()
         except FileNotFoundError:
-            skipped.append((item, f"dangling symbolic link: its target {os.readlink(item.path)} does not exist"
-                            if item.path.is_symlink() else f"no such file: {item.path}"))
+            skipped.append(
+                (
+                    item,
+                    f"dangling symbolic link: its target {os.readlink(item.path)} does not exist"
+                    if item.path.is_symlink()
+                    else f"no such file: {item.path}",
+                )
+            )
             continue
         except (RuntimeError, OSError) as exc:  # RuntimeError: Python 3.11's "Symlink loop"
             is_loop = isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP
@@ -106,7 +120,7 @@ def find_videos(root: str | Path, dataset: str, **options) -> Listing:
             continue
         by_file[key] = item
     items = sorted(by_file.values(), key=lambda item: item.video_id)
-    for item, reason in skipped[len(not_videos):]:  # the adapter reported its own in one line
+    for item, reason in skipped[len(not_videos) :]:  # the adapter reported its own in one line
         if not reason.startswith("same file"):
             logger.warning("%s left out: %s", item.path, reason)
     if not items:

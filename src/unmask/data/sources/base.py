@@ -42,7 +42,9 @@ def check_root(root: str | Path, dataset: str) -> Path:
     """Return ``root`` as a Path, or raise one clear error if it is missing or empty."""
     root = Path(root)
     if not root.exists():
-        raise DatasetLayoutError(f"Dataset root {root} does not exist; pass the folder that holds the {dataset} dataset")
+        raise DatasetLayoutError(
+            f"Dataset root {root} does not exist; pass the folder that holds the {dataset} dataset"
+        )
     if root.is_dir() and not any(root.iterdir()):
         raise DatasetLayoutError(f"Dataset root {root} is empty; pass the folder that holds the {dataset} dataset")
     return root
@@ -54,5 +56,8 @@ def video_files(folder: Path) -> list[Path]:
     Symbolic links are listed even when broken (dangling or looping), so that
     :func:`unmask.data.sources.find_videos` reports them instead of losing them without a word.
     """
-    return sorted(p for p in folder.rglob("*")
-                  if p.suffix.lower() in VIDEO_SUFFIXES and (p.is_file() or (p.is_symlink() and not p.is_dir())))
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in VIDEO_SUFFIXES and (p.is_file() or (p.is_symlink() and not p.is_dir()))
+    )

@@ -34,8 +34,9 @@ def list_celebdf(root: Path) -> list[VideoItem]:
     """List Celeb-DF-v2 videos; the identity is the ``idX`` the clip was filmed of."""
     present = [name for name in FOLDERS if (root / name).is_dir()]
     if not present:
-        raise DatasetLayoutError(f"{root} is not a Celeb-DF-v2 folder: expected Celeb-real/, YouTube-real/, "
-                                 f"Celeb-synthesis/ and {TEST_LIST}")
+        raise DatasetLayoutError(
+            f"{root} is not a Celeb-DF-v2 folder: expected Celeb-real/, YouTube-real/, Celeb-synthesis/ and {TEST_LIST}"
+        )
     test = _test_list(root)
     items = []
     for folder in present:

@@ -26,14 +26,18 @@ def list_csv(root: Path) -> list[VideoItem]:
         with open(root, newline="", encoding="utf-8-sig") as fh:
             return _read_rows(root, csv.DictReader(fh))
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise DatasetLayoutError(f"{root} is not a text CSV file ({str(exc)[:120]}); give a CSV with columns path,label") from None
+        raise DatasetLayoutError(
+            f"{root} is not a text CSV file ({str(exc)[:120]}); give a CSV with columns path,label"
+        ) from None
 
 
 def _read_rows(root: Path, reader: csv.DictReader) -> list[VideoItem]:
     """One item per row of the CSV ``root``, each row checked (label, path, split)."""
     columns = set(reader.fieldnames or [])
     if not {"path", "label"} <= columns:
-        raise DatasetLayoutError(f"{root} must have a header with columns path,label (has: {', '.join(sorted(columns)) or 'none'})")
+        raise DatasetLayoutError(
+            f"{root} must have a header with columns path,label (has: {', '.join(sorted(columns)) or 'none'})"
+        )
     items = []
     for number, row in enumerate(reader, 2):
         label = LABELS.get(str(row["label"]).strip().lower())

@@ -14,7 +14,9 @@ def list_dfdc(root: Path) -> list[VideoItem]:
     """List DFDC videos from every ``metadata.json`` under ``root`` (one per part folder)."""
     metadata_files = sorted(root.rglob("metadata.json"))
     if not metadata_files:
-        raise DatasetLayoutError(f"{root} is not a DFDC folder: expected part folders of .mp4 files, each with metadata.json")
+        raise DatasetLayoutError(
+            f"{root} is not a DFDC folder: expected part folders of .mp4 files, each with metadata.json"
+        )
     items = []
     for meta_path in metadata_files:
         try:
@@ -22,7 +24,7 @@ def list_dfdc(root: Path) -> list[VideoItem]:
         except json.JSONDecodeError as exc:
             raise DatasetLayoutError(f"{meta_path} is not valid JSON ({exc.msg} at line {exc.lineno})") from exc
         if not isinstance(entries, dict) or not all(isinstance(e, dict) for e in entries.values()):
-            raise DatasetLayoutError(f"{meta_path} must map each file name to {{\"label\": \"REAL\"|\"FAKE\", ...}}")
+            raise DatasetLayoutError(f'{meta_path} must map each file name to {{"label": "REAL"|"FAKE", ...}}')
         part = meta_path.parent.relative_to(root).as_posix()
         for name, entry in sorted(entries.items()):
             label = str(entry.get("label", "")).upper()

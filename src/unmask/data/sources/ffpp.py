@@ -16,8 +16,10 @@ from unmask.errors import DatasetLayoutError
 METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures", "FaceShifter")
 COMPRESSIONS = ("raw", "c23", "c40")
 logger = logging.getLogger(__name__)
-EXPECTED = ("original_sequences/youtube/<raw|c23|c40>/videos/NNN.mp4 and "
-            "manipulated_sequences/<Method>/<raw|c23|c40>/videos/AAA_BBB.mp4")
+EXPECTED = (
+    "original_sequences/youtube/<raw|c23|c40>/videos/NNN.mp4 and "
+    "manipulated_sequences/<Method>/<raw|c23|c40>/videos/AAA_BBB.mp4"
+)
 
 
 @lru_cache(maxsize=1)
@@ -43,14 +45,19 @@ def list_ffpp(root: Path, *, compression: str = "c23", methods: tuple[str, ...] 
     split_of = official_splits()
     items = []
     for path in sorted((originals / compression / "videos").glob("*.mp4")):
-        items.append(VideoItem(path, f"original/{compression}/{path.stem}", REAL, "original", (path.stem,),
-                               split_of.get(path.stem)))
+        items.append(
+            VideoItem(
+                path, f"original/{compression}/{path.stem}", REAL, "original", (path.stem,), split_of.get(path.stem)
+            )
+        )
     found = sorted(p.name for p in manipulated.iterdir() if p.is_dir()) if manipulated.is_dir() else []
     for method in methods or ():
         if method not in METHODS:
             raise DatasetLayoutError(f"Unknown FF++ method {method!r}; choose from {', '.join(METHODS)}")
         if method not in found:
-            raise DatasetLayoutError(f"FF++ method {method!r} not found under {manipulated}; found: {', '.join(found) or 'none'}")
+            raise DatasetLayoutError(
+                f"FF++ method {method!r} not found under {manipulated}; found: {', '.join(found) or 'none'}"
+            )
     other = sorted(set(found) - set(METHODS))
     if other and not methods:
         # DeepFakeDetection's fakes come from actors/ originals with other names: not FF++'s split.
@@ -60,8 +67,11 @@ def list_ffpp(root: Path, *, compression: str = "c23", methods: tuple[str, ...] 
             target, _, source = path.stem.partition("_")
             if not source:
                 raise DatasetLayoutError(f"FF++ fake {path} is not named AAA_BBB.mp4")
-            items.append(VideoItem(path, f"{method}/{compression}/{path.stem}", FAKE, method, (target, source),
-                                   split_of.get(target)))
+            items.append(
+                VideoItem(
+                    path, f"{method}/{compression}/{path.stem}", FAKE, method, (target, source), split_of.get(target)
+                )
+            )
     if not items:
         present = sorted({p.parent.parent.name for p in root.glob("*_sequences/**/videos/*.mp4")})
         raise DatasetLayoutError(

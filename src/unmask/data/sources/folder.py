@@ -56,18 +56,27 @@ def list_folder(root: Path, people: str | Path | None = None) -> list[VideoItem]
             method = rel.parts[1] if len(rel.parts) > 2 else name
             items.skipped.append((VideoItem(path, rel.as_posix(), label, method, (rel.as_posix(),)), reason))
     if items.skipped:
-        logger.warning("%d files under %s are not videos and are left out (listed in failures.csv), first: %s",
-                       len(items.skipped), root, items.skipped[0][0].path)
+        logger.warning(
+            "%d files under %s are not videos and are left out (listed in failures.csv), first: %s",
+            len(items.skipped),
+            root,
+            items.skipped[0][0].path,
+        )
     if persons is not None:
         listed = {item.video_id for item in items}
         unnamed = sum(item.video_id not in persons for item in items)
         unknown = sorted(set(persons) - listed)
         if unnamed:
-            logger.warning("%s names no person for %d of %d videos; each of those counts as a person of its own",
-                           people_path, unnamed, len(items))
+            logger.warning(
+                "%s names no person for %d of %d videos; each of those counts as a person of its own",
+                people_path,
+                unnamed,
+                len(items),
+            )
         if unknown:
-            logger.warning("%s names %d videos that are not under %s (first: %s)", people_path, len(unknown), root,
-                           unknown[0])
+            logger.warning(
+                "%s names %d videos that are not under %s (first: %s)", people_path, len(unknown), root, unknown[0]
+            )
     return items
 
 
@@ -102,8 +111,14 @@ def _video_files(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
         if kind == "video":
             videos.append(path)
         else:
-            others.append((path, "a still picture, not a video" if kind == "image"
-                           else "not a video: PyAV cannot open it, or it holds no video stream"))
+            others.append(
+                (
+                    path,
+                    "a still picture, not a video"
+                    if kind == "image"
+                    else "not a video: PyAV cannot open it, or it holds no video stream",
+                )
+            )
     return sorted(videos), others
 
 
@@ -116,8 +131,9 @@ def read_people(path: Path, root: Path) -> dict[str, tuple[str, ...]]:
             reader = csv.DictReader(fh)
             columns = set(reader.fieldnames or [])
             if not {"video", "person"} <= columns:
-                raise DatasetLayoutError(f"{path} must have a header with columns video,person "
-                                         f"(has: {', '.join(sorted(columns)) or 'none'})")
+                raise DatasetLayoutError(
+                    f"{path} must have a header with columns video,person (has: {', '.join(sorted(columns)) or 'none'})"
+                )
             persons: dict[str, tuple[str, ...]] = {}
             for number, row in enumerate(reader, 2):
                 video = _video_id((row["video"] or "").strip(), root)
@@ -128,8 +144,9 @@ def read_people(path: Path, root: Path) -> dict[str, tuple[str, ...]]:
                     raise DatasetLayoutError(f"{path}:{number}: {video} is listed twice, with different people")
                 persons[video] = names
     except (UnicodeDecodeError, csv.Error) as exc:
-        raise DatasetLayoutError(f"{path} is not a text CSV file ({str(exc)[:120]}); give a CSV with columns "
-                                 "video,person") from None
+        raise DatasetLayoutError(
+            f"{path} is not a text CSV file ({str(exc)[:120]}); give a CSV with columns video,person"
+        ) from None
     return persons
 
 
