@@ -160,41 +160,13 @@ def evaluate(
     ensure_out_dir(out_dir)  # a file, a read-only folder: one line now, not after the scoring
 
     seen = seen_in_training(record, rows, manifest=manifest, root=root)
-    logger.info(
-        "scoring %d crops of %d videos (%s split, %s protocol) with %s",
-        len(rows),
-        rows["video_id"].nunique(),
-        split,
-        protocol,
-        record.spec.name,
-    )
     meter = ProgressMeter(progress, "evaluate", len(rows) * (1.1 if report or bootstrap else 1.0), unit="work")
-    logits = score_rows(
-        model,
-        record,
-        rows,
-        root,
-        device=device,
-        batch_size=batch_size,
-        on_batch=lambda n: meter.advance(n, stage="scoring crops"),
-    )
+    logits = _score(model, record, rows, root, meter, device=device, batch_size=batch_size)
     meter.report("metrics" + (" and report" if report else ""))
     frames, videos = _frame_and_video_scores(rows, logits, record, aggregation, prior_fake)
-    metrics = _metrics(
-        frames,
-        videos,
-        record,
-        seen,
-        run=str(Path(run_dir).resolve()),
-        data=str(root.resolve()),
-        dataset=manifest_meta.get("dataset"),
-        split=split,
-        protocol=protocol,
-        aggregation=aggregation,
-        prior_fake=prior_fake,
-        bootstrap=bootstrap,
-    )
-    result = _write_scores(Path(out_dir), metrics, frames, videos)
+    where = dict(run=str(Path(run_dir).resolve()), data=str(root.resolve()), dataset=manifest_meta.get("dataset"))
+    how = dict(split=split, protocol=protocol, aggregation=aggregation, prior_fake=prior_fake, bootstrap=bootstrap)
+    result = _write_scores(Path(out_dir), _metrics(frames, videos, record, seen, **where, **how), frames, videos)
     if report:
         from unmask.evaluation.report import write_report
 
@@ -209,6 +181,13 @@ def evaluate(
         )
     meter.finish()
     return result
+
+
+def _score(model, record, rows, root, meter, *, device, batch_size) -> np.ndarray:
+    """The logits of the crops in ``rows``, advancing ``meter`` batch by batch."""
+    logger.info("scoring %d crops of %d videos with %s", len(rows), rows["video_id"].nunique(), record.spec.name)
+    on_batch = lambda n: meter.advance(n, stage="scoring crops")  # noqa: E731
+    return score_rows(model, record, rows, root, device=device, batch_size=batch_size, on_batch=on_batch)
 
 
 def _check_settings(

@@ -84,35 +84,27 @@ def predict_files(
         counts["unreadable"] += prediction.reason_code == "unreadable"
         meter.advance(stage="judging", unreadable=counts["unreadable"])
 
+    options = dict(device=device, prior_fake=prior_fake, num_frames=num_frames)
+    _judge(model, todo, write, results, engine=engine, address=address, workers=workers, options=options)
+    skipped, seconds = len(inputs) - len(todo), time.perf_counter() - started
+    return FilesSummary(results.path, len(inputs), counts["judged"], skipped, counts["unreadable"], others, seconds)
+
+
+def _judge(model, todo, write, results, *, engine: str, address, workers, options: dict) -> None:
+    """Judge ``todo`` here or on Ray, handing each prediction to ``write``; the model is loaded (or
+    checked) before ``results`` is opened, so a bad model leaves the file untouched."""
     if engine == "ray":
         from unmask.decision.checkpoint import read_metadata
         from unmask.predict.ray_predict import judge_on_ray
 
         read_metadata(model)  # a missing or broken checkpoint: one line here, before any cluster starts
         with results:
-            judge_on_ray(
-                model,
-                todo,
-                write,
-                device=device,
-                prior_fake=prior_fake,
-                num_frames=num_frames,
-                address=address,
-                workers=workers,
-            )
-    else:
-        from unmask.predict.detector import Detector
+            judge_on_ray(model, todo, write, address=address, workers=workers, **options)
+        return
+    from unmask.predict.detector import Detector
 
-        detector = Detector.load(model, device=device, prior_fake=prior_fake)  # before the file is touched
-        with results:
-            for prediction in predict_many(detector, todo, num_frames=num_frames):
-                write(prediction)
-    return FilesSummary(
-        results.path,
-        len(inputs),
-        counts["judged"],
-        len(inputs) - len(todo),
-        counts["unreadable"],
-        others,
-        time.perf_counter() - started,
-    )
+    num_frames = options.pop("num_frames")
+    detector = Detector.load(model, **options)
+    with results:
+        for prediction in predict_many(detector, todo, num_frames=num_frames):
+            write(prediction)

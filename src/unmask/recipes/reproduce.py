@@ -230,27 +230,13 @@ def reproduce(
         UnmaskError: a bad argument, weights that cannot be had, or ``out_dir`` holding steps
             finished with other settings; said before any long work where it can be.
     """
-    plan = _plan(
-        root,
-        out_dir,
-        dataset=dataset,
-        models=models,
-        presets=presets,
-        bootstrap=bootstrap,
-        weights=weights,
-        weights_dir=weights_dir,
-        overrides=dict(
-            epochs=epochs, size=size, batch_size=batch_size, max_steps=max_steps, pretrained=pretrained, device=device
-        ),
-        prepare=dict(
-            num_frames=num_frames,
-            crop_size=crop_size,
-            detector=detector,
-            compression=compression,
-            workers=prepare_workers,
-        ),
-        evaluate=dict(bootstrap=bootstrap, report=report, explain_per_case=report_examples, device=device),
+    overrides = dict(epochs=epochs, size=size, batch_size=batch_size, max_steps=max_steps, pretrained=pretrained)
+    prepare = dict(num_frames=num_frames, crop_size=crop_size, detector=detector, compression=compression)
+    evaluate = dict(bootstrap=bootstrap, report=report, explain_per_case=report_examples, device=device)
+    steps = dict(
+        overrides={**overrides, "device": device}, prepare={**prepare, "workers": prepare_workers}, evaluate=evaluate
     )
+    plan = _plan(root, out_dir, dataset, models, presets, weights, weights_dir, bootstrap=bootstrap, **steps)
     say = progress or (lambda line: None)
     ran, skipped = [], []
     with hold_lock(plan.state, "lock"):
@@ -307,13 +293,13 @@ def _check_choices(dataset: str, models: list[str], presets: Sequence[str], boot
 def _plan(
     root,
     out_dir,
-    *,
     dataset: str,
     models,
     presets,
-    bootstrap: int,
     weights,
     weights_dir,
+    *,
+    bootstrap: int,
     overrides: dict,
     prepare: dict,
     evaluate: dict,
