@@ -131,11 +131,10 @@ class TrainConfig:
     seed: int = setting(42, help="Seed of the data order, augmentation and initial weights.")
     workers: int | None = setting(
         None,
-        help="Data-loading worker processes (default: one per core up to 8 on a GPU; on a CPU one with "
-        "--synthesize sbi, which makes the self-blended fakes there, else none).",
+        help="Data-loading worker processes, which also make the self-blended fakes (default: one per core "
+        "up to 8 on a GPU, none on a CPU).",
         more="On a CPU the model's own threads already use every core, so loader processes beside them only "
-        "compete for it; one loader that makes the self-blended fakes on one thread costs less than making "
-        "them on the training step's threads. With 0 they are made in process.",
+        "compete for it (docs: the training-speed benchmark); with 0 the self-blended fakes are made in process.",
     )
     max_steps: int = setting(0, help="At most N steps per epoch (0: all; for quick trials).")
     device: str | None = setting(None, help="cpu, cuda, cuda:1 ... (default: this rank's GPU, else CPU).")

@@ -534,8 +534,8 @@ def _start(run_dir: Path, config: TrainConfig) -> _Run:
     rank, world = dist.init_distributed(device)
     amp = autocast_dtype(config.precision, device)
     workers = config.workers
-    if workers is None:  # on a CPU one process makes the self-blended twins, single-threaded, beside the step
-        workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else int(config.synthesize == "sbi")
+    if workers is None:  # on a CPU the step's threads use every core; a loader process beside them only competes
+        workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
     spec = get_spec(config.model)
     return _Run(
         run_dir, config, device, rank, world, amp, workers, config.size or spec.default_size_px, build_normalise(spec)
