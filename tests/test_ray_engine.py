@@ -103,6 +103,20 @@ def test_predict_on_ray_gives_the_local_verdicts_and_goes_on_from_a_stopped_run(
     assert broken["verdict"] == "inconclusive" and broken["reason_code"] == "unreadable"
 
 
+def test_an_export_folder_judges_on_ray_as_the_run_does(ray_cluster, small_run, demo_clips, tmp_path):
+    """Workers load the ONNX export (no checkpoint file there) and reach the run's verdicts."""
+    from unmask.predict.export import export_model
+
+    run = small_run[0].run_dir
+    export_model(run, tmp_path / "exported")
+    inputs = [demo_clips / "fake"]
+    on_ray = predict_files(tmp_path / "exported", inputs, tmp_path / "ray.csv", engine="ray")
+    predict_files(run, inputs, tmp_path / "local.csv")
+    assert on_ray.judged == on_ray.inputs > 0
+    ours, theirs = pd.read_csv(tmp_path / "local.csv"), pd.read_csv(tmp_path / "ray.csv")
+    assert sorted(zip(ours["input"], ours["verdict"])) == sorted(zip(theirs["input"], theirs["verdict"]))
+
+
 def test_a_worker_that_dies_costs_only_its_item(ray_cluster):
     from unmask.utils.ray_cluster import run_on_actors
 

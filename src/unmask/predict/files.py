@@ -97,7 +97,10 @@ def _judge(model, todo, write, results, *, engine: str, address, workers, option
         from unmask.decision.checkpoint import read_metadata
         from unmask.predict.ray_predict import judge_on_ray
 
-        read_metadata(model)  # a missing or broken checkpoint: one line here, before any cluster starts
+        from unmask.predict.scorer import onnx_file
+
+        if onnx_file(model) is None:  # a missing or broken checkpoint: one line here, before any cluster starts
+            read_metadata(model)
         with results:
             judge_on_ray(model, todo, write, address=address, workers=workers, **options)
         return
