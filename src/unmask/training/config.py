@@ -55,6 +55,12 @@ class TrainConfig:
     )
     batch_size: int = setting(32, help="Crops per optimiser step.")
     lr: float = setting(1e-4, help="Adam learning rate.")
+    freeze_stages: int = setting(
+        0,
+        help="Keep the backbone's first N feature stages (of 5) at their ImageNet weights (0: tune all).",
+        more="Frozen stages cost no backward pass and cannot overfit a small set; see "
+        ":meth:`unmask.models.registry.DeepfakeClassifier.freeze_stages`.",
+    )
     weight_decay: float = setting(0.0, help="Adam's weight decay.", flag=False)
     lr_factor: float = setting(0.5, help="What the learning rate is multiplied by when it is cut.", flag=False)
     lr_patience: int = setting(

@@ -566,6 +566,8 @@ def _create_model(run: _Run, pretrained: bool) -> torch.nn.Module:
     model = create_model(
         config.model, pretrained=pretrained and not config.weights, weights=config.weights if pretrained else None
     )
+    if config.freeze_stages:
+        model.freeze_stages(config.freeze_stages)
     model.to(run.device)
     if run.channels_last:
         model = model.to(memory_format=torch.channels_last)
