@@ -200,3 +200,24 @@ def test_a_csv_list_names_the_inputs_relative_to_itself(tmp_path):
     (tmp_path / "empty.csv").write_text("path\n")
     with pytest.raises(UnmaskError, match="lists no input"):
         find_inputs([tmp_path / "empty.csv"])
+
+
+def test_an_address_where_no_cluster_answers_is_one_line_at_once(demo_clips, tmp_path):
+    import socket
+
+    with socket.socket() as free:  # a port that nothing listens on once this block ends
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        result = subprocess.run(
+            [sys.executable, "-m", "unmask", "prepare", str(demo_clips), "--dataset", "folder"]
+            + ["--out", str(tmp_path / "o"), "--engine", "ray", "--address", address],
+            capture_output=True,
+            text=True,
+            timeout=120,  # Ray alone retries such an address for minutes
+            env={**os.environ, "PYTHONPATH": SRC},
+        )
+        assert result.returncode != 0
+        assert f"No Ray cluster answers at {address}" in result.stderr.strip().splitlines()[-1], result.stderr
+    with pytest.raises(UnmaskError, match="is not auto, HOST:PORT"):
+        prepare(demo_clips, tmp_path / "o", PrepareConfig("folder"), engine="ray", address="nohost")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 from typing import Any, Callable, Iterable
 
 from unmask.errors import UnmaskError
@@ -49,6 +50,7 @@ def ray_session(address: str | None = None):
     if ray.is_initialized():
         yield ray
         return
+    _check_reachable(address)
     try:
         ray.init(
             address=address,
@@ -66,6 +68,26 @@ def ray_session(address: str | None = None):
         yield ray
     finally:
         ray.shutdown()
+
+
+CONNECT_TIMEOUT_S = 5.0  # a head node that does not accept a connection in this long counts as unreachable
+
+
+def _check_reachable(address: str | None) -> None:
+    """Fail in one line when ``HOST:PORT`` (or ``ray://HOST:PORT``) accepts no connection: Ray itself
+    retries such an address for minutes without a word."""
+    if not address or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UnmaskError(f"--address {address!r} is not auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UnmaskError(
+            f"No Ray cluster answers at {address} ({exc.strerror or exc}); check the head node's address and "
+            "port (`ray status` on it), or leave out --address to use this machine"
+        ) from None
 
 
 class _Worker:
