@@ -52,6 +52,7 @@ TRAINING_KEYS = (
     "batch_sampler",
     "synthesize",
     "sbi_ratio",
+    "sbi_mouth",
     "real_only",
     "label_level",
     "augment",

@@ -109,6 +109,11 @@ class TrainConfig:
         more="The paper pairs every real, 1.0. A validation split with no fakes gets a fixed self-blended twin of "
         "every real crop.",
     )
+    sbi_mouth: float = setting(
+        0.0,
+        help="With --synthesize sbi: the share of twins blended over the mouth and jaw alone, as lip-sync fakes are.",
+        more="The rest are blended over the inner face, as face swaps are (:func:`unmask.training.sbi.lower_face`).",
+    )
     real_only: bool = setting(
         False,
         help="Train on the real videos alone (with --synthesize sbi, its fakes are the only ones; validation "
@@ -183,6 +188,8 @@ class TrainConfig:
             raise unknown_name("synthesizer", self.synthesize, SYNTHESIZERS)
         if not 0 < self.sbi_ratio <= 1:  # also refuses nan
             raise SettingError(f"sbi_ratio must lie in (0, 1], not {self.sbi_ratio}", "sbi_ratio")
+        if not 0 <= self.sbi_mouth <= 1:
+            raise SettingError(f"sbi_mouth must lie in [0, 1], not {self.sbi_mouth}", "sbi_mouth")
         if self.real_only and self.synthesize == "none":
             raise SettingError(
                 "real_only trains on real videos alone: it needs synthesize sbi to make the fakes",

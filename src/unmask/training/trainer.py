@@ -670,7 +670,7 @@ def _loaders(run: _Run, data: _Data) -> _Batches:
     dataset, seeds = data.train_set, None
     if config.synthesize == "sbi":  # the twins are made in the loader's workers, each batch from a seed of its own
         dataset = BlendedCrops(
-            data.train_set, face_ellipses(data.train_rows, run.size_px, data.margin), config.sbi_ratio
+            data.train_set, face_ellipses(data.train_rows, run.size_px, data.margin), config.sbi_ratio, config.sbi_mouth
         )
         seeds = synthesize
     loader = batch_loader(
