@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "realdata.py"
 
@@ -63,4 +64,36 @@ def test_configurations_are_valid_training_settings():
     bench = _benchmark()
     for name, settings in bench.CONFIGS.items():
         for view in bench.VIEWS.values():
+            if view["overrides"].get("real_only") and settings.get("synthesize") == "none":
+                continue  # run_one skips it: real videos alone need self-blended fakes
             make_config(protocol="official", **{**settings, **view["overrides"]})
+
+
+def test_rows_give_each_family_its_own_auc_and_the_verdicts_at_the_costs():
+    from unmask.decision.record import CheckpointRecord
+    from unmask.models import get_spec
+
+    bench = _benchmark()
+    # face swaps ranked perfectly (fakes 0.9, reals 0.1); talking heads ranked backwards
+    videos = pd.DataFrame(
+        [
+            {"video_id": f"{family}-{label}-{i}", "dataset": family, "label": label, "p_fake": p}
+            for family, label, p in [
+                ("ffpp", 1, 0.9),
+                ("dfdc", 1, 0.9),
+                ("celebdf", 0, 0.1),
+                ("talkinghead", 1, 0.3),
+                ("talkinghead", 0, 0.7),
+            ]
+            for i in range(2)
+        ]
+    )
+    frames = videos.loc[videos.index.repeat(8), ["video_id", "p_fake"]].assign(frame_index=lambda f: range(len(f)))
+    record = CheckpointRecord(spec=get_spec("mobilenetv3_small"), size_px=64, temperature=1.0, threshold=0.5)
+    rows = {r["family"]: r for r in bench.family_rows(frames, videos, record, frames_sampled=8, bootstrap=0)}
+    assert list(rows) == ["all", "face swaps", "ffpp", "celebdf", "dfdc", "talkinghead"]
+    assert rows["face swaps"]["auc"] == 1.0 and rows["talkinghead"]["auc"] == 0.0 and rows["all"]["auc"] == pytest.approx(20 / 24)
+    assert (rows["face swaps"]["fake"], rows["face swaps"]["real"]) == (4, 2)
+    assert rows["ffpp"]["auc"] is None  # one class only
+    assert rows["face swaps"]["verdict_accuracy"] == 1.0 and rows["talkinghead"]["verdict_accuracy"] == 0.0
+    assert rows["all"]["inconclusive"] == 0.0 and rows["all"]["called_fake"] == 6
