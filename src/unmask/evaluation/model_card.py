@@ -53,6 +53,8 @@ TRAINING_KEYS = (
     "synthesize",
     "sbi_ratio",
     "sbi_mouth",
+    "ema",
+    "freeze_stages",
     "real_only",
     "label_level",
     "augment",
