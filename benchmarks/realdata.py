@@ -68,6 +68,8 @@ CONFIGS: dict[str, dict] = {
     # the backbone's first 3 stages (strides 2-8) frozen at ImageNet's, 160 px: each step costs about a third
     # of the recipe's, spent on twice the steps at twice the learning rate
     "frozen-small": {**RECIPE, "size": 160, "freeze_stages": 3, "max_steps": 50, "epochs": 8, "lr": 2e-4},
+    # frozen-small's weights averaged over its steps (an exponential moving average, decay 0.99)
+    "frozen-ema": {**RECIPE, "size": 160, "freeze_stages": 3, "max_steps": 50, "epochs": 8, "lr": 2e-4, "ema": 0.99},
     # only the last stage (stride 32) and the head tuned, validated every 20 steps: the least that can overfit
     "frozen4-small": {
         **RECIPE,
@@ -263,47 +265,54 @@ def family_rows(frames, videos, record, frames_sampled: int, bootstrap: int) -> 
     return rows
 
 
-def judge_once(run: Path, data: Path, out: Path, bootstrap: int, shortcut_per_video: int) -> dict:
-    """Score the view's test split once; per-family rows and the shortcut check from those scores."""
-    from unmask.data.manifest import read_manifest
-    from unmask.decision.checkpoint import read_record
+def judge_once(run: Path, data: Path, out: Path, shortcut_per_video: int) -> dict:
+    """Score the view's test split once (the scores are kept under ``out``); the shortcut check."""
     from unmask.evaluation.evaluator import evaluate
     from unmask.evaluation.shortcut import check_shortcuts
 
     result = evaluate(run, data, out, split="test", report=False, bootstrap=0)
-    record = read_record(run / "model.safetensors")
-    _, data_meta = read_manifest(data)
-    frames_sampled = int((data_meta.get("prepare") or data_meta).get("sampler", {}).get("num_frames", 32))
-    rows = family_rows(result.frame_scores, result.video_scores, record, frames_sampled, bootstrap)
     shortcut = None
     if shortcut_per_video:
         shortcut = check_shortcuts(run, data, split="test", per_video=shortcut_per_video)
-    return {"rows": rows, "shortcut": shortcut, "frame_auc": result.metrics["frame"]["scores"]["auc"]}
+    return {"shortcut": shortcut, "frame_auc": result.metrics["frame"]["scores"]["auc"]}
+
+
+def judged_rows(run: Path, data: Path, scores: Path, bootstrap: int) -> list[dict]:
+    """The per-family rows, from the test scores :func:`judge_once` kept: a new row needs no new scoring."""
+    import pandas as pd
+
+    from unmask.data.manifest import read_manifest
+    from unmask.decision.checkpoint import read_record
+
+    record = read_record(run / "model.safetensors")
+    _, data_meta = read_manifest(data)
+    frames_sampled = int((data_meta.get("prepare") or data_meta).get("sampler", {}).get("num_frames", 32))
+    frames, videos = pd.read_csv(scores / "frame_scores.csv"), pd.read_csv(scores / "video_scores.csv")
+    return family_rows(frames, videos, record, frames_sampled, bootstrap)
 
 
 def run_one(config_name: str, view: str, folders: dict[str, Path], work: Path, args) -> dict:
     """One configuration on one view, trained and judged once; its JSON is kept and reused."""
     result_path = work / "results" / f"{config_name}__{view}.json"
-    if result_path.is_file():
-        return json.loads(result_path.read_text())
     if VIEWS[view]["overrides"].get("real_only") and CONFIGS[config_name].get("synthesize") == "none":
         return {"config": config_name, "view": view, "skipped": "real videos alone need self-blended fakes"}
-    import torch
+    run, scores = work / "runs" / config_name / view, work / "evals" / config_name / view
+    if result_path.is_file():
+        figures = json.loads(result_path.read_text())
+    else:
+        import torch
 
-    torch.set_num_threads(args.threads)
-    run = work / "runs" / config_name / view
-    figures = {
-        "config": config_name,
-        "view": view,
-        "seed": args.seed,
-        **train_once(config_name, view, folders[view], run, args.seed),
-    }
-    figures.update(
-        judge_once(run, folders[view], work / "evals" / config_name / view, args.bootstrap, args.shortcut_per_video)
-    )
-    result_path.parent.mkdir(parents=True, exist_ok=True)
-    result_path.write_text(json.dumps(figures, indent=1, default=str))
-    return figures
+        torch.set_num_threads(args.threads)
+        figures = {
+            "config": config_name,
+            "view": view,
+            "seed": args.seed,
+            **train_once(config_name, view, folders[view], run, args.seed),
+        }
+        figures.update(judge_once(run, folders[view], scores, args.shortcut_per_video))
+        result_path.parent.mkdir(parents=True, exist_ok=True)
+        result_path.write_text(json.dumps(figures, indent=1, default=str))
+    return {**figures, "rows": judged_rows(run, folders[view], scores, args.bootstrap)}
 
 
 def _num(x, fmt: str = "{:.2f}") -> str:
