@@ -92,7 +92,11 @@ def test_rows_give_each_family_its_own_auc_and_the_verdicts_at_the_costs():
     record = CheckpointRecord(spec=get_spec("mobilenetv3_small"), size_px=64, temperature=1.0, threshold=0.5)
     rows = {r["family"]: r for r in bench.family_rows(frames, videos, record, frames_sampled=8, bootstrap=0)}
     assert list(rows) == ["all", "face swaps", "ffpp", "celebdf", "dfdc", "talkinghead"]
-    assert rows["face swaps"]["auc"] == 1.0 and rows["talkinghead"]["auc"] == 0.0 and rows["all"]["auc"] == pytest.approx(20 / 24)
+    assert (
+        rows["face swaps"]["auc"] == 1.0
+        and rows["talkinghead"]["auc"] == 0.0
+        and rows["all"]["auc"] == pytest.approx(20 / 24)
+    )
     assert (rows["face swaps"]["fake"], rows["face swaps"]["real"]) == (4, 2)
     assert rows["ffpp"]["auc"] is None  # one class only
     assert rows["face swaps"]["verdict_accuracy"] == 1.0 and rows["talkinghead"]["verdict_accuracy"] == 0.0

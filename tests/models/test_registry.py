@@ -27,6 +27,8 @@ RECORDED = {
     "efficientnetv2_m": (384, *_INCEPTION),
     "mobilenetv3_small": (224, *_IMAGENET),
     "efficientnet_lite0": (224, *_INCEPTION),
+    "efficientnet_lite1": (240, *_INCEPTION),
+    "efficientnet_lite2": (260, *_INCEPTION),
 }
 
 

@@ -344,7 +344,9 @@ def test_frozen_stages_keep_their_imagenet_weights_and_statistics_through_traini
     )
     train(prepared, tmp_path / "run", config)
     trained = {k.removeprefix("model."): v for k, v in load_file(tmp_path / "run" / "model.safetensors").items()}
-    imagenet = {f"backbone.{k}": v for k, v in create_model("efficientnet_lite0", pretrained=True).backbone.state_dict().items()}
+    imagenet = {
+        f"backbone.{k}": v for k, v in create_model("efficientnet_lite0", pretrained=True).backbone.state_dict().items()
+    }
     for key in ("conv_stem.weight", "bn1.running_mean", "blocks.0.0.conv_dw.weight", "blocks.1.1.bn3.running_var"):
         assert torch.equal(trained[f"backbone.{key}"], imagenet[f"backbone.{key}"]), key
     for key in ("blocks.2.0.conv_pw.weight", "blocks.6.0.bn1.running_mean", "conv_head.weight"):
