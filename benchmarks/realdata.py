@@ -61,15 +61,9 @@ RECIPE = {"preset": "default", "model": "efficientnet_lite0", "synthesize": "sbi
 CONFIGS: dict[str, dict] = {
     # scripts/realdata.sh's recipe (its --real-only is the `reals` view)
     "recipe": RECIPE,
-    # twice the recipe's epochs: does it still learn after epoch 6, or only its own blends?
-    "longer": {**RECIPE, "epochs": 12},
-    # twice the steps at half the pixels (160 px), at about the recipe's CPU cost
-    "small-input": {**RECIPE, "size": 160, "max_steps": 50},
     # the backbone's first 3 stages (strides 2-8) frozen at ImageNet's, 160 px: each step costs about a third
     # of the recipe's, spent on twice the steps at twice the learning rate
     "frozen-small": {**RECIPE, "size": 160, "freeze_stages": 3, "max_steps": 50, "epochs": 8, "lr": 2e-4},
-    # frozen-small's weights averaged over its steps (an exponential moving average, decay 0.99)
-    "frozen-ema": {**RECIPE, "size": 160, "freeze_stages": 3, "max_steps": 50, "epochs": 8, "lr": 2e-4, "ema": 0.99},
     # only the last stage (stride 32) and the head tuned, validated every 20 steps: the least that can overfit
     "frozen4-small": {
         **RECIPE,
@@ -79,12 +73,30 @@ CONFIGS: dict[str, dict] = {
         "epochs": 12,
         "early_stopping": 4,
     },
-    # a wider, deeper backbone of the same family at the recipe's input, its first 3 stages frozen
-    "lite2-frozen": {**RECIPE, "model": "efficientnet_lite2", "size": 224, "freeze_stages": 3},
+    # frozen-small with a wider, deeper backbone of the same family (EfficientNet-Lite2, 1.7 times the cost)
+    "lite2-small": {
+        **RECIPE,
+        "model": "efficientnet_lite2",
+        "size": 160,
+        "freeze_stages": 3,
+        "max_steps": 50,
+        "epochs": 8,
+        "lr": 2e-4,
+    },
     # the data's own fakes alone: does self-blending help or crowd them out?
     "data-fakes": {**RECIPE, "synthesize": "none"},
-    # half the twins blended over the mouth and jaw alone, as lip-sync generators redraw them
-    "mouth": {**RECIPE, "sbi_mouth": 0.5},
+    # data-fakes was still improving at its 6th epoch: twice its epochs
+    "data-fakes-longer": {**RECIPE, "synthesize": "none", "epochs": 12},
+    # frozen-small with half its twins blended over the mouth and jaw alone, as lip-sync generators redraw them
+    "frozen-mouth": {
+        **RECIPE,
+        "size": 160,
+        "freeze_stages": 3,
+        "max_steps": 50,
+        "epochs": 8,
+        "lr": 2e-4,
+        "sbi_mouth": 0.5,
+    },
     # proves the machinery in minutes; its figures mean nothing
     "smoke": {**RECIPE, "epochs": 2, "max_steps": 2, "batch_size": 8, "size": 96, "early_stopping": 0},
 }

@@ -94,8 +94,6 @@ def test_a_run_killed_after_an_epoch_resumes_to_the_same_weights(prepared, tmp_p
         "0",
         "--lr",
         "0.001",
-        "--ema",  # the moving average is part of what a resume restores
-        "0.9",
     ]
     whole = subprocess.run(
         _cli(prepared, "--out", tmp_path / "whole", *common), capture_output=True, text=True, timeout=600
@@ -353,17 +351,6 @@ def test_frozen_stages_keep_their_imagenet_weights_and_statistics_through_traini
         assert not torch.equal(trained[f"backbone.{key}"], imagenet[f"backbone.{key}"]), key
     with pytest.raises(UnmaskError, match="freeze_stages must be 0-5"):
         create_model("mobilenetv3_small", pretrained=False).freeze_stages(6)
-
-
-def test_a_moving_average_of_the_weights_is_what_is_validated_and_kept(prepared, tmp_path):
-    config = make_config(**QUICK, model="mobilenetv3_small", epochs=1, max_steps=3, ema=0.5, early_stopping=0)
-    result = train(prepared, tmp_path / "run", config)
-    last = load_file(tmp_path / "run" / "last.safetensors")
-    kept = load_file(result.checkpoint)
-    assert int(last["ema.n_averaged"]) == 3  # one update per optimiser step
-    key = "model.head.3.weight"
-    assert torch.equal(kept[key], last["ema.module.head.3.weight"]) and not torch.equal(kept[key], last[key])
-    assert load_classifier(result.checkpoint)[1].config["ema"] == 0.5
 
 
 def test_unreachable_hub_weights_say_what_to_do(monkeypatch):

@@ -53,7 +53,6 @@ TRAINING_KEYS = (
     "synthesize",
     "sbi_ratio",
     "sbi_mouth",
-    "ema",
     "freeze_stages",
     "real_only",
     "label_level",

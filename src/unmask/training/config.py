@@ -55,13 +55,6 @@ class TrainConfig:
     )
     batch_size: int = setting(32, help="Crops per optimiser step.")
     lr: float = setting(1e-4, help="Adam learning rate.")
-    ema: float = setting(
-        0.0,
-        help="Decay per step of a moving average of the weights, validated and saved in their place (0: none).",
-        more="The average of the last 1/(1-ema) steps' weights (0.99: about 100 steps), warmed up as timm's "
-        "ModelEmaV3 is: on a small set, where each step's weights overfit a few identities, the average "
-        "generalises better than any one of them.",
-    )
     freeze_stages: int = setting(
         0,
         help="Keep the backbone's first N feature stages (of 5) at their ImageNet weights (0: tune all).",
@@ -195,8 +188,6 @@ class TrainConfig:
             raise unknown_name("synthesizer", self.synthesize, SYNTHESIZERS)
         if not 0 < self.sbi_ratio <= 1:  # also refuses nan
             raise SettingError(f"sbi_ratio must lie in (0, 1], not {self.sbi_ratio}", "sbi_ratio")
-        if not 0 <= self.ema < 1:
-            raise SettingError(f"ema must lie in [0, 1), not {self.ema}", "ema")
         if not 0 <= self.sbi_mouth <= 1:
             raise SettingError(f"sbi_mouth must lie in [0, 1], not {self.sbi_mouth}", "sbi_mouth")
         if self.real_only and self.synthesize == "none":

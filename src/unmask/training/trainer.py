@@ -192,9 +192,7 @@ def _repair_best(best_path: Path, last_path: Path, last_meta: dict, base_meta: d
         best_path.name,
         last_path.name,
     )
-    tensors = load_tensors(last_path)
-    judged = "ema.module." if any(k.startswith("ema.module.") for k in tensors) else "model."  # as _Parts.judged
-    model = {f"model.{k.removeprefix(judged)}": v for k, v in tensors.items() if k.startswith(judged)}
+    model = {k: v for k, v in load_tensors(last_path).items() if k.startswith("model.")}
     save_checkpoint(best_path, model, {**base_meta, "epoch": progress["epoch"], "val": last_meta["history"][-1]})
 
 
@@ -384,12 +382,6 @@ class _Parts:
     scaler: torch.amp.GradScaler | None  # float16 only
     loss_fn: torch.nn.Module
     net: torch.nn.Module | None = None  # the model as trained (DDP, compiled), wrapped after a resume restores it
-    ema: torch.optim.swa_utils.AveragedModel | None = None  # with --ema: the average, validated and saved
-
-    @property
-    def judged(self) -> torch.nn.Module:
-        """The weights validation scores and checkpoints keep: the moving average where there is one."""
-        return self.ema.module if self.ema is not None else self.model
 
 
 @dataclass
@@ -625,20 +617,7 @@ def _training_parts(run: _Run, model: torch.nn.Module, class_weights: np.ndarray
     loss_fn = create_loss(config.loss, torch.tensor(class_weights, dtype=torch.float32), gamma=config.focal_gamma).to(
         run.device
     )
-    return _Parts(model, optimiser, scheduler, scaler, loss_fn, ema=_moving_average(model, config.ema))
-
-
-def _moving_average(model: torch.nn.Module, decay: float) -> torch.optim.swa_utils.AveragedModel | None:
-    """An exponential moving average of ``model``'s weights and batch-norm statistics, its decay
-    warmed up over the first steps as timm's ModelEmaV3 does (``min(decay, (1 + t) / (10 + t))``)."""
-    if not decay:
-        return None
-
-    def average(averaged: torch.Tensor, current: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
-        d = min(decay, (1 + float(steps)) / (10 + float(steps)))
-        return averaged * d + current * (1 - d)
-
-    return torch.optim.swa_utils.AveragedModel(model, avg_fn=average, use_buffers=True)
+    return _Parts(model, optimiser, scheduler, scaler, loss_fn)
 
 
 def _resume_state(run: _Run, parts: _Parts, resume_meta: dict | None, epochs: int | None) -> _State:
@@ -647,8 +626,6 @@ def _resume_state(run: _Run, parts: _Parts, resume_meta: dict | None, epochs: in
         return _State(best_metric=-math.inf if run.maximise else math.inf)
     tensors = load_tensors(run.last_path)
     parts.model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
-    if parts.ema is not None:
-        parts.ema.load_state_dict({k.removeprefix("ema."): v for k, v in tensors.items() if k.startswith("ema.")})
     _restore_optimiser(parts.optimiser, tensors, resume_meta["optimiser"])
     parts.scheduler.load_state_dict(resume_meta["scheduler"])
     torch.set_rng_state(tensors["rng.torch"])
@@ -803,8 +780,6 @@ def _one_epoch(run: _Run, data: _Data, parts: _Parts, batches: _Batches, out: _R
     batches.start_epoch(run, epoch)  # the epoch's order and augmentation, resumable
 
     def step_done(step: int, steps: int) -> None:
-        if parts.ema is not None:
-            parts.ema.update_parameters(parts.model)
         out.meter.advance(3 * config.batch_size, stage=f"{stage}: training")
         if out.on_step and run.is_main:
             out.on_step(epoch, step, steps)
@@ -822,7 +797,7 @@ def _one_epoch(run: _Run, data: _Data, parts: _Parts, batches: _Batches, out: _R
     )
     train_loss = float(np.mean(dist.gather(train_loss)))
     dist.sync_buffers(parts.model)
-    val_logits, val_labels = _score_validation(run, parts.judged, data, out, f"{stage}: validation")
+    val_logits, val_labels = _score_validation(run, parts.model, data, out, f"{stage}: validation")
     out.meter.done = epoch * out.epoch_work  # exact at each epoch's end (the last batch may be short)
     val_p = p_fake(val_logits)
     return {
@@ -882,9 +857,6 @@ def _save_epoch(run: _Run, parts: _Parts, state: _State, row: dict, improved: bo
     # last before best: a kill between the two leaves a best one epoch behind, which
     # the resume repairs from last (see _repair_best); the other order cannot be repaired.
     state_dict = {f"model.{k}": v for k, v in parts.model.state_dict().items()}
-    judged = {f"model.{k}": v for k, v in parts.judged.state_dict().items()}  # the weights validation scored
-    if parts.ema is not None:
-        state_dict.update({f"ema.{k}": v for k, v in parts.ema.state_dict().items()})
     optim_tensors, optim_meta = _optimiser_tensors(parts.optimiser)
     rng = {"rng.torch": torch.get_rng_state()}
     if run.device.type == "cuda":
@@ -902,7 +874,7 @@ def _save_epoch(run: _Run, parts: _Parts, state: _State, row: dict, improved: bo
         },
     )
     if improved:
-        save_checkpoint(run.best_path, judged, {**out.base_meta, "epoch": row["epoch"], "val": row})
+        save_checkpoint(run.best_path, state_dict, {**out.base_meta, "epoch": row["epoch"], "val": row})
     _write_history(run.run_dir / "metrics.csv", state.history)
     for key, value in row.items():
         if key != "epoch":
