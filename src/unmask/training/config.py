@@ -97,12 +97,11 @@ class TrainConfig:
         "may be real bystanders; see :func:`unmask.data.manifest.label_levels`).",
     )
     synthesize: str = setting(
-        "none",
-        help="none: the data's own fakes only; sbi: also self-blended fakes made from the real crops (on by itself "
-        "with --real-only).",
+        "sbi",
+        help="sbi: also train on self-blended fakes made from the real crops (works with real videos alone); "
+        "none: the data's own fakes only.",
         choices="unmask.training.sbi:SYNTHESIZERS",
-        more="See :mod:`unmask.training.sbi`. Off by default: with the data's own fakes at hand, self-blended ones "
-        "did worse on the realdata validation split (docs/realdata.md).",
+        more="See :mod:`unmask.training.sbi`.",
     )
     sbi_ratio: float = setting(
         1.0,
@@ -117,11 +116,10 @@ class TrainConfig:
     )
     real_only: bool = setting(
         False,
-        help="Train on the real videos alone, with self-blended fakes as the only fakes (validation keeps the "
-        "data's fakes).",
+        help="Train on the real videos alone (with --synthesize sbi, its fakes are the only ones; validation "
+        "keeps the data's fakes).",
         flag="--real-only/--with-fakes",
-        more="Switches synthesize to sbi unless it is given. The Self-Blended Images paper's protocol: no "
-        "generator's traces to learn.",
+        more="Needs synthesize sbi. The Self-Blended Images paper's protocol: no generator's traces to learn.",
     )
     augment: bool = setting(True, help="Flip, jitter, JPEG, blur.")
     select_metric: str = setting(
@@ -271,10 +269,6 @@ def make_config(preset: str = "default", **overrides) -> TrainConfig:
         # The balanced sampler does the preset's balancing: weighting as well would do it twice.
         logger.info("batch sampler balanced: class weights set to none (the sampler already balances the classes)")
         values["class_weights"] = "none"
-    if values.get("real_only") and values.get("synthesize", "none") == "none" and overrides.get("synthesize") is None:
-        if "synthesize" not in PRESETS[preset]:  # the real videos alone have no fakes: blend them
-            logger.info("real only: self-blended fakes switched on (synthesize sbi)")
-            values["synthesize"] = "sbi"
     if values.get("weights") is not None:  # checked at the door of a new run, not when a resumed run
         check_weights_file(values["weights"])  # rebuilds its recorded config (the file may be gone)
     return TrainConfig(**values)
