@@ -52,7 +52,6 @@ TRAINING_KEYS = (
     "batch_sampler",
     "synthesize",
     "sbi_ratio",
-    "sbi_mouth",
     "freeze_stages",
     "real_only",
     "label_level",

@@ -54,12 +54,13 @@ class TrainConfig:
         20, help="Epochs in all; with --resume, trains a finished or interrupted run on to this many."
     )
     batch_size: int = setting(32, help="Crops per optimiser step.")
-    lr: float = setting(1e-4, help="Adam learning rate.")
+    lr: float = setting(2e-4, help="Adam learning rate.")
     freeze_stages: int = setting(
-        0,
-        help="Keep the backbone's first N feature stages (of 5) at their ImageNet weights (0: tune all).",
-        more="Frozen stages cost no backward pass and cannot overfit a small set; see "
-        ":meth:`unmask.models.registry.DeepfakeClassifier.freeze_stages`.",
+        3,
+        help="Keep the backbone's first N feature stages (of 5) at their ImageNet weights (0: tune all; "
+        "nothing is frozen with --no-pretrained).",
+        more="Frozen stages cost no backward pass and cannot overfit a small set; the realdata experiment chose "
+        "3 (docs/realdata.md). See :meth:`unmask.models.registry.DeepfakeClassifier.freeze_stages`.",
     )
     weight_decay: float = setting(0.0, help="Adam's weight decay.", flag=False)
     lr_factor: float = setting(0.5, help="What the learning rate is multiplied by when it is cut.", flag=False)
@@ -108,11 +109,6 @@ class TrainConfig:
         help="With --synthesize sbi: the probability that a real crop also appears as its self-blended fake.",
         more="The paper pairs every real, 1.0. A validation split with no fakes gets a fixed self-blended twin of "
         "every real crop.",
-    )
-    sbi_mouth: float = setting(
-        0.0,
-        help="With --synthesize sbi: the share of twins blended over the mouth and jaw alone, as lip-sync fakes are.",
-        more="The rest are blended over the inner face, as face swaps are (:func:`unmask.training.sbi.lower_face`).",
     )
     real_only: bool = setting(
         False,
@@ -188,8 +184,6 @@ class TrainConfig:
             raise unknown_name("synthesizer", self.synthesize, SYNTHESIZERS)
         if not 0 < self.sbi_ratio <= 1:  # also refuses nan
             raise SettingError(f"sbi_ratio must lie in (0, 1], not {self.sbi_ratio}", "sbi_ratio")
-        if not 0 <= self.sbi_mouth <= 1:
-            raise SettingError(f"sbi_mouth must lie in [0, 1], not {self.sbi_mouth}", "sbi_mouth")
         if self.real_only and self.synthesize == "none":
             raise SettingError(
                 "real_only trains on real videos alone: it needs synthesize sbi to make the fakes",
@@ -241,6 +235,7 @@ PRESETS: dict[str, dict] = {
         select_metric="val_acc",
         early_stopping=0,
         synthesize="none",
+        freeze_stages=0,  # every layer trainable from the first epoch
     ),
 }
 

@@ -62,10 +62,6 @@ BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)  # the paper's: mostly a full bl
 # one of 1.05 times the eye distance.
 CENTRE_UP, HALF_HEIGHT, HALF_WIDTH = 0.1, 1.25, 1.05
 BOX_HALF_HEIGHT, BOX_HALF_WIDTH = 0.45, 0.42  # without landmarks: shares of the detection box
-# The lower face (nose tip to chin, jaw to jaw), where a lip-sync generator redraws: in the inner
-# face's ellipse, the mouth lies 0.48 half-heights below the centre; the lower face's ellipse is
-# centred 0.62 half-heights below it, 0.5 half-heights tall and 0.86 half-widths wide.
-LOWER_DOWN, LOWER_HALF_HEIGHT, LOWER_HALF_WIDTH = 0.616, 0.504, 0.857
 
 
 def face_ellipses(rows: pd.DataFrame, size: int, margin: float = DEFAULT_MARGIN) -> np.ndarray:
@@ -120,17 +116,6 @@ def face_ellipses(rows: pd.DataFrame, size: int, margin: float = DEFAULT_MARGIN)
         good = np.isfinite(from_points).all(1) & (eye_mouth > 1) & (eye_gap > 1)
         out[good] = from_points[good]
     return out.astype(np.float32)
-
-
-def lower_face(ellipses: torch.Tensor) -> torch.Tensor:
-    """The mouth-and-jaw ellipses of ``(n, 5)`` inner-face ellipses (:func:`face_ellipses`), same layout."""
-    out = ellipses.clone()
-    down = LOWER_DOWN * ellipses[:, 3]
-    out[:, 0] -= down * torch.sin(ellipses[:, 4])  # "down" is the face's own: from the eyes to the mouth
-    out[:, 1] += down * torch.cos(ellipses[:, 4])
-    out[:, 2] *= LOWER_HALF_WIDTH
-    out[:, 3] *= LOWER_HALF_HEIGHT
-    return out
 
 
 class SelfBlend:
@@ -228,13 +213,11 @@ class SelfBlendTwins:
         ellipses: ``(N, 5)`` ellipses of every crop of the dataset the batches come from, by position.
         ratio: the probability, per epoch, that a real crop also appears as its pseudo-fake.
         generator: seeded by the caller (per batch, or per epoch and rank).
-        mouth: the probability that a twin is blended over the lower face alone (:func:`lower_face`),
-            as a lip-sync generator redraws it, instead of over the inner face.
     """
 
-    def __init__(self, ellipses: np.ndarray, ratio: float, generator: torch.Generator, mouth: float = 0.0):
+    def __init__(self, ellipses: np.ndarray, ratio: float, generator: torch.Generator):
         self.ellipses = torch.as_tensor(ellipses)
-        self.ratio, self.mouth = ratio, mouth
+        self.ratio = ratio
         self.blend = SelfBlend(generator)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, positions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -246,11 +229,7 @@ class SelfBlendTwins:
         real = real[keep]
         if not len(real):
             return x, y, positions
-        ellipses = self.ellipses[positions[real]]
-        if self.mouth:
-            lower = torch.rand(len(real), generator=self.blend.generator) < self.mouth
-            ellipses[lower] = lower_face(ellipses[lower])
-        twins = self.blend(x[real.to(x.device)], ellipses)
+        twins = self.blend(x[real.to(x.device)], self.ellipses[positions[real]])
         return (
             torch.cat([x, twins]),
             torch.cat([y, torch.ones(len(real), dtype=y.dtype, device=y.device)]),
@@ -270,13 +249,12 @@ class BlendedCrops(Dataset):
         dataset: the crops (``(image, label, position)`` items, or whole batches: the crop cache).
         ellipses: ``(N, 5)`` inner-face ellipses of its crops (:func:`face_ellipses`).
         ratio: the probability that a real crop also appears as its twin.
-        mouth: the probability that a twin is blended over the lower face alone.
     """
 
     reads_batches = True
 
-    def __init__(self, dataset: Dataset, ellipses: np.ndarray, ratio: float, mouth: float = 0.0):
-        self.dataset, self.ellipses, self.ratio, self.mouth = dataset, torch.as_tensor(ellipses), ratio, mouth
+    def __init__(self, dataset: Dataset, ellipses: np.ndarray, ratio: float):
+        self.dataset, self.ellipses, self.ratio = dataset, torch.as_tensor(ellipses), ratio
         self.labels = dataset.labels
 
     def __len__(self) -> int:
@@ -285,8 +263,7 @@ class BlendedCrops(Dataset):
     def __getitem__(self, item: tuple[int, list[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         seed, positions = item
         x, y, positions = read_batch(self.dataset, positions)
-        twins = SelfBlendTwins(self.ellipses, self.ratio, torch.Generator().manual_seed(seed), self.mouth)
-        return twins(x, y, positions)
+        return SelfBlendTwins(self.ellipses, self.ratio, torch.Generator().manual_seed(seed))(x, y, positions)
 
 
 def with_blended_twins(dataset, rows: pd.DataFrame, *, margin: float = DEFAULT_MARGIN, seed: int = 0):

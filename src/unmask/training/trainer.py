@@ -566,7 +566,7 @@ def _create_model(run: _Run, pretrained: bool) -> torch.nn.Module:
     model = create_model(
         config.model, pretrained=pretrained and not config.weights, weights=config.weights if pretrained else None
     )
-    if config.freeze_stages:
+    if config.freeze_stages and config.pretrained:  # random early filters are nothing to keep
         model.freeze_stages(config.freeze_stages)
     model.to(run.device)
     if run.channels_last:
@@ -670,7 +670,7 @@ def _loaders(run: _Run, data: _Data) -> _Batches:
     dataset, seeds = data.train_set, None
     if config.synthesize == "sbi":  # the twins are made in the loader's workers, each batch from a seed of its own
         dataset = BlendedCrops(
-            data.train_set, face_ellipses(data.train_rows, run.size_px, data.margin), config.sbi_ratio, config.sbi_mouth
+            data.train_set, face_ellipses(data.train_rows, run.size_px, data.margin), config.sbi_ratio
         )
         seeds = synthesize
     loader = batch_loader(
