@@ -38,7 +38,7 @@ Configurations (``--configs``) are named entries of :data:`CONFIGS`: a preset an
 (:func:`unmask.training.config.make_config`); a candidate is one more entry.
 
     python benchmarks/realdata.py                                     # the default configuration, every view
-    python benchmarks/realdata.py --configs recipe,small-input --views all,no-th-fakes
+    python benchmarks/realdata.py --configs recipe,frozen-small --views all,no-th-fakes
     python benchmarks/realdata.py --prepared realdata/faces --jobs 2 --threads 1   # scripts/realdata.sh's folder
 """
 
@@ -290,8 +290,7 @@ def judge_once(run: Path, data: Path, out: Path, shortcut_per_video: int) -> dic
 
 
 def validation_families(run: Path, data: Path, scores: Path) -> dict:
-    """Video AUC on the validation split, per family (face swaps, talking heads) where both labels are
-    there, and the worst of them."""
+    """Video AUC on the validation split, per family (face swaps, talking heads) where both labels are there."""
     import pandas as pd
 
     from unmask.evaluation.evaluator import evaluate
@@ -306,7 +305,7 @@ def validation_families(run: Path, data: Path, scores: Path) -> dict:
         for name, v in videos.groupby(family)
         if v["label"].nunique() == 2
     }
-    return {**aucs, "worst": min(aucs.values()) if aucs else None}
+    return aucs
 
 
 def judged_rows(run: Path, data: Path, scores: Path, bootstrap: int) -> list[dict]:
@@ -394,14 +393,14 @@ def choices(results: list[dict]) -> str:
     validation split are 10 videos (4 real), too few to rank on."""
     lines = []
     for view in dict.fromkeys(r["view"] for r in results):
-        scored = [(r, _pick_score(r)) for r in results if r["view"] == view and _pick_score(r) is not None]
+        scored = [(r, r["val_auc"]) for r in results if r["view"] == view and r.get("val_auc") is not None]
         if scored:
             top = max(score for _, score in scored)
             best, score = min(
-                ((r, s) for r, s in scored if s >= top - TIE), key=lambda pair: pair[0].get("cpu_min") or 0.0
+                ((r, s) for r, s in scored if s >= top - TIE), key=lambda pair: pair[0].get("cpu_min") or float("inf")
             )
             families = ", ".join(
-                f"{k} {v:.2f}" for k, v in (best.get("val_families") or {}).items() if k != "worst" and v is not None
+                f"{k} {v:.2f}" for k, v in (best.get("val_families") or {}).items() if v is not None
             )
             lines.append(
                 f"- {view}: {best['config']} (validation {score:.3f}{f': {families}' if families else ''}; best of "
@@ -409,10 +408,6 @@ def choices(results: list[dict]) -> str:
                 f"{best.get('cpu_min') or 0:.1f})"
             )
     return "Chosen on the validation split:\n\n" + "\n".join(lines) if lines else ""
-
-
-def _pick_score(result: dict) -> float | None:
-    return result.get("val_auc")
 
 
 def parse_args() -> argparse.Namespace:
@@ -435,7 +430,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=1, help="configuration x view pairs trained at once")
     parser.add_argument("--threads", type=int, default=max(1, os.cpu_count() or 1))
     parser.add_argument(
-        "--table-only", action="store_true", help="the table of the pairs already measured; nothing is trained"
+        "--table-only",
+        action="store_true",
+        help="the table of the pairs already measured: nothing is prepared or trained (missing validation scores "
+        "are computed)",
     )
     args = parser.parse_args()
     args.prepared = args.prepared or args.work / "prepared"
@@ -445,6 +443,8 @@ def parse_args() -> argparse.Namespace:
         unknown = sorted(set(given) - set(known))
         if unknown:
             sys.exit(f"unknown {what}(s) {unknown}; choose from {', '.join(known)}")
+    if args.table_only and not (args.prepared / "manifest.parquet").is_file():
+        sys.exit(f"--table-only needs the prepared folder {args.prepared} (give --prepared)")
     if not (args.realdata / "videos.csv").is_file() and not (args.prepared / "manifest.parquet").is_file():
         sys.exit(f"{args.realdata}/videos.csv not found; pass --realdata (the folder of ../shared/realdata)")
     return args

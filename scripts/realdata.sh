@@ -2,7 +2,8 @@
 # Quick start on real footage: the realdata development set (183 real videos: benchmark face swaps
 # and talking heads) -> prepare -> train -> evaluate -> predict.
 # Usage: bash scripts/realdata.sh [REALDATA_DIR]   (default ../shared/realdata). Safe to run again:
-# finished steps are kept, an interrupted training resumes.
+# finished steps are kept, an interrupted training resumes (remove realdata/run to train afresh,
+# e.g. after the recipe below changed).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REALDATA="${1:-../shared/realdata}"

