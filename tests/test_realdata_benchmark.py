@@ -113,4 +113,27 @@ def test_the_validation_split_chooses_and_a_tie_goes_to_the_cheaper():
         {"config": "other", "view": "reals", "val_auc": 0.54, "cpu_min": 1.0},
     ]
     text = bench.choices(results)
-    assert "- all: cheap (validation 0.657: face swaps 0.40;" in text and "- reals: best (validation 0.600;" in text
+    assert "- all: cheap (validation 0.657: face swaps 0.40," in text and "- reals: best (validation 0.600," in text
+
+
+def test_a_tie_on_validation_and_cost_goes_to_self_blending_and_frozen_stages():
+    bench = _benchmark()
+    fakes_only = {"synthesize": "none", "freeze_stages": 0}
+    results = [
+        {"config": "data-fakes", "view": "all", "val_auc": 0.657, "cpu_min": 10.6, "settings": fakes_only},
+        {
+            "config": "frozen",
+            "view": "all",
+            "val_auc": 0.655,
+            "cpu_min": 10.9,
+            "settings": {"synthesize": "sbi", "freeze_stages": 3},
+        },
+        {"config": "tuned", "view": "all", "val_auc": 0.656, "cpu_min": 10.8, "settings": {"synthesize": "sbi"}},
+        {"config": "longer", "view": "all", "val_auc": 0.661, "cpu_min": 21.4, "settings": fakes_only},
+        # twice the cost is no tie: the cheaper wins whatever it trains on
+        {"config": "cheap", "view": "reals", "val_auc": 0.60, "cpu_min": 5.0, "settings": fakes_only},
+        {"config": "dear", "view": "reals", "val_auc": 0.60, "cpu_min": 10.0, "settings": {"synthesize": "sbi"}},
+    ]
+    text = bench.choices(results)
+    assert "- all: frozen (validation 0.655, 10.9 CPU minutes;" in text
+    assert "- reals: cheap (" in text
