@@ -413,10 +413,10 @@ def choices(results: list[dict]) -> str:
         best = max(level, key=lambda r: (prior(r), r["val_auc"]))
         families = ", ".join(f"{k} {v:.2f}" for k, v in (best.get("val_families") or {}).items() if v is not None)
         lines.append(
-            f"- {view}: {best['config']} (validation {best['val_auc']:.3f}{f': {families}' if families else ''}, "
-            f"{best.get('cpu_min') or 0:.1f} CPU minutes; best of {len(scored)} configurations {top:.3f}; "
-            f"within {TIE} of it {len(near)}, as cheap as the cheapest ({cheapest:.1f}, {COST_TIE:.0%} counted "
-            f"as equal) {len(level)}, then self-blended fakes and frozen stages first)"
+            f"- {view}: {best['config']}: validation {best['val_auc']:.3f}{f' ({families})' if families else ''}, "
+            f"{best.get('cpu_min') or 0:.1f} CPU minutes. The best validation of {len(scored)}: {top:.3f}; within "
+            f"{TIE} of it: {len(near)}; of those, as cheap as the cheapest ({cheapest:.1f} CPU minutes, "
+            f"{COST_TIE:.0%} counted as equal): {len(level)}; then self-blended fakes and frozen stages first"
         )
     return "Chosen on the validation split:\n\n" + "\n".join(lines) if lines else ""
 

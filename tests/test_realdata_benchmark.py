@@ -113,7 +113,7 @@ def test_the_validation_split_chooses_and_a_tie_goes_to_the_cheaper():
         {"config": "other", "view": "reals", "val_auc": 0.54, "cpu_min": 1.0},
     ]
     text = bench.choices(results)
-    assert "- all: cheap (validation 0.657: face swaps 0.40," in text and "- reals: best (validation 0.600," in text
+    assert "- all: cheap: validation 0.657 (face swaps 0.40)," in text and "- reals: best: validation 0.600," in text
 
 
 def test_a_tie_on_validation_and_cost_goes_to_self_blending_and_frozen_stages():
@@ -135,5 +135,5 @@ def test_a_tie_on_validation_and_cost_goes_to_self_blending_and_frozen_stages():
         {"config": "dear", "view": "reals", "val_auc": 0.60, "cpu_min": 10.0, "settings": {"synthesize": "sbi"}},
     ]
     text = bench.choices(results)
-    assert "- all: frozen (validation 0.655, 10.9 CPU minutes;" in text
-    assert "- reals: cheap (" in text
+    assert "- all: frozen: validation 0.655, 10.9 CPU minutes." in text
+    assert "- reals: cheap: " in text
