@@ -47,10 +47,11 @@ def ray_session(address: str | None = None):
     A connection already made by the caller (a notebook's, a test's) is used as it is and kept.
     """
     ray = import_ray()
+    host_port = _parse_address(address)  # a mistyped address is refused even beside a connection made before
     if ray.is_initialized():
         yield ray
         return
-    _check_reachable(address)
+    _check_reachable(address, host_port)
     try:
         ray.init(
             address=address,
@@ -73,16 +74,23 @@ def ray_session(address: str | None = None):
 CONNECT_TIMEOUT_S = 5.0  # a head node that does not accept a connection in this long counts as unreachable
 
 
-def _check_reachable(address: str | None) -> None:
-    """Fail in one line when ``HOST:PORT`` (or ``ray://HOST:PORT``) accepts no connection: Ray itself
-    retries such an address for minutes without a word."""
+def _parse_address(address: str | None) -> tuple[str, int] | None:
+    """``(host, port)`` of ``HOST:PORT`` or ``ray://HOST:PORT``; None for ``auto`` or no address."""
     if not address or address == "auto":
-        return
+        return None
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
         raise UnmaskError(f"--address {address!r} is not auto, HOST:PORT or ray://HOST:PORT")
+    return host.strip("[]"), int(port)
+
+
+def _check_reachable(address: str | None, host_port: tuple[str, int] | None) -> None:
+    """Fail in one line when ``host_port`` accepts no connection: Ray itself retries such an address
+    for minutes without a word."""
+    if host_port is None:
+        return
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+        socket.create_connection(host_port, timeout=CONNECT_TIMEOUT_S).close()
     except OSError as exc:
         raise UnmaskError(
             f"No Ray cluster answers at {address} ({exc.strerror or exc}); check the head node's address and "
